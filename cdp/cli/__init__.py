@@ -1,0 +1,1 @@
+"""The ``cdp`` command line: one module per subcommand, a tiny dispatcher in main.py."""

@@ -1,0 +1,58 @@
+"""Helpers every subcommand shares: sizes, output, exit codes, error reporting."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+from cdp.errors import CdpError, InvalidInputError, RemoteError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""The command ran and its result is negative (e.g. replica differs)."""
+EXIT_USAGE = 2
+"""Bad flags or input."""
+EXIT_REMOTE = 3
+"""The target could not be reached or answered with an error."""
+
+_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(flag: str, text: str) -> int:
+    """Bytes in '4096', '4k', '64KiB', '1M', '2GiB' (binary units)."""
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise InvalidInputError(flag, f"{text!r} is not a size like 4096, 64k, 1MiB or 2G")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+def emit_json(data: Any) -> None:
+    """Print one JSON object on one line (the last line of a --json run)."""
+    print(json.dumps(data, sort_keys=True), flush=True)
+
+
+def exit_code_of(exc: CdpError) -> int:
+    """Exit code for an error that ended a command."""
+    if isinstance(exc, RemoteError):
+        return EXIT_REMOTE
+    if isinstance(exc, InvalidInputError):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def fail(exc: CdpError) -> int:
+    """Report an error on stderr; return its exit code."""
+    print(f"cdp: error: {exc}", file=sys.stderr)
+    return exit_code_of(exc)
+
+
+def fmt_bytes(n: float) -> str:
+    """Human-readable bytes (decimal MB/GB, as rates are quoted)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

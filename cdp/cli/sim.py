@@ -1,0 +1,116 @@
+"""``cdp sim run``: a simulated protected host writing to a target.
+
+This and ``cdp demo`` are the only places cdp reaches into ``sim/``: the simulator is a
+test and demo tool, driven from the product's command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from typing import Any
+
+from cdp.cli import common
+from cdp.errors import InvalidInputError
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``sim run``."""
+    p = sub.add_parser("sim", help="simulated protected hosts (VAIO-style filter + workload)")
+    ssub = p.add_subparsers(dest="sim_command", required=True, metavar="SUBCOMMAND")
+    r = ssub.add_parser("run", help="run one simulated host with a workload against a target")
+    r.add_argument("--target", required=True, help="HOST:PORT of the target")
+    add_workload_args(r)
+    r.add_argument("--dir", help="folder for the source disks (default: a temporary folder)")
+    r.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    r.set_defaults(handler=run)
+
+
+def add_workload_args(p: argparse.ArgumentParser) -> None:
+    """Flags that describe the simulated host and its workload."""
+    p.add_argument("--group", default="sim-group", help="consistency group name")
+    p.add_argument("--vm", action="append", help="VM name (repeat for several; default sim-vm)")
+    p.add_argument("--disks", type=int, default=2, help="disks per VM")
+    p.add_argument("--disk-size", default="256MiB", help="capacity of each disk")
+    p.add_argument("--pattern", default="random", help="random, sequential, mixed or overwrite")
+    p.add_argument("--block-size", default="4k", help="write size, 512 B to 1 MiB, 512-aligned")
+    p.add_argument("--rate-mb", type=float, default=0.0, help="MB/s to write (0: as fast as possible)")
+    p.add_argument("--iops", type=float, default=0.0, help="writes per second (instead of --rate-mb)")
+    p.add_argument("--compressibility", type=float, default=0.5, help="0 (random) to 1 (zeros)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=10.0, help="how long to write")
+
+
+def build_parser_defaults(**overrides: Any) -> argparse.Namespace:
+    """The workload flags' defaults as parsed arguments, with ``overrides``."""
+    p = argparse.ArgumentParser()
+    add_workload_args(p)
+    args = p.parse_args([])
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return args
+
+
+def sim_config(args: argparse.Namespace, folder: str, default_vm: str) -> Any:
+    """A :class:`sim.runner.SimConfig` from the flags, validated."""
+    from sim.runner import SimConfig
+    from sim.workload import WorkloadSpec
+
+    if args.disks < 1 or args.disks > 60:
+        raise InvalidInputError("--disks", "must be 1..60")
+    if args.seconds <= 0:
+        raise InvalidInputError("--seconds", "must be positive")
+    workload = WorkloadSpec(
+        args.pattern, common.parse_size("--block-size", args.block_size), args.rate_mb,
+        args.iops, args.compressibility, args.seed,
+    ).validate()  # fmt: skip
+    disk_bytes = common.parse_size("--disk-size", args.disk_size)
+    if disk_bytes < workload.block_bytes or disk_bytes % 512:
+        raise InvalidInputError("--disk-size", "must be a multiple of 512 and hold one block")
+    return SimConfig(
+        target=args.target, folder=folder, group=args.group,
+        vms=tuple(args.vm or [default_vm]), disks_per_vm=args.disks, disk_bytes=disk_bytes,
+        workload=workload, seconds=args.seconds,
+    )  # fmt: skip
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run the host, print the figures."""
+    from sim import runner
+
+    with tempfile.TemporaryDirectory(prefix="cdp-sim-") as tmp:
+        config = sim_config(args, args.dir or tmp, "sim-vm")
+        result = await runner.run(config, None if args.json else live_line)
+    if args.json:
+        common.emit_json(result)
+    else:
+        print(file=sys.stderr)
+        print(summary(result))
+    return common.EXIT_OK
+
+
+def live_line(p: Any) -> None:
+    """One status line, rewritten in place on a terminal."""
+    from sim.runner import Progress
+
+    assert isinstance(p, Progress)
+    line = (
+        f"{p.elapsed_s:6.1f} s  writes {p.writes:>9,}  {p.bytes / max(p.elapsed_s, 1e-9) / 1e6:7.1f} MB/s"
+        f"  RPO {p.rpo_s:6.3f} s  acked seq {p.acked_seq:>9,}  "
+        f"buffer {common.fmt_bytes(p.buffer_bytes):>9}  {'linked' if p.connected else 'LINK DOWN'}"
+    )
+    end = "\r" if sys.stderr.isatty() else "\n"
+    if end == "\n" and int(p.elapsed_s * 10) % 10:
+        return  # once a second when not on a terminal
+    print(line, end=end, file=sys.stderr, flush=True)
+
+
+def summary(r: dict[str, Any]) -> str:
+    """The figures of a run, for people."""
+    return (
+        f"wrote {r['writes']:,} writes, {common.fmt_bytes(r['bytes'])} in {r['seconds']} s "
+        f"({r['mb_per_s']} MB/s, {r['writes_per_s']:,} writes/s)\n"
+        f"RPO p50 {r['rpo_p50_s']} s  p99 {r['rpo_p99_s']} s  max {r['rpo_max_s']} s; "
+        f"acked seq {r['acked_seq']:,}; drained in {r['drain_s']} s"
+    )

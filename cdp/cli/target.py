@@ -1,0 +1,62 @@
+"""``cdp target serve``: run a replication target until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from cdp.cli import common
+from cdp.errors import InvalidInputError
+from cdp.fsutil import write_atomic
+from cdp.rpc.server import start_server
+from cdp.store.rocksdb import RocksIndex
+from cdp.target import Target, TargetConfig
+
+log = logging.getLogger(__name__)
+DEFAULT_LISTEN = "127.0.0.1:7711"
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``target serve``."""
+    p = sub.add_parser("target", help="run the replication target")
+    tsub = p.add_subparsers(dest="target_command", required=True, metavar="SUBCOMMAND")
+    s = tsub.add_parser("serve", help="serve the journal API until SIGTERM or Ctrl-C")
+    s.add_argument("--data-dir", required=True, help="journal, index and replica VMs live here")
+    s.add_argument("--listen", default=DEFAULT_LISTEN, help="HOST:PORT; port 0 picks a free one")
+    s.add_argument(
+        "--history-window", type=float, default=0.0, metavar="SECONDS",
+        help="keep records this long in the journal before applying them to the base "
+        "replica (default 0: apply as soon as durable)",
+    )  # fmt: skip
+    s.add_argument("--ready-file", help="write {address, pid} as JSON here once serving")
+    s.set_defaults(handler=serve)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Run the target and its server until a signal."""
+    if args.history_window < 0:
+        return common.fail(InvalidInputError("--history-window", "cannot be negative"))
+    config = TargetConfig(os.path.abspath(args.data_dir), history_window_s=args.history_window)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Target(config, RocksIndex) as target:
+        server, port = await start_server(target, args.listen)
+        host = args.listen.rpartition(":")[0]
+        address = f"{host}:{port}"
+        if args.ready_file:
+            info = {"address": address, "pid": os.getpid()}
+            write_atomic(args.ready_file, json.dumps(info).encode())
+        print(f"cdp target: serving on {address}, data in {config.data_dir}", file=sys.stderr)
+        await stop.wait()
+        print("cdp target: stopping", file=sys.stderr)
+        await server.stop(grace=2.0)
+    print("cdp target: stopped cleanly", file=sys.stderr)
+    return common.EXIT_OK

@@ -1,0 +1,124 @@
+"""The error tree of cdp; every failure an operator can meet is one of these.
+
+::
+
+    CdpError
+    ├── InvalidInputError          bad field in a message, file or flag  (INVALID_ARGUMENT)
+    │   └── ConfigError            bad key in a config or plan file
+    ├── NotFoundError              unknown group, disk or VM             (NOT_FOUND)
+    ├── PreconditionError          state does not allow it               (FAILED_PRECONDITION)
+    │   ├── SeqGapError            a record's seq is not the next one
+    │   └── SessionError           unknown or superseded session
+    ├── SeqConflictError           known seq re-sent with other bytes    (ALREADY_EXISTS)
+    ├── ChecksumError              payload does not match its xxh3       (DATA_LOSS)
+    ├── JournalCorruptError        bad bytes found in a segment on disk  (DATA_LOSS)
+    ├── StorageFullError           journal or volume full                (RESOURCE_EXHAUSTED)
+    └── RemoteError                the peer answered with an error (client side)
+
+Each leaf carries structured fields and a hint for the operator. Foreign errors (grpc,
+rocksdict, OS) are translated into these once, at the boundary, with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+
+class CdpError(Exception):
+    """Base of every cdp error; ``hint`` says what the operator can do."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        if hint:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+
+class InvalidInputError(CdpError):
+    """An input from outside is malformed; ``field`` names the offending part."""
+
+    def __init__(self, field: str, message: str, *, hint: str = "") -> None:
+        super().__init__(f"{field}: {message}", hint=hint)
+        self.field = field
+
+
+class ConfigError(InvalidInputError):
+    """A config or plan file has a bad key or value."""
+
+
+class NotFoundError(CdpError):
+    """A named group, VM or disk does not exist at the target."""
+
+
+class PreconditionError(CdpError):
+    """The current state does not allow the request."""
+
+
+class SeqGapError(PreconditionError):
+    """A record's seq is not the next one the group expects."""
+
+    def __init__(self, group: str, expected: int, got: int) -> None:
+        super().__init__(
+            f"group {group!r}: records.seq: expected seq {expected}, got {got}",
+            hint="re-open the session and resume from its durable_seq + 1",
+        )
+        self.group, self.expected, self.got = group, expected, got
+
+
+class SessionError(PreconditionError):
+    """The session is unknown, closed, or superseded by a newer one."""
+
+
+class SeqConflictError(CdpError):
+    """A seq already durable was re-sent with a different checksum."""
+
+    def __init__(self, group: str, seq: int) -> None:
+        super().__init__(
+            f"group {group!r}: records.xxh3_64: seq {seq} is already durable "
+            "with different content",
+            hint="the source's journal diverged from the target's; resync the group",
+        )
+        self.group, self.seq = group, seq
+
+
+class ChecksumError(CdpError):
+    """A record's payload does not match its xxh3 checksum."""
+
+    def __init__(self, group: str, seq: int, detail: str = "") -> None:
+        more = f" ({detail})" if detail else ""
+        super().__init__(f"group {group!r}: records.xxh3_64: checksum mismatch at seq {seq}{more}")
+        self.group, self.seq = group, seq
+
+
+class JournalCorruptError(CdpError):
+    """Bytes of a journal segment on disk fail their checks."""
+
+    def __init__(self, path: str, offset: int, reason: str, seq: int | None = None) -> None:
+        at = f" seq {seq}" if seq is not None else ""
+        super().__init__(
+            f"journal segment {path} offset {offset}{at}: {reason}",
+            hint="the records from here on cannot be used; the group needs a resync",
+        )
+        self.path, self.offset, self.reason, self.seq = path, offset, reason, seq
+
+
+class StorageFullError(CdpError):
+    """The journal size limit or the volume under the data dir is full."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            f"{path}: {detail}",
+            hint="free space under the target's data dir; intake resumes by itself",
+        )
+        self.path = path
+
+
+class RemoteError(CdpError):
+    """The target answered a call with an error status (seen from the client)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code

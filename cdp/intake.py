@@ -1,0 +1,137 @@
+"""Validation of incoming batches, before anything is written.
+
+Checks every record of a batch against the group (disk known, offset and length
+aligned and within capacity, payload decompresses to the length, checksum matches, seq
+is the next one) and drops exact re-sends of durable records. Raises the first problem
+found, naming the field; a batch that fails changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cdp import codec
+from cdp.errors import (
+    ChecksumError,
+    InvalidInputError,
+    NotFoundError,
+    PreconditionError,
+    SeqConflictError,
+    SeqGapError,
+)
+from cdp.group import SECTOR
+from cdp.index import IndexEntry
+from cdp.record import MAX_WRITE_BYTES, Record
+
+DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 8 * 2**20
+DEFAULT_MAX_BATCH_RECORDS = 8192
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Largest batch the target accepts."""
+
+    max_payload_bytes: int = DEFAULT_MAX_BATCH_PAYLOAD_BYTES
+    max_records: int = DEFAULT_MAX_BATCH_RECORDS
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """What validation needs to know of a group."""
+
+    group: str
+    capacities: tuple[int, ...]
+    """Capacity in bytes of each disk, by group disk number."""
+    durable_seq: int
+    expected_seq: int
+    """Next seq the group accepts (durable or queued + 1)."""
+    lookup: Callable[[int], IndexEntry | None]
+
+
+def split_payload(lengths: list[int], payload: bytes) -> list[bytes]:
+    """Cut a batch payload into per-record frames, checking the sizes add up."""
+    total = sum(lengths)
+    if total != len(payload):
+        raise InvalidInputError(
+            "payload",
+            f"is {len(payload)} bytes but records' compressed_length_bytes add up to {total}",
+        )
+    view = memoryview(payload)
+    frames, pos = [], 0
+    for n in lengths:
+        frames.append(bytes(view[pos : pos + n]))
+        pos += n
+    return frames
+
+
+def check_limits(n_records: int, payload_bytes: int, limits: Limits) -> None:
+    """Reject a batch that is larger than the target accepts."""
+    if n_records > limits.max_records:
+        raise InvalidInputError(
+            "records", f"{n_records} records in one batch; the limit is {limits.max_records}"
+        )
+    if payload_bytes > limits.max_payload_bytes:
+        raise InvalidInputError(
+            "payload",
+            f"{payload_bytes} bytes in one batch; the limit is {limits.max_payload_bytes}",
+        )
+
+
+def validate(view: GroupView, records: list[Record]) -> list[Record]:
+    """Return the records to append (re-sent durable ones dropped), or raise."""
+    fresh: list[Record] = []
+    expect = view.expected_seq
+    for i, rec in enumerate(records):
+        _check_extent(view, i, rec)
+        _check_payload(view, rec)
+        if rec.seq < expect and not fresh:
+            _check_resent(view, i, rec)
+            continue
+        if rec.seq != expect:
+            raise SeqGapError(view.group, expect, rec.seq)
+        fresh.append(rec)
+        expect += 1
+    return fresh
+
+
+def _check_extent(view: GroupView, i: int, rec: Record) -> None:
+    where = f"records[{i}]"
+    if rec.disk >= len(view.capacities):
+        raise NotFoundError(
+            f"{where}.disk_index: group {view.group!r} has no disk {rec.disk} "
+            f"(it has {len(view.capacities)})"
+        )
+    if rec.offset % SECTOR:
+        raise InvalidInputError(f"{where}.offset_bytes", f"{rec.offset} is not a multiple of 512")
+    if rec.length <= 0 or rec.length % SECTOR or rec.length > MAX_WRITE_BYTES:
+        raise InvalidInputError(
+            f"{where}.length_bytes",
+            f"{rec.length} is not a positive multiple of 512 up to {MAX_WRITE_BYTES}",
+        )
+    cap = view.capacities[rec.disk]
+    if rec.offset + rec.length > cap:
+        raise InvalidInputError(
+            f"{where}.offset_bytes",
+            f"write {rec.offset}+{rec.length} ends past the disk's capacity {cap}",
+        )
+
+
+def _check_payload(view: GroupView, rec: Record) -> None:
+    data = codec.decompress(rec.frame, rec.length)
+    if codec.checksum(data) != rec.data_xxh3:
+        raise ChecksumError(view.group, rec.seq, "of the uncompressed bytes")
+
+
+def _check_resent(view: GroupView, i: int, rec: Record) -> None:
+    """A seq below the expected one: accept an exact re-send of a durable record."""
+    if rec.seq > view.durable_seq:
+        raise PreconditionError(f"records[{i}].seq: {rec.seq} was already received in this session")
+    known = view.lookup(rec.seq)
+    if known is None:
+        raise PreconditionError(
+            f"records[{i}].seq: {rec.seq} is older than the journal holds; "
+            f"resume from durable seq {view.durable_seq} + 1"
+        )
+    if known.data_xxh3 != rec.data_xxh3:
+        raise SeqConflictError(view.group, rec.seq)

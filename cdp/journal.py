@@ -1,0 +1,233 @@
+"""The journal of one consistency group: its segments, its durable point, its index.
+
+Invariants:
+- seqs in the journal are gap-free: segment k+1 starts right after segment k ends;
+- ``durable_seq`` only grows, and only after the bytes up to it were fdatasync'd;
+- the index never points past ``durable_seq`` (it is written after the sync), and it
+  is rebuilt from the segments on open when it lags.
+
+Appends and syncs come from one thread (the committer); reads and releases may come
+from another (the applier). The segment list is guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from cdp import naming
+from cdp.errors import JournalCorruptError
+from cdp.fsutil import fsync_dir
+from cdp.index import Index, IndexEntry
+from cdp.record import Record, encode
+from cdp.segment import Segment, scan
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEGMENT_BYTES = 64 * 2**20
+"""A segment is sealed and a new one started once it would grow past this."""
+
+
+@dataclass(frozen=True)
+class OpenReport:
+    """What :meth:`Journal.open` found on disk."""
+
+    segments: int
+    durable_seq: int
+    torn_bytes_cut: int
+    reindexed: int
+
+
+class Journal:
+    """Append-only, durable store of one group's write records."""
+
+    def __init__(
+        self, root: str, group: str, index: Index, segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    ) -> None:
+        self.dir = os.path.join(root, group)
+        self.group = group
+        self._index = index
+        self._segment_bytes = segment_bytes
+        self._segments: list[Segment] = []
+        self._lock = threading.Lock()
+        self._unsynced: list[list[IndexEntry]] = []
+        self.durable_seq = 0
+        self.durable_ns = 0
+        self.appended_seq = 0
+        """Highest seq appended (durable or not)."""
+
+    # -- open and recovery -------------------------------------------------------------
+
+    def open(self, floor_seq: int = 0) -> OpenReport:
+        """Load the segments, cut a torn tail, rebuild a lagging index.
+
+        ``floor_seq`` is the highest seq known applied to the replica (released
+        segments are gone, so the journal may start above 1). Raises
+        :class:`JournalCorruptError` when acknowledged records are missing or bad.
+        """
+        os.makedirs(self.dir, exist_ok=True)
+        firsts = sorted(
+            s for s in (naming.parse_segment(n) for n in os.listdir(self.dir)) if s is not None
+        )
+        cut = 0
+        for i, first in enumerate(firsts):
+            path = os.path.join(self.dir, naming.format_segment(first))
+            if i + 1 < len(firsts):
+                self._segments.append(
+                    Segment(path, first, os.path.getsize(path), firsts[i + 1] - 1)
+                )
+            else:
+                cut = self._open_last(path, first)
+        last = self._segments[-1].last_seq if self._segments else floor_seq
+        self.durable_seq = self.appended_seq = max(last, floor_seq)
+        reindexed = self._reconcile_index()
+        self.durable_ns = self._source_ns_of(self.durable_seq)
+        return OpenReport(len(self._segments), self.durable_seq, cut, reindexed)
+
+    def _open_last(self, path: str, first: int) -> int:
+        """Scan the newest segment, cut its torn tail; return the bytes cut."""
+        found = scan(path, first)
+        last = found.records[-1].header.seq if found.records else first - 1
+        seg = Segment(path, first, found.file_size, last)
+        if found.torn_bytes:
+            log.warning(
+                "group %s: cutting %d bytes after seq %d in %s (%s)",
+                self.group, found.torn_bytes, last, path, found.stop_reason,
+            )  # fmt: skip
+            seg.truncate(found.valid_end)
+        self._segments.append(seg)
+        return found.torn_bytes
+
+    def _reconcile_index(self) -> int:
+        """Re-index records the index lacks; fail if it knows records the disk lost."""
+        indexed = self._index.last_seq(self.group)
+        if indexed > self.durable_seq:
+            seg = self._segments[-1] if self._segments else None
+            raise JournalCorruptError(
+                seg.path if seg else self.dir, seg.size if seg else 0,
+                f"acknowledged records {self.durable_seq + 1}..{indexed} are missing or corrupt",
+                self.durable_seq + 1,
+            )  # fmt: skip
+        count = 0
+        for seg in self._segments:
+            if seg.last_seq <= indexed:
+                continue
+            for located in scan(seg.path, seg.first_seq).records:
+                h = located.header
+                if h.seq > indexed:
+                    entry = IndexEntry(
+                        h.seq, seg.first_seq, located.offset, h.source_ns, h.data_xxh3
+                    )
+                    self._index.put_batch(self.group, [entry])
+                    count += 1
+        return count
+
+    def _source_ns_of(self, seq: int) -> int:
+        entry = self._index.get(self.group, seq) if seq else None
+        return entry.source_ns if entry else 0
+
+    # -- the write side (committer thread) ---------------------------------------------
+
+    def append(self, records: list[Record]) -> None:
+        """Append a batch of consecutive records after ``appended_seq``; not yet durable."""
+        if not records:
+            return
+        assert records[0].seq == self.appended_seq + 1, (records[0].seq, self.appended_seq)
+        heads = [encode(r) for r in records]
+        size = sum(len(h) + len(r.frame) for h, r in zip(heads, records, strict=True))
+        seg = self._active_for(records[0].seq, size)
+        start = seg.append(records, heads)
+        entries, off = [], start
+        for rec, head in zip(records, heads, strict=True):
+            entries.append(IndexEntry(rec.seq, seg.first_seq, off, rec.source_ns, rec.data_xxh3))
+            off += len(head) + len(rec.frame)
+        self._unsynced.append(entries)
+        self.appended_seq = records[-1].seq
+
+    def _active_for(self, first_seq: int, size: int) -> Segment:
+        """The segment the next append goes to, rolling to a new one when full."""
+        active = self._segments[-1] if self._segments else None
+        if active is not None and (active.size == 0 or active.size + size <= self._segment_bytes):
+            return active
+        if active is not None:
+            active.sync()  # a sealed segment is fully durable before the next one starts
+        path = os.path.join(self.dir, naming.format_segment(first_seq))
+        seg = Segment(path, first_seq, 0, first_seq - 1)
+        fsync_dir(self.dir)
+        with self._lock:
+            self._segments.append(seg)
+        return seg
+
+    def sync(self) -> tuple[int, int]:
+        """Make every append durable, index it; return (durable_seq, its source_ns)."""
+        if not self._unsynced:
+            return self.durable_seq, self.durable_ns
+        self._segments[-1].sync()
+        for entries in self._unsynced:
+            self._index.put_batch(self.group, entries)
+        last = self._unsynced[-1][-1]
+        self._unsynced.clear()
+        self.durable_seq, self.durable_ns = last.seq, last.source_ns
+        return self.durable_seq, self.durable_ns
+
+    # -- the read side -----------------------------------------------------------------
+
+    def lookup(self, seq: int) -> IndexEntry | None:
+        """Index entry of a durable seq, if it is still in the journal."""
+        return self._index.get(self.group, seq)
+
+    def first_seq(self) -> int:
+        """Oldest seq still held in a segment (durable_seq + 1 when none is)."""
+        with self._lock:
+            return self._segments[0].first_seq if self._segments else self.durable_seq + 1
+
+    def read_range(self, first: int, last: int) -> Iterator[Record]:
+        """Yield verified durable records ``first..last`` in seq order."""
+        last = min(last, self.durable_seq)
+        seq = first
+        while seq <= last:
+            seg = self._segment_of(seq)
+            entry = self._index.get(self.group, seq)
+            if entry is None or entry.segment != seg.first_seq:
+                raise JournalCorruptError(seg.path, 0, "record missing from the index", seq)
+            upto = min(last, seg.last_seq)
+            yield from seg.iter_from(entry.offset, seq, upto)
+            seq = upto + 1
+
+    def _segment_of(self, seq: int) -> Segment:
+        with self._lock:
+            firsts = [s.first_seq for s in self._segments]
+            i = bisect.bisect_right(firsts, seq) - 1
+            if i < 0 or seq > self._segments[i].last_seq:
+                raise JournalCorruptError(self.dir, 0, "no segment holds this seq", seq)
+            return self._segments[i]
+
+    def release_upto(self, seq: int) -> int:
+        """Delete sealed segments whose records all have seq <= ``seq``; return bytes freed."""
+        freed = 0
+        with self._lock:
+            while len(self._segments) > 1 and self._segments[0].last_seq <= seq:
+                seg = self._segments.pop(0)
+                seg.close()
+                os.unlink(seg.path)
+                freed += seg.size
+                self._index.delete_upto(self.group, seg.last_seq)
+        if freed:
+            fsync_dir(self.dir)
+        return freed
+
+    def bytes_on_disk(self) -> int:
+        """Total size of the group's segments."""
+        with self._lock:
+            return sum(s.size for s in self._segments)
+
+    def close(self) -> None:
+        """Close every segment."""
+        with self._lock:
+            for seg in self._segments:
+                seg.close()
+            self._segments.clear()

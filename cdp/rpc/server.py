@@ -1,0 +1,206 @@
+"""The target's gRPC server: ReplicationService, health and reflection.
+
+Thin adapter: decode, call :class:`cdp.target.Target`, encode. Domain errors become
+gRPC status codes in exactly one place, :func:`status_of`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cdp import errors
+from cdp.committer import Ack
+from cdp.intake import check_limits
+from cdp.rpc import convert
+from cdp.target import PROTOCOL_VERSION, Target
+from cdp.v1 import replication_pb2 as pb
+from cdp.v1 import replication_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 2**20
+"""gRPC message cap; well above the batch limit so oversized batches get our own error."""
+MAX_QUEUED_BATCHES = 256
+"""Batches of one stream waiting for durability before the reader pauses."""
+
+_CODES: list[tuple[type[errors.CdpError], grpc.StatusCode]] = [
+    (errors.InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (errors.PreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.SeqConflictError, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.ChecksumError, grpc.StatusCode.DATA_LOSS),
+    (errors.JournalCorruptError, grpc.StatusCode.DATA_LOSS),
+    (errors.StorageFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+]
+
+
+def status_of(exc: errors.CdpError) -> grpc.StatusCode:
+    """The gRPC status code for a domain error."""
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+class ReplicationServicer(pb_grpc.ReplicationServiceServicer):
+    """cdp.v1.ReplicationService over a :class:`Target`."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    async def OpenSession(  # noqa: N802 - gRPC method name
+        self, request: pb.OpenSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.OpenSessionResponse:
+        """Handshake for one group."""
+        try:
+            if request.protocol_version != PROTOCOL_VERSION:
+                raise errors.PreconditionError(
+                    f"protocol_version: {request.protocol_version} is not supported; "
+                    f"this target speaks {PROTOCOL_VERSION}"
+                )
+            if not 0 < len(request.source_id) <= 128 or not request.source_id.isprintable():
+                raise errors.InvalidInputError("source_id", "must be 1-128 printable characters")
+            spec = convert.spec_from_pb(request.group_id, list(request.vms))
+            info = await self.target.open_session(
+                request.source_id, spec, request.oldest_held_seq, request.next_seq
+            )
+        except errors.CdpError as exc:
+            await context.abort(status_of(exc), str(exc))
+        return pb.OpenSessionResponse(
+            session_id=info.session_id, durable_seq=info.durable_seq,
+            durable_source_time_unix_ns=info.durable_source_ns,
+            resync_required=info.resync_required, resync_reason=info.resync_reason,
+            max_batch_payload_bytes=info.limits.max_payload_bytes,
+            max_batch_records=info.limits.max_records, window_bytes=info.window_bytes,
+        )  # fmt: skip
+
+    async def StreamJournal(  # noqa: N802 - gRPC method name
+        self,
+        request_iterator: AsyncIterator[pb.StreamJournalRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.StreamJournalResponse]:
+        """Take batches, answer with acks as they become durable."""
+        stream = _Stream(self.target)
+        reader = asyncio.ensure_future(stream.read(request_iterator))
+        try:
+            async for ack in stream.acks():
+                yield pb.StreamJournalResponse(
+                    durable_seq=ack.durable_seq,
+                    durable_source_time_unix_ns=ack.source_ns,
+                    window_bytes=self.target.config.window_bytes,
+                )
+        except errors.CdpError as exc:
+            await context.abort(status_of(exc), str(exc))
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            if stream.session:
+                self.target.end_session(stream.session)
+
+    async def GetStatus(  # noqa: N802 - gRPC method name
+        self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStatusResponse:
+        """Status of one group or all."""
+        try:
+            found = self.target.status(request.group_id)
+        except errors.CdpError as exc:
+            await context.abort(status_of(exc), str(exc))
+        return pb.GetStatusResponse(groups=[convert.status_to_pb(s) for s in found])
+
+
+class _Stream:
+    """One StreamJournal call: batches in, the newest ack out, the first error last."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.session = ""
+        self._room = asyncio.Semaphore(MAX_QUEUED_BATCHES)
+        self._changed = asyncio.Event()
+        self._latest: Ack | None = None
+        self._error: errors.CdpError | None = None
+        self._outstanding = 0
+        self._reading = True
+
+    async def read(self, requests: AsyncIterator[pb.StreamJournalRequest]) -> None:
+        """Validate and queue every batch until the source closes or one is bad."""
+        try:
+            async for req in requests:
+                if self.session and req.session_id != self.session:
+                    raise errors.SessionError("session_id: changed within one stream")
+                self.session = req.session_id
+                check_limits(len(req.records), len(req.payload), self.target.config.limits)
+                records = convert.records_from_pb(req)
+                await self._room.acquire()
+                try:
+                    fut = self.target.submit(req.session_id, records)
+                except BaseException:
+                    self._room.release()
+                    raise
+                self._outstanding += 1
+                fut.add_done_callback(self._durable)
+        except errors.CdpError as exc:
+            self._error = self._error or exc
+        finally:
+            self._reading = False
+            self._changed.set()
+
+    def _durable(self, fut: asyncio.Future[Ack]) -> None:
+        self._outstanding -= 1
+        self._room.release()
+        exc = fut.exception() if not fut.cancelled() else errors.CdpError("batch cancelled")
+        if exc is None:
+            ack = fut.result()
+            if self._latest is None or ack.durable_seq > self._latest.durable_seq:
+                self._latest = ack
+        elif self._error is None:
+            self._error = exc if isinstance(exc, errors.CdpError) else errors.CdpError(str(exc))
+        self._changed.set()
+
+    async def acks(self) -> AsyncIterator[Ack]:
+        """Yield the newest ack whenever it advances; raise the stream's error at the end."""
+        sent = -1
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            if self._latest is not None and self._latest.durable_seq > sent:
+                sent = self._latest.durable_seq
+                yield self._latest
+            if self._error is not None:
+                raise self._error
+            if not self._reading and self._outstanding == 0:
+                return
+
+
+async def start_server(target: Target, listen: str) -> tuple[grpc.aio.Server, int]:
+    """Start a server for ``target`` on ``listen`` (host:port, port 0 picks one)."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    pb_grpc.add_ReplicationServiceServicer_to_server(ReplicationServicer(target), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (
+        pb.DESCRIPTOR.services_by_name["ReplicationService"].full_name,
+        health.SERVICE_NAME,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise errors.InvalidInputError("listen", f"cannot listen on {listen}")
+    await server.start()
+    for name in ("", names[0]):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port

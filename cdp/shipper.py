@@ -1,0 +1,202 @@
+"""The shipper: streams a source buffer to the target, resuming after any disconnect.
+
+One session at a time: handshake (learn the durable seq), drop what is already
+durable, then send batches from durable + 1 while the send window allows, and release
+records as acks arrive. Every unacked record stays in the buffer, so after a reconnect
+the shipper simply starts again from the new durable seq. Transient failures
+(target down, stream cut, disk full at the target) back off and retry; errors that a
+retry cannot fix (bad input, resync required) end :meth:`Shipper.run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from cdp.buffer import SourceBuffer
+from cdp.errors import CdpError, PreconditionError, RemoteError
+from cdp.group import GroupSpec
+from cdp.record import Record
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_BYTES = 1 * 2**20
+"""Compressed payload bytes per batch message the shipper aims for."""
+DEFAULT_LINGER_S = 0.002
+"""How long a small batch waits for more writes before it is sent."""
+RETRYABLE = {"UNAVAILABLE", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "CANCELLED",
+             "DEADLINE_EXCEEDED", "ABORTED", "INTERNAL", "UNKNOWN"}  # fmt: skip
+"""gRPC codes after which the shipper reconnects; any other code ends the run."""
+
+
+class ResyncRequiredError(PreconditionError):
+    """The target cannot continue the journal from what this source holds."""
+
+
+@dataclass(frozen=True)
+class SessionReply:
+    """The target's handshake answer, as the shipper needs it."""
+
+    session_id: str
+    durable_seq: int
+    durable_ns: int
+    resync_required: bool
+    resync_reason: str
+    max_payload_bytes: int
+    max_records: int
+    window_bytes: int
+
+
+@dataclass(frozen=True)
+class AckReply:
+    """One ack from the target."""
+
+    durable_seq: int
+    durable_ns: int
+    window_bytes: int
+
+
+class JournalStream(Protocol):
+    """One open StreamJournal call."""
+
+    async def send(self, records: list[Record]) -> None:
+        """Send one batch."""
+
+    async def recv(self) -> AckReply | None:
+        """Next ack; None when the target closed the stream cleanly."""
+
+    def cancel(self) -> None:
+        """Abandon the call."""
+
+
+class Transport(Protocol):
+    """How the shipper talks to a target (the seam tests may wrap)."""
+
+    async def open_session(
+        self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int
+    ) -> SessionReply:
+        """Handshake."""
+
+    def stream(self, session_id: str) -> JournalStream:
+        """Open a journal stream for a session."""
+
+
+@dataclass(frozen=True)
+class ShipperConfig:
+    """Tuning of a shipper."""
+
+    source_id: str
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    linger_s: float = DEFAULT_LINGER_S
+    reconnect_min_s: float = 0.05
+    reconnect_max_s: float = 2.0
+
+
+class Shipper:
+    """Ships one group's buffer to one target."""
+
+    def __init__(
+        self, spec: GroupSpec, buffer: SourceBuffer, transport: Transport, config: ShipperConfig
+    ) -> None:
+        self.spec = spec
+        self.buffer = buffer
+        self.transport = transport
+        self.config = config
+        self.sessions = 0
+        self.batches_sent = 0
+        self.connected = False
+        self.last_error: CdpError | None = None
+
+    async def run(self) -> None:
+        """Ship until cancelled; reconnect with backoff after transient failures."""
+        delay = self.config.reconnect_min_s
+        while True:
+            started = time.monotonic()
+            try:
+                await self.ship_session()
+            except RemoteError as exc:
+                if exc.code not in RETRYABLE:
+                    raise
+                self.last_error = exc
+                log.warning("shipper %s: %s; reconnecting", self.config.source_id, exc)
+            finally:
+                self.connected = False
+            if time.monotonic() - started > 5 * delay:
+                delay = self.config.reconnect_min_s
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.config.reconnect_max_s)
+
+    async def ship_session(self) -> None:
+        """One session: handshake, then stream until the stream fails."""
+        buf = self.buffer
+        reply = await self.transport.open_session(
+            self.config.source_id, self.spec, buf.oldest_seq(), buf.next_seq
+        )
+        if reply.resync_required:
+            raise ResyncRequiredError(f"group {self.spec.group_id!r}: {reply.resync_reason}")
+        self.sessions += 1
+        buf.ack(reply.durable_seq, reply.durable_ns)
+        stream = self.transport.stream(reply.session_id)
+        self.connected = True
+        inflight: collections.deque[tuple[int, int]] = collections.deque()
+        window = [reply.window_bytes]
+        receiver = asyncio.ensure_future(self._receive(stream, inflight, window))
+        try:
+            await self._send_loop(stream, reply, inflight, window, receiver)
+        finally:
+            receiver.cancel()
+            stream.cancel()
+
+    async def _send_loop(
+        self,
+        stream: JournalStream,
+        reply: SessionReply,
+        inflight: collections.deque[tuple[int, int]],
+        window: list[int],
+        receiver: asyncio.Future[None],
+    ) -> None:
+        buf = self.buffer
+        send_seq = reply.durable_seq + 1
+        max_bytes = min(self.config.batch_bytes, reply.max_payload_bytes)
+        while True:
+            if receiver.done():
+                receiver.result()  # raises the stream's error
+                raise RemoteError("UNAVAILABLE", "target closed the journal stream")
+            send_seq = max(send_seq, buf.acked_seq + 1)
+            batch = buf.take(send_seq, reply.max_records, max_bytes)
+            if batch and sum(n for _, n in inflight) < window[0]:
+                if sum(len(r.frame) for r in batch) < max_bytes // 4 and self.config.linger_s:
+                    await asyncio.sleep(self.config.linger_s)
+                    batch = buf.take(send_seq, reply.max_records, max_bytes)
+                await stream.send(batch)
+                self.batches_sent += 1
+                inflight.append((batch[-1].seq, sum(len(r.frame) for r in batch)))
+                send_seq = batch[-1].seq + 1
+                continue
+            buf.changed.clear()
+            waiter = asyncio.ensure_future(buf.changed.wait())
+            await asyncio.wait([waiter, receiver], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+
+    async def _receive(
+        self,
+        stream: JournalStream,
+        inflight: collections.deque[tuple[int, int]],
+        window: list[int],
+    ) -> None:
+        """Apply acks to the buffer until the stream ends."""
+        while (ack := await stream.recv()) is not None:
+            self.buffer.ack(ack.durable_seq, ack.durable_ns)
+            window[0] = ack.window_bytes
+            while inflight and inflight[0][0] <= ack.durable_seq:
+                inflight.popleft()
+
+    async def drain(self, poll_s: float = 0.01) -> None:
+        """Wait until every appended record is acked."""
+        while len(self.buffer):
+            await asyncio.sleep(poll_s)
+

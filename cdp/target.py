@@ -1,0 +1,365 @@
+"""The replication target: groups, sessions, intake, group commit and apply.
+
+``async with Target(config) as target`` opens the index and every known group, starts
+their committers and apply loops, and on exit drains and closes them. The RPC edge
+(``cdp/rpc/server.py``) calls :meth:`Target.open_session`, :meth:`Target.submit` and
+:meth:`Target.status`; nothing here knows about grpc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from cdp import intake
+from cdp.applier import Applier
+from cdp.committer import Ack, Committer
+from cdp.errors import CdpError, JournalCorruptError, NotFoundError, PreconditionError, SessionError
+from cdp.group import GroupSpec, validate_group
+from cdp.index import Index
+from cdp.journal import DEFAULT_SEGMENT_BYTES, Journal
+from cdp.record import Record
+from cdp.replica import ReplicaSet
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+DEFAULT_WINDOW_BYTES = 64 * 2**20
+"""Send-window credit given to each source: payload bytes in flight, unacked."""
+DEFAULT_APPLY_IDLE_S = 0.02
+"""How long an apply loop sleeps when there is nothing to apply."""
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """Settings of a target; every path is under ``data_dir``."""
+
+    data_dir: str
+    history_window_s: float = 0.0
+    """How long records stay in the journal before they are applied to the base."""
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    limits: intake.Limits = field(default_factory=intake.Limits)
+    window_bytes: int = DEFAULT_WINDOW_BYTES
+    apply_idle_s: float = DEFAULT_APPLY_IDLE_S
+
+    @property
+    def journal_dir(self) -> str:
+        """Folder of the journals, one sub-folder per group."""
+        return os.path.join(self.data_dir, "journal")
+
+    @property
+    def replica_dir(self) -> str:
+        """The recovery datastore folder: one sub-folder per replica VM."""
+        return os.path.join(self.data_dir, "replicas")
+
+    @property
+    def index_dir(self) -> str:
+        """The RocksDB index."""
+        return os.path.join(self.data_dir, "index")
+
+
+class GroupState:
+    """Replication states of a group, as the status call reports them."""
+
+    REPLICATING = "replicating"
+    DISCONNECTED = "disconnected"
+    RESYNC_REQUIRED = "resync_required"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """The target's answer to a handshake."""
+
+    session_id: str
+    durable_seq: int
+    durable_source_ns: int
+    resync_required: bool
+    resync_reason: str
+    limits: intake.Limits
+    window_bytes: int
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """A snapshot of one group's replication state."""
+
+    spec: GroupSpec
+    state: str
+    source_id: str
+    durable_seq: int
+    durable_source_ns: int
+    applied_seq: int
+    lag_s: float
+    journal_bytes: int
+    received_bytes: int
+    error: str
+
+
+class ReplicatedGroup:
+    """The target-side state of one consistency group."""
+
+    def __init__(self, spec: GroupSpec, config: TargetConfig, index: Index) -> None:
+        self.spec = spec
+        self.capacities = tuple(d.spec.capacity_bytes for d in spec.disks())
+        self.journal = Journal(config.journal_dir, spec.group_id, index, config.segment_bytes)
+        self.committer = Committer(self.journal)
+        self.replica = ReplicaSet(config.replica_dir, spec)
+        self.applier = Applier(self.journal, self.replica, index, config.history_window_s)
+        self.session_id = ""
+        self.source_id = ""
+        self.expected_seq = 1
+        self.state = GroupState.DISCONNECTED
+        self.error: CdpError | None = None
+        self.received_bytes = 0
+        self.pending: set[asyncio.Future[Ack]] = set()
+
+    def open(self) -> None:
+        """Recover the journal from disk; a corrupt journal puts the group in ERROR."""
+        try:
+            report = self.journal.open(floor_seq=self.applier.applied_seq)
+        except JournalCorruptError as exc:
+            log.error("group %s: %s", self.spec.group_id, exc)
+            self.fail(exc)
+            return
+        self.expected_seq = self.journal.durable_seq + 1
+        log.info("group %s: journal open: %s", self.spec.group_id, report)
+
+    def fail(self, exc: CdpError) -> None:
+        """Stop the group: no intake, no apply, until an operator acts."""
+        self.state, self.error = GroupState.ERROR, exc
+
+    def check_usable(self) -> None:
+        """Raise the group's error if it is in ERROR."""
+        if self.error is not None:
+            raise self.error
+
+    async def quiesce(self) -> None:
+        """Wait until every queued batch is durable or failed."""
+        if self.pending:
+            await asyncio.wait(set(self.pending))
+
+
+class Target:
+    """The replication target of one data dir."""
+
+    def __init__(self, config: TargetConfig, index_factory: Callable[[str], Index]) -> None:
+        self.config = config
+        self._index_factory = index_factory
+        self.index: Index | None = None
+        self.groups: dict[str, ReplicatedGroup] = {}
+        self._sessions: dict[str, str] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+        self._stop = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Target:
+        for d in (self.config.journal_dir, self.config.replica_dir, self.config.index_dir):
+            os.makedirs(d, exist_ok=True)
+        self.index = await asyncio.to_thread(self._index_factory, self.config.index_dir)
+        for spec in self._stored_specs():
+            await asyncio.to_thread(self._start_group, spec)
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        for group in self.groups.values():
+            self._tasks.create_task(self._apply_loop(group))
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for group in self.groups.values():
+            await group.quiesce()
+            group.committer.stop()
+        self._stop.set()
+        if self._tasks is not None:
+            await self._tasks.__aexit__(et, e, tb)
+        for group in self.groups.values():
+            group.replica.close()
+            group.journal.close()
+        if self.index is not None:
+            self.index.close()
+
+    def _stored_specs(self) -> list[GroupSpec]:
+        assert self.index is not None
+        raw = self.index.get_meta("groups")
+        names: list[str] = json.loads(raw) if raw else []
+        specs = []
+        for name in names:
+            data = self.index.get_meta(f"group/{name}")
+            assert data is not None, name
+            specs.append(GroupSpec.from_json(json.loads(data)))
+        return specs
+
+    def _start_group(self, spec: GroupSpec) -> ReplicatedGroup:
+        assert self.index is not None
+        group = ReplicatedGroup(spec, self.config, self.index)
+        group.open()
+        group.committer.start()
+        self.groups[spec.group_id] = group
+        return group
+
+    def _register_group(self, spec: GroupSpec) -> ReplicatedGroup:
+        """Persist a new group's spec and start it."""
+        assert self.index is not None
+        for other in self.groups.values():
+            clash = {vm.vm_id for vm in other.spec.vms} & {vm.vm_id for vm in spec.vms}
+            if clash:
+                raise PreconditionError(
+                    f"vms: VM {sorted(clash)[0]!r} is already protected in group "
+                    f"{other.spec.group_id!r}"
+                )
+        self.index.put_meta(f"group/{spec.group_id}", json.dumps(spec.to_json()).encode())
+        names = sorted([*self.groups, spec.group_id])
+        self.index.put_meta("groups", json.dumps(names).encode())
+        return self._start_group(spec)
+
+    async def _apply_loop(self, group: ReplicatedGroup) -> None:
+        """Apply forever; the step is :meth:`Applier.apply_once`."""
+        while not self._stop.is_set():
+            if group.error is not None:
+                await self._idle(1.0)
+                continue
+            try:
+                n = await asyncio.to_thread(group.applier.apply_once)
+            except CdpError as exc:  # top of a background loop: the group stops, loudly
+                log.error("group %s: apply stopped: %s", group.spec.group_id, exc)
+                group.fail(exc)
+                continue
+            if n == 0:
+                await self._idle(self.config.apply_idle_s)
+
+    async def _idle(self, seconds: float) -> None:
+        """Sleep, but wake at once when the target stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    # -- the RPC-facing operations -------------------------------------------------------
+
+    async def open_session(
+        self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int
+    ) -> SessionInfo:
+        """Handshake: register or check the group, supersede old sessions, say where to resume."""
+        validate_group(spec)
+        group = self.groups.get(spec.group_id)
+        if group is None:
+            group = await asyncio.to_thread(self._register_group, spec)
+            assert self._tasks is not None
+            self._tasks.create_task(self._apply_loop(group))
+        elif group.spec != spec:
+            raise PreconditionError(
+                f"vms: group {spec.group_id!r} was protected with other VMs or disks "
+                f"({_describe(group.spec)}); got {_describe(spec)}"
+            )
+        group.check_usable()
+        self._sessions.pop(group.session_id, None)
+        group.session_id = ""
+        await group.quiesce()
+        durable = group.journal.durable_seq
+        group.expected_seq = durable + 1
+        reason = _resync_reason(durable, oldest_held_seq, next_seq)
+        session_id = uuid.uuid4().hex
+        group.session_id, group.source_id = session_id, source_id
+        group.state = GroupState.RESYNC_REQUIRED if reason else GroupState.REPLICATING
+        self._sessions[session_id] = spec.group_id
+        log.info(
+            "group %s: session %s from %s at seq %d", spec.group_id, session_id, source_id, durable
+        )
+        return SessionInfo(
+            session_id, durable, group.journal.durable_ns, bool(reason), reason,
+            self.config.limits, self.config.window_bytes,
+        )  # fmt: skip
+
+    def group_of_session(self, session_id: str) -> ReplicatedGroup:
+        """The group a live session writes to; raise if the session is not live."""
+        name = self._sessions.get(session_id)
+        if name is None:
+            raise SessionError(
+                f"session_id: {session_id!r} is unknown or superseded",
+                hint="call OpenSession again and resume from its durable_seq",
+            )
+        return self.groups[name]
+
+    def submit(self, session_id: str, records: list[Record]) -> asyncio.Future[Ack]:
+        """Validate a batch and queue it for group commit; the future resolves on durability."""
+        group = self.group_of_session(session_id)
+        group.check_usable()
+        if group.state == GroupState.RESYNC_REQUIRED:
+            raise PreconditionError("session_id: the group needs a resync before journaling")
+        view = intake.GroupView(
+            group.spec.group_id, group.capacities, group.journal.durable_seq,
+            group.expected_seq, group.journal.lookup,
+        )  # fmt: skip
+        fresh = intake.validate(view, records)
+        fut = asyncio.wrap_future(group.committer.submit(fresh))
+        group.expected_seq += len(fresh)
+        group.received_bytes += sum(r.length for r in fresh)
+        group.pending.add(fut)
+        fut.add_done_callback(group.pending.discard)
+        return fut
+
+    def end_session(self, session_id: str) -> None:
+        """A source went away: its group is disconnected until the next handshake."""
+        name = self._sessions.pop(session_id, None)
+        group = self.groups.get(name) if name else None
+        if group is not None and group.session_id == session_id:
+            group.session_id = ""
+            if group.state == GroupState.REPLICATING:
+                group.state = GroupState.DISCONNECTED
+
+    def status(self, group_id: str = "") -> list[GroupStatus]:
+        """A snapshot of one group (or all, for an empty id), sorted by group id."""
+        if group_id and group_id not in self.groups:
+            raise NotFoundError(f"group_id: no group {group_id!r} at this target")
+        names = [group_id] if group_id else sorted(self.groups)
+        now = time.time_ns()
+        out = []
+        for name in names:
+            g = self.groups[name]
+            ns = g.journal.durable_ns
+            out.append(
+                GroupStatus(
+                    g.spec,
+                    g.state,
+                    g.source_id,
+                    g.journal.durable_seq,
+                    ns,
+                    g.applier.applied_seq,
+                    (now - ns) / 1e9 if ns else 0.0,
+                    g.journal.bytes_on_disk(),
+                    g.received_bytes,
+                    str(g.error) if g.error else "",
+                )  # fmt: skip
+            )
+        return out
+
+
+def _resync_reason(durable: int, oldest_held_seq: int, next_seq: int) -> str:
+    """Why the journal cannot continue from what the source holds; "" if it can."""
+    if oldest_held_seq and durable + 1 < oldest_held_seq:
+        return (
+            f"target is durable to seq {durable} but the source holds records "
+            f"from seq {oldest_held_seq} on; seqs in between are lost"
+        )
+    if next_seq and durable >= next_seq:
+        return (
+            f"target is durable to seq {durable} but the source's next seq is {next_seq}; "
+            "the source lost its journal state"
+        )
+    return ""
+
+
+def _describe(spec: GroupSpec) -> str:
+    return ", ".join(
+        f"{vm.vm_id}[" + ",".join(f"{d.disk_id}:{d.capacity_bytes}" for d in vm.disks) + "]"
+        for vm in spec.vms
+    )

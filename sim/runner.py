@@ -1,0 +1,183 @@
+"""Run a simulated protected host against a target and measure what it saw.
+
+Used by ``cdp sim run``, ``cdp demo`` and ``bench/``. One host, one consistency group
+holding all its VMs, one shipper. RPO is sampled every 100 ms from the source's view
+(its buffer and the acks it got), which is what DESIGN.md defines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdp.buffer import DEFAULT_BUFFER_BYTES, SourceBuffer
+from cdp.rpc.client import ReplicationClient
+from cdp.rpo import SAMPLE_INTERVAL_S, RpoSeries, rpo_seconds
+from cdp.shipper import Shipper, ShipperConfig
+from sim.filter import ReplicationFilter
+from sim.vm import SimHost, SimVM
+from sim.workload import Workload, WorkloadSpec
+
+DEFAULT_DRAIN_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulated host run."""
+
+    target: str
+    folder: str
+    """Where the source VMs' disks live (``<folder>/<vm>/<vm>_<n>.vmdk``)."""
+    group: str = "demo-group"
+    vms: tuple[str, ...] = ("demo-vm",)
+    disks_per_vm: int = 2
+    disk_bytes: int = 256 * 2**20
+    workload: WorkloadSpec = field(default_factory=WorkloadSpec)
+    seconds: float = 10.0
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
+    source_id: str = "sim-host-1"
+    drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
+
+
+@dataclass
+class Progress:
+    """A live reading while a run goes on."""
+
+    elapsed_s: float
+    writes: int
+    bytes: int
+    acked_seq: int
+    rpo_s: float
+    buffer_bytes: int
+    connected: bool
+
+
+def build_host(config: SimConfig) -> SimHost:
+    """The host with its VMs and blank disks."""
+    vms = [SimVM(config.folder, vm, [config.disk_bytes] * config.disks_per_vm) for vm in config.vms]
+    return SimHost(config.source_id, vms)
+
+
+async def run(
+    config: SimConfig, on_progress: Callable[[Progress], None] | None = None
+) -> dict[str, Any]:
+    """Write for ``config.seconds``, drain, and return the figures of the run."""
+    host = build_host(config)
+    spec = host.group_spec(config.group)
+    buffer = SourceBuffer(config.buffer_bytes)
+    for vm in host.vms:
+        vm.attach(ReplicationFilter(buffer, host.disk_numbers()))
+    client = ReplicationClient(config.target)
+    shipper = Shipper(spec, buffer, client, ShipperConfig(config.source_id))
+    series = RpoSeries()
+    cpu0 = _cpu_s()
+    ship = asyncio.ensure_future(shipper.run())
+    t0 = time.monotonic()
+    counters = {"writes": 0, "bytes": 0}
+
+    def reading() -> Progress:
+        now = time.time_ns()
+        rpo = rpo_seconds(now, len(buffer), buffer.acked_ns, buffer.oldest_ns())
+        return Progress(
+            time.monotonic() - t0, counters["writes"], counters["bytes"], buffer.acked_seq,
+            rpo, buffer.bytes_held, shipper.connected,
+        )  # fmt: skip
+
+    sampler = asyncio.ensure_future(_sample(reading, series, on_progress))
+    try:
+        await _drive(host, config, counters, ship)
+        write_s = time.monotonic() - t0
+        drain_start = time.monotonic()
+        await _wait_drained(shipper, ship, config.drain_timeout_s)
+        drain_s = time.monotonic() - drain_start
+    finally:
+        sampler.cancel()
+        ship.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await ship
+        await client.close()
+        host.close()
+    cpu_s = _cpu_s() - cpu0
+    return {
+        "writes": counters["writes"],
+        "bytes": counters["bytes"],
+        "acked_seq": buffer.acked_seq,
+        "seconds": round(write_s, 3),
+        "mb_per_s": round(counters["bytes"] / write_s / 1e6, 2),
+        "writes_per_s": round(counters["writes"] / write_s, 1),
+        "drain_s": round(drain_s, 3),
+        "sessions": shipper.sessions,
+        "batches": shipper.batches_sent,
+        "source_cpu_s": round(cpu_s, 3),
+        "source_cpu_s_per_gb": round(cpu_s / max(counters["bytes"], 1) * 1e9, 3),
+        **{k: round(v, 4) for k, v in series.summary().items()},
+        "rpo_samples": len(series.samples),
+        "disks": [
+            {"vm": vm.vm_id, "disk": n, "vmdk": d.descriptor_path}
+            for vm in host.vms
+            for n, d in enumerate(vm.disks)
+        ],
+        "group": config.group,
+    }
+
+
+async def _drive(
+    host: SimHost, config: SimConfig, counters: dict[str, int], ship: asyncio.Future[None]
+) -> None:
+    """Issue the workload's writes at its rate for ``config.seconds``."""
+    vm_disks = [(vm, n) for vm in host.vms for n in range(len(vm.disks))]
+    workload = Workload(config.workload, [config.disk_bytes] * len(vm_disks))
+    rate = config.workload.writes_per_s()
+    t0 = time.monotonic()
+    while (elapsed := time.monotonic() - t0) < config.seconds:
+        if ship.done():
+            ship.result()  # a shipper that stopped for good ends the run with its error
+        due = int(rate * elapsed) + 1 if rate else counters["writes"] + 256
+        while counters["writes"] < due:
+            disk, offset, data = workload.next_write()
+            vm, n = vm_disks[disk]
+            await vm.write(n, offset, data)
+            counters["writes"] += 1
+            counters["bytes"] += len(data)
+            if counters["writes"] % 256 == 0:
+                break
+        await asyncio.sleep(0.001 if rate else 0)
+
+
+async def _wait_drained(shipper: Shipper, ship: asyncio.Future[None], timeout_s: float) -> None:
+    drain = asyncio.ensure_future(shipper.drain())
+    done, _ = await asyncio.wait([drain, ship], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    drain.cancel()
+    if ship in done:
+        ship.result()
+    if drain not in done:
+        raise TimeoutError(
+            f"{len(shipper.buffer)} writes still unacked after {timeout_s:.0f} s of draining"
+        )
+
+
+async def _sample(
+    reading: Callable[[], Progress], series: RpoSeries, on_progress: Callable[[Progress], None] | None
+) -> None:
+    while True:
+        await asyncio.sleep(SAMPLE_INTERVAL_S)
+        now = reading()
+        series.add(now.elapsed_s, now.rpo_s)
+        if on_progress is not None:
+            on_progress(now)
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def source_paths(folder: str, vm_id: str) -> str:
+    """The folder of one source VM."""
+    return os.path.join(folder, vm_id)

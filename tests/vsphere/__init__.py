@@ -1,0 +1,1 @@
+"""vSphere API tests against the vcsim simulator (see deploy/vcsim)."""
