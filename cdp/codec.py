@@ -19,7 +19,7 @@ def checksum(data: bytes | memoryview) -> int:
 
 def compress(data: bytes | memoryview) -> bytes:
     """One lz4 frame with the content size stored, fastest level."""
-    return lz4.frame.compress(data, store_size=True)
+    return bytes(lz4.frame.compress(data, store_size=True))
 
 
 def decompress(frame: bytes | memoryview, length: int) -> bytes:
@@ -31,7 +31,7 @@ def decompress(frame: bytes | memoryview, length: int) -> bytes:
                 raise InvalidInputError(
                     "payload", f"lz4 frame holds {stored} bytes, record says {length}"
                 )
-            data: bytes = lz4.frame.decompress(frame)
+            data = bytes(lz4.frame.decompress(frame))
         else:
             data = _decompress_bounded(frame, length)
     except RuntimeError as exc:  # python-lz4 reports bad frames as RuntimeError
@@ -46,7 +46,7 @@ def decompress(frame: bytes | memoryview, length: int) -> bytes:
 def _decompress_bounded(frame: bytes | memoryview, length: int) -> bytes:
     """Decompress a frame without a stored size, reading at most ``length + 1`` bytes."""
     decoder = lz4.frame.LZ4FrameDecompressor()
-    data: bytes = decoder.decompress(frame, max_length=length + 1)
+    data = bytes(decoder.decompress(frame, max_length=length + 1))
     if not decoder.eof:
         raise InvalidInputError("payload", "lz4 frame is truncated or longer than the record")
     return data

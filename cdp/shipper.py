@@ -15,7 +15,7 @@ import collections
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cdp.buffer import SourceBuffer
 from cdp.errors import CdpError, PreconditionError, RemoteError
@@ -178,7 +178,7 @@ class Shipper:
                 send_seq = batch[-1].seq + 1
                 continue
             buf.changed.clear()
-            waiter = asyncio.ensure_future(buf.changed.wait())
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(buf.changed.wait())
             await asyncio.wait([waiter, receiver], return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
 
@@ -199,4 +199,3 @@ class Shipper:
         """Wait until every appended record is acked."""
         while len(self.buffer):
             await asyncio.sleep(poll_s)
-

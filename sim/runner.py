@@ -152,7 +152,9 @@ async def _drive(
 
 async def _wait_drained(shipper: Shipper, ship: asyncio.Future[None], timeout_s: float) -> None:
     drain = asyncio.ensure_future(shipper.drain())
-    done, _ = await asyncio.wait([drain, ship], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait(
+        [drain, ship], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+    )
     drain.cancel()
     if ship in done:
         ship.result()
@@ -163,7 +165,9 @@ async def _wait_drained(shipper: Shipper, ship: asyncio.Future[None], timeout_s:
 
 
 async def _sample(
-    reading: Callable[[], Progress], series: RpoSeries, on_progress: Callable[[Progress], None] | None
+    reading: Callable[[], Progress],
+    series: RpoSeries,
+    on_progress: Callable[[Progress], None] | None,
 ) -> None:
     while True:
         await asyncio.sleep(SAMPLE_INTERVAL_S)

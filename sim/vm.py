@@ -25,7 +25,9 @@ class SimVM:
 
     def spec(self) -> VmSpec:
         """The VM as a group declares it."""
-        return VmSpec(self.vm_id, tuple(DiskSpec(str(n), d.capacity_bytes) for n, d in enumerate(self.disks)))
+        return VmSpec(
+            self.vm_id, tuple(DiskSpec(str(n), d.capacity_bytes) for n, d in enumerate(self.disks))
+        )
 
     async def write(self, disk: int, offset: int, data: bytes) -> None:
         """A guest write."""

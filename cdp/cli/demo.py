@@ -80,13 +80,21 @@ async def _demo(args: argparse.Namespace, root: str, say: Any) -> dict[str, Any]
         say(f"cdp demo: target applied every write to the replica {applied_s:.2f} s after drain")
     finally:
         _stop_target(proc)
-    checks = [_verify(d["vmdk"], descriptor_path(os.path.join(target_dir, "replicas"), d["vm"], d["disk"])) for d in result["disks"]]
+    checks = [
+        _verify(
+            d["vmdk"], descriptor_path(os.path.join(target_dir, "replicas"), d["vm"], d["disk"])
+        )
+        for d in result["disks"]
+    ]
     for c in checks:
-        say(f"  {c['source']}\n    == {c['replica']}: {'IDENTICAL' if c['equal'] else 'DIFFERENT'} ({c['method']})")
+        verdict = "IDENTICAL" if c["equal"] else "DIFFERENT"
+        say(f"  {c['source']}\n    == {c['replica']}: {verdict} ({c['method']})")
     verified = all(c["equal"] for c in checks) and result["acked_seq"] == result["writes"]
-    say(f"cdp demo: verdict: {'VERIFIED, replica equals source' if verified else 'FAILED'}; "
-        f"RPO p50 {result['rpo_p50_s']} s, p99 {result['rpo_p99_s']} s, max {result['rpo_max_s']} s, "
-        f"{result['mb_per_s']} MB/s")  # fmt: skip
+    verdict = "VERIFIED, replica equals source" if verified else "FAILED"
+    say(
+        f"cdp demo: verdict: {verdict}; RPO p50 {result['rpo_p50_s']} s, "
+        f"p99 {result['rpo_p99_s']} s, max {result['rpo_max_s']} s, {result['mb_per_s']} MB/s"
+    )
     keys = ("writes", "bytes", "acked_seq", "mb_per_s", "writes_per_s", "rpo_p50_s", "rpo_p95_s",
             "rpo_p99_s", "rpo_max_s", "drain_s", "seconds")  # fmt: skip
     return {**{k: result[k] for k in keys}, "verified": verified, "apply_s": round(applied_s, 3),
@@ -135,9 +143,19 @@ def _verify(source: str, replica: str) -> dict[str, Any]:
     qemu = shutil.which("qemu-img")
     if qemu:
         r = subprocess.run([qemu, "compare", "-q", source, replica], capture_output=True)
-        return {"source": source, "replica": replica, "equal": r.returncode == 0, "method": "qemu-img compare"}
+        return {
+            "source": source,
+            "replica": replica,
+            "equal": r.returncode == 0,
+            "method": "qemu-img compare",
+        }
     digests = [_digest(p.replace(".vmdk", "-flat.vmdk")) for p in (source, replica)]
-    return {"source": source, "replica": replica, "equal": digests[0] == digests[1], "method": "sha256 of extents"}
+    return {
+        "source": source,
+        "replica": replica,
+        "equal": digests[0] == digests[1],
+        "method": "sha256 of extents",
+    }
 
 
 def _digest(path: str) -> str:

@@ -35,8 +35,12 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disk-size", default="256MiB", help="capacity of each disk")
     p.add_argument("--pattern", default="random", help="random, sequential, mixed or overwrite")
     p.add_argument("--block-size", default="4k", help="write size, 512 B to 1 MiB, 512-aligned")
-    p.add_argument("--rate-mb", type=float, default=0.0, help="MB/s to write (0: as fast as possible)")
-    p.add_argument("--iops", type=float, default=0.0, help="writes per second (instead of --rate-mb)")
+    p.add_argument(
+        "--rate-mb", type=float, default=0.0, help="MB/s to write (0: as fast as possible)"
+    )
+    p.add_argument(
+        "--iops", type=float, default=0.0, help="writes per second (instead of --rate-mb)"
+    )
     p.add_argument("--compressibility", type=float, default=0.5, help="0 (random) to 1 (zeros)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--seconds", type=float, default=10.0, help="how long to write")
@@ -95,8 +99,9 @@ def live_line(p: Any) -> None:
     from sim.runner import Progress
 
     assert isinstance(p, Progress)
+    rate = p.bytes / max(p.elapsed_s, 1e-9) / 1e6
     line = (
-        f"{p.elapsed_s:6.1f} s  writes {p.writes:>9,}  {p.bytes / max(p.elapsed_s, 1e-9) / 1e6:7.1f} MB/s"
+        f"{p.elapsed_s:6.1f} s  writes {p.writes:>9,}  {rate:7.1f} MB/s"
         f"  RPO {p.rpo_s:6.3f} s  acked seq {p.acked_seq:>9,}  "
         f"buffer {common.fmt_bytes(p.buffer_bytes):>9}  {'linked' if p.connected else 'LINK DOWN'}"
     )

@@ -32,9 +32,17 @@ async def fetch(target: str, group: str = "") -> list[dict[str, Any]]:
 
 def to_dict(g: pb.GroupStatus) -> dict[str, Any]:
     """One group's status as JSON-able data, with the state by name."""
-    out = json_format.MessageToDict(g, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    out = json_format.MessageToDict(
+        g, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
     out["state"] = STATE_NAMES.get(g.state, "unknown")
-    for key in ("durable_seq", "applied_seq", "journal_bytes", "received_bytes", "durable_source_time_unix_ns"):
+    for key in (
+        "durable_seq",
+        "applied_seq",
+        "journal_bytes",
+        "received_bytes",
+        "durable_source_time_unix_ns",
+    ):
         out[key] = int(out[key])
     return out
 
@@ -57,7 +65,8 @@ def render(groups: list[dict[str, Any]]) -> str:
     for g in groups:
         rows.append((
             g["group_id"], g["state"], f"{g['durable_seq']:,}", f"{g['applied_seq']:,}",
-            f"{g['lag_seconds']:.1f} s", common.fmt_bytes(g["journal_bytes"]), g["source_id"] or "-",
+            f"{g['lag_seconds']:.1f} s", common.fmt_bytes(g["journal_bytes"]),
+            g["source_id"] or "-",
         ))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)

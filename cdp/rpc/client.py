@@ -5,8 +5,10 @@ gRPC errors become :class:`cdp.errors.RemoteError` here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import grpc
 
@@ -48,20 +50,26 @@ def translated() -> Iterator[None]:
 class GrpcJournalStream:
     """A StreamJournal call."""
 
-    def __init__(self, call: grpc.aio.StreamStreamCall, session_id: str) -> None:
+    def __init__(self, call: grpc.aio.StreamStreamCall[Any, Any], session_id: str) -> None:
         self._call = call
         self._session_id = session_id
 
     async def send(self, records: list[Record]) -> None:
         """Send one batch."""
-        with translated():
-            await self._call.write(convert.records_to_pb(self._session_id, records))
+        msg = convert.records_to_pb(self._session_id, records)
+        try:
+            with translated():
+                await self._call.write(msg)
+        except asyncio.InvalidStateError as exc:  # the call already ended: report why
+            with translated():
+                code, details = await self._call.code(), await self._call.details()
+            raise RemoteError(code.name, details or "journal stream ended") from exc
 
     async def recv(self) -> AckReply | None:
         """Next ack, or None at a clean end of stream."""
         with translated():
             msg = await self._call.read()
-        if msg is grpc.aio.EOF:
+        if msg is grpc.aio.EOF:  # type: ignore[attr-defined]
             return None
         assert isinstance(msg, pb.StreamJournalResponse)
         return AckReply(msg.durable_seq, msg.durable_source_time_unix_ns, msg.window_bytes)
@@ -102,13 +110,13 @@ class ReplicationClient:
         """The target's status message for one group or all."""
         with translated():
             resp: pb.GetStatusResponse = await self._stub.GetStatus(
-                pb.GetStatusRequest(group_id=group_id), timeout=10
+                pb.GetStatusRequest(group_id=group_id), timeout=10, wait_for_ready=True
             )
         return resp
 
     async def close(self) -> None:
         """Close the channel."""
-        await self._channel.close()
+        await self._channel.close(grace=None)
 
     async def __aenter__(self) -> ReplicationClient:
         return self

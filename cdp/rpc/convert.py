@@ -34,7 +34,9 @@ def vms_to_pb(spec: GroupSpec) -> list[pb.VmSpec]:
     return [
         pb.VmSpec(
             vm_id=vm.vm_id,
-            disks=[pb.DiskSpec(disk_id=d.disk_id, capacity_bytes=d.capacity_bytes) for d in vm.disks],
+            disks=[
+                pb.DiskSpec(disk_id=d.disk_id, capacity_bytes=d.capacity_bytes) for d in vm.disks
+            ],
         )
         for vm in spec.vms
     ]

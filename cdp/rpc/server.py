@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,6 +25,7 @@ from cdp.v1 import replication_pb2 as pb
 from cdp.v1 import replication_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
+Context = grpc.aio.ServicerContext[Any, Any]
 
 MAX_MESSAGE_BYTES = 64 * 2**20
 """gRPC message cap; well above the batch limit so oversized batches get our own error."""
@@ -49,14 +51,14 @@ def status_of(exc: errors.CdpError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-class ReplicationServicer(pb_grpc.ReplicationServiceServicer):
+class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[misc]
     """cdp.v1.ReplicationService over a :class:`Target`."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
 
     async def OpenSession(  # noqa: N802 - gRPC method name
-        self, request: pb.OpenSessionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.OpenSessionRequest, context: Context
     ) -> pb.OpenSessionResponse:
         """Handshake for one group."""
         try:
@@ -84,7 +86,7 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):
     async def StreamJournal(  # noqa: N802 - gRPC method name
         self,
         request_iterator: AsyncIterator[pb.StreamJournalRequest],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> AsyncIterator[pb.StreamJournalResponse]:
         """Take batches, answer with acks as they become durable."""
         stream = _Stream(self.target)
@@ -106,7 +108,7 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):
                 self.target.end_session(stream.session)
 
     async def GetStatus(  # noqa: N802 - gRPC method name
-        self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetStatusRequest, context: Context
     ) -> pb.GetStatusResponse:
         """Status of one group or all."""
         try:
@@ -189,7 +191,7 @@ async def start_server(target: Target, listen: str) -> tuple[grpc.aio.Server, in
         ]
     )
     pb_grpc.add_ReplicationServiceServicer_to_server(ReplicationServicer(target), server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (
         pb.DESCRIPTOR.services_by_name["ReplicationService"].full_name,
