@@ -7,9 +7,8 @@ setup:
 demo: setup
 	.venv/bin/cdp demo
 
-test: setup
-	.venv/bin/python -m pytest -q
-	$(MAKE) --no-print-directory check
+test:
+	bash deploy/test.sh
 
 # Static checks and the generated-code drift check.
 check: lint typecheck protos-check
