@@ -1,17 +1,25 @@
-"""The applier: writes durable records that left the history window into the replica.
+"""The applier: moves records that leave the history window into the base replica.
 
-Records are applied in seq order, read back from the journal and verified again (a
-record corrupted on disk is reported with its segment and seq, never applied). After
-each round the replica is synced, then the applied seq is stored, then the segments
-wholly below it are released. A crash between those steps re-applies a suffix of the
-same records in the same order, which leaves the same bytes.
+Records leave the journal in seq order, by time (older than the history window) or by
+size (the journal is over its limit: the oldest whole segments go). Each round is
+planned first (:meth:`Applier.plan`), the plan is reported, then executed: records are
+read back from the journal and verified again (a record corrupted on disk is reported
+with its segment and seq, never applied), the replica is synced, the applied seq is
+stored, and the segments wholly below it are released. A crash between those steps
+re-applies a suffix of the same records in the same order, which leaves the same bytes.
+
+Images read the base while apply is paused (:meth:`Applier.pause`); only the journal
+size limit may override a pause, and then :attr:`Applier.base_generation` changes so
+the reader knows its view moved.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cdp import codec
 from cdp.errors import JournalCorruptError
@@ -19,8 +27,12 @@ from cdp.index import Index
 from cdp.journal import Journal
 from cdp.replica import ReplicaSet
 
+log = logging.getLogger(__name__)
+
 DEFAULT_APPLY_BATCH_RECORDS = 16384
 """Records applied per round, at most (one replica sync per round)."""
+SIZE_CUT_TARGET = 0.9
+"""After a size cut the journal is brought down to this share of its limit."""
 
 _U64 = struct.Struct(">Q")
 
@@ -36,6 +48,21 @@ def load_applied(index: Index, group: str) -> int:
     return int(_U64.unpack(raw)[0]) if raw else 0
 
 
+@dataclass(frozen=True)
+class RetentionPlan:
+    """What the next apply round will take out of the history, and why."""
+
+    first_seq: int
+    upto_seq: int
+    reason: str
+    """"time" (older than the history window) or "size" (journal over its limit)."""
+
+    @property
+    def records(self) -> int:
+        """How many records leave the journal."""
+        return self.upto_seq - self.first_seq + 1
+
+
 class Applier:
     """Applies one group's journal to its base replica."""
 
@@ -45,32 +72,96 @@ class Applier:
         replica: ReplicaSet,
         index: Index,
         history_window_s: float = 0.0,
+        journal_limit_bytes: int = 0,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.journal = journal
         self.replica = replica
         self._index = index
         self.history_window_s = history_window_s
+        self.journal_limit_bytes = journal_limit_bytes
+        """0 means no size limit."""
         self._clock_ns = clock_ns
         self.applied_seq = load_applied(index, journal.group)
         self.applied_bytes = 0
+        self.base_generation = 0
+        """Grows whenever the base replica changes."""
+        self.size_cuts = 0
+        """Rounds in which the size limit, not the window, pushed history out."""
+        self._pauses = 0
 
-    def limit(self) -> int:
-        """Highest seq that may be applied now: durable and outside the history window."""
+    def pause(self) -> None:
+        """Stop changing the base (an image is reading it); nests."""
+        self._pauses += 1
+
+    def resume(self) -> None:
+        """Undo one :meth:`pause`."""
+        self._pauses = max(0, self._pauses - 1)
+
+    def plan(self) -> RetentionPlan | None:
+        """What the next round would apply, or None if nothing is due."""
         durable = self.journal.durable_seq
+        upto, reason = self._time_limit(durable), "time"
+        size_upto = self._size_limit()
+        if size_upto > upto:
+            upto, reason = size_upto, "size"
+        if upto <= self.applied_seq:
+            return None
+        return RetentionPlan(self.applied_seq + 1, upto, reason)
+
+    def _time_limit(self, durable: int) -> int:
         if self.history_window_s <= 0:
             return durable
         cutoff = self._clock_ns() - int(self.history_window_s * 1e9)
         at = self._index.seq_at_time(self.journal.group, cutoff)
         return min(durable, at or 0)
 
-    def apply_once(self, max_records: int = DEFAULT_APPLY_BATCH_RECORDS) -> int:
-        """Apply the next run of records; return how many were applied."""
-        last = min(self.limit(), self.applied_seq + max_records)
-        if last <= self.applied_seq:
+    def _size_limit(self) -> int:
+        """Seq to apply up to so that the journal fits its limit again (0 if it fits)."""
+        limit = self.journal_limit_bytes
+        if not limit:
             return 0
+        spans = self.journal.segment_spans()
+        total = sum(size for _, _, size in spans)
+        if total <= limit:
+            return 0
+        upto = 0
+        for _, last, size in spans[:-1]:  # the active segment is never released
+            upto = last
+            total -= size
+            if total <= limit * SIZE_CUT_TARGET:
+                break
+        return min(upto, self.journal.durable_seq)
+
+    def apply_once(self, max_records: int = DEFAULT_APPLY_BATCH_RECORDS) -> int:
+        """Plan, report and apply the next run of records; return how many were applied."""
+        plan = self.plan()
+        if plan is None:
+            return 0
+        if self._pauses and plan.reason != "size":
+            return 0
+        if plan.reason == "size":
+            self.size_cuts += 1
+            log.warning(
+                "group %s: journal over its limit of %d bytes: applying seqs %d..%d early; "
+                "restore points before seq %d leave the history",
+                self.journal.group, self.journal_limit_bytes, plan.first_seq, plan.upto_seq,
+                plan.upto_seq,
+            )  # fmt: skip
+        last = min(plan.upto_seq, self.applied_seq + max_records)
+        count = self._apply_range(self.applied_seq + 1, last)
+        self.replica.sync()
+        self._index.put_meta(applied_key(self.journal.group), _U64.pack(last))
+        self.applied_seq = last
+        self.base_generation += 1
+        self.journal.release_upto(last)
+        return count
+
+    def _apply_range(self, first: int, last: int) -> int:
         count = 0
-        for rec in self.journal.read_range(self.applied_seq + 1, last):
+        for rec in self.journal.read_range(first, last):
+            if rec.is_marker:
+                continue
             data = codec.decompress(rec.frame, rec.length)
             if codec.checksum(data) != rec.data_xxh3:
                 raise JournalCorruptError(
@@ -79,8 +170,4 @@ class Applier:
             self.replica.write(rec.disk, rec.offset, data)
             self.applied_bytes += rec.length
             count += 1
-        self.replica.sync()
-        self._index.put_meta(applied_key(self.journal.group), _U64.pack(last))
-        self.applied_seq = last
-        self.journal.release_upto(last)
         return count

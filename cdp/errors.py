@@ -10,6 +10,9 @@
     │   ├── SeqGapError            a record's seq is not the next one
     │   └── SessionError           unknown or superseded session
     ├── SeqConflictError           known seq re-sent with other bytes    (ALREADY_EXISTS)
+    ├── BookmarkExistsError        bookmark name already used            (ALREADY_EXISTS)
+    ├── PointOutsideHistoryError   restore point no longer restorable    (OUT_OF_RANGE)
+    ├── ImageMovedError            base moved while an image was read    (ABORTED)
     ├── ChecksumError              payload does not match its xxh3       (DATA_LOSS)
     ├── JournalCorruptError        bad bytes found in a segment on disk  (DATA_LOSS)
     ├── StorageFullError           journal or volume full                (RESOURCE_EXHAUSTED)
@@ -82,6 +85,25 @@ class SeqConflictError(CdpError):
             hint="the source's journal diverged from the target's; resync the group",
         )
         self.group, self.seq = group, seq
+
+
+class BookmarkExistsError(CdpError):
+    """A bookmark with that name already exists in the group."""
+
+    def __init__(self, group: str, name: str) -> None:
+        super().__init__(
+            f"group {group!r}: name: bookmark {name!r} already exists",
+            hint="bookmark names are unique within a group; choose another name",
+        )
+        self.group, self.name = group, name
+
+
+class PointOutsideHistoryError(CdpError):
+    """The restore point asked for left the history window (or never existed yet)."""
+
+
+class ImageMovedError(CdpError):
+    """The base replica changed while an image was being read (journal size limit)."""
 
 
 class ChecksumError(CdpError):

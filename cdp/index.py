@@ -13,24 +13,33 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
-    """Where a record lives, and what the duplicate check needs to know of it."""
+    """Where a record lives, and what images and duplicate checks need of it."""
 
     seq: int
     segment: int
     """First seq of the segment that holds the record."""
-    offset: int
-    """Byte offset of the record in that segment."""
+    position: int
+    """Byte position of the record in that segment."""
     source_ns: int
     data_xxh3: int
+    kind: int = 1
+    disk: int = 0
+    disk_offset: int = 0
+    length: int = 0
+    label: str = ""
+    """Marker label (kept in the points table, not in the packed entry)."""
 
 
-ENTRY = struct.Struct(">QQqQ")
-"""Packed value of an entry: segment, offset, source_ns, data_xxh3."""
+ENTRY = struct.Struct(">QQqQBIQI")
+"""Packed value of an entry: segment, position, source_ns, data_xxh3, kind, disk,
+disk_offset, length."""
 
 
 def pack_entry(e: IndexEntry) -> bytes:
     """Bytes stored for ``e`` (its seq is the key)."""
-    return ENTRY.pack(e.segment, e.offset, e.source_ns, e.data_xxh3)
+    return ENTRY.pack(
+        e.segment, e.position, e.source_ns, e.data_xxh3, e.kind, e.disk, e.disk_offset, e.length
+    )
 
 
 def unpack_entry(seq: int, value: bytes) -> IndexEntry:
@@ -38,11 +47,29 @@ def unpack_entry(seq: int, value: bytes) -> IndexEntry:
     return IndexEntry(seq, *ENTRY.unpack(value))
 
 
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A restore point as the index stores it."""
+
+    seq: int
+    source_ns: int
+    kind: int
+    label: str = ""
+
+
+POINT_CRASH = 1
+POINT_CHECKPOINT = 2
+POINT_BOOKMARK = 3
+POINT_APP_CONSISTENT = 4
+POINT_OF_RECORD_KIND = {2: POINT_BOOKMARK, 3: POINT_APP_CONSISTENT}
+"""Restore point kind of a marker record kind."""
+
+
 class Index(Protocol):
     """What the journal needs of an index; one instance serves every group."""
 
     def put_batch(self, group: str, entries: list[IndexEntry]) -> None:
-        """Record entries of one durable batch; its last entry is a time point."""
+        """Record entries of one durable batch: its end and its markers are points."""
 
     def get(self, group: str, seq: int) -> IndexEntry | None:
         """The entry for ``seq``, if indexed."""
@@ -51,10 +78,30 @@ class Index(Protocol):
         """Highest indexed seq of the group; 0 if none."""
 
     def seq_at_time(self, group: str, source_ns: int) -> int | None:
-        """Last seq of the newest batch whose last record is at or before ``source_ns``."""
+        """Seq of the newest point at or before ``source_ns``."""
+
+    def points(
+        self, group: str, start_ns: int, end_ns: int, after: tuple[int, int] | None, limit: int
+    ) -> list[Point]:
+        """Points with start_ns <= time <= end_ns, after (time, seq) ``after``, oldest first."""
+
+    def point_at(self, group: str, seq: int) -> Point | None:
+        """The point at ``seq``, if ``seq`` is a restore point."""
+
+    def tag_point(self, group: str, point: Point) -> None:
+        """Store ``point`` (replacing the kind and label of the point at its seq)."""
+
+    def entries(self, group: str, first: int, last: int) -> list[IndexEntry]:
+        """Entries with first <= seq <= last, in seq order."""
+
+    def get_bookmark(self, group: str, name: str) -> int | None:
+        """Seq of a bookmark."""
+
+    def put_bookmark(self, group: str, name: str, seq: int) -> None:
+        """Name the point at ``seq``."""
 
     def delete_upto(self, group: str, seq: int) -> None:
-        """Forget every entry and time point with seq <= ``seq``."""
+        """Forget every entry and point with seq < ``seq`` (the point at seq stays)."""
 
     def get_meta(self, key: str) -> bytes | None:
         """Small metadata value, or None."""

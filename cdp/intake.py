@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from cdp import codec
 from cdp.errors import (
+    BookmarkExistsError,
     ChecksumError,
     InvalidInputError,
     NotFoundError,
@@ -22,10 +23,12 @@ from cdp.errors import (
 )
 from cdp.group import SECTOR
 from cdp.index import IndexEntry
-from cdp.record import MAX_WRITE_BYTES, Record
+from cdp.record import KIND_BOOKMARK, MARKER_KINDS, MAX_WRITE_BYTES, Record
 
 DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 8 * 2**20
 DEFAULT_MAX_BATCH_RECORDS = 8192
+MAX_LABEL = 128
+"""Longest bookmark name or marker label, in characters."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class GroupView:
     expected_seq: int
     """Next seq the group accepts (durable or queued + 1)."""
     lookup: Callable[[int], IndexEntry | None]
+    bookmark: Callable[[str], int | None]
+    """Seq of an existing bookmark name, for the uniqueness check."""
 
 
 def split_payload(lengths: list[int], payload: bytes) -> list[bytes]:
@@ -82,9 +87,13 @@ def validate(view: GroupView, records: list[Record]) -> list[Record]:
     """Return the records to append (re-sent durable ones dropped), or raise."""
     fresh: list[Record] = []
     expect = view.expected_seq
+    names: set[str] = set()
     for i, rec in enumerate(records):
-        _check_extent(view, i, rec)
-        _check_payload(view, rec)
+        if rec.is_marker:
+            _check_marker(view, i, rec, names)
+        else:
+            _check_extent(view, i, rec)
+            _check_payload(view, rec)
         if rec.seq < expect and not fresh:
             _check_resent(view, i, rec)
             continue
@@ -115,6 +124,33 @@ def _check_extent(view: GroupView, i: int, rec: Record) -> None:
             f"{where}.offset_bytes",
             f"write {rec.offset}+{rec.length} ends past the disk's capacity {cap}",
         )
+
+
+def _check_marker(view: GroupView, i: int, rec: Record, names: set[str]) -> None:
+    """A bookmark or app-consistent marker: no data, a printable unique label."""
+    where = f"records[{i}]"
+    if rec.kind not in MARKER_KINDS:
+        raise InvalidInputError(f"{where}.kind", f"unknown record kind {rec.kind}")
+    if rec.length or rec.offset:
+        raise InvalidInputError(f"{where}.length_bytes", "a marker carries no data (0 and 0)")
+    label = check_label(f"{where}.label", rec.frame)
+    if codec.checksum(rec.frame) != rec.data_xxh3:
+        raise ChecksumError(view.group, rec.seq, "of the marker label")
+    if rec.kind == KIND_BOOKMARK:
+        if label in names or view.bookmark(label) is not None:
+            raise BookmarkExistsError(view.group, label)
+        names.add(label)
+
+
+def check_label(field: str, raw: bytes) -> str:
+    """Decode and check a marker label or bookmark name: 1-128 printable characters."""
+    try:
+        label = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(field, "is not UTF-8") from exc
+    if not 0 < len(label) <= MAX_LABEL or not label.isprintable():
+        raise InvalidInputError(field, f"{label!r} is not 1-{MAX_LABEL} printable characters")
+    return label
 
 
 def _check_payload(view: GroupView, rec: Record) -> None:

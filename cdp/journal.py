@@ -23,7 +23,7 @@ from cdp import naming
 from cdp.errors import JournalCorruptError
 from cdp.fsutil import fsync_dir
 from cdp.index import Index, IndexEntry
-from cdp.record import Record, encode
+from cdp.record import KIND_WRITE, Record, encode
 from cdp.segment import Segment, scan
 
 log = logging.getLogger(__name__)
@@ -119,9 +119,13 @@ class Journal:
             for located in scan(seg.path, seg.first_seq).records:
                 h = located.header
                 if h.seq > indexed:
+                    label = ""
+                    if h.kind != KIND_WRITE:
+                        label = seg.read(located.offset, h.seq).frame.decode()
                     entry = IndexEntry(
-                        h.seq, seg.first_seq, located.offset, h.source_ns, h.data_xxh3
-                    )
+                        h.seq, seg.first_seq, located.offset, h.source_ns, h.data_xxh3,
+                        h.kind, h.disk, h.offset, h.length, label,
+                    )  # fmt: skip
                     self._index.put_batch(self.group, [entry])
                     count += 1
         return count
@@ -143,7 +147,21 @@ class Journal:
         start = seg.append(records, heads)
         entries, off = [], start
         for rec, head in zip(records, heads, strict=True):
-            entries.append(IndexEntry(rec.seq, seg.first_seq, off, rec.source_ns, rec.data_xxh3))
+            label = rec.frame.decode() if rec.is_marker else ""
+            entries.append(
+                IndexEntry(
+                    rec.seq,
+                    seg.first_seq,
+                    off,
+                    rec.source_ns,
+                    rec.data_xxh3,
+                    rec.kind,
+                    rec.disk,
+                    rec.offset,
+                    rec.length,
+                    label,
+                )  # fmt: skip
+            )
             off += len(head) + len(rec.frame)
         self._unsynced.append(entries)
         self.appended_seq = records[-1].seq
@@ -180,6 +198,17 @@ class Journal:
         """Index entry of a durable seq, if it is still in the journal."""
         return self._index.get(self.group, seq)
 
+    def index_entries(self, first: int, last: int) -> list[IndexEntry]:
+        """Index entries of durable records ``first..last``."""
+        return self._index.entries(self.group, first, min(last, self.durable_seq))
+
+    def read_entry(self, entry: IndexEntry) -> Record:
+        """Read and verify the record an index entry points at."""
+        seg = self._segment_of(entry.seq)
+        if seg.first_seq != entry.segment:
+            raise JournalCorruptError(seg.path, entry.position, "index points elsewhere", entry.seq)
+        return seg.read(entry.position, entry.seq)
+
     def first_seq(self) -> int:
         """Oldest seq still held in a segment (durable_seq + 1 when none is)."""
         with self._lock:
@@ -195,7 +224,7 @@ class Journal:
             if entry is None or entry.segment != seg.first_seq:
                 raise JournalCorruptError(seg.path, 0, "record missing from the index", seq)
             upto = min(last, seg.last_seq)
-            yield from seg.iter_from(entry.offset, seq, upto)
+            yield from seg.iter_from(entry.position, seq, upto)
             seq = upto + 1
 
     def _segment_of(self, seq: int) -> Segment:
@@ -215,10 +244,15 @@ class Journal:
                 seg.close()
                 os.unlink(seg.path)
                 freed += seg.size
-                self._index.delete_upto(self.group, seg.last_seq)
+                self._index.delete_upto(self.group, min(seg.last_seq + 1, seq))
         if freed:
             fsync_dir(self.dir)
         return freed
+
+    def segment_spans(self) -> list[tuple[int, int, int]]:
+        """(first seq, last seq, bytes) of every segment, oldest first."""
+        with self._lock:
+            return [(s.first_seq, s.last_seq, s.size) for s in self._segments]
 
     def bytes_on_disk(self) -> int:
         """Total size of the group's segments."""

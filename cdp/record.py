@@ -23,7 +23,12 @@ import xxhash
 MAGIC = b"CDPR"
 VERSION = 1
 KIND_WRITE = 1
-"""A guest write; later kinds (markers) keep the same header."""
+"""A guest write."""
+KIND_BOOKMARK = 2
+"""A named bookmark placed by the source; the frame is the UTF-8 name."""
+KIND_APP_CONSISTENT = 3
+"""An application-consistent point; the frame is the UTF-8 label."""
+MARKER_KINDS = (KIND_BOOKMARK, KIND_APP_CONSISTENT)
 
 HEADER = struct.Struct("<4sBBHQIIQIIqQ")
 CRC = struct.Struct("<Q")
@@ -44,6 +49,13 @@ class Record:
     source_ns: int
     data_xxh3: int
     frame: bytes
+    """lz4 frame of the data; for a marker, its raw UTF-8 label."""
+    kind: int = KIND_WRITE
+
+    @property
+    def is_marker(self) -> bool:
+        """Whether this record is a marker (no data, a label)."""
+        return self.kind != KIND_WRITE
 
     def encoded_size(self) -> int:
         """Bytes this record takes in a segment."""
@@ -53,7 +65,7 @@ class Record:
 def encode(rec: Record) -> bytes:
     """Header bytes (with CRC) of ``rec``; the frame follows them on disk."""
     head = HEADER.pack(
-        MAGIC, VERSION, KIND_WRITE, 0, rec.seq, rec.disk, len(rec.frame),
+        MAGIC, VERSION, rec.kind, 0, rec.seq, rec.disk, len(rec.frame),
         rec.offset, rec.length, 0, rec.source_ns, rec.data_xxh3,
     )  # fmt: skip
     return head + CRC.pack(record_crc(head, rec.frame))
@@ -68,6 +80,7 @@ def record_crc(head: bytes | memoryview, frame: bytes | memoryview) -> int:
 class Header:
     """A decoded record header, before its frame is read."""
 
+    kind: int
     seq: int
     disk: int
     frame_len: int
@@ -81,7 +94,7 @@ class Header:
 def decode_header(buf: bytes | memoryview) -> Header | None:
     """Decode 64 header bytes; None when the magic or version is wrong."""
     magic, version, kind, _, seq, disk, flen, off, length, _, ts, dx = HEADER.unpack_from(buf)
-    if magic != MAGIC or version != VERSION or kind != KIND_WRITE:
+    if magic != MAGIC or version != VERSION or kind not in (KIND_WRITE, *MARKER_KINDS):
         return None
     (crc,) = CRC.unpack_from(buf, HEADER.size)
-    return Header(seq, disk, flen, off, length, ts, dx, crc)
+    return Header(kind, seq, disk, flen, off, length, ts, dx, crc)

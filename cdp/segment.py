@@ -139,7 +139,14 @@ class Segment:
         if head.seq != expect_seq:
             raise JournalCorruptError(self.path, offset, f"holds seq {head.seq}", expect_seq)
         return Record(
-            head.seq, head.disk, head.offset, head.length, head.source_ns, head.data_xxh3, frame
+            head.seq,
+            head.disk,
+            head.offset,
+            head.length,
+            head.source_ns,
+            head.data_xxh3,
+            frame,
+            head.kind,
         )
 
     def iter_from(self, offset: int, first_seq: int, last_seq: int) -> Iterator[Record]:

@@ -15,19 +15,37 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 
 from cdp import intake
 from cdp.applier import Applier
+from cdp.catalog import (
+    DEFAULT_CHECKPOINT_INTERVAL_S,
+    DEFAULT_HISTORY_WINDOW_S,
+    Catalog,
+    Span,
+    Timeline,
+    check_bookmark_name,
+    history_health,
+)
 from cdp.committer import Ack, Committer
-from cdp.errors import CdpError, JournalCorruptError, NotFoundError, PreconditionError, SessionError
+from cdp.errors import (
+    BookmarkExistsError,
+    CdpError,
+    ImageMovedError,
+    JournalCorruptError,
+    NotFoundError,
+    PreconditionError,
+    SessionError,
+)
 from cdp.group import GroupSpec, validate_group
-from cdp.index import Index
+from cdp.image import ImagePlan, plan_image, read_image
+from cdp.index import POINT_BOOKMARK, Index, Point
 from cdp.journal import DEFAULT_SEGMENT_BYTES, Journal
 from cdp.record import Record
-from cdp.replica import ReplicaSet
+from cdp.replica import ReplicaSet, extent_path
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +54,8 @@ DEFAULT_WINDOW_BYTES = 64 * 2**20
 """Send-window credit given to each source: payload bytes in flight, unacked."""
 DEFAULT_APPLY_IDLE_S = 0.02
 """How long an apply loop sleeps when there is nothing to apply."""
+DEFAULT_JOURNAL_LIMIT_BYTES = 16 * 2**30
+"""Per-group journal size limit; past it the oldest history is applied early."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +63,11 @@ class TargetConfig:
     """Settings of a target; every path is under ``data_dir``."""
 
     data_dir: str
-    history_window_s: float = 0.0
+    history_window_s: float = DEFAULT_HISTORY_WINDOW_S
     """How long records stay in the journal before they are applied to the base."""
+    journal_limit_bytes: int = DEFAULT_JOURNAL_LIMIT_BYTES
+    """Hard size limit of each group's journal; 0 for none."""
+    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     limits: intake.Limits = field(default_factory=intake.Limits)
     window_bytes: int = DEFAULT_WINDOW_BYTES
@@ -113,7 +136,12 @@ class ReplicatedGroup:
         self.journal = Journal(config.journal_dir, spec.group_id, index, config.segment_bytes)
         self.committer = Committer(self.journal)
         self.replica = ReplicaSet(config.replica_dir, spec)
-        self.applier = Applier(self.journal, self.replica, index, config.history_window_s)
+        self.applier = Applier(
+            self.journal, self.replica, index, config.history_window_s, config.journal_limit_bytes
+        )
+        self.catalog = Catalog(index, spec.group_id)
+        self.created_ns = int(index.get_meta(f"created/{spec.group_id}") or time.time_ns())
+        self.checkpoint_seq = 0
         self.session_id = ""
         self.source_id = ""
         self.expected_seq = 1
@@ -172,6 +200,7 @@ class Target:
         await self._tasks.__aenter__()
         for group in self.groups.values():
             self._tasks.create_task(self._apply_loop(group))
+        self._tasks.create_task(self._checkpoint_loop())
         return self
 
     async def __aexit__(
@@ -219,6 +248,7 @@ class Target:
                     f"{other.spec.group_id!r}"
                 )
         self.index.put_meta(f"group/{spec.group_id}", json.dumps(spec.to_json()).encode())
+        self.index.put_meta(f"created/{spec.group_id}", str(time.time_ns()).encode())
         names = sorted([*self.groups, spec.group_id])
         self.index.put_meta("groups", json.dumps(names).encode())
         return self._start_group(spec)
@@ -237,6 +267,18 @@ class Target:
                 continue
             if n == 0:
                 await self._idle(self.config.apply_idle_s)
+
+    async def _checkpoint_loop(self) -> None:
+        """Tag the newest durable point of each group as a checkpoint, every interval."""
+        while not self._stop.is_set():
+            await self._idle(self.config.checkpoint_interval_s)
+            for group in list(self.groups.values()):
+                durable = group.journal.durable_seq
+                if durable > group.checkpoint_seq and group.error is None:
+                    await asyncio.to_thread(
+                        group.catalog.tag_checkpoint, durable, group.journal.durable_ns
+                    )
+                    group.checkpoint_seq = durable
 
     async def _idle(self, seconds: float) -> None:
         """Sleep, but wake at once when the target stops."""
@@ -298,6 +340,7 @@ class Target:
         view = intake.GroupView(
             group.spec.group_id, group.capacities, group.journal.durable_seq,
             group.expected_seq, group.journal.lookup,
+            lambda name: self._bookmark_seq(group, name),
         )  # fmt: skip
         fresh = intake.validate(view, records)
         fut = asyncio.wrap_future(group.committer.submit(fresh))
@@ -341,6 +384,120 @@ class Target:
                 )  # fmt: skip
             )
         return out
+
+    # -- restore points and images ---------------------------------------------------------
+
+    def group(self, group_id: str) -> ReplicatedGroup:
+        """A group by name; NOT_FOUND naming the field otherwise."""
+        group = self.groups.get(group_id)
+        if group is None:
+            raise NotFoundError(f"group_id: no group {group_id!r} at this target")
+        return group
+
+    def _bookmark_seq(self, group: ReplicatedGroup, name: str) -> int | None:
+        return group.catalog.index.get_bookmark(group.spec.group_id, name)
+
+    def list_points(
+        self, group_id: str, start_ns: int, end_ns: int, after: tuple[int, int] | None,
+        limit: int, labelled_only: bool,
+    ) -> list[Point]:  # fmt: skip
+        """Restorable points of a group, oldest first."""
+        g = self.group(group_id)
+        return g.catalog.restorable(
+            g.applier.applied_seq, start_ns, end_ns, after, limit, labelled_only
+        )
+
+    async def create_bookmark(self, group_id: str, name: str) -> Point:
+        """Name the group's newest durable restore point."""
+        g = self.group(group_id)
+        check_bookmark_name(intake.check_label("name", name.encode()))
+        if self._bookmark_seq(g, name) is not None:
+            raise BookmarkExistsError(group_id, name)
+        await g.quiesce()
+        seq = g.journal.durable_seq
+        if seq == 0:
+            raise PreconditionError(f"group_id: group {group_id!r} has nothing durable yet")
+        point = Point(seq, g.journal.durable_ns, POINT_BOOKMARK, name)
+        await asyncio.to_thread(g.catalog.index.tag_point, group_id, point)
+        await asyncio.to_thread(g.catalog.index.put_bookmark, group_id, name, seq)
+        return point
+
+    def timeline(self, group_id: str) -> Timeline:
+        """Restorable intervals and gaps of a group, with the history's health."""
+        g = self.group(group_id)
+        base, durable = g.applier.applied_seq, g.journal.durable_seq
+        spans: list[Span] = []
+        if base > 0:
+            cause = "retention (journal size limit)" if g.applier.size_cuts else "retention"
+            spans.append(Span(1, base, 0, self._time_of(g, base), False, cause))
+        cursor = max(base, 1)
+        for gap in g.catalog.gaps():
+            if gap.end_seq < cursor:
+                continue
+            if gap.start_seq > cursor:
+                spans.append(self._interval(g, cursor, gap.start_seq - 1))
+            spans.append(Span(gap.start_seq, gap.end_seq, self._time_of(g, gap.start_seq),
+                              self._time_of(g, gap.end_seq), False, gap.cause))  # fmt: skip
+            cursor = gap.end_seq + 1
+        if durable >= cursor:
+            spans.append(self._interval(g, cursor, durable))
+        first_restorable = next((s for s in spans if s.restorable), None)
+        available = 0.0
+        if first_restorable is not None and first_restorable.start_ns:
+            available = (g.journal.durable_ns - first_restorable.start_ns) / 1e9
+        age = (time.time_ns() - g.created_ns) / 1e9
+        health, message = history_health(self.config.history_window_s, available, age)
+        return Timeline(
+            spans, self.config.history_window_s, available, health, message,
+            g.journal.bytes_on_disk(), self.config.journal_limit_bytes, g.applier.size_cuts,
+        )  # fmt: skip
+
+    def _interval(self, g: ReplicatedGroup, first: int, last: int) -> Span:
+        points = g.catalog.restorable(g.applier.applied_seq, -(2**63), 2**63 - 1, None, 1, False)
+        start = max(first, points[0].seq if points else first)
+        return Span(start, last, self._time_of(g, start), self._time_of(g, last), True, "",
+                    g.catalog.count(g.applier.applied_seq, first, last))  # fmt: skip
+
+    def _time_of(self, g: ReplicatedGroup, seq: int) -> int:
+        point = g.catalog.index.point_at(g.spec.group_id, seq)
+        if point is not None:
+            return point.source_ns
+        entry = g.journal.lookup(seq)
+        return entry.source_ns if entry else 0
+
+    @contextlib.asynccontextmanager
+    async def image(
+        self, group_id: str, vm_id: str, disk: int, at: str
+    ) -> AsyncIterator[tuple[ImagePlan, Callable[[int, int], Iterator[tuple[int, bytes]]]]]:
+        """Pause apply, plan the image; yield the plan and a reader; resume apply."""
+        g = self.group(group_id)
+        ref = next((d for d in g.spec.disks() if d.vm_id == vm_id and d.index_in_vm == disk), None)
+        if ref is None:
+            raise NotFoundError(
+                f"vm_id/disk: group {group_id!r} has no disk {disk} of VM {vm_id!r}"
+            )
+        await asyncio.to_thread(g.applier.pause)
+        try:
+            base = g.applier.applied_seq
+            point = g.catalog.resolve(at, base, g.journal.durable_seq, g.journal.durable_ns)
+            plan = await asyncio.to_thread(
+                plan_image, g.journal, point, base, ref.number, ref.spec.capacity_bytes
+            )
+            generation = g.applier.base_generation
+            extent = extent_path(self.config.replica_dir, vm_id, disk)
+
+            def reader(offset: int, length: int) -> Iterator[tuple[int, bytes]]:
+                for chunk in read_image(g.journal, extent, plan, offset, length):
+                    if g.applier.base_generation != generation:
+                        raise ImageMovedError(
+                            f"group {group_id!r}: the journal reached its size limit while the "
+                            "image was read, so the base moved; read it again"
+                        )
+                    yield chunk
+
+            yield plan, reader
+        finally:
+            g.applier.resume()
 
 
 def _resync_reason(durable: int, oldest_held_seq: int, next_seq: int) -> str:

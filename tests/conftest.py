@@ -55,6 +55,8 @@ def make_record(
 
 
 async def start_target(data_dir: str, **config: object) -> Running:
+    """A target on loopback; history_window_s defaults to 0 (apply at once) for data-path tests."""
+    config.setdefault("history_window_s", 0.0)
     target = Target(TargetConfig(data_dir, apply_idle_s=0.005, **config), RocksIndex)  # type: ignore[arg-type]
     await target.__aenter__()
     server, port = await start_server(target, "127.0.0.1:0")
@@ -72,7 +74,7 @@ async def stop_target(r: Running) -> None:
 
 @pytest.fixture
 async def running(tmp_path: object) -> AsyncIterator[Running]:
-    r = await start_target(os.path.join(str(tmp_path), "target"))
+    r = await start_target(os.path.join(str(tmp_path), "target"), history_window_s=0.0)
     try:
         yield r
     finally:

@@ -29,6 +29,18 @@ def parse_size(flag: str, text: str) -> int:
     return int(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?", re.IGNORECASE)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(flag: str, text: str) -> float:
+    """Seconds in '0', '90', '90s', '15m', '1h', '30d'."""
+    m = _DURATION.fullmatch(text.strip())
+    if not m:
+        raise InvalidInputError(flag, f"{text!r} is not a duration like 90s, 15m, 1h or 30d")
+    return float(m.group(1)) * _SECONDS[(m.group(2) or "").lower()]
+
+
 def emit_json(data: Any) -> None:
     """Print one JSON object on one line (the last line of a --json run)."""
     print(json.dumps(data, sort_keys=True), flush=True)

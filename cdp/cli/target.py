@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from cdp.cli import common
+from cdp.catalog import MAX_HISTORY_WINDOW_S
 from cdp.errors import InvalidInputError
 from cdp.fsutil import write_atomic
 from cdp.rpc.server import start_server
@@ -30,9 +31,18 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--data-dir", required=True, help="journal, index and replica VMs live here")
     s.add_argument("--listen", default=DEFAULT_LISTEN, help="HOST:PORT; port 0 picks a free one")
     s.add_argument(
-        "--history-window", type=float, default=0.0, metavar="SECONDS",
-        help="keep records this long in the journal before applying them to the base "
-        "replica (default 0: apply as soon as durable)",
+        "--history-window", default="1h", metavar="DURATION",
+        help="how far back restore points reach, e.g. 0, 90s, 15m, 1h, 30d (default 1h, "
+        "at most 30d); 0 applies every write to the replica as soon as it is durable",
+    )  # fmt: skip
+    s.add_argument(
+        "--journal-limit", default="16GiB", metavar="SIZE",
+        help="hard size limit of each group's journal (default 16GiB); past it the oldest "
+        "history is applied early and the timeline says so",
+    )  # fmt: skip
+    s.add_argument(
+        "--checkpoint-interval", type=float, default=1.0, metavar="SECONDS",
+        help="cadence of checkpoint restore points on the timeline (default 1)",
     )  # fmt: skip
     s.add_argument("--ready-file", help="write {address, pid} as JSON here once serving")
     s.set_defaults(handler=serve)
@@ -40,9 +50,17 @@ def add_parser(sub: Any) -> None:
 
 async def serve(args: argparse.Namespace) -> int:
     """Run the target and its server until a signal."""
-    if args.history_window < 0:
-        return common.fail(InvalidInputError("--history-window", "cannot be negative"))
-    config = TargetConfig(os.path.abspath(args.data_dir), history_window_s=args.history_window)
+    window = common.parse_duration("--history-window", args.history_window)
+    if window > MAX_HISTORY_WINDOW_S:
+        raise InvalidInputError("--history-window", "at most 30 days (30d)")
+    if not 0.05 <= args.checkpoint_interval <= 3600:
+        raise InvalidInputError("--checkpoint-interval", "must be between 0.05 and 3600 seconds")
+    config = TargetConfig(
+        os.path.abspath(args.data_dir),
+        history_window_s=window,
+        journal_limit_bytes=common.parse_size("--journal-limit", args.journal_limit),
+        checkpoint_interval_s=args.checkpoint_interval,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -40,6 +40,9 @@ _CODES: list[tuple[type[errors.CdpError], grpc.StatusCode]] = [
     (errors.ChecksumError, grpc.StatusCode.DATA_LOSS),
     (errors.JournalCorruptError, grpc.StatusCode.DATA_LOSS),
     (errors.StorageFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.BookmarkExistsError, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.PointOutsideHistoryError, grpc.StatusCode.OUT_OF_RANGE),
+    (errors.ImageMovedError, grpc.StatusCode.ABORTED),
 ]
 
 

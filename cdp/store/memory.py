@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 
-from cdp.index import IndexEntry
+from cdp.index import POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point
 
 
 class MemoryIndex:
@@ -12,17 +12,27 @@ class MemoryIndex:
 
     def __init__(self) -> None:
         self._entries: dict[str, dict[int, IndexEntry]] = {}
-        self._times: dict[str, list[tuple[int, int]]] = {}
+        self._points: dict[str, list[tuple[int, int]]] = {}
+        self._point_by_seq: dict[str, dict[int, Point]] = {}
+        self._bookmarks: dict[str, dict[str, int]] = {}
         self._meta: dict[str, bytes] = {}
 
     def put_batch(self, group: str, entries: list[IndexEntry]) -> None:
-        """Record entries; the last is a time point."""
+        """Record entries; the batch end and markers are points."""
         if not entries:
             return
         table = self._entries.setdefault(group, {})
         for e in entries:
             table[e.seq] = e
-        bisect.insort(self._times.setdefault(group, []), (entries[-1].source_ns, entries[-1].seq))
+            if e.kind in POINT_OF_RECORD_KIND:
+                self.tag_point(
+                    group, Point(e.seq, e.source_ns, POINT_OF_RECORD_KIND[e.kind], e.label)
+                )
+                if e.kind == 2:
+                    self.put_bookmark(group, e.label, e.seq)
+        last = entries[-1]
+        if last.seq not in self._point_by_seq.get(group, {}):
+            self.tag_point(group, Point(last.seq, last.source_ns, POINT_CRASH))
 
     def get(self, group: str, seq: int) -> IndexEntry | None:
         """The entry for ``seq``."""
@@ -30,20 +40,64 @@ class MemoryIndex:
 
     def last_seq(self, group: str) -> int:
         """Highest indexed seq; 0 if none."""
-        return max(self._entries.get(group, {0: None}), default=0)
+        return max(self._entries.get(group, {}), default=0)
 
     def seq_at_time(self, group: str, source_ns: int) -> int | None:
-        """Newest time point at or before ``source_ns``."""
-        times = self._times.get(group, [])
+        """Newest point at or before ``source_ns``."""
+        times = self._points.get(group, [])
         i = bisect.bisect_right(times, (source_ns, 2**64))
         return times[i - 1][1] if i else None
 
-    def delete_upto(self, group: str, seq: int) -> None:
-        """Forget entries with seq <= ``seq``."""
+    def points(
+        self, group: str, start_ns: int, end_ns: int, after: tuple[int, int] | None, limit: int
+    ) -> list[Point]:
+        """Points in a time range, oldest first."""
+        times = self._points.get(group, [])
+        i = bisect.bisect_right(times, after) if after else bisect.bisect_left(times, (start_ns, 0))
+        out: list[Point] = []
+        for ns, seq in times[i:]:
+            if ns > end_ns or len(out) >= limit:
+                break
+            if ns >= start_ns:
+                out.append(self._point_by_seq[group][seq])
+        return out
+
+    def point_at(self, group: str, seq: int) -> Point | None:
+        """The point at ``seq``."""
+        return self._point_by_seq.get(group, {}).get(seq)
+
+    def tag_point(self, group: str, point: Point) -> None:
+        """Store a point."""
+        by_seq = self._point_by_seq.setdefault(group, {})
+        old = by_seq.get(point.seq)
+        if old is None:
+            bisect.insort(self._points.setdefault(group, []), (point.source_ns, point.seq))
+        by_seq[point.seq] = Point(
+            point.seq, old.source_ns if old else point.source_ns, point.kind, point.label
+        )
+
+    def entries(self, group: str, first: int, last: int) -> list[IndexEntry]:
+        """Entries first..last."""
         table = self._entries.get(group, {})
-        for s in [s for s in table if s <= seq]:
+        return [table[s] for s in range(first, last + 1) if s in table]
+
+    def get_bookmark(self, group: str, name: str) -> int | None:
+        """Seq of a bookmark."""
+        return self._bookmarks.get(group, {}).get(name)
+
+    def put_bookmark(self, group: str, name: str, seq: int) -> None:
+        """Name a point."""
+        self._bookmarks.setdefault(group, {})[name] = seq
+
+    def delete_upto(self, group: str, seq: int) -> None:
+        """Forget entries and points with seq < ``seq``."""
+        table = self._entries.get(group, {})
+        for s in [s for s in table if s < seq]:
             del table[s]
-        self._times[group] = [t for t in self._times.get(group, []) if t[1] > seq]
+        self._points[group] = [t for t in self._points.get(group, []) if t[1] >= seq]
+        by_seq = self._point_by_seq.get(group, {})
+        for s in [s for s in by_seq if s < seq]:
+            del by_seq[s]
 
     def get_meta(self, key: str) -> bytes | None:
         """Metadata value."""

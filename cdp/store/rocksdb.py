@@ -1,13 +1,15 @@
-"""RocksDB index through rocksdict: the target's real :class:`cdp.index.Index`.
+r"""RocksDB index through rocksdict: the target's real :class:`cdp.index.Index`.
 
 Keys (group names cannot contain NUL)::
 
-    r\\0<group>\\0<seq u64 BE>                 -> packed IndexEntry
-    t\\0<group>\\0<source_ns u64 BE><seq BE>   -> b""      (batch-end time points)
-    m\\0<key>                                  -> metadata
+    r\0<group>\0<seq u64 BE>                 -> packed IndexEntry
+    t\0<group>\0<source_ns biased BE><seq>   -> kind u8 + label (restore points by time)
+    p\0<group>\0<seq u64 BE>                 -> source_ns biased BE (points by seq)
+    b\0<group>\0<name>                       -> seq u64 BE (bookmarks)
+    m\0<key>                                 -> metadata
 
-Entries are written with ``sync=False``: they are rebuilt from the segments after a
-crash. Metadata is written synced. rocksdict holds the GIL while it writes.
+Entries and points are written with ``sync=False``: they are rebuilt from the segments
+after a crash. Metadata is written synced. rocksdict holds the GIL while it writes.
 """
 
 from __future__ import annotations
@@ -16,20 +18,17 @@ import struct
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
-from cdp.index import IndexEntry, pack_entry, unpack_entry
+from cdp.index import POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point, pack_entry, unpack_entry
 
 _U64 = struct.Struct(">Q")
 _TIME = struct.Struct(">QQ")
 _NS_BIAS = 2**63
 """Added to (signed) source_ns so that byte order equals numeric order."""
+_MAX = 2**64 - 1
 
 
-def _rkey(group: str, seq: int) -> bytes:
-    return b"r\0" + group.encode() + b"\0" + _U64.pack(seq)
-
-
-def _tprefix(group: str) -> bytes:
-    return b"t\0" + group.encode() + b"\0"
+def _key(table: bytes, group: str, tail: bytes = b"") -> bytes:
+    return table + b"\0" + group.encode() + b"\0" + tail
 
 
 class RocksIndex:
@@ -45,51 +44,129 @@ class RocksIndex:
         self._synced.sync = True
 
     def put_batch(self, group: str, entries: list[IndexEntry]) -> None:
-        """Record entries of one durable batch and its time point."""
+        """Record entries of one durable batch; its end and its markers are points."""
         if not entries:
             return
         batch = WriteBatch(raw_mode=True)
         for e in entries:
-            batch.put(_rkey(group, e.seq), pack_entry(e))
+            batch.put(_key(b"r", group, _U64.pack(e.seq)), pack_entry(e))
+            if e.kind in POINT_OF_RECORD_KIND:
+                self._put_point(
+                    batch, group, Point(e.seq, e.source_ns, POINT_OF_RECORD_KIND[e.kind], e.label)
+                )
+                if e.kind == 2:
+                    batch.put(_key(b"b", group, e.label.encode()), _U64.pack(e.seq))
         last = entries[-1]
-        batch.put(_tprefix(group) + _TIME.pack(last.source_ns + _NS_BIAS, last.seq), b"")
+        if last.kind not in POINT_OF_RECORD_KIND:
+            self._put_point(batch, group, Point(last.seq, last.source_ns, POINT_CRASH))
         self._db.write(batch, self._fast)
+
+    def _put_point(self, batch: WriteBatch, group: str, p: Point) -> None:
+        ns = p.source_ns + _NS_BIAS
+        batch.put(_key(b"t", group, _TIME.pack(ns, p.seq)), bytes([p.kind]) + p.label.encode())
+        batch.put(_key(b"p", group, _U64.pack(p.seq)), _U64.pack(ns))
 
     def get(self, group: str, seq: int) -> IndexEntry | None:
         """The entry for ``seq``."""
-        value = self._db.get(_rkey(group, seq))
+        value = self._db.get(_key(b"r", group, _U64.pack(seq)))
         return None if value is None else unpack_entry(seq, value)
 
     def last_seq(self, group: str) -> int:
         """Highest indexed seq; 0 if none."""
+        prefix = _key(b"r", group)
         it = self._db.iter()
-        it.seek_for_prev(_rkey(group, 2**64 - 1))
-        if it.valid():
-            key: bytes = it.key()
-            prefix = _rkey(group, 0)[:-8]
-            if key.startswith(prefix) and len(key) == len(prefix) + 8:
-                return int(_U64.unpack(key[-8:])[0])
+        it.seek_for_prev(prefix + _U64.pack(_MAX))
+        if it.valid() and it.key().startswith(prefix) and len(it.key()) == len(prefix) + 8:
+            return int(_U64.unpack(it.key()[-8:])[0])
         return 0
 
     def seq_at_time(self, group: str, source_ns: int) -> int | None:
-        """Newest time point at or before ``source_ns``."""
-        prefix = _tprefix(group)
+        """Newest point at or before ``source_ns``."""
+        prefix = _key(b"t", group)
         it = self._db.iter()
-        it.seek_for_prev(prefix + _TIME.pack(source_ns + _NS_BIAS, 2**64 - 1))
+        it.seek_for_prev(prefix + _TIME.pack(source_ns + _NS_BIAS, _MAX))
         if it.valid() and it.key().startswith(prefix):
             return int(_TIME.unpack(it.key()[len(prefix) :])[1])
         return None
 
-    def delete_upto(self, group: str, seq: int) -> None:
-        """Forget entries and time points with seq <= ``seq``."""
-        self._db.delete_range(_rkey(group, 0), _rkey(group, seq + 1), self._fast)
-        prefix = _tprefix(group)
+    def points(
+        self, group: str, start_ns: int, end_ns: int, after: tuple[int, int] | None, limit: int
+    ) -> list[Point]:
+        """Points in a time range, oldest first."""
+        prefix = _key(b"t", group)
+        it = self._db.iter()
+        if after:
+            it.seek(prefix + _TIME.pack(after[0] + _NS_BIAS, after[1]))
+            if it.valid() and it.key() == prefix + _TIME.pack(after[0] + _NS_BIAS, after[1]):
+                it.next()
+        else:
+            it.seek(prefix + _TIME.pack(start_ns + _NS_BIAS, 0))
+        out: list[Point] = []
+        while it.valid() and it.key().startswith(prefix) and len(out) < limit:
+            ns, seq = _TIME.unpack(it.key()[len(prefix) :])
+            if ns - _NS_BIAS > end_ns:
+                break
+            value = it.value()
+            out.append(Point(seq, ns - _NS_BIAS, value[0], value[1:].decode()))
+            it.next()
+        return out
+
+    def point_at(self, group: str, seq: int) -> Point | None:
+        """The point at ``seq``."""
+        ns = self._db.get(_key(b"p", group, _U64.pack(seq)))
+        if ns is None:
+            return None
+        value = self._db.get(_key(b"t", group, ns + _U64.pack(seq)))
+        if value is None:
+            return None
+        return Point(seq, _U64.unpack(ns)[0] - _NS_BIAS, value[0], value[1:].decode())
+
+    def tag_point(self, group: str, point: Point) -> None:
+        """Store a point (an existing point keeps its time)."""
+        old = self.point_at(group, point.seq)
+        ns = old.source_ns if old else point.source_ns
         batch = WriteBatch(raw_mode=True)
+        self._put_point(batch, group, Point(point.seq, ns, point.kind, point.label))
+        self._db.write(batch, self._fast)
+
+    def entries(self, group: str, first: int, last: int) -> list[IndexEntry]:
+        """Entries first..last, in seq order."""
+        prefix = _key(b"r", group)
+        it = self._db.iter()
+        it.seek(prefix + _U64.pack(first))
+        out = []
+        while it.valid() and it.key().startswith(prefix):
+            seq = _U64.unpack(it.key()[len(prefix) :])[0]
+            if seq > last:
+                break
+            out.append(unpack_entry(seq, it.value()))
+            it.next()
+        return out
+
+    def get_bookmark(self, group: str, name: str) -> int | None:
+        """Seq of a bookmark."""
+        value = self._db.get(_key(b"b", group, name.encode()))
+        return None if value is None else int(_U64.unpack(value)[0])
+
+    def put_bookmark(self, group: str, name: str, seq: int) -> None:
+        """Name a point (synced: an operator asked for it)."""
+        self._db.put(_key(b"b", group, name.encode()), _U64.pack(seq), self._synced)
+
+    def delete_upto(self, group: str, seq: int) -> None:
+        """Forget entries and points with seq < ``seq``."""
+        self._db.delete_range(
+            _key(b"r", group, _U64.pack(0)), _key(b"r", group, _U64.pack(seq)), self._fast
+        )
+        batch = WriteBatch(raw_mode=True)
+        prefix = _key(b"p", group)
         it = self._db.iter()
         it.seek(prefix)
         while it.valid() and it.key().startswith(prefix):
-            if _TIME.unpack(it.key()[len(prefix) :])[1] <= seq:
-                batch.delete(it.key())
+            pseq = _U64.unpack(it.key()[len(prefix) :])[0]
+            if pseq >= seq:
+                break
+            batch.delete(it.key())
+            batch.delete(_key(b"t", group, it.value() + _U64.pack(pseq)))
             it.next()
         self._db.write(batch, self._fast)
 

@@ -7,6 +7,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RecordKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RECORD_KIND_UNSPECIFIED: _ClassVar[RecordKind]
+    RECORD_KIND_WRITE: _ClassVar[RecordKind]
+    RECORD_KIND_BOOKMARK: _ClassVar[RecordKind]
+    RECORD_KIND_APP_CONSISTENT: _ClassVar[RecordKind]
+
 class GroupState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     GROUP_STATE_UNSPECIFIED: _ClassVar[GroupState]
@@ -14,11 +21,28 @@ class GroupState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GROUP_STATE_DISCONNECTED: _ClassVar[GroupState]
     GROUP_STATE_RESYNC_REQUIRED: _ClassVar[GroupState]
     GROUP_STATE_ERROR: _ClassVar[GroupState]
+
+class PointKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    POINT_KIND_UNSPECIFIED: _ClassVar[PointKind]
+    POINT_KIND_CRASH_CONSISTENT: _ClassVar[PointKind]
+    POINT_KIND_CHECKPOINT: _ClassVar[PointKind]
+    POINT_KIND_BOOKMARK: _ClassVar[PointKind]
+    POINT_KIND_APP_CONSISTENT: _ClassVar[PointKind]
+RECORD_KIND_UNSPECIFIED: RecordKind
+RECORD_KIND_WRITE: RecordKind
+RECORD_KIND_BOOKMARK: RecordKind
+RECORD_KIND_APP_CONSISTENT: RecordKind
 GROUP_STATE_UNSPECIFIED: GroupState
 GROUP_STATE_REPLICATING: GroupState
 GROUP_STATE_DISCONNECTED: GroupState
 GROUP_STATE_RESYNC_REQUIRED: GroupState
 GROUP_STATE_ERROR: GroupState
+POINT_KIND_UNSPECIFIED: PointKind
+POINT_KIND_CRASH_CONSISTENT: PointKind
+POINT_KIND_CHECKPOINT: PointKind
+POINT_KIND_BOOKMARK: PointKind
+POINT_KIND_APP_CONSISTENT: PointKind
 
 class DiskSpec(_message.Message):
     __slots__ = ("disk_id", "capacity_bytes")
@@ -73,7 +97,7 @@ class OpenSessionResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., resync_required: _Optional[bool] = ..., max_batch_payload_bytes: _Optional[int] = ..., max_batch_records: _Optional[int] = ..., window_bytes: _Optional[int] = ..., resync_reason: _Optional[str] = ...) -> None: ...
 
 class WriteRecord(_message.Message):
-    __slots__ = ("seq", "disk_index", "offset_bytes", "length_bytes", "compressed_length_bytes", "source_time_unix_ns", "xxh3_64")
+    __slots__ = ("seq", "disk_index", "offset_bytes", "length_bytes", "compressed_length_bytes", "source_time_unix_ns", "xxh3_64", "kind")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DISK_INDEX_FIELD_NUMBER: _ClassVar[int]
     OFFSET_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +105,7 @@ class WriteRecord(_message.Message):
     COMPRESSED_LENGTH_BYTES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     XXH3_64_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     seq: int
     disk_index: int
     offset_bytes: int
@@ -88,7 +113,8 @@ class WriteRecord(_message.Message):
     compressed_length_bytes: int
     source_time_unix_ns: int
     xxh3_64: int
-    def __init__(self, seq: _Optional[int] = ..., disk_index: _Optional[int] = ..., offset_bytes: _Optional[int] = ..., length_bytes: _Optional[int] = ..., compressed_length_bytes: _Optional[int] = ..., source_time_unix_ns: _Optional[int] = ..., xxh3_64: _Optional[int] = ...) -> None: ...
+    kind: RecordKind
+    def __init__(self, seq: _Optional[int] = ..., disk_index: _Optional[int] = ..., offset_bytes: _Optional[int] = ..., length_bytes: _Optional[int] = ..., compressed_length_bytes: _Optional[int] = ..., source_time_unix_ns: _Optional[int] = ..., xxh3_64: _Optional[int] = ..., kind: _Optional[_Union[RecordKind, str]] = ...) -> None: ...
 
 class StreamJournalRequest(_message.Message):
     __slots__ = ("session_id", "records", "payload")
@@ -145,3 +171,137 @@ class GroupStatus(_message.Message):
     source_id: str
     vms: _containers.RepeatedCompositeFieldContainer[VmSpec]
     def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ...) -> None: ...
+
+class RestorePoint(_message.Message):
+    __slots__ = ("seq", "source_time_unix_ns", "kind", "label")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    source_time_unix_ns: int
+    kind: PointKind
+    label: str
+    def __init__(self, seq: _Optional[int] = ..., source_time_unix_ns: _Optional[int] = ..., kind: _Optional[_Union[PointKind, str]] = ..., label: _Optional[str] = ...) -> None: ...
+
+class ListRestorePointsRequest(_message.Message):
+    __slots__ = ("group_id", "start_time_unix_ns", "end_time_unix_ns", "page_size", "page_token", "labelled_only")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LABELLED_ONLY_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    start_time_unix_ns: int
+    end_time_unix_ns: int
+    page_size: int
+    page_token: str
+    labelled_only: bool
+    def __init__(self, group_id: _Optional[str] = ..., start_time_unix_ns: _Optional[int] = ..., end_time_unix_ns: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., labelled_only: _Optional[bool] = ...) -> None: ...
+
+class ListRestorePointsResponse(_message.Message):
+    __slots__ = ("points", "next_page_token")
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[RestorePoint]
+    next_page_token: str
+    def __init__(self, points: _Optional[_Iterable[_Union[RestorePoint, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateBookmarkRequest(_message.Message):
+    __slots__ = ("group_id", "name")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    name: str
+    def __init__(self, group_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class CreateBookmarkResponse(_message.Message):
+    __slots__ = ("point",)
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    point: RestorePoint
+    def __init__(self, point: _Optional[_Union[RestorePoint, _Mapping]] = ...) -> None: ...
+
+class GetTimelineRequest(_message.Message):
+    __slots__ = ("group_id",)
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    def __init__(self, group_id: _Optional[str] = ...) -> None: ...
+
+class TimelineSpan(_message.Message):
+    __slots__ = ("start_seq", "end_seq", "start_time_unix_ns", "end_time_unix_ns", "restorable", "cause", "points")
+    START_SEQ_FIELD_NUMBER: _ClassVar[int]
+    END_SEQ_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    RESTORABLE_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    start_seq: int
+    end_seq: int
+    start_time_unix_ns: int
+    end_time_unix_ns: int
+    restorable: bool
+    cause: str
+    points: int
+    def __init__(self, start_seq: _Optional[int] = ..., end_seq: _Optional[int] = ..., start_time_unix_ns: _Optional[int] = ..., end_time_unix_ns: _Optional[int] = ..., restorable: _Optional[bool] = ..., cause: _Optional[str] = ..., points: _Optional[int] = ...) -> None: ...
+
+class GetTimelineResponse(_message.Message):
+    __slots__ = ("spans", "history_window_seconds", "available_history_seconds", "history_health", "history_message", "journal_bytes", "journal_limit_bytes")
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_HISTORY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_HEALTH_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    spans: _containers.RepeatedCompositeFieldContainer[TimelineSpan]
+    history_window_seconds: float
+    available_history_seconds: float
+    history_health: str
+    history_message: str
+    journal_bytes: int
+    journal_limit_bytes: int
+    def __init__(self, spans: _Optional[_Iterable[_Union[TimelineSpan, _Mapping]]] = ..., history_window_seconds: _Optional[float] = ..., available_history_seconds: _Optional[float] = ..., history_health: _Optional[str] = ..., history_message: _Optional[str] = ..., journal_bytes: _Optional[int] = ..., journal_limit_bytes: _Optional[int] = ...) -> None: ...
+
+class ReadImageRequest(_message.Message):
+    __slots__ = ("group_id", "vm_id", "disk", "at", "offset_bytes", "length_bytes", "dry_run")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    VM_ID_FIELD_NUMBER: _ClassVar[int]
+    DISK_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    vm_id: str
+    disk: int
+    at: str
+    offset_bytes: int
+    length_bytes: int
+    dry_run: bool
+    def __init__(self, group_id: _Optional[str] = ..., vm_id: _Optional[str] = ..., disk: _Optional[int] = ..., at: _Optional[str] = ..., offset_bytes: _Optional[int] = ..., length_bytes: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class ImagePlan(_message.Message):
+    __slots__ = ("point", "base_seq", "records", "record_bytes", "capacity_bytes")
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    BASE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    point: RestorePoint
+    base_seq: int
+    records: int
+    record_bytes: int
+    capacity_bytes: int
+    def __init__(self, point: _Optional[_Union[RestorePoint, _Mapping]] = ..., base_seq: _Optional[int] = ..., records: _Optional[int] = ..., record_bytes: _Optional[int] = ..., capacity_bytes: _Optional[int] = ...) -> None: ...
+
+class ReadImageResponse(_message.Message):
+    __slots__ = ("plan", "offset_bytes", "data")
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    plan: ImagePlan
+    offset_bytes: int
+    data: bytes
+    def __init__(self, plan: _Optional[_Union[ImagePlan, _Mapping]] = ..., offset_bytes: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...

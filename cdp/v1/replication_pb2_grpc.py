@@ -50,6 +50,26 @@ class ReplicationServiceStub:
                 request_serializer=cdp_dot_v1_dot_replication__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_replication__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.ListRestorePoints = channel.unary_unary(
+                '/cdp.v1.ReplicationService/ListRestorePoints',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.ListRestorePointsRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.ListRestorePointsResponse.FromString,
+                _registered_method=True)
+        self.CreateBookmark = channel.unary_unary(
+                '/cdp.v1.ReplicationService/CreateBookmark',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.CreateBookmarkRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.CreateBookmarkResponse.FromString,
+                _registered_method=True)
+        self.GetTimeline = channel.unary_unary(
+                '/cdp.v1.ReplicationService/GetTimeline',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.GetTimelineRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.GetTimelineResponse.FromString,
+                _registered_method=True)
+        self.ReadImage = channel.unary_stream(
+                '/cdp.v1.ReplicationService/ReadImage',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.ReadImageRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.ReadImageResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServiceServicer:
@@ -79,6 +99,37 @@ class ReplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRestorePoints(self, request, context):
+        """Lists restore points of a group in a time range, oldest first, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateBookmark(self, request, context):
+        """Creates a named bookmark at the group's newest durable restore point.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTimeline(self, request, context):
+        """Returns the restorable intervals of a group and the gaps between them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadImage(self, request, context):
+        """Streams the bytes of one disk as it was at a restore point. The first
+        message carries the plan; data follows in offset order, holes (all-zero
+        regions never written) are skipped. Apply is paused for the group while
+        the stream is open.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +147,26 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=cdp_dot_v1_dot_replication__pb2.GetStatusRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_replication__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'ListRestorePoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRestorePoints,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.ListRestorePointsRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.ListRestorePointsResponse.SerializeToString,
+            ),
+            'CreateBookmark': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBookmark,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.CreateBookmarkRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.CreateBookmarkResponse.SerializeToString,
+            ),
+            'GetTimeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTimeline,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.GetTimelineRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.GetTimelineResponse.SerializeToString,
+            ),
+            'ReadImage': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadImage,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.ReadImageRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.ReadImageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +251,114 @@ class ReplicationService:
             '/cdp.v1.ReplicationService/GetStatus',
             cdp_dot_v1_dot_replication__pb2.GetStatusRequest.SerializeToString,
             cdp_dot_v1_dot_replication__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRestorePoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/ListRestorePoints',
+            cdp_dot_v1_dot_replication__pb2.ListRestorePointsRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.ListRestorePointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBookmark(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/CreateBookmark',
+            cdp_dot_v1_dot_replication__pb2.CreateBookmarkRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.CreateBookmarkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/GetTimeline',
+            cdp_dot_v1_dot_replication__pb2.GetTimelineRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.GetTimelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/ReadImage',
+            cdp_dot_v1_dot_replication__pb2.ReadImageRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.ReadImageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,7 +14,7 @@ from sim.workload import WorkloadSpec
 
 async def test_sigkill_mid_stream_then_restart(tmp_path: str) -> None:
     data_dir = os.path.join(tmp_path, "target")
-    target = TargetProcess(data_dir, free_port())
+    target = TargetProcess(data_dir, free_port(), "--history-window", "0")
     target.start()
     acked_before_kill: list[int] = []
     durable_after_restart: list[int] = []
@@ -26,14 +26,21 @@ async def test_sigkill_mid_stream_then_restart(tmp_path: str) -> None:
         disks_per_vm=2,
         disk_bytes=8 * 2**20,
         workload=WorkloadSpec("overwrite", 4096, iops=3000, seed=11),
-        seconds=4.0,
+        seconds=6.0,
     )
     progress: list[runner.Progress] = []
 
+    async def streaming_again(after_seq: int) -> None:
+        """Wait until the source is connected and acks have moved past ``after_seq``."""
+        while not (
+            progress and progress[-1].connected and progress[-1].acked_seq > after_seq + 200
+        ):
+            await asyncio.sleep(0.02)
+
     async def killer() -> None:
         for _ in range(3):
-            await asyncio.sleep(0.8)
-            acked_before_kill.append(progress[-1].acked_seq if progress else 0)
+            await streaming_again(acked_before_kill[-1] if acked_before_kill else 0)
+            acked_before_kill.append(progress[-1].acked_seq)
             target.kill()
             await asyncio.sleep(0.2)
             await asyncio.to_thread(target.start)
@@ -43,7 +50,7 @@ async def test_sigkill_mid_stream_then_restart(tmp_path: str) -> None:
 
     kill_task = asyncio.ensure_future(killer())
     result = await runner.run(config, progress.append)
-    await kill_task
+    await asyncio.wait_for(kill_task, 5)  # all three kills happened during the run
     try:
         assert result["sessions"] >= 4, "the source should have reconnected after each kill"
         # nothing acked before a kill is missing after the restart

@@ -1,0 +1,206 @@
+"""Restore points of a group: resolving what an operator asks for, listing, timeline.
+
+Every acknowledged batch boundary is a crash-consistent restore point; markers from the
+source (bookmarks, app-consistent points) and the target's checkpoints are labelled
+points. Only points at or after the base (the applied seq) are restorable: older ones
+left the history window and are never offered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+
+from cdp.errors import InvalidInputError, NotFoundError, PointOutsideHistoryError
+from cdp.index import POINT_CHECKPOINT, POINT_CRASH, Index, Point
+
+DEFAULT_CHECKPOINT_INTERVAL_S = 1.0
+"""Cadence of the target's checkpoints (browsable points on the timeline)."""
+DEFAULT_HISTORY_WINDOW_S = 3600.0
+MAX_HISTORY_WINDOW_S = 30 * 86400.0
+HEALTH_WARNING = 0.85
+HEALTH_ERROR = 0.75
+MAX_COUNT = 1_000_000
+"""Timeline point counts stop here (reported as at least this many)."""
+
+_TIME_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch of seqs with no restore point, and why."""
+
+    start_seq: int
+    end_seq: int
+    cause: str
+
+
+@dataclass(frozen=True)
+class Span:
+    """One stretch of the timeline: a restorable interval or a gap."""
+
+    start_seq: int
+    end_seq: int
+    start_ns: int
+    end_ns: int
+    restorable: bool
+    cause: str = ""
+    points: int = 0
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A group's history: spans oldest first, and how much history is there."""
+
+    spans: list[Span]
+    history_window_s: float
+    available_s: float
+    health: str
+    message: str
+    journal_bytes: int
+    journal_limit_bytes: int
+    size_cuts: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def format_ns(ns: int) -> str:
+    """An ISO-8601 UTC time with milliseconds."""
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def parse_time(field_name: str, text: str) -> int:
+    """Unix ns of an ISO-8601 time; a time without zone is UTC."""
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInputError(field_name, f"{text!r} is not an ISO-8601 time") from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp() * 1e9)
+
+
+def check_bookmark_name(name: str) -> str:
+    """A bookmark name must not read as another kind of restore point spec."""
+    if name == "latest" or name.isdigit() or _TIME_LIKE.match(name):
+        raise InvalidInputError(
+            "name", f"{name!r} reads as 'latest', a seq or a time; choose another name"
+        )
+    return name
+
+
+class Catalog:
+    """Restore points of one group, over the index."""
+
+    def __init__(self, index: Index, group: str) -> None:
+        self.index = index
+        self.group = group
+
+    def resolve(self, spec: str, base_seq: int, durable_seq: int, durable_ns: int) -> Point:
+        """The restore point ``spec`` names: latest, a seq, an ISO time or a bookmark."""
+        spec = spec.strip()
+        if not spec:
+            raise InvalidInputError("at", "give latest, a restore point seq, a time or a bookmark")
+        if spec == "latest":
+            if durable_seq == 0:
+                raise NotFoundError(f"at: group {self.group!r} has no restore point yet")
+            point = self.index.point_at(self.group, durable_seq)
+            return point or Point(durable_seq, durable_ns, POINT_CRASH)
+        if spec.isdigit():
+            return self._by_seq(int(spec), base_seq, durable_seq)
+        if _TIME_LIKE.match(spec):
+            return self._by_time(parse_time("at", spec), spec, base_seq)
+        seq = self.index.get_bookmark(self.group, spec)
+        if seq is None:
+            raise NotFoundError(f"at: group {self.group!r} has no bookmark named {spec!r}")
+        return self._by_seq(seq, base_seq, durable_seq, f"bookmark {spec!r}")
+
+    def _by_seq(self, seq: int, base_seq: int, durable_seq: int, what: str = "") -> Point:
+        what = what or f"restore point {seq}"
+        if seq > durable_seq:
+            raise NotFoundError(f"at: {what}: the newest restore point is {durable_seq}")
+        if seq < base_seq:
+            raise PointOutsideHistoryError(
+                f"at: {what} is older than the history window; the oldest restorable "
+                f"point is seq {base_seq}",
+                hint="list restorable points with `cdp points list`",
+            )
+        point = self.index.point_at(self.group, seq)
+        if point is None:
+            raise NotFoundError(
+                f"at: seq {seq} is not a restore point (points are batch boundaries and markers)"
+            )
+        return point
+
+    def _by_time(self, ns: int, text: str, base_seq: int) -> Point:
+        seq = self.index.seq_at_time(self.group, ns)
+        if seq is None or seq < base_seq:
+            raise PointOutsideHistoryError(
+                f"at: no restorable point at or before {text}; it is before the history window",
+                hint="list restorable points with `cdp points list`",
+            )
+        point = self.index.point_at(self.group, seq)
+        assert point is not None
+        return point
+
+    def restorable(
+        self, base_seq: int, start_ns: int, end_ns: int, after: tuple[int, int] | None,
+        limit: int, labelled_only: bool,
+    ) -> list[Point]:  # fmt: skip
+        """Restorable points in a time range, oldest first (at most ``limit``)."""
+        out: list[Point] = []
+        while len(out) < limit:
+            page = self.index.points(self.group, start_ns, end_ns, after, limit * 2)
+            if not page:
+                break
+            for p in page:
+                if p.seq >= base_seq and (p.kind != POINT_CRASH or not labelled_only):
+                    out.append(p)
+                    if len(out) == limit:
+                        break
+            after = (page[-1].source_ns, page[-1].seq)
+        return out
+
+    def tag_checkpoint(self, seq: int, ns: int) -> None:
+        """Label the point at ``seq`` a checkpoint unless it already has a label."""
+        point = self.index.point_at(self.group, seq)
+        if point is not None and point.kind == POINT_CRASH:
+            self.index.tag_point(self.group, Point(seq, ns, POINT_CHECKPOINT))
+
+    def gaps(self) -> list[Gap]:
+        """Recorded gaps (resync, journal full), oldest first."""
+        raw = self.index.get_meta(f"gaps/{self.group}")
+        return [Gap(**g) for g in json.loads(raw)] if raw else []
+
+    def record_gap(self, gap: Gap) -> None:
+        """Remember that no restore point exists in a stretch of seqs."""
+        gaps = [*self.gaps(), gap]
+        data = [{"start_seq": g.start_seq, "end_seq": g.end_seq, "cause": g.cause} for g in gaps]
+        self.index.put_meta(f"gaps/{self.group}", json.dumps(data).encode())
+
+    def count(self, base_seq: int, first_seq: int, last_seq: int) -> int:
+        """Restore points with first_seq <= seq <= last_seq (capped at MAX_COUNT)."""
+        n, after = 0, None
+        while n < MAX_COUNT:
+            page = self.index.points(self.group, -(2**63), 2**63 - 1, after, 10000)
+            if not page:
+                break
+            n += sum(1 for p in page if max(first_seq, base_seq) <= p.seq <= last_seq)
+            after = (page[-1].source_ns, page[-1].seq)
+        return n
+
+
+def history_health(window_s: float, available_s: float, age_s: float) -> tuple[str, str]:
+    """Grade the history against what the window promises (as far as the group is old)."""
+    expected = min(window_s, age_s)
+    if expected <= 1.0:
+        return "ok", ""
+    ratio = available_s / expected
+    if ratio >= HEALTH_WARNING:
+        return "ok", ""
+    level = "error" if ratio < HEALTH_ERROR else "warning"
+    return level, (
+        f"only {available_s:.0f} s of the expected {expected:.0f} s of history are available "
+        f"({ratio:.0%}); the journal size limit is cutting history"
+    )
