@@ -59,6 +59,16 @@ class SourceBuffer:
         self.changed.set()
         return rec
 
+    def append_marker(self, kind: int, label: str, source_ns: int) -> Record:
+        """Record a marker (bookmark or app-consistent point) at this place in the writes."""
+        raw = label.encode()
+        rec = Record(self.next_seq, 0, 0, 0, source_ns, codec.checksum(raw), raw, kind)
+        self._records.append(rec)
+        self.next_seq += 1
+        self.bytes_held += len(raw)
+        self.changed.set()
+        return rec
+
     def oldest_seq(self) -> int:
         """Seq of the oldest held record; 0 if the buffer is empty."""
         return self._records[self._head].seq if len(self) else 0

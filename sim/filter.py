@@ -41,6 +41,8 @@ class Io:
     data: bytes = b""
     """Write payload; for a read, filled by whoever completes it."""
     is_write: bool = True
+    from_agent: bool = False
+    """Issued by the guest agent while it quiesces (passes a held quiesce gate)."""
 
 
 class IoError(Exception):
@@ -86,13 +88,42 @@ class FilterChain:
         return io
 
 
+class ShadowLog:
+    """Every journaled write with its seq, so a test can rebuild a disk at any seq."""
+
+    def __init__(self, capacities: list[int]) -> None:
+        self.capacities = capacities
+        self.writes: list[tuple[int, int, int, bytes]] = []
+        """(seq, group disk number, offset, data), in seq order."""
+
+    def record(self, seq: int, disk: int, offset: int, data: bytes) -> None:
+        """Remember one journaled write."""
+        self.writes.append((seq, disk, offset, data))
+
+    def image(self, disk: int, seq: int) -> bytes:
+        """The disk's bytes after every write with seq <= ``seq``."""
+        buf = bytearray(self.capacities[disk])
+        for s, d, offset, data in self.writes:
+            if s > seq:
+                break
+            if d == disk:
+                buf[offset : offset + len(data)] = data
+        return bytes(buf)
+
+
 class ReplicationFilter:
     """Splits every write of a group's disks into the source journal buffer."""
 
-    def __init__(self, buffer: SourceBuffer, disk_numbers: dict[tuple[str, int], int]) -> None:
+    def __init__(
+        self,
+        buffer: SourceBuffer,
+        disk_numbers: dict[tuple[str, int], int],
+        shadow: ShadowLog | None = None,
+    ) -> None:
         self.buffer = buffer
         self.disk_numbers = disk_numbers
         """(vm_id, disk index in the VM) -> disk number in the group."""
+        self.shadow = shadow
 
     def on_io(self, io: Io) -> Verdict:
         """Journal a write; defer it while the buffer is full; pass reads."""
@@ -100,7 +131,10 @@ class ReplicationFilter:
             return Verdict.PASS
         if not self.buffer.has_room():
             return Verdict.DEFER
-        self.buffer.append(self.disk_numbers[(io.vm_id, io.disk)], io.offset, io.data, io.source_ns)
+        disk = self.disk_numbers[(io.vm_id, io.disk)]
+        rec = self.buffer.append(disk, io.offset, io.data, io.source_ns)
+        if self.shadow is not None:
+            self.shadow.record(rec.seq, disk, io.offset, io.data)
         return Verdict.PASS
 
     async def resume(self, io: Io) -> None:

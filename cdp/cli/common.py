@@ -61,6 +61,21 @@ def fail(exc: CdpError) -> int:
     return exit_code_of(exc)
 
 
+def add_target_group(p: Any) -> None:
+    """The --target and --group flags most commands share."""
+    p.add_argument("--target", required=True, help="HOST:PORT of the target")
+    p.add_argument("--group", required=True, help="consistency group name")
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns, two spaces apart."""
+    all_rows = [header, *rows]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in all_rows
+    )
+
+
 def fmt_bytes(n: float) -> str:
     """Human-readable bytes (decimal MB/GB, as rates are quoted)."""
     for unit in ("B", "kB", "MB", "GB", "TB"):

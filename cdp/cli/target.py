@@ -11,8 +11,8 @@ import signal
 import sys
 from typing import Any
 
-from cdp.cli import common
 from cdp.catalog import MAX_HISTORY_WINDOW_S
+from cdp.cli import common
 from cdp.errors import InvalidInputError
 from cdp.fsutil import write_atomic
 from cdp.rpc.server import start_server

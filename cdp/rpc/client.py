@@ -114,6 +114,57 @@ class ReplicationClient:
             )
         return resp
 
+    async def list_points(
+        self, group_id: str, start_ns: int = 0, end_ns: int = 0, labelled_only: bool = False,
+        page_size: int = 1000, limit: int = 0,
+    ) -> list[pb.RestorePoint]:  # fmt: skip
+        """Restore points of a group in a time range, oldest first, every page (or ``limit``)."""
+        out: list[pb.RestorePoint] = []
+        token = ""
+        while True:
+            req = pb.ListRestorePointsRequest(
+                group_id=group_id, start_time_unix_ns=start_ns, end_time_unix_ns=end_ns,
+                page_size=page_size, page_token=token, labelled_only=labelled_only,
+            )  # fmt: skip
+            with translated():
+                resp = await self._stub.ListRestorePoints(req, timeout=30, wait_for_ready=True)
+            out.extend(resp.points)
+            token = resp.next_page_token
+            if not token or (limit and len(out) >= limit):
+                return out[:limit] if limit else out
+
+    async def create_bookmark(self, group_id: str, name: str) -> pb.RestorePoint:
+        """Bookmark the group's newest durable restore point."""
+        with translated():
+            resp = await self._stub.CreateBookmark(
+                pb.CreateBookmarkRequest(group_id=group_id, name=name), timeout=30,
+                wait_for_ready=True,
+            )  # fmt: skip
+        point: pb.RestorePoint = resp.point
+        return point
+
+    async def timeline(self, group_id: str) -> pb.GetTimelineResponse:
+        """The group's timeline."""
+        with translated():
+            resp: pb.GetTimelineResponse = await self._stub.GetTimeline(
+                pb.GetTimelineRequest(group_id=group_id), timeout=30, wait_for_ready=True
+            )
+        return resp
+
+    async def read_image(
+        self, group_id: str, vm_id: str, disk: int, at: str, dry_run: bool = False,
+        offset: int = 0, length: int = 0,
+    ) -> AsyncIterator[pb.ReadImageResponse]:  # fmt: skip
+        """Stream an image: the first message has the plan, then data chunks."""
+        req = pb.ReadImageRequest(
+            group_id=group_id, vm_id=vm_id, disk=disk, at=at, dry_run=dry_run,
+            offset_bytes=offset, length_bytes=length,
+        )  # fmt: skip
+        call = self._stub.ReadImage(req, wait_for_ready=True)
+        with translated():
+            async for msg in call:
+                yield msg
+
     async def close(self) -> None:
         """Close the channel."""
         await self._channel.close(grace=None)

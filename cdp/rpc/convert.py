@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from cdp.catalog import Span
 from cdp.errors import InvalidInputError
 from cdp.group import DiskSpec, GroupSpec, VmSpec
+from cdp.image import ImagePlan
+from cdp.index import Point
 from cdp.intake import split_payload
-from cdp.record import Record
+from cdp.record import KIND_WRITE, Record
 from cdp.target import GroupState, GroupStatus
 from cdp.v1 import replication_pb2 as pb
 
@@ -52,7 +55,7 @@ def records_from_pb(req: pb.StreamJournalRequest) -> list[Record]:
             raise InvalidInputError(f"records[{i}].seq", "seqs start at 1")
         out.append(
             Record(h.seq, h.disk_index, h.offset_bytes, h.length_bytes,
-                   h.source_time_unix_ns, h.xxh3_64, frame)
+                   h.source_time_unix_ns, h.xxh3_64, frame, h.kind or KIND_WRITE)
         )  # fmt: skip
     return out
 
@@ -64,7 +67,7 @@ def records_to_pb(session_id: str, records: list[Record]) -> pb.StreamJournalReq
     for r in records:
         add(seq=r.seq, disk_index=r.disk, offset_bytes=r.offset, length_bytes=r.length,
             compressed_length_bytes=len(r.frame), source_time_unix_ns=r.source_ns,
-            xxh3_64=r.data_xxh3)  # fmt: skip
+            xxh3_64=r.data_xxh3, kind=r.kind if r.is_marker else 0)  # fmt: skip
     req.payload = b"".join(r.frame for r in records)
     return req
 
@@ -77,3 +80,41 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         lag_seconds=s.lag_s, journal_bytes=s.journal_bytes, received_bytes=s.received_bytes,
         state=STATES[s.state], source_id=s.source_id, vms=vms_to_pb(s.spec),
     )  # fmt: skip
+
+
+def point_to_pb(p: Point) -> pb.RestorePoint:
+    """A restore point message (index point kinds equal the PointKind numbers)."""
+    kind = pb.PointKind.Name(p.kind)
+    return pb.RestorePoint(seq=p.seq, source_time_unix_ns=p.source_ns, kind=kind, label=p.label)
+
+
+def span_to_pb(s: Span) -> pb.TimelineSpan:
+    """One timeline span."""
+    return pb.TimelineSpan(
+        start_seq=s.start_seq, end_seq=s.end_seq, start_time_unix_ns=s.start_ns,
+        end_time_unix_ns=s.end_ns, restorable=s.restorable, cause=s.cause, points=s.points,
+    )  # fmt: skip
+
+
+def plan_to_pb(plan: ImagePlan) -> pb.ImagePlan:
+    """An image plan."""
+    return pb.ImagePlan(
+        point=point_to_pb(plan.point), base_seq=plan.base_seq, records=len(plan.entries),
+        record_bytes=plan.record_bytes, capacity_bytes=plan.capacity_bytes,
+    )  # fmt: skip
+
+
+def encode_page_token(p: Point) -> str:
+    """Opaque token for the page after point ``p``."""
+    return f"{p.source_ns}:{p.seq}"
+
+
+def decode_page_token(token: str) -> tuple[int, int] | None:
+    """Inverse of :func:`encode_page_token`; None for the first page."""
+    if not token:
+        return None
+    ns, _, seq = token.partition(":")
+    try:
+        return int(ns), int(seq)
+    except ValueError as exc:
+        raise InvalidInputError("page_token", "is not a token this target handed out") from exc

@@ -29,6 +29,8 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 MAX_MESSAGE_BYTES = 64 * 2**20
 """gRPC message cap; well above the batch limit so oversized batches get our own error."""
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 10000
 MAX_QUEUED_BATCHES = 256
 """Batches of one stream waiting for durability before the reader pauses."""
 
@@ -109,6 +111,80 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
                 await reader
             if stream.session:
                 self.target.end_session(stream.session)
+
+    async def ListRestorePoints(  # noqa: N802 - gRPC method name
+        self, request: pb.ListRestorePointsRequest, context: Context
+    ) -> pb.ListRestorePointsResponse:
+        """A page of restore points."""
+        try:
+            size = request.page_size or DEFAULT_PAGE_SIZE
+            if size > MAX_PAGE_SIZE:
+                raise errors.InvalidInputError("page_size", f"at most {MAX_PAGE_SIZE}")
+            end = request.end_time_unix_ns or 2**63 - 1
+            if request.start_time_unix_ns > end:
+                raise errors.InvalidInputError("end_time_unix_ns", "is before start_time_unix_ns")
+            after = convert.decode_page_token(request.page_token)
+            points = await asyncio.to_thread(
+                self.target.list_points, request.group_id, request.start_time_unix_ns, end,
+                after, size + 1, request.labelled_only,
+            )  # fmt: skip
+        except errors.CdpError as exc:
+            await context.abort(status_of(exc), str(exc))
+        token = convert.encode_page_token(points[size - 1]) if len(points) > size else ""
+        return pb.ListRestorePointsResponse(
+            points=[convert.point_to_pb(p) for p in points[:size]], next_page_token=token
+        )
+
+    async def CreateBookmark(  # noqa: N802 - gRPC method name
+        self, request: pb.CreateBookmarkRequest, context: Context
+    ) -> pb.CreateBookmarkResponse:
+        """Name the newest durable point."""
+        try:
+            point = await self.target.create_bookmark(request.group_id, request.name)
+        except errors.CdpError as exc:
+            await context.abort(status_of(exc), str(exc))
+        return pb.CreateBookmarkResponse(point=convert.point_to_pb(point))
+
+    async def GetTimeline(  # noqa: N802 - gRPC method name
+        self, request: pb.GetTimelineRequest, context: Context
+    ) -> pb.GetTimelineResponse:
+        """Intervals, gaps and history health."""
+        try:
+            t = await asyncio.to_thread(self.target.timeline, request.group_id)
+        except errors.CdpError as exc:
+            await context.abort(status_of(exc), str(exc))
+        return pb.GetTimelineResponse(
+            spans=[convert.span_to_pb(s) for s in t.spans],
+            history_window_seconds=t.history_window_s, available_history_seconds=t.available_s,
+            history_health=t.health, history_message=t.message, journal_bytes=t.journal_bytes,
+            journal_limit_bytes=t.journal_limit_bytes,
+        )  # fmt: skip
+
+    async def ReadImage(  # noqa: N802 - gRPC method name
+        self, request: pb.ReadImageRequest, context: Context
+    ) -> AsyncIterator[pb.ReadImageResponse]:
+        """The plan, then the image's data chunks in offset order."""
+        try:
+            if request.offset_bytes % 512 or request.length_bytes % 512:
+                raise errors.InvalidInputError(
+                    "offset_bytes", "offset and length must be multiples of 512"
+                )
+            async with self.target.image(
+                request.group_id, request.vm_id, request.disk, request.at
+            ) as (plan, reader):
+                if request.offset_bytes > plan.capacity_bytes:
+                    raise errors.InvalidInputError(
+                        "offset_bytes", f"past the disk's capacity {plan.capacity_bytes}"
+                    )
+                yield pb.ReadImageResponse(plan=convert.plan_to_pb(plan))
+                if request.dry_run:
+                    return
+                length = request.length_bytes or plan.capacity_bytes
+                chunks = reader(request.offset_bytes, length)
+                while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                    yield pb.ReadImageResponse(offset_bytes=chunk[0], data=chunk[1])
+        except errors.CdpError as exc:
+            await context.abort(status_of(exc), str(exc))
 
     async def GetStatus(  # noqa: N802 - gRPC method name
         self, request: pb.GetStatusRequest, context: Context

@@ -1,0 +1,65 @@
+"""``cdp timeline``: restorable intervals, gaps and their causes, history health."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cdp.catalog import format_ns
+from cdp.cli import common
+from cdp.rpc.client import ReplicationClient
+from cdp.v1 import replication_pb2 as pb
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``timeline``."""
+    p = sub.add_parser("timeline", help="a group's restorable intervals and the gaps between")
+    common.add_target_group(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=run)
+
+
+def to_dict(group: str, t: pb.GetTimelineResponse) -> dict[str, Any]:
+    """The timeline as JSON-able data."""
+    spans = [
+        {
+            "restorable": s.restorable, "cause": s.cause, "start_seq": s.start_seq,
+            "end_seq": s.end_seq, "points": s.points,
+            "start": format_ns(s.start_time_unix_ns) if s.start_time_unix_ns else None,
+            "end": format_ns(s.end_time_unix_ns) if s.end_time_unix_ns else None,
+        }
+        for s in t.spans
+    ]  # fmt: skip
+    return {
+        "group": group, "spans": spans, "history_window_s": t.history_window_seconds,
+        "available_history_s": round(t.available_history_seconds, 3),
+        "history_health": t.history_health, "history_message": t.history_message,
+        "journal_bytes": t.journal_bytes, "journal_limit_bytes": t.journal_limit_bytes,
+    }  # fmt: skip
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Print the timeline."""
+    async with ReplicationClient(args.target) as client:
+        data = to_dict(args.group, await client.timeline(args.group))
+    if args.json:
+        common.emit_json(data)
+        return common.EXIT_OK
+    rows = []
+    for s in data["spans"]:
+        what = (
+            f"{s['points']:,} restore points"
+            if s["restorable"]
+            else f"NO RESTORE POINTS ({s['cause']})"
+        )
+        rows.append([s["start"] or "-", s["end"] or "-", f"{s['start_seq']}-{s['end_seq']}", what])
+    print(common.table(["FROM (UTC)", "TO (UTC)", "SEQS", "WHAT"], rows))
+    print(
+        f"history: {data['available_history_s']:.0f} s available of a "
+        f"{data['history_window_s']:.0f} s "
+        f"window ({data['history_health']}); journal {common.fmt_bytes(data['journal_bytes'])} "
+        f"of {common.fmt_bytes(data['journal_limit_bytes'])}"
+    )
+    if data["history_message"]:
+        print(f"{data['history_health'].upper()}: {data['history_message']}")
+    return common.EXIT_OK if data["history_health"] != "error" else common.EXIT_FAILED
