@@ -82,21 +82,7 @@ async def _scenario(ops: list[tuple], data: st.DataObject, small_journal: bool) 
         app_points: list[int] = []
         try:
             for i, op in enumerate(ops):
-                if op[0] == "w":
-                    _, v, d, sector, count, fill = op
-                    count = min(count, SECTORS - sector)
-                    await vms[v].write(
-                        d, sector * 512, bytes([fill]) * (count * 512 - 4) + i.to_bytes(4, "little")
-                    )
-                elif op[0] == "app_w":
-                    _, v, d, sector = op
-                    apps[v].write(d, sector * 512, i.to_bytes(4, "little") * 128)
-                elif op[0] == "bookmark":
-                    bookmarks[f"bm-{i}"] = bookmark(buffer, f"bm-{i}").seq
-                elif op[0] == "app_point":
-                    app_points.append((await agent.app_consistent_point(f"app-{i}")).seq)
-                else:
-                    await asyncio.sleep(0)
+                await _apply_op(i, op, vms, apps, agent, buffer, bookmarks, app_points)
             await asyncio.wait_for(shipper.drain(), 20)
             if buffer.acked_seq == 0:
                 return
@@ -130,3 +116,30 @@ async def _scenario(ops: list[tuple], data: st.DataObject, small_journal: bool) 
             await asyncio.gather(ship, return_exceptions=True)
             await stop_target(running)
             host.close()
+
+
+async def _apply_op(
+    i: int,
+    op: tuple,
+    vms: list[SimVM],
+    apps: list[BufferedApp],
+    agent: GuestAgent,
+    buffer: SourceBuffer,
+    bookmarks: dict[str, int],
+    app_points: list[int],
+) -> None:
+    if op[0] == "w":
+        _, v, d, sector, count, fill = op
+        count = min(count, SECTORS - sector)
+        await vms[v].write(
+            d, sector * 512, bytes([fill]) * (count * 512 - 4) + i.to_bytes(4, "little")
+        )
+    elif op[0] == "app_w":
+        _, v, d, sector = op
+        apps[v].write(d, sector * 512, i.to_bytes(4, "little") * 128)
+    elif op[0] == "bookmark":
+        bookmarks[f"bm-{i}"] = bookmark(buffer, f"bm-{i}").seq
+    elif op[0] == "app_point":
+        app_points.append((await agent.app_consistent_point(f"app-{i}")).seq)
+    else:
+        await asyncio.sleep(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pytest
 from conftest import Running, make_record, small_group, start_target, stop_target
@@ -27,9 +28,7 @@ async def write_batches(
     reply = await r.client.open_session("src", spec, 0, start_seq)
     stream = r.client.stream(reply.session_id)
     seq = reply.durable_seq
-    import time
-
-    for b in range(batches):
+    for _ in range(batches):
         recs = []
         for _ in range(per_batch):
             seq += 1
