@@ -25,7 +25,7 @@ HEALTH_ERROR = 0.75
 MAX_COUNT = 1_000_000
 """Timeline point counts stop here (reported as at least this many)."""
 
-_TIME_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
+TIME_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def parse_time(field_name: str, text: str) -> int:
 
 def check_bookmark_name(name: str) -> str:
     """A bookmark name must not read as another kind of restore point spec."""
-    if name == "latest" or name.isdigit() or _TIME_LIKE.match(name):
+    if name == "latest" or name.isdigit() or TIME_LIKE.match(name):
         raise InvalidInputError(
             "name", f"{name!r} reads as 'latest', a seq or a time; choose another name"
         )
@@ -109,7 +109,7 @@ class Catalog:
             return point or Point(durable_seq, durable_ns, POINT_CRASH)
         if spec.isdigit():
             return self._by_seq(int(spec), base_seq, durable_seq)
-        if _TIME_LIKE.match(spec):
+        if TIME_LIKE.match(spec):
             return self._by_time(parse_time("at", spec), spec, base_seq)
         seq = self.index.get_bookmark(self.group, spec)
         if seq is None:

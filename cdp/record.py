@@ -28,7 +28,9 @@ KIND_BOOKMARK = 2
 """A named bookmark placed by the source; the frame is the UTF-8 name."""
 KIND_APP_CONSISTENT = 3
 """An application-consistent point; the frame is the UTF-8 label."""
-MARKER_KINDS = (KIND_BOOKMARK, KIND_APP_CONSISTENT)
+KIND_CONSISTENCY = 4
+"""A coordinated consistency marker of a group spanning hosts; the frame is "cg-<n>"."""
+MARKER_KINDS = (KIND_BOOKMARK, KIND_APP_CONSISTENT, KIND_CONSISTENCY)
 
 HEADER = struct.Struct("<4sBBHQIIQIIqQ")
 CRC = struct.Struct("<Q")

@@ -77,8 +77,9 @@ class Transport(Protocol):
     """How the shipper talks to a target (the seam tests may wrap)."""
 
     async def open_session(
-        self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int
-    ) -> SessionReply:
+        self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int,
+        member_id: str = "",
+    ) -> SessionReply:  # fmt: skip
         """Handshake."""
 
     def stream(self, session_id: str) -> JournalStream:
@@ -90,6 +91,8 @@ class ShipperConfig:
     """Tuning of a shipper."""
 
     source_id: str
+    member_id: str = ""
+    """Member of a group that spans hosts; empty when this source streams the group alone."""
     batch_bytes: int = DEFAULT_BATCH_BYTES
     linger_s: float = DEFAULT_LINGER_S
     reconnect_min_s: float = 0.05
@@ -134,7 +137,7 @@ class Shipper:
         """One session: handshake, then stream until the stream fails."""
         buf = self.buffer
         reply = await self.transport.open_session(
-            self.config.source_id, self.spec, buf.oldest_seq(), buf.next_seq
+            self.config.source_id, self.spec, buf.oldest_seq(), buf.next_seq, self.config.member_id
         )
         if reply.resync_required:
             raise ResyncRequiredError(f"group {self.spec.group_id!r}: {reply.resync_reason}")

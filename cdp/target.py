@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -25,14 +26,10 @@ from cdp.catalog import (
     DEFAULT_CHECKPOINT_INTERVAL_S,
     DEFAULT_HISTORY_WINDOW_S,
     Catalog,
-    Span,
     Timeline,
-    check_bookmark_name,
-    history_health,
 )
 from cdp.committer import Ack, Committer
 from cdp.errors import (
-    BookmarkExistsError,
     CdpError,
     ImageMovedError,
     JournalCorruptError,
@@ -40,9 +37,10 @@ from cdp.errors import (
     PreconditionError,
     SessionError,
 )
-from cdp.group import GroupSpec, validate_group
+from cdp.group import GroupSpec, check_name, validate_group
+from cdp.history import History, MultiHistory, SingleHistory
 from cdp.image import ImagePlan, plan_image, read_image
-from cdp.index import POINT_BOOKMARK, Index, Point
+from cdp.index import Index, Point
 from cdp.journal import DEFAULT_SEGMENT_BYTES, Journal
 from cdp.record import Record
 from cdp.replica import ReplicaSet, extent_path
@@ -89,6 +87,15 @@ class TargetConfig:
         return os.path.join(self.data_dir, "index")
 
 
+MEMBER_SEPARATOR = "@"
+"""Joins a group id and a member id into a member key; not allowed in either name."""
+
+
+def member_key(group_id: str, member_id: str) -> str:
+    """The key of a group's member journal: the group id alone for a single source."""
+    return f"{group_id}{MEMBER_SEPARATOR}{member_id}" if member_id else group_id
+
+
 class GroupState:
     """Replication states of a group, as the status call reports them."""
 
@@ -116,6 +123,9 @@ class GroupStatus:
     """A snapshot of one group's replication state."""
 
     spec: GroupSpec
+    """The member's VMs (``spec.group_id`` is the member key)."""
+    group_id: str
+    member_id: str
     state: str
     source_id: str
     durable_seq: int
@@ -132,6 +142,9 @@ class ReplicatedGroup:
 
     def __init__(self, spec: GroupSpec, config: TargetConfig, index: Index) -> None:
         self.spec = spec
+        """The member's VMs; ``spec.group_id`` is the member key (see :func:`member_key`)."""
+        self.key = spec.group_id
+        self.group_id, _, self.member_id = spec.group_id.partition(MEMBER_SEPARATOR)
         self.capacities = tuple(d.spec.capacity_bytes for d in spec.disks())
         self.journal = Journal(config.journal_dir, spec.group_id, index, config.segment_bytes)
         self.committer = Committer(self.journal)
@@ -288,10 +301,15 @@ class Target:
     # -- the RPC-facing operations -------------------------------------------------------
 
     async def open_session(
-        self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int
-    ) -> SessionInfo:
-        """Handshake: register or check the group, supersede old sessions, say where to resume."""
+        self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int,
+        member_id: str = "",
+    ) -> SessionInfo:  # fmt: skip
+        """Handshake: register or check the member, supersede old sessions, say where to resume."""
         validate_group(spec)
+        if member_id:
+            check_name("member_id", member_id)
+        self._check_membership(spec.group_id, member_id)
+        spec = GroupSpec(member_key(spec.group_id, member_id), spec.vms)
         group = self.groups.get(spec.group_id)
         if group is None:
             group = await asyncio.to_thread(self._register_group, spec)
@@ -320,6 +338,16 @@ class Target:
             session_id, durable, group.journal.durable_ns, bool(reason), reason,
             self.config.limits, self.config.window_bytes,
         )  # fmt: skip
+
+    def _check_membership(self, group_id: str, member_id: str) -> None:
+        """A group is streamed either by one source alone or by named members, never both."""
+        kinds = {bool(g.member_id) for g in self.groups.values() if g.group_id == group_id}
+        if kinds and kinds != {bool(member_id)}:
+            shape = "named members" if member_id == "" else "one source without a member_id"
+            raise PreconditionError(
+                f"member_id: group {group_id!r} is streamed by {shape}; "
+                f"{'give' if member_id == '' else 'omit'} member_id"
+            )
 
     def group_of_session(self, session_id: str) -> ReplicatedGroup:
         """The group a live session writes to; raise if the session is not live."""
@@ -360,117 +388,70 @@ class Target:
                 group.state = GroupState.DISCONNECTED
 
     def status(self, group_id: str = "") -> list[GroupStatus]:
-        """A snapshot of one group (or all, for an empty id), sorted by group id."""
-        if group_id and group_id not in self.groups:
-            raise NotFoundError(f"group_id: no group {group_id!r} at this target")
-        names = [group_id] if group_id else sorted(self.groups)
+        """A snapshot of every member of one group (or of all), sorted by key."""
+        members = (
+            self.members(group_id) if group_id else [self.groups[k] for k in sorted(self.groups)]
+        )
         now = time.time_ns()
-        out = []
-        for name in names:
-            g = self.groups[name]
-            ns = g.journal.durable_ns
-            out.append(
-                GroupStatus(
-                    g.spec,
-                    g.state,
-                    g.source_id,
-                    g.journal.durable_seq,
-                    ns,
-                    g.applier.applied_seq,
-                    (now - ns) / 1e9 if ns else 0.0,
-                    g.journal.bytes_on_disk(),
-                    g.received_bytes,
-                    str(g.error) if g.error else "",
-                )  # fmt: skip
-            )
-        return out
+        return [
+            GroupStatus(
+                g.spec,
+                g.group_id,
+                g.member_id,
+                g.state,
+                g.source_id,
+                g.journal.durable_seq,
+                g.journal.durable_ns,
+                g.applier.applied_seq,
+                (now - g.journal.durable_ns) / 1e9 if g.journal.durable_ns else 0.0,
+                g.journal.bytes_on_disk(),
+                g.received_bytes,
+                str(g.error) if g.error else "",
+            )  # fmt: skip
+            for g in members
+        ]
 
     # -- restore points and images ---------------------------------------------------------
 
-    def group(self, group_id: str) -> ReplicatedGroup:
-        """A group by name; NOT_FOUND naming the field otherwise."""
-        group = self.groups.get(group_id)
-        if group is None:
+    def members(self, group_id: str) -> list[ReplicatedGroup]:
+        """The member journals of a group, sorted by key; NOT_FOUND if there is none."""
+        found = [g for k, g in sorted(self.groups.items()) if g.group_id == group_id]
+        if not found:
             raise NotFoundError(f"group_id: no group {group_id!r} at this target")
-        return group
+        return found
+
+    def history(self, group_id: str) -> History:
+        """The group's history: single-source, or across the members on several hosts."""
+        members = self.members(group_id)
+        if len(members) == 1 and not members[0].member_id:
+            return SingleHistory(members[0], self.config)
+        return MultiHistory(group_id, members, self.config)
 
     def _bookmark_seq(self, group: ReplicatedGroup, name: str) -> int | None:
-        return group.catalog.index.get_bookmark(group.spec.group_id, name)
+        return group.catalog.index.get_bookmark(group.key, name)
 
     def list_points(
         self, group_id: str, start_ns: int, end_ns: int, after: tuple[int, int] | None,
         limit: int, labelled_only: bool,
     ) -> list[Point]:  # fmt: skip
         """Restorable points of a group, oldest first."""
-        g = self.group(group_id)
-        return g.catalog.restorable(
-            g.applier.applied_seq, start_ns, end_ns, after, limit, labelled_only
-        )
+        return self.history(group_id).points(start_ns, end_ns, after, limit, labelled_only)
 
     async def create_bookmark(self, group_id: str, name: str) -> Point:
-        """Name the group's newest durable restore point."""
-        g = self.group(group_id)
-        check_bookmark_name(intake.check_label("name", name.encode()))
-        if self._bookmark_seq(g, name) is not None:
-            raise BookmarkExistsError(group_id, name)
-        await g.quiesce()
-        seq = g.journal.durable_seq
-        if seq == 0:
-            raise PreconditionError(f"group_id: group {group_id!r} has nothing durable yet")
-        point = Point(seq, g.journal.durable_ns, POINT_BOOKMARK, name)
-        await asyncio.to_thread(g.catalog.index.tag_point, group_id, point)
-        await asyncio.to_thread(g.catalog.index.put_bookmark, group_id, name, seq)
-        return point
+        """Name the group's newest restorable point."""
+        return await self.history(group_id).bookmark(name)
 
     def timeline(self, group_id: str) -> Timeline:
         """Restorable intervals and gaps of a group, with the history's health."""
-        g = self.group(group_id)
-        base, durable = g.applier.applied_seq, g.journal.durable_seq
-        spans: list[Span] = []
-        if base > 0:
-            cause = "retention (journal size limit)" if g.applier.size_cuts else "retention"
-            spans.append(Span(1, base, 0, self._time_of(g, base), False, cause))
-        cursor = max(base, 1)
-        for gap in g.catalog.gaps():
-            if gap.end_seq < cursor:
-                continue
-            if gap.start_seq > cursor:
-                spans.append(self._interval(g, cursor, gap.start_seq - 1))
-            spans.append(Span(gap.start_seq, gap.end_seq, self._time_of(g, gap.start_seq),
-                              self._time_of(g, gap.end_seq), False, gap.cause))  # fmt: skip
-            cursor = gap.end_seq + 1
-        if durable >= cursor:
-            spans.append(self._interval(g, cursor, durable))
-        first_restorable = next((s for s in spans if s.restorable), None)
-        available = 0.0
-        if first_restorable is not None and first_restorable.start_ns:
-            available = (g.journal.durable_ns - first_restorable.start_ns) / 1e9
-        age = (time.time_ns() - g.created_ns) / 1e9
-        health, message = history_health(self.config.history_window_s, available, age)
-        return Timeline(
-            spans, self.config.history_window_s, available, health, message,
-            g.journal.bytes_on_disk(), self.config.journal_limit_bytes, g.applier.size_cuts,
-        )  # fmt: skip
-
-    def _interval(self, g: ReplicatedGroup, first: int, last: int) -> Span:
-        points = g.catalog.restorable(g.applier.applied_seq, -(2**63), 2**63 - 1, None, 1, False)
-        start = max(first, points[0].seq if points else first)
-        return Span(start, last, self._time_of(g, start), self._time_of(g, last), True, "",
-                    g.catalog.count(g.applier.applied_seq, first, last))  # fmt: skip
-
-    def _time_of(self, g: ReplicatedGroup, seq: int) -> int:
-        point = g.catalog.index.point_at(g.spec.group_id, seq)
-        if point is not None:
-            return point.source_ns
-        entry = g.journal.lookup(seq)
-        return entry.source_ns if entry else 0
+        return self.history(group_id).timeline()
 
     @contextlib.asynccontextmanager
     async def image(
         self, group_id: str, vm_id: str, disk: int, at: str
     ) -> AsyncIterator[tuple[ImagePlan, Callable[[int, int], Iterator[tuple[int, bytes]]]]]:
         """Pause apply, plan the image; yield the plan and a reader; resume apply."""
-        g = self.group(group_id)
+        history = self.history(group_id)
+        g = history.member_of(vm_id)
         ref = next((d for d in g.spec.disks() if d.vm_id == vm_id and d.index_in_vm == disk), None)
         if ref is None:
             raise NotFoundError(
@@ -479,10 +460,12 @@ class Target:
         await asyncio.to_thread(g.applier.pause)
         try:
             base = g.applier.applied_seq
-            point = g.catalog.resolve(at, base, g.journal.durable_seq, g.journal.durable_ns)
+            point = history.resolve(at)
+            member_point = Point(history.member_seq(point, g), point.source_ns, point.kind)
             plan = await asyncio.to_thread(
-                plan_image, g.journal, point, base, ref.number, ref.spec.capacity_bytes
+                plan_image, g.journal, member_point, base, ref.number, ref.spec.capacity_bytes
             )
+            plan = dataclasses.replace(plan, point=point)
             generation = g.applier.base_generation
             extent = extent_path(self.config.replica_dir, vm_id, disk)
 

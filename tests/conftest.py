@@ -79,3 +79,13 @@ async def running(tmp_path: object) -> AsyncIterator[Running]:
         yield r
     finally:
         await stop_target(r)
+
+
+@pytest.fixture
+async def running_history(tmp_path: object) -> AsyncIterator[Running]:
+    """A target that keeps a one-hour history (nothing is applied during a test)."""
+    r = await start_target(os.path.join(str(tmp_path), "target-h"), history_window_s=3600.0)
+    try:
+        yield r
+    finally:
+        await stop_target(r)

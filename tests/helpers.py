@@ -45,10 +45,10 @@ class CuttingTransport:
         self.sessions = 0
 
     async def open_session(
-        self, source_id: str, spec: GroupSpec, oldest: int, nxt: int
+        self, source_id: str, spec: GroupSpec, oldest: int, nxt: int, member_id: str = ""
     ) -> SessionReply:
         self.sessions += 1
-        return await self.inner.open_session(source_id, spec, oldest, nxt)
+        return await self.inner.open_session(source_id, spec, oldest, nxt, member_id)
 
     def stream(self, session_id: str) -> JournalStream:
         inner = self.inner.stream(session_id)

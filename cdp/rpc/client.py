@@ -88,12 +88,14 @@ class ReplicationClient:
         self._stub = pb_grpc.ReplicationServiceStub(self._channel)
 
     async def open_session(
-        self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int
-    ) -> SessionReply:
-        """Handshake for one group."""
+        self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int,
+        member_id: str = "",
+    ) -> SessionReply:  # fmt: skip
+        """Handshake for one group (or one member of a group spanning hosts)."""
         req = pb.OpenSessionRequest(
             protocol_version=PROTOCOL_VERSION, source_id=source_id, group_id=spec.group_id,
             vms=convert.vms_to_pb(spec), oldest_held_seq=oldest_held_seq, next_seq=next_seq,
+            member_id=member_id,
         )  # fmt: skip
         with translated():
             r = await self._stub.OpenSession(req, wait_for_ready=True, timeout=30)

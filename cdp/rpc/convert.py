@@ -75,7 +75,7 @@ def records_to_pb(session_id: str, records: list[Record]) -> pb.StreamJournalReq
 def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
     """One group's status message."""
     return pb.GroupStatus(
-        group_id=s.spec.group_id, durable_seq=s.durable_seq,
+        group_id=s.group_id, member_id=s.member_id, durable_seq=s.durable_seq,
         durable_source_time_unix_ns=s.durable_source_ns, applied_seq=s.applied_seq,
         lag_seconds=s.lag_s, journal_bytes=s.journal_bytes, received_bytes=s.received_bytes,
         state=STATES[s.state], source_id=s.source_id, vms=vms_to_pb(s.spec),

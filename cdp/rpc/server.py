@@ -76,8 +76,9 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
                 raise errors.InvalidInputError("source_id", "must be 1-128 printable characters")
             spec = convert.spec_from_pb(request.group_id, list(request.vms))
             info = await self.target.open_session(
-                request.source_id, spec, request.oldest_held_seq, request.next_seq
-            )
+                request.source_id, spec, request.oldest_held_seq, request.next_seq,
+                request.member_id,
+            )  # fmt: skip
         except errors.CdpError as exc:
             await context.abort(status_of(exc), str(exc))
         return pb.OpenSessionResponse(

@@ -24,61 +24,61 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63\x64p/v1/replication.proto\x12\x06\x63\x64p.v1\"3\n\x08\x44iskSpec\x12\x0f\n\x07\x64isk_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x02 \x01(\x04\"8\n\x06VmSpec\x12\r\n\x05vm_id\x18\x01 \x01(\t\x12\x1f\n\x05\x64isks\x18\x02 \x03(\x0b\x32\x10.cdp.v1.DiskSpec\"\x9b\x01\n\x12OpenSessionRequest\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\x10\n\x08group_id\x18\x03 \x01(\t\x12\x1b\n\x03vms\x18\x04 \x03(\x0b\x32\x0e.cdp.v1.VmSpec\x12\x17\n\x0foldest_held_seq\x18\x05 \x01(\x04\x12\x10\n\x08next_seq\x18\x06 \x01(\x04\"\xe5\x01\n\x13OpenSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64urable_seq\x18\x02 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x03 \x01(\x03\x12\x17\n\x0fresync_required\x18\x04 \x01(\x08\x12\x1f\n\x17max_batch_payload_bytes\x18\x05 \x01(\r\x12\x19\n\x11max_batch_records\x18\x06 \x01(\r\x12\x14\n\x0cwindow_bytes\x18\x07 \x01(\x04\x12\x15\n\rresync_reason\x18\x08 \x01(\t\"\xcb\x01\n\x0bWriteRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\ndisk_index\x18\x02 \x01(\r\x12\x14\n\x0coffset_bytes\x18\x03 \x01(\x04\x12\x14\n\x0clength_bytes\x18\x04 \x01(\r\x12\x1f\n\x17\x63ompressed_length_bytes\x18\x05 \x01(\r\x12\x1b\n\x13source_time_unix_ns\x18\x06 \x01(\x03\x12\x0f\n\x07xxh3_64\x18\x07 \x01(\x04\x12 \n\x04kind\x18\x08 \x01(\x0e\x32\x12.cdp.v1.RecordKind\"a\n\x14StreamJournalRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12$\n\x07records\x18\x02 \x03(\x0b\x32\x13.cdp.v1.WriteRecord\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\"g\n\x15StreamJournalResponse\x12\x13\n\x0b\x64urable_seq\x18\x01 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x02 \x01(\x03\x12\x14\n\x0cwindow_bytes\x18\x03 \x01(\x04\"$\n\x10GetStatusRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"8\n\x11GetStatusResponse\x12#\n\x06groups\x18\x01 \x03(\x0b\x32\x13.cdp.v1.GroupStatus\"\x85\x02\n\x0bGroupStatus\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64urable_seq\x18\x02 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x03 \x01(\x03\x12\x13\n\x0b\x61pplied_seq\x18\x04 \x01(\x04\x12\x13\n\x0blag_seconds\x18\x05 \x01(\x01\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\x16\n\x0ereceived_bytes\x18\x07 \x01(\x04\x12!\n\x05state\x18\x08 \x01(\x0e\x32\x12.cdp.v1.GroupState\x12\x11\n\tsource_id\x18\t \x01(\t\x12\x1b\n\x03vms\x18\n \x03(\x0b\x32\x0e.cdp.v1.VmSpec\"h\n\x0cRestorePoint\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x1b\n\x13source_time_unix_ns\x18\x02 \x01(\x03\x12\x1f\n\x04kind\x18\x03 \x01(\x0e\x32\x11.cdp.v1.PointKind\x12\r\n\x05label\x18\x04 \x01(\t\"\xa0\x01\n\x18ListRestorePointsRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x1a\n\x12start_time_unix_ns\x18\x02 \x01(\x03\x12\x18\n\x10\x65nd_time_unix_ns\x18\x03 \x01(\x03\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x15\n\rlabelled_only\x18\x06 \x01(\x08\"Z\n\x19ListRestorePointsResponse\x12$\n\x06points\x18\x01 \x03(\x0b\x32\x14.cdp.v1.RestorePoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x15\x43reateBookmarkRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x16\x43reateBookmarkResponse\x12#\n\x05point\x18\x01 \x01(\x0b\x32\x14.cdp.v1.RestorePoint\"&\n\x12GetTimelineRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"\x9b\x01\n\x0cTimelineSpan\x12\x11\n\tstart_seq\x18\x01 \x01(\x04\x12\x0f\n\x07\x65nd_seq\x18\x02 \x01(\x04\x12\x1a\n\x12start_time_unix_ns\x18\x03 \x01(\x03\x12\x18\n\x10\x65nd_time_unix_ns\x18\x04 \x01(\x03\x12\x12\n\nrestorable\x18\x05 \x01(\x08\x12\r\n\x05\x63\x61use\x18\x06 \x01(\t\x12\x0e\n\x06points\x18\x07 \x01(\x04\"\xe2\x01\n\x13GetTimelineResponse\x12#\n\x05spans\x18\x01 \x03(\x0b\x32\x14.cdp.v1.TimelineSpan\x12\x1e\n\x16history_window_seconds\x18\x02 \x01(\x01\x12!\n\x19\x61vailable_history_seconds\x18\x03 \x01(\x01\x12\x16\n\x0ehistory_health\x18\x04 \x01(\t\x12\x17\n\x0fhistory_message\x18\x05 \x01(\t\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\x1b\n\x13journal_limit_bytes\x18\x07 \x01(\x04\"\x8a\x01\n\x10ReadImageRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\r\n\x05vm_id\x18\x02 \x01(\t\x12\x0c\n\x04\x64isk\x18\x03 \x01(\r\x12\n\n\x02\x61t\x18\x04 \x01(\t\x12\x14\n\x0coffset_bytes\x18\x05 \x01(\x04\x12\x14\n\x0clength_bytes\x18\x06 \x01(\x04\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\"\x81\x01\n\tImagePlan\x12#\n\x05point\x18\x01 \x01(\x0b\x32\x14.cdp.v1.RestorePoint\x12\x10\n\x08\x62\x61se_seq\x18\x02 \x01(\x04\x12\x0f\n\x07records\x18\x03 \x01(\x04\x12\x14\n\x0crecord_bytes\x18\x04 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x05 \x01(\x04\"X\n\x11ReadImageResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.cdp.v1.ImagePlan\x12\x14\n\x0coffset_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c*z\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11RECORD_KIND_WRITE\x10\x01\x12\x18\n\x14RECORD_KIND_BOOKMARK\x10\x02\x12\x1e\n\x1aRECORD_KIND_APP_CONSISTENT\x10\x03*\x9c\x01\n\nGroupState\x12\x1b\n\x17GROUP_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17GROUP_STATE_REPLICATING\x10\x01\x12\x1c\n\x18GROUP_STATE_DISCONNECTED\x10\x02\x12\x1f\n\x1bGROUP_STATE_RESYNC_REQUIRED\x10\x03\x12\x15\n\x11GROUP_STATE_ERROR\x10\x04*\x9b\x01\n\tPointKind\x12\x1a\n\x16POINT_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPOINT_KIND_CRASH_CONSISTENT\x10\x01\x12\x19\n\x15POINT_KIND_CHECKPOINT\x10\x02\x12\x17\n\x13POINT_KIND_BOOKMARK\x10\x03\x12\x1d\n\x19POINT_KIND_APP_CONSISTENT\x10\x04\x32\xa7\x04\n\x12ReplicationService\x12\x46\n\x0bOpenSession\x12\x1a.cdp.v1.OpenSessionRequest\x1a\x1b.cdp.v1.OpenSessionResponse\x12P\n\rStreamJournal\x12\x1c.cdp.v1.StreamJournalRequest\x1a\x1d.cdp.v1.StreamJournalResponse(\x01\x30\x01\x12@\n\tGetStatus\x12\x18.cdp.v1.GetStatusRequest\x1a\x19.cdp.v1.GetStatusResponse\x12X\n\x11ListRestorePoints\x12 .cdp.v1.ListRestorePointsRequest\x1a!.cdp.v1.ListRestorePointsResponse\x12O\n\x0e\x43reateBookmark\x12\x1d.cdp.v1.CreateBookmarkRequest\x1a\x1e.cdp.v1.CreateBookmarkResponse\x12\x46\n\x0bGetTimeline\x12\x1a.cdp.v1.GetTimelineRequest\x1a\x1b.cdp.v1.GetTimelineResponse\x12\x42\n\tReadImage\x12\x18.cdp.v1.ReadImageRequest\x1a\x19.cdp.v1.ReadImageResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63\x64p/v1/replication.proto\x12\x06\x63\x64p.v1\"3\n\x08\x44iskSpec\x12\x0f\n\x07\x64isk_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x02 \x01(\x04\"8\n\x06VmSpec\x12\r\n\x05vm_id\x18\x01 \x01(\t\x12\x1f\n\x05\x64isks\x18\x02 \x03(\x0b\x32\x10.cdp.v1.DiskSpec\"\xae\x01\n\x12OpenSessionRequest\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\x10\n\x08group_id\x18\x03 \x01(\t\x12\x1b\n\x03vms\x18\x04 \x03(\x0b\x32\x0e.cdp.v1.VmSpec\x12\x17\n\x0foldest_held_seq\x18\x05 \x01(\x04\x12\x10\n\x08next_seq\x18\x06 \x01(\x04\x12\x11\n\tmember_id\x18\x07 \x01(\t\"\xe5\x01\n\x13OpenSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64urable_seq\x18\x02 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x03 \x01(\x03\x12\x17\n\x0fresync_required\x18\x04 \x01(\x08\x12\x1f\n\x17max_batch_payload_bytes\x18\x05 \x01(\r\x12\x19\n\x11max_batch_records\x18\x06 \x01(\r\x12\x14\n\x0cwindow_bytes\x18\x07 \x01(\x04\x12\x15\n\rresync_reason\x18\x08 \x01(\t\"\xcb\x01\n\x0bWriteRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\ndisk_index\x18\x02 \x01(\r\x12\x14\n\x0coffset_bytes\x18\x03 \x01(\x04\x12\x14\n\x0clength_bytes\x18\x04 \x01(\r\x12\x1f\n\x17\x63ompressed_length_bytes\x18\x05 \x01(\r\x12\x1b\n\x13source_time_unix_ns\x18\x06 \x01(\x03\x12\x0f\n\x07xxh3_64\x18\x07 \x01(\x04\x12 \n\x04kind\x18\x08 \x01(\x0e\x32\x12.cdp.v1.RecordKind\"a\n\x14StreamJournalRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12$\n\x07records\x18\x02 \x03(\x0b\x32\x13.cdp.v1.WriteRecord\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\"g\n\x15StreamJournalResponse\x12\x13\n\x0b\x64urable_seq\x18\x01 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x02 \x01(\x03\x12\x14\n\x0cwindow_bytes\x18\x03 \x01(\x04\"$\n\x10GetStatusRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"8\n\x11GetStatusResponse\x12#\n\x06groups\x18\x01 \x03(\x0b\x32\x13.cdp.v1.GroupStatus\"\x98\x02\n\x0bGroupStatus\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64urable_seq\x18\x02 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x03 \x01(\x03\x12\x13\n\x0b\x61pplied_seq\x18\x04 \x01(\x04\x12\x13\n\x0blag_seconds\x18\x05 \x01(\x01\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\x16\n\x0ereceived_bytes\x18\x07 \x01(\x04\x12!\n\x05state\x18\x08 \x01(\x0e\x32\x12.cdp.v1.GroupState\x12\x11\n\tsource_id\x18\t \x01(\t\x12\x1b\n\x03vms\x18\n \x03(\x0b\x32\x0e.cdp.v1.VmSpec\x12\x11\n\tmember_id\x18\x0b \x01(\t\"h\n\x0cRestorePoint\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x1b\n\x13source_time_unix_ns\x18\x02 \x01(\x03\x12\x1f\n\x04kind\x18\x03 \x01(\x0e\x32\x11.cdp.v1.PointKind\x12\r\n\x05label\x18\x04 \x01(\t\"\xa0\x01\n\x18ListRestorePointsRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x1a\n\x12start_time_unix_ns\x18\x02 \x01(\x03\x12\x18\n\x10\x65nd_time_unix_ns\x18\x03 \x01(\x03\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x15\n\rlabelled_only\x18\x06 \x01(\x08\"Z\n\x19ListRestorePointsResponse\x12$\n\x06points\x18\x01 \x03(\x0b\x32\x14.cdp.v1.RestorePoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x15\x43reateBookmarkRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x16\x43reateBookmarkResponse\x12#\n\x05point\x18\x01 \x01(\x0b\x32\x14.cdp.v1.RestorePoint\"&\n\x12GetTimelineRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"\x9b\x01\n\x0cTimelineSpan\x12\x11\n\tstart_seq\x18\x01 \x01(\x04\x12\x0f\n\x07\x65nd_seq\x18\x02 \x01(\x04\x12\x1a\n\x12start_time_unix_ns\x18\x03 \x01(\x03\x12\x18\n\x10\x65nd_time_unix_ns\x18\x04 \x01(\x03\x12\x12\n\nrestorable\x18\x05 \x01(\x08\x12\r\n\x05\x63\x61use\x18\x06 \x01(\t\x12\x0e\n\x06points\x18\x07 \x01(\x04\"\xe2\x01\n\x13GetTimelineResponse\x12#\n\x05spans\x18\x01 \x03(\x0b\x32\x14.cdp.v1.TimelineSpan\x12\x1e\n\x16history_window_seconds\x18\x02 \x01(\x01\x12!\n\x19\x61vailable_history_seconds\x18\x03 \x01(\x01\x12\x16\n\x0ehistory_health\x18\x04 \x01(\t\x12\x17\n\x0fhistory_message\x18\x05 \x01(\t\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\x1b\n\x13journal_limit_bytes\x18\x07 \x01(\x04\"\x8a\x01\n\x10ReadImageRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\r\n\x05vm_id\x18\x02 \x01(\t\x12\x0c\n\x04\x64isk\x18\x03 \x01(\r\x12\n\n\x02\x61t\x18\x04 \x01(\t\x12\x14\n\x0coffset_bytes\x18\x05 \x01(\x04\x12\x14\n\x0clength_bytes\x18\x06 \x01(\x04\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\"\x81\x01\n\tImagePlan\x12#\n\x05point\x18\x01 \x01(\x0b\x32\x14.cdp.v1.RestorePoint\x12\x10\n\x08\x62\x61se_seq\x18\x02 \x01(\x04\x12\x0f\n\x07records\x18\x03 \x01(\x04\x12\x14\n\x0crecord_bytes\x18\x04 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x05 \x01(\x04\"X\n\x11ReadImageResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.cdp.v1.ImagePlan\x12\x14\n\x0coffset_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c*\x9e\x01\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11RECORD_KIND_WRITE\x10\x01\x12\x18\n\x14RECORD_KIND_BOOKMARK\x10\x02\x12\x1e\n\x1aRECORD_KIND_APP_CONSISTENT\x10\x03\x12\"\n\x1eRECORD_KIND_CONSISTENCY_MARKER\x10\x04*\x9c\x01\n\nGroupState\x12\x1b\n\x17GROUP_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17GROUP_STATE_REPLICATING\x10\x01\x12\x1c\n\x18GROUP_STATE_DISCONNECTED\x10\x02\x12\x1f\n\x1bGROUP_STATE_RESYNC_REQUIRED\x10\x03\x12\x15\n\x11GROUP_STATE_ERROR\x10\x04*\xb7\x01\n\tPointKind\x12\x1a\n\x16POINT_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPOINT_KIND_CRASH_CONSISTENT\x10\x01\x12\x19\n\x15POINT_KIND_CHECKPOINT\x10\x02\x12\x17\n\x13POINT_KIND_BOOKMARK\x10\x03\x12\x1d\n\x19POINT_KIND_APP_CONSISTENT\x10\x04\x12\x1a\n\x16POINT_KIND_CONSISTENCY\x10\x05\x32\xa7\x04\n\x12ReplicationService\x12\x46\n\x0bOpenSession\x12\x1a.cdp.v1.OpenSessionRequest\x1a\x1b.cdp.v1.OpenSessionResponse\x12P\n\rStreamJournal\x12\x1c.cdp.v1.StreamJournalRequest\x1a\x1d.cdp.v1.StreamJournalResponse(\x01\x30\x01\x12@\n\tGetStatus\x12\x18.cdp.v1.GetStatusRequest\x1a\x19.cdp.v1.GetStatusResponse\x12X\n\x11ListRestorePoints\x12 .cdp.v1.ListRestorePointsRequest\x1a!.cdp.v1.ListRestorePointsResponse\x12O\n\x0e\x43reateBookmark\x12\x1d.cdp.v1.CreateBookmarkRequest\x1a\x1e.cdp.v1.CreateBookmarkResponse\x12\x46\n\x0bGetTimeline\x12\x1a.cdp.v1.GetTimelineRequest\x1a\x1b.cdp.v1.GetTimelineResponse\x12\x42\n\tReadImage\x12\x18.cdp.v1.ReadImageRequest\x1a\x19.cdp.v1.ReadImageResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cdp.v1.replication_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDKIND']._serialized_start=2578
-  _globals['_RECORDKIND']._serialized_end=2700
-  _globals['_GROUPSTATE']._serialized_start=2703
-  _globals['_GROUPSTATE']._serialized_end=2859
-  _globals['_POINTKIND']._serialized_start=2862
-  _globals['_POINTKIND']._serialized_end=3017
+  _globals['_RECORDKIND']._serialized_start=2617
+  _globals['_RECORDKIND']._serialized_end=2775
+  _globals['_GROUPSTATE']._serialized_start=2778
+  _globals['_GROUPSTATE']._serialized_end=2934
+  _globals['_POINTKIND']._serialized_start=2937
+  _globals['_POINTKIND']._serialized_end=3120
   _globals['_DISKSPEC']._serialized_start=36
   _globals['_DISKSPEC']._serialized_end=87
   _globals['_VMSPEC']._serialized_start=89
   _globals['_VMSPEC']._serialized_end=145
   _globals['_OPENSESSIONREQUEST']._serialized_start=148
-  _globals['_OPENSESSIONREQUEST']._serialized_end=303
-  _globals['_OPENSESSIONRESPONSE']._serialized_start=306
-  _globals['_OPENSESSIONRESPONSE']._serialized_end=535
-  _globals['_WRITERECORD']._serialized_start=538
-  _globals['_WRITERECORD']._serialized_end=741
-  _globals['_STREAMJOURNALREQUEST']._serialized_start=743
-  _globals['_STREAMJOURNALREQUEST']._serialized_end=840
-  _globals['_STREAMJOURNALRESPONSE']._serialized_start=842
-  _globals['_STREAMJOURNALRESPONSE']._serialized_end=945
-  _globals['_GETSTATUSREQUEST']._serialized_start=947
-  _globals['_GETSTATUSREQUEST']._serialized_end=983
-  _globals['_GETSTATUSRESPONSE']._serialized_start=985
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1041
-  _globals['_GROUPSTATUS']._serialized_start=1044
-  _globals['_GROUPSTATUS']._serialized_end=1305
-  _globals['_RESTOREPOINT']._serialized_start=1307
-  _globals['_RESTOREPOINT']._serialized_end=1411
-  _globals['_LISTRESTOREPOINTSREQUEST']._serialized_start=1414
-  _globals['_LISTRESTOREPOINTSREQUEST']._serialized_end=1574
-  _globals['_LISTRESTOREPOINTSRESPONSE']._serialized_start=1576
-  _globals['_LISTRESTOREPOINTSRESPONSE']._serialized_end=1666
-  _globals['_CREATEBOOKMARKREQUEST']._serialized_start=1668
-  _globals['_CREATEBOOKMARKREQUEST']._serialized_end=1723
-  _globals['_CREATEBOOKMARKRESPONSE']._serialized_start=1725
-  _globals['_CREATEBOOKMARKRESPONSE']._serialized_end=1786
-  _globals['_GETTIMELINEREQUEST']._serialized_start=1788
-  _globals['_GETTIMELINEREQUEST']._serialized_end=1826
-  _globals['_TIMELINESPAN']._serialized_start=1829
-  _globals['_TIMELINESPAN']._serialized_end=1984
-  _globals['_GETTIMELINERESPONSE']._serialized_start=1987
-  _globals['_GETTIMELINERESPONSE']._serialized_end=2213
-  _globals['_READIMAGEREQUEST']._serialized_start=2216
-  _globals['_READIMAGEREQUEST']._serialized_end=2354
-  _globals['_IMAGEPLAN']._serialized_start=2357
-  _globals['_IMAGEPLAN']._serialized_end=2486
-  _globals['_READIMAGERESPONSE']._serialized_start=2488
-  _globals['_READIMAGERESPONSE']._serialized_end=2576
-  _globals['_REPLICATIONSERVICE']._serialized_start=3020
-  _globals['_REPLICATIONSERVICE']._serialized_end=3571
+  _globals['_OPENSESSIONREQUEST']._serialized_end=322
+  _globals['_OPENSESSIONRESPONSE']._serialized_start=325
+  _globals['_OPENSESSIONRESPONSE']._serialized_end=554
+  _globals['_WRITERECORD']._serialized_start=557
+  _globals['_WRITERECORD']._serialized_end=760
+  _globals['_STREAMJOURNALREQUEST']._serialized_start=762
+  _globals['_STREAMJOURNALREQUEST']._serialized_end=859
+  _globals['_STREAMJOURNALRESPONSE']._serialized_start=861
+  _globals['_STREAMJOURNALRESPONSE']._serialized_end=964
+  _globals['_GETSTATUSREQUEST']._serialized_start=966
+  _globals['_GETSTATUSREQUEST']._serialized_end=1002
+  _globals['_GETSTATUSRESPONSE']._serialized_start=1004
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1060
+  _globals['_GROUPSTATUS']._serialized_start=1063
+  _globals['_GROUPSTATUS']._serialized_end=1343
+  _globals['_RESTOREPOINT']._serialized_start=1345
+  _globals['_RESTOREPOINT']._serialized_end=1449
+  _globals['_LISTRESTOREPOINTSREQUEST']._serialized_start=1452
+  _globals['_LISTRESTOREPOINTSREQUEST']._serialized_end=1612
+  _globals['_LISTRESTOREPOINTSRESPONSE']._serialized_start=1614
+  _globals['_LISTRESTOREPOINTSRESPONSE']._serialized_end=1704
+  _globals['_CREATEBOOKMARKREQUEST']._serialized_start=1706
+  _globals['_CREATEBOOKMARKREQUEST']._serialized_end=1761
+  _globals['_CREATEBOOKMARKRESPONSE']._serialized_start=1763
+  _globals['_CREATEBOOKMARKRESPONSE']._serialized_end=1824
+  _globals['_GETTIMELINEREQUEST']._serialized_start=1826
+  _globals['_GETTIMELINEREQUEST']._serialized_end=1864
+  _globals['_TIMELINESPAN']._serialized_start=1867
+  _globals['_TIMELINESPAN']._serialized_end=2022
+  _globals['_GETTIMELINERESPONSE']._serialized_start=2025
+  _globals['_GETTIMELINERESPONSE']._serialized_end=2251
+  _globals['_READIMAGEREQUEST']._serialized_start=2254
+  _globals['_READIMAGEREQUEST']._serialized_end=2392
+  _globals['_IMAGEPLAN']._serialized_start=2395
+  _globals['_IMAGEPLAN']._serialized_end=2524
+  _globals['_READIMAGERESPONSE']._serialized_start=2526
+  _globals['_READIMAGERESPONSE']._serialized_end=2614
+  _globals['_REPLICATIONSERVICE']._serialized_start=3123
+  _globals['_REPLICATIONSERVICE']._serialized_end=3674
 # @@protoc_insertion_point(module_scope)

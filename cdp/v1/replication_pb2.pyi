@@ -13,6 +13,7 @@ class RecordKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECORD_KIND_WRITE: _ClassVar[RecordKind]
     RECORD_KIND_BOOKMARK: _ClassVar[RecordKind]
     RECORD_KIND_APP_CONSISTENT: _ClassVar[RecordKind]
+    RECORD_KIND_CONSISTENCY_MARKER: _ClassVar[RecordKind]
 
 class GroupState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -29,10 +30,12 @@ class PointKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     POINT_KIND_CHECKPOINT: _ClassVar[PointKind]
     POINT_KIND_BOOKMARK: _ClassVar[PointKind]
     POINT_KIND_APP_CONSISTENT: _ClassVar[PointKind]
+    POINT_KIND_CONSISTENCY: _ClassVar[PointKind]
 RECORD_KIND_UNSPECIFIED: RecordKind
 RECORD_KIND_WRITE: RecordKind
 RECORD_KIND_BOOKMARK: RecordKind
 RECORD_KIND_APP_CONSISTENT: RecordKind
+RECORD_KIND_CONSISTENCY_MARKER: RecordKind
 GROUP_STATE_UNSPECIFIED: GroupState
 GROUP_STATE_REPLICATING: GroupState
 GROUP_STATE_DISCONNECTED: GroupState
@@ -43,6 +46,7 @@ POINT_KIND_CRASH_CONSISTENT: PointKind
 POINT_KIND_CHECKPOINT: PointKind
 POINT_KIND_BOOKMARK: PointKind
 POINT_KIND_APP_CONSISTENT: PointKind
+POINT_KIND_CONSISTENCY: PointKind
 
 class DiskSpec(_message.Message):
     __slots__ = ("disk_id", "capacity_bytes")
@@ -61,20 +65,22 @@ class VmSpec(_message.Message):
     def __init__(self, vm_id: _Optional[str] = ..., disks: _Optional[_Iterable[_Union[DiskSpec, _Mapping]]] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
-    __slots__ = ("protocol_version", "source_id", "group_id", "vms", "oldest_held_seq", "next_seq")
+    __slots__ = ("protocol_version", "source_id", "group_id", "vms", "oldest_held_seq", "next_seq", "member_id")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     VMS_FIELD_NUMBER: _ClassVar[int]
     OLDEST_HELD_SEQ_FIELD_NUMBER: _ClassVar[int]
     NEXT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     source_id: str
     group_id: str
     vms: _containers.RepeatedCompositeFieldContainer[VmSpec]
     oldest_held_seq: int
     next_seq: int
-    def __init__(self, protocol_version: _Optional[int] = ..., source_id: _Optional[str] = ..., group_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., oldest_held_seq: _Optional[int] = ..., next_seq: _Optional[int] = ...) -> None: ...
+    member_id: str
+    def __init__(self, protocol_version: _Optional[int] = ..., source_id: _Optional[str] = ..., group_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., oldest_held_seq: _Optional[int] = ..., next_seq: _Optional[int] = ..., member_id: _Optional[str] = ...) -> None: ...
 
 class OpenSessionResponse(_message.Message):
     __slots__ = ("session_id", "durable_seq", "durable_source_time_unix_ns", "resync_required", "max_batch_payload_bytes", "max_batch_records", "window_bytes", "resync_reason")
@@ -149,7 +155,7 @@ class GetStatusResponse(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
-    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms")
+    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms", "member_id")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +166,7 @@ class GroupStatus(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     VMS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     durable_seq: int
     durable_source_time_unix_ns: int
@@ -170,7 +177,8 @@ class GroupStatus(_message.Message):
     state: GroupState
     source_id: str
     vms: _containers.RepeatedCompositeFieldContainer[VmSpec]
-    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ...) -> None: ...
+    member_id: str
+    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., member_id: _Optional[str] = ...) -> None: ...
 
 class RestorePoint(_message.Message):
     __slots__ = ("seq", "source_time_unix_ns", "kind", "label")

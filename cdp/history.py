@@ -1,0 +1,320 @@
+"""A consistency group's history as the operator sees it: points, bookmarks, timeline.
+
+Two shapes, one interface:
+
+- :class:`SingleHistory`: a group one source streams alone. Every acknowledged batch
+  boundary is a restore point; markers and checkpoints are labelled points.
+- :class:`MultiHistory`: a group whose VMs sit on several hosts. Each host streams its
+  own member journal with its own seqs; the source-side coordinator puts the same
+  consistency marker ``cg-<n>`` into every member's stream while it holds their writes.
+  The group's restore points are the markers present (and still restorable) in every
+  member; a point's id is the marker number n, and each member maps it to its own seq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from cdp import intake
+from cdp.catalog import (
+    TIME_LIKE,
+    Span,
+    Timeline,
+    check_bookmark_name,
+    format_ns,
+    history_health,
+    parse_time,
+)
+from cdp.errors import (
+    BookmarkExistsError,
+    InvalidInputError,
+    NotFoundError,
+    PointOutsideHistoryError,
+    PreconditionError,
+)
+from cdp.index import POINT_BOOKMARK, POINT_CONSISTENCY, Point
+
+if TYPE_CHECKING:
+    from cdp.target import ReplicatedGroup, TargetConfig
+
+_ALL = (-(2**63), 2**63 - 1)
+MARKER_PREFIX = "cg-"
+
+
+class History(Protocol):
+    """What the target asks of a group's history."""
+
+    def points(
+        self, start_ns: int, end_ns: int, after: tuple[int, int] | None, limit: int,
+        labelled_only: bool,
+    ) -> list[Point]:  # fmt: skip
+        """Restorable points, oldest first."""
+
+    def resolve(self, at: str) -> Point:
+        """The group restore point ``at`` names."""
+
+    def member_of(self, vm_id: str) -> ReplicatedGroup:
+        """The member journal holding a VM."""
+
+    def member_seq(self, point: Point, member: ReplicatedGroup) -> int:
+        """The seq in ``member``'s journal that ``point`` corresponds to."""
+
+    async def bookmark(self, name: str) -> Point:
+        """Name the newest restorable point."""
+
+    def timeline(self) -> Timeline:
+        """Intervals, gaps and history health."""
+
+
+def _member_by_vm(members: list[ReplicatedGroup], group_id: str, vm_id: str) -> ReplicatedGroup:
+    for m in members:
+        if any(vm.vm_id == vm_id for vm in m.spec.vms):
+            return m
+    raise NotFoundError(f"vm_id: group {group_id!r} has no VM {vm_id!r}")
+
+
+def _health(
+    config: TargetConfig, spans: list[Span], newest_ns: int, created_ns: int
+) -> tuple[float, str, str]:
+    first = next((s for s in spans if s.restorable), None)
+    available = (newest_ns - first.start_ns) / 1e9 if first is not None and first.start_ns else 0.0
+    age = (time.time_ns() - created_ns) / 1e9
+    health, message = history_health(config.history_window_s, available, age)
+    return available, health, message
+
+
+class SingleHistory:
+    """History of a group streamed by one source."""
+
+    def __init__(self, member: ReplicatedGroup, config: TargetConfig) -> None:
+        self.m = member
+        self.config = config
+        self.group_id = member.group_id
+
+    def points(
+        self, start_ns: int, end_ns: int, after: tuple[int, int] | None, limit: int,
+        labelled_only: bool,
+    ) -> list[Point]:  # fmt: skip
+        """Restorable points, oldest first."""
+        base = self.m.applier.applied_seq
+        return self.m.catalog.restorable(base, start_ns, end_ns, after, limit, labelled_only)
+
+    def resolve(self, at: str) -> Point:
+        """The restore point ``at`` names."""
+        j = self.m.journal
+        return self.m.catalog.resolve(at, self.m.applier.applied_seq, j.durable_seq, j.durable_ns)
+
+    def member_of(self, vm_id: str) -> ReplicatedGroup:
+        """The (only) member, if it holds the VM."""
+        return _member_by_vm([self.m], self.group_id, vm_id)
+
+    def member_seq(self, point: Point, member: ReplicatedGroup) -> int:
+        """Points are seqs of the only member."""
+        return point.seq
+
+    async def bookmark(self, name: str) -> Point:
+        """Name the newest durable restore point."""
+        index, key = self.m.catalog.index, self.m.key
+        check_bookmark_name(intake.check_label("name", name.encode()))
+        if index.get_bookmark(key, name) is not None:
+            raise BookmarkExistsError(self.group_id, name)
+        await self.m.quiesce()
+        seq = self.m.journal.durable_seq
+        if seq == 0:
+            raise PreconditionError(f"group_id: group {self.group_id!r} has nothing durable yet")
+        point = Point(seq, self.m.journal.durable_ns, POINT_BOOKMARK, name)
+        await asyncio.to_thread(index.tag_point, key, point)
+        await asyncio.to_thread(index.put_bookmark, key, name, seq)
+        return point
+
+    def timeline(self) -> Timeline:
+        """Restorable intervals and gaps, with the history's health."""
+        m = self.m
+        base, durable = m.applier.applied_seq, m.journal.durable_seq
+        spans: list[Span] = []
+        if base > 0:
+            cause = "retention (journal size limit)" if m.applier.size_cuts else "retention"
+            spans.append(Span(1, base, 0, self._time_of(base), False, cause))
+        cursor = max(base, 1)
+        for gap in m.catalog.gaps():
+            if gap.end_seq < cursor:
+                continue
+            if gap.start_seq > cursor:
+                spans.append(self._interval(cursor, gap.start_seq - 1))
+            spans.append(Span(gap.start_seq, gap.end_seq, self._time_of(gap.start_seq),
+                              self._time_of(gap.end_seq), False, gap.cause))  # fmt: skip
+            cursor = gap.end_seq + 1
+        if durable >= cursor:
+            spans.append(self._interval(cursor, durable))
+        available, health, message = _health(self.config, spans, m.journal.durable_ns, m.created_ns)
+        return Timeline(
+            spans, self.config.history_window_s, available, health, message,
+            m.journal.bytes_on_disk(), self.config.journal_limit_bytes, m.applier.size_cuts,
+        )  # fmt: skip
+
+    def _interval(self, first: int, last: int) -> Span:
+        base = self.m.applier.applied_seq
+        points = self.m.catalog.restorable(base, *_ALL, None, 1, False)
+        start = max(first, points[0].seq if points else first)
+        count = self.m.catalog.count(base, first, last)
+        return Span(start, last, self._time_of(start), self._time_of(last), True, "", count)
+
+    def _time_of(self, seq: int) -> int:
+        point = self.m.catalog.index.point_at(self.m.key, seq)
+        if point is not None:
+            return point.source_ns
+        entry = self.m.journal.lookup(seq)
+        return entry.source_ns if entry else 0
+
+
+@dataclass(frozen=True)
+class _Marker:
+    """One consistency marker as every member holds it."""
+
+    n: int
+    points: dict[str, Point]
+    """Member key -> the member's point of this marker."""
+
+    def group_point(self, kind: int = POINT_CONSISTENCY, label: str = "") -> Point:
+        ns = max(p.source_ns for p in self.points.values())
+        return Point(self.n, ns, kind, label or f"{MARKER_PREFIX}{self.n}")
+
+
+class MultiHistory:
+    """History of a group whose VMs sit on several hosts (member journals)."""
+
+    def __init__(self, group_id: str, members: list[ReplicatedGroup], config: TargetConfig) -> None:
+        self.group_id = group_id
+        self.members = members
+        self.config = config
+        self.index = members[0].catalog.index
+
+    def _markers(self) -> list[_Marker]:
+        """Markers restorable in every member, oldest first."""
+        per_member: dict[str, dict[int, Point]] = {}
+        for m in self.members:
+            found: dict[int, Point] = {}
+            base = m.applier.applied_seq
+            for p in m.catalog.restorable(base, *_ALL, None, 10**9, True):
+                if p.kind == POINT_CONSISTENCY and p.label.startswith(MARKER_PREFIX):
+                    found[int(p.label[len(MARKER_PREFIX) :])] = p
+            per_member[m.key] = found
+        common = set.intersection(*(set(f) for f in per_member.values()))
+        return [_Marker(n, {k: f[n] for k, f in per_member.items()}) for n in sorted(common)]
+
+    def _labelled(self, marker: _Marker) -> Point:
+        label = self._bookmark_names().get(marker.n, "")
+        return marker.group_point(POINT_BOOKMARK, label) if label else marker.group_point()
+
+    def _bookmark_names(self) -> dict[int, str]:
+        raw = self.index.get_meta(f"group-bookmarks/{self.group_id}")
+        return {int(k): v for k, v in json.loads(raw).items()} if raw else {}
+
+    def points(
+        self, start_ns: int, end_ns: int, after: tuple[int, int] | None, limit: int,
+        labelled_only: bool,
+    ) -> list[Point]:  # fmt: skip
+        """Group points (one per common marker) in a time range, oldest first."""
+        out = []
+        for marker in self._markers():
+            p = self._labelled(marker)
+            if start_ns <= p.source_ns <= end_ns and (
+                after is None or (p.source_ns, p.seq) > after
+            ):
+                out.append(p)
+        return out[:limit]
+
+    def resolve(self, at: str) -> Point:
+        """latest, a marker number, an ISO time or a bookmark name."""
+        at = at.strip()
+        markers = self._markers()
+        if not at:
+            raise InvalidInputError("at", "give latest, a marker number, a time or a bookmark")
+        if not markers:
+            raise NotFoundError(
+                f"at: group {self.group_id!r} has no consistency marker in every member yet"
+            )
+        if at == "latest":
+            return self._labelled(markers[-1])
+        if at.isdigit() or TIME_LIKE.match(at) or at not in self._bookmark_names().values():
+            return self._resolve_numbered(at, markers)
+        n = next(k for k, v in self._bookmark_names().items() if v == at)
+        return self._resolve_numbered(str(n), markers, f"bookmark {at!r}")
+
+    def _resolve_numbered(self, at: str, markers: list[_Marker], what: str = "") -> Point:
+        if at.isdigit():
+            n = int(at)
+            found = next((m for m in markers if m.n == n), None)
+            if found is None:
+                if n < markers[0].n:
+                    raise PointOutsideHistoryError(
+                        f"at: {what or f'marker {n}'} is older than the history window; the oldest "
+                        f"restorable marker is {markers[0].n}"
+                    )
+                raise NotFoundError(f"at: marker {n} is not in every member of {self.group_id!r}")
+            return self._labelled(found)
+        if TIME_LIKE.match(at):
+            ns = parse_time("at", at)
+            before = [m for m in markers if m.group_point().source_ns <= ns]
+            if not before:
+                raise PointOutsideHistoryError(
+                    f"at: no restorable marker at or before {at}; the oldest is at "
+                    f"{format_ns(markers[0].group_point().source_ns)}"
+                )
+            return self._labelled(before[-1])
+        raise NotFoundError(f"at: group {self.group_id!r} has no bookmark named {at!r}")
+
+    def member_of(self, vm_id: str) -> ReplicatedGroup:
+        """The member journal holding a VM."""
+        return _member_by_vm(self.members, self.group_id, vm_id)
+
+    def member_seq(self, point: Point, member: ReplicatedGroup) -> int:
+        """The member's seq of marker ``point.seq``."""
+        marker = next((m for m in self._markers() if m.n == point.seq), None)
+        if marker is None:
+            raise PointOutsideHistoryError(f"at: marker {point.seq} left the history window")
+        return marker.points[member.key].seq
+
+    async def bookmark(self, name: str) -> Point:
+        """Name the newest common marker."""
+        check_bookmark_name(intake.check_label("name", name.encode()))
+        names = self._bookmark_names()
+        if name in names.values():
+            raise BookmarkExistsError(self.group_id, name)
+        markers = self._markers()
+        if not markers:
+            raise PreconditionError(
+                f"group_id: group {self.group_id!r} has no consistency marker in every member yet"
+            )
+        names[markers[-1].n] = name
+        data = json.dumps({str(k): v for k, v in names.items()}).encode()
+        await asyncio.to_thread(self.index.put_meta, f"group-bookmarks/{self.group_id}", data)
+        return markers[-1].group_point(POINT_BOOKMARK, name)
+
+    def timeline(self) -> Timeline:
+        """One interval of common markers, after a retention gap if history was cut."""
+        markers = self._markers()
+        spans: list[Span] = []
+        cut = any(m.applier.applied_seq > 0 for m in self.members)
+        size_cuts = sum(m.applier.size_cuts for m in self.members)
+        if markers and (cut or markers[0].n > 1):
+            cause = "retention (journal size limit)" if size_cuts else "retention"
+            if markers[0].n > 1:
+                spans.append(Span(1, markers[0].n - 1, 0, 0, False, cause))
+        if markers:
+            first, last = markers[0].group_point(), markers[-1].group_point()
+            spans.append(
+                Span(first.seq, last.seq, first.source_ns, last.source_ns, True, "", len(markers))
+            )
+        newest = markers[-1].group_point().source_ns if markers else 0
+        created = min(m.created_ns for m in self.members)
+        available, health, message = _health(self.config, spans, newest, created)
+        journal = sum(m.journal.bytes_on_disk() for m in self.members)
+        return Timeline(
+            spans, self.config.history_window_s, available, health, message, journal,
+            self.config.journal_limit_bytes, size_cuts,
+        )  # fmt: skip
