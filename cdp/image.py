@@ -57,31 +57,47 @@ def plan_image(
 def read_image(
     journal: Journal, base_extent: str, plan: ImagePlan, offset: int, length: int
 ) -> Iterator[tuple[int, bytes]]:
-    """Yield (offset, data) chunks of the image within [offset, offset + length)."""
+    """Yield (offset, data) pieces of the image within [offset, offset + length).
+
+    Only regions that hold data are produced: the base extent's data regions (SEEK_DATA)
+    and the records' extents, merged, cut into pieces of at most CHUNK bytes.
+    """
     end = min(offset + length, plan.capacity_bytes)
+    entries = [e for e in plan.entries if e.disk_offset < end and e.disk_offset + e.length > offset]
     by_chunk: dict[int, list[IndexEntry]] = {}
-    for e in plan.entries:
-        if e.disk_offset < end and e.disk_offset + e.length > offset:
-            for c in range(e.disk_offset // CHUNK, (e.disk_offset + e.length - 1) // CHUNK + 1):
-                by_chunk.setdefault(c, []).append(e)
+    for e in entries:
+        for c in range(e.disk_offset // CHUNK, (e.disk_offset + e.length - 1) // CHUNK + 1):
+            by_chunk.setdefault(c, []).append(e)
     fd = os.open(base_extent, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = sorted(set(by_chunk) | set(_data_chunks(fd, offset, end)))
+        spans = [(max(e.disk_offset, offset), min(e.disk_offset + e.length, end)) for e in entries]
+        regions = _merge([*spans, *_data_regions(fd, offset, end)])
         cache: dict[int, bytes] = {}
-        for c in chunks:
-            start, stop = max(c * CHUNK, offset), min((c + 1) * CHUNK, end)
-            if start >= stop:
-                continue
-            buf = bytearray(os.pread(fd, stop - start, start).ljust(stop - start, b"\0"))
-            for e in by_chunk.get(c, []):
-                _overlay(buf, start, stop, e, _record_data(journal, e, cache))
-            yield start, bytes(buf)
+        for lo, hi in regions:
+            for start in range(lo, hi, CHUNK):
+                stop = min(start + CHUNK - start % CHUNK, hi)
+                buf = bytearray(os.pread(fd, stop - start, start).ljust(stop - start, b"\0"))
+                for e in by_chunk.get(start // CHUNK, []):
+                    if e.disk_offset < stop and e.disk_offset + e.length > start:
+                        _overlay(buf, start, stop, e, _record_data(journal, e, cache))
+                yield start, bytes(buf)
     finally:
         os.close(fd)
 
 
-def _data_chunks(fd: int, offset: int, end: int) -> Iterator[int]:
-    """Chunk numbers in [offset, end) where the base extent holds data."""
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Union of [lo, hi) spans, sorted, adjacent ones joined."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _data_regions(fd: int, offset: int, end: int) -> Iterator[tuple[int, int]]:
+    """[lo, hi) regions in [offset, end) where the base extent holds data."""
     pos = offset
     while pos < end:
         try:
@@ -91,12 +107,12 @@ def _data_chunks(fd: int, offset: int, end: int) -> Iterator[int]:
         if data >= end:
             return
         hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
-        yield from range(data // CHUNK, (hole - 1) // CHUNK + 1)
+        yield data, hole
         pos = hole
 
 
 def _record_data(journal: Journal, e: IndexEntry, cache: dict[int, bytes]) -> bytes:
-    """A record's data, verified; the last few are cached (records span chunks)."""
+    """A record's data, verified; the last few are cached (records span pieces)."""
     if e.seq in cache:
         return cache[e.seq]
     rec = journal.read_entry(e)

@@ -182,8 +182,10 @@ class Shipper:
                 continue
             buf.changed.clear()
             waiter: asyncio.Future[Any] = asyncio.ensure_future(buf.changed.wait())
-            await asyncio.wait([waiter, receiver], return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+            try:
+                await asyncio.wait([waiter, receiver], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
 
     async def _receive(
         self,
