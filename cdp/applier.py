@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_APPLY_BATCH_RECORDS = 16384
 """Records applied per round, at most (one replica sync per round)."""
+REPORT_EVERY_NS = 60 * 10**9
+"""Time-based retention is reported at most this often."""
 SIZE_CUT_TARGET = 0.9
 """After a size cut the journal is brought down to this share of its limit."""
 
@@ -89,10 +92,19 @@ class Applier:
         self.size_cuts = 0
         """Rounds in which the size limit, not the window, pushed history out."""
         self._pauses = 0
+        self._round = threading.Lock()
+        """Held for the whole of an apply round."""
+        self._last_report_ns = 0
 
     def pause(self) -> None:
-        """Stop changing the base (an image is reading it); nests."""
+        """Stop changing the base (an image is reading it); nests.
+
+        Blocks until a round already running has finished, so after it returns
+        ``applied_seq`` and the base stay put (call it from a thread, not the loop).
+        """
         self._pauses += 1
+        with self._round:
+            pass
 
     def resume(self) -> None:
         """Undo one :meth:`pause`."""
@@ -135,11 +147,16 @@ class Applier:
 
     def apply_once(self, max_records: int = DEFAULT_APPLY_BATCH_RECORDS) -> int:
         """Plan, report and apply the next run of records; return how many were applied."""
+        with self._round:
+            return self._apply_round(max_records)
+
+    def _apply_round(self, max_records: int) -> int:
         plan = self.plan()
         if plan is None:
             return 0
         if self._pauses and plan.reason != "size":
             return 0
+        self._report(plan)
         if plan.reason == "size":
             self.size_cuts += 1
             log.warning(
@@ -156,6 +173,21 @@ class Applier:
         self.base_generation += 1
         self.journal.release_upto(last)
         return count
+
+    def _report(self, plan: RetentionPlan) -> None:
+        """Say what retention is about to drop (at most once a minute for time cuts)."""
+        if self.history_window_s <= 0 or plan.reason != "time":
+            return
+        now = self._clock_ns()
+        if now - self._last_report_ns < REPORT_EVERY_NS:
+            return
+        self._last_report_ns = now
+        log.info(
+            "group %s: retention: seqs %d..%d leave the %g s history window and go into "
+            "the base replica; restore points before seq %d will no longer be offered",
+            self.journal.group, plan.first_seq, plan.upto_seq, self.history_window_s,
+            plan.upto_seq,
+        )  # fmt: skip
 
     def _apply_range(self, first: int, last: int) -> int:
         count = 0

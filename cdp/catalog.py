@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass, field
 
 from cdp.errors import InvalidInputError, NotFoundError, PointOutsideHistoryError
-from cdp.index import POINT_CHECKPOINT, POINT_CRASH, Index, Point
+from cdp.index import POINT_BOOKMARK, POINT_CHECKPOINT, POINT_CRASH, Index, Point
+from cdp.intake import TIME_LIKE
 
 DEFAULT_CHECKPOINT_INTERVAL_S = 1.0
 """Cadence of the target's checkpoints (browsable points on the timeline)."""
@@ -23,9 +23,9 @@ MAX_HISTORY_WINDOW_S = 30 * 86400.0
 HEALTH_WARNING = 0.85
 HEALTH_ERROR = 0.75
 MAX_COUNT = 1_000_000
+MIN_NS, MAX_NS = -(2**63) + 1, 2**63 - 1
+"""Times are signed 64-bit Unix nanoseconds on the wire and in the index."""
 """Timeline point counts stop here (reported as at least this many)."""
-
-TIME_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -78,16 +78,26 @@ def parse_time(field_name: str, text: str) -> int:
         raise InvalidInputError(field_name, f"{text!r} is not an ISO-8601 time") from exc
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
-    return int(t.timestamp() * 1e9)
+    ns = int(t.timestamp() * 1e9)
+    if not MIN_NS <= ns <= MAX_NS:
+        raise InvalidInputError(field_name, f"{text!r} is outside 1678..2261 (Unix nanoseconds)")
+    return ns
 
 
-def check_bookmark_name(name: str) -> str:
-    """A bookmark name must not read as another kind of restore point spec."""
-    if name == "latest" or name.isdigit() or TIME_LIKE.match(name):
-        raise InvalidInputError(
-            "name", f"{name!r} reads as 'latest', a seq or a time; choose another name"
-        )
-    return name
+PageKey = tuple[int, int, int]
+"""Where a listing page ends: (time ns, seq, entries of that seq already listed)."""
+
+
+def expand(p: Point, labelled_only: bool) -> list[Point]:
+    """The listing entries of a point: itself, then one entry per bookmark it carries.
+
+    A bare batch end is left out when only labelled points are wanted.
+    """
+    own = [Point(p.seq, p.source_ns, p.kind, p.label)]
+    if labelled_only and p.kind == POINT_CRASH:
+        own = []
+    names = [n for n in p.bookmarks if not (p.kind == POINT_BOOKMARK and n == p.label)]
+    return own + [Point(p.seq, p.source_ns, POINT_BOOKMARK, n) for n in names]
 
 
 class Catalog:
@@ -114,7 +124,8 @@ class Catalog:
         seq = self.index.get_bookmark(self.group, spec)
         if seq is None:
             raise NotFoundError(f"at: group {self.group!r} has no bookmark named {spec!r}")
-        return self._by_seq(seq, base_seq, durable_seq, f"bookmark {spec!r}")
+        point = self._by_seq(seq, base_seq, durable_seq, f"bookmark {spec!r}")
+        return Point(point.seq, point.source_ns, POINT_BOOKMARK, spec)
 
     def _by_seq(self, seq: int, base_seq: int, durable_seq: int, what: str = "") -> Point:
         what = what or f"restore point {seq}"
@@ -145,21 +156,31 @@ class Catalog:
         return point
 
     def restorable(
-        self, base_seq: int, start_ns: int, end_ns: int, after: tuple[int, int] | None,
+        self, base_seq: int, start_ns: int, end_ns: int, after: PageKey | None,
         limit: int, labelled_only: bool,
     ) -> list[Point]:  # fmt: skip
-        """Restorable points in a time range, oldest first (at most ``limit``)."""
+        """Restorable points in a time range, oldest first, at most ``limit``.
+
+        A point with bookmarks is followed by one entry per bookmark (kind bookmark,
+        label its name); ``after`` is (time, seq, entries of that seq already given).
+        """
         out: list[Point] = []
+        skip = after[2] if after else 0
+        cursor = (after[0], after[1] - 1) if after else None  # re-read after's seq, skip some
         while len(out) < limit:
-            page = self.index.points(self.group, start_ns, end_ns, after, limit * 2)
+            page = self.index.points(self.group, start_ns, end_ns, cursor, limit * 2)
             if not page:
                 break
             for p in page:
-                if p.seq >= base_seq and (p.kind != POINT_CRASH or not labelled_only):
-                    out.append(p)
-                    if len(out) == limit:
-                        break
-            after = (page[-1].source_ns, page[-1].seq)
+                if p.seq < base_seq:
+                    continue
+                entries = expand(p, labelled_only)
+                if after and (p.source_ns, p.seq) == (after[0], after[1]):
+                    entries = entries[skip:]
+                out.extend(entries[: limit - len(out)])
+                if len(out) == limit:
+                    break
+            cursor = (page[-1].source_ns, page[-1].seq)
         return out
 
     def tag_checkpoint(self, seq: int, ns: int) -> None:
@@ -186,7 +207,9 @@ class Catalog:
             page = self.index.points(self.group, -(2**63), 2**63 - 1, after, 10000)
             if not page:
                 break
-            n += sum(1 for p in page if max(first_seq, base_seq) <= p.seq <= last_seq)
+            n += sum(
+                len(expand(p, False)) for p in page if max(first_seq, base_seq) <= p.seq <= last_seq
+            )
             after = (page[-1].source_ns, page[-1].seq)
         return n
 

@@ -20,15 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from cdp import intake
-from cdp.catalog import (
-    TIME_LIKE,
-    Span,
-    Timeline,
-    check_bookmark_name,
-    format_ns,
-    history_health,
-    parse_time,
-)
+from cdp.catalog import PageKey, Span, Timeline, expand, format_ns, history_health, parse_time
 from cdp.errors import (
     BookmarkExistsError,
     InvalidInputError,
@@ -49,7 +41,7 @@ class History(Protocol):
     """What the target asks of a group's history."""
 
     def points(
-        self, start_ns: int, end_ns: int, after: tuple[int, int] | None, limit: int,
+        self, start_ns: int, end_ns: int, after: PageKey | None, limit: int,
         labelled_only: bool,
     ) -> list[Point]:  # fmt: skip
         """Restorable points, oldest first."""
@@ -77,13 +69,15 @@ def _member_by_vm(members: list[ReplicatedGroup], group_id: str, vm_id: str) -> 
     raise NotFoundError(f"vm_id: group {group_id!r} has no VM {vm_id!r}")
 
 
-def _health(
-    config: TargetConfig, spans: list[Span], newest_ns: int, created_ns: int
-) -> tuple[float, str, str]:
+def _health(config: TargetConfig, spans: list[Span], created_ns: int) -> tuple[float, str, str]:
+    """History available now (back to the oldest restorable point) and its grade.
+
+    Measured from now, not from the newest point: an idle source loses no history.
+    """
+    now = time.time_ns()
     first = next((s for s in spans if s.restorable), None)
-    available = (newest_ns - first.start_ns) / 1e9 if first is not None and first.start_ns else 0.0
-    age = (time.time_ns() - created_ns) / 1e9
-    health, message = history_health(config.history_window_s, available, age)
+    available = (now - first.start_ns) / 1e9 if first is not None and first.start_ns else 0.0
+    health, message = history_health(config.history_window_s, available, (now - created_ns) / 1e9)
     return available, health, message
 
 
@@ -96,7 +90,7 @@ class SingleHistory:
         self.group_id = member.group_id
 
     def points(
-        self, start_ns: int, end_ns: int, after: tuple[int, int] | None, limit: int,
+        self, start_ns: int, end_ns: int, after: PageKey | None, limit: int,
         labelled_only: bool,
     ) -> list[Point]:  # fmt: skip
         """Restorable points, oldest first."""
@@ -119,27 +113,29 @@ class SingleHistory:
     async def bookmark(self, name: str) -> Point:
         """Name the newest durable restore point."""
         index, key = self.m.catalog.index, self.m.key
-        check_bookmark_name(intake.check_label("name", name.encode()))
-        if index.get_bookmark(key, name) is not None:
-            raise BookmarkExistsError(self.group_id, name)
-        await self.m.quiesce()
-        seq = self.m.journal.durable_seq
-        if seq == 0:
-            raise PreconditionError(f"group_id: group {self.group_id!r} has nothing durable yet")
-        point = Point(seq, self.m.journal.durable_ns, POINT_BOOKMARK, name)
-        await asyncio.to_thread(index.tag_point, key, point)
-        await asyncio.to_thread(index.put_bookmark, key, name, seq)
-        return point
+        intake.check_bookmark_name("name", intake.check_label("name", name.encode()))
+        async with self.m.bookmark_lock:
+            if index.get_bookmark(key, name) is not None or name in self.m.pending_bookmarks:
+                raise BookmarkExistsError(self.group_id, name)
+            await self.m.quiesce()
+            seq = self.m.journal.durable_seq
+            if seq == 0:
+                raise PreconditionError(
+                    f"group_id: group {self.group_id!r} has nothing durable yet"
+                )
+            await asyncio.to_thread(index.put_bookmark, key, name, seq)
+        return Point(seq, self.m.journal.durable_ns, POINT_BOOKMARK, name)
 
     def timeline(self) -> Timeline:
         """Restorable intervals and gaps, with the history's health."""
         m = self.m
         base, durable = m.applier.applied_seq, m.journal.durable_seq
+        oldest = m.catalog.restorable(base, *_ALL, None, 1, False)
+        cursor = oldest[0].seq if oldest else max(base, 1)
         spans: list[Span] = []
-        if base > 0:
+        if base > 0 and cursor > 1:  # seqs before the first batch end are no gap
             cause = "retention (journal size limit)" if m.applier.size_cuts else "retention"
-            spans.append(Span(1, base, 0, self._time_of(base), False, cause))
-        cursor = max(base, 1)
+            spans.append(Span(1, cursor - 1, 0, self._time_of(cursor - 1), False, cause))
         for gap in m.catalog.gaps():
             if gap.end_seq < cursor:
                 continue
@@ -150,18 +146,15 @@ class SingleHistory:
             cursor = gap.end_seq + 1
         if durable >= cursor:
             spans.append(self._interval(cursor, durable))
-        available, health, message = _health(self.config, spans, m.journal.durable_ns, m.created_ns)
+        available, health, message = _health(self.config, spans, m.created_ns)
         return Timeline(
             spans, self.config.history_window_s, available, health, message,
             m.journal.bytes_on_disk(), self.config.journal_limit_bytes, m.applier.size_cuts,
         )  # fmt: skip
 
     def _interval(self, first: int, last: int) -> Span:
-        base = self.m.applier.applied_seq
-        points = self.m.catalog.restorable(base, *_ALL, None, 1, False)
-        start = max(first, points[0].seq if points else first)
-        count = self.m.catalog.count(base, first, last)
-        return Span(start, last, self._time_of(start), self._time_of(last), True, "", count)
+        count = self.m.catalog.count(self.m.applier.applied_seq, first, last)
+        return Span(first, last, self._time_of(first), self._time_of(last), True, "", count)
 
     def _time_of(self, seq: int) -> int:
         point = self.m.catalog.index.point_at(self.m.key, seq)
@@ -207,25 +200,33 @@ class MultiHistory:
         return [_Marker(n, {k: f[n] for k, f in per_member.items()}) for n in sorted(common)]
 
     def _labelled(self, marker: _Marker) -> Point:
-        label = self._bookmark_names().get(marker.n, "")
-        return marker.group_point(POINT_BOOKMARK, label) if label else marker.group_point()
+        """The marker's group point, carrying its bookmarks."""
+        p = marker.group_point()
+        names = tuple(sorted(k for k, n in self._bookmark_names().items() if n == marker.n))
+        return Point(p.seq, p.source_ns, p.kind, p.label, names)
 
-    def _bookmark_names(self) -> dict[int, str]:
+    def _bookmark_names(self) -> dict[str, int]:
+        """Group bookmark name -> marker number."""
         raw = self.index.get_meta(f"group-bookmarks/{self.group_id}")
-        return {int(k): v for k, v in json.loads(raw).items()} if raw else {}
+        return {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
 
     def points(
-        self, start_ns: int, end_ns: int, after: tuple[int, int] | None, limit: int,
+        self, start_ns: int, end_ns: int, after: PageKey | None, limit: int,
         labelled_only: bool,
     ) -> list[Point]:  # fmt: skip
-        """Group points (one per common marker) in a time range, oldest first."""
-        out = []
+        """Group points (one per common marker, then its bookmarks) in a range, oldest first."""
+        out: list[Point] = []
         for marker in self._markers():
             p = self._labelled(marker)
-            if start_ns <= p.source_ns <= end_ns and (
-                after is None or (p.source_ns, p.seq) > after
-            ):
-                out.append(p)
+            if not start_ns <= p.source_ns <= end_ns:
+                continue
+            entries = expand(p, labelled_only)
+            if after is not None:
+                if (p.source_ns, p.seq) < after[:2]:
+                    continue
+                if (p.source_ns, p.seq) == after[:2]:
+                    entries = entries[after[2] :]
+            out.extend(entries)
         return out[:limit]
 
     def resolve(self, at: str) -> Point:
@@ -240,10 +241,11 @@ class MultiHistory:
             )
         if at == "latest":
             return self._labelled(markers[-1])
-        if at.isdigit() or TIME_LIKE.match(at) or at not in self._bookmark_names().values():
+        names = self._bookmark_names()
+        if at.isdigit() or intake.TIME_LIKE.match(at) or at not in names:
             return self._resolve_numbered(at, markers)
-        n = next(k for k, v in self._bookmark_names().items() if v == at)
-        return self._resolve_numbered(str(n), markers, f"bookmark {at!r}")
+        p = self._resolve_numbered(str(names[at]), markers, f"bookmark {at!r}")
+        return Point(p.seq, p.source_ns, POINT_BOOKMARK, at)
 
     def _resolve_numbered(self, at: str, markers: list[_Marker], what: str = "") -> Point:
         if at.isdigit():
@@ -257,7 +259,7 @@ class MultiHistory:
                     )
                 raise NotFoundError(f"at: marker {n} is not in every member of {self.group_id!r}")
             return self._labelled(found)
-        if TIME_LIKE.match(at):
+        if intake.TIME_LIKE.match(at):
             ns = parse_time("at", at)
             before = [m for m in markers if m.group_point().source_ns <= ns]
             if not before:
@@ -281,18 +283,20 @@ class MultiHistory:
 
     async def bookmark(self, name: str) -> Point:
         """Name the newest common marker."""
-        check_bookmark_name(intake.check_label("name", name.encode()))
-        names = self._bookmark_names()
-        if name in names.values():
-            raise BookmarkExistsError(self.group_id, name)
-        markers = self._markers()
-        if not markers:
-            raise PreconditionError(
-                f"group_id: group {self.group_id!r} has no consistency marker in every member yet"
-            )
-        names[markers[-1].n] = name
-        data = json.dumps({str(k): v for k, v in names.items()}).encode()
-        await asyncio.to_thread(self.index.put_meta, f"group-bookmarks/{self.group_id}", data)
+        intake.check_bookmark_name("name", intake.check_label("name", name.encode()))
+        async with self.members[0].bookmark_lock:
+            names = self._bookmark_names()
+            if name in names:
+                raise BookmarkExistsError(self.group_id, name)
+            markers = self._markers()
+            if not markers:
+                raise PreconditionError(
+                    f"group_id: group {self.group_id!r} has no consistency marker in every "
+                    "member yet"
+                )
+            names[name] = markers[-1].n
+            data = json.dumps(names).encode()
+            await asyncio.to_thread(self.index.put_meta, f"group-bookmarks/{self.group_id}", data)
         return markers[-1].group_point(POINT_BOOKMARK, name)
 
     def timeline(self) -> Timeline:
@@ -310,9 +314,8 @@ class MultiHistory:
             spans.append(
                 Span(first.seq, last.seq, first.source_ns, last.source_ns, True, "", len(markers))
             )
-        newest = markers[-1].group_point().source_ns if markers else 0
         created = min(m.created_ns for m in self.members)
-        available, health, message = _health(self.config, spans, newest, created)
+        available, health, message = _health(self.config, spans, created)
         journal = sum(m.journal.bytes_on_disk() for m in self.members)
         return Timeline(
             spans, self.config.history_window_s, available, health, message, journal,

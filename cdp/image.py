@@ -74,13 +74,15 @@ def read_image(
         regions = _merge([*spans, *_data_regions(fd, offset, end)])
         cache: dict[int, bytes] = {}
         for lo, hi in regions:
-            for start in range(lo, hi, CHUNK):
-                stop = min(start + CHUNK - start % CHUNK, hi)
+            start = lo
+            while start < hi:
+                stop = min((start // CHUNK + 1) * CHUNK, hi)  # pieces never cross a chunk edge
                 buf = bytearray(os.pread(fd, stop - start, start).ljust(stop - start, b"\0"))
                 for e in by_chunk.get(start // CHUNK, []):
                     if e.disk_offset < stop and e.disk_offset + e.length > start:
                         _overlay(buf, start, stop, e, _record_data(journal, e, cache))
                 yield start, bytes(buf)
+                start = stop
     finally:
         os.close(fd)
 

@@ -7,6 +7,7 @@ written without fsync on the hot path. Implementations live in ``cdp/store/``.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,6 +56,8 @@ class Point:
     source_ns: int
     kind: int
     label: str = ""
+    bookmarks: tuple[str, ...] = ()
+    """Names of the bookmarks at this seq (a bookmark names a point; several may)."""
 
 
 POINT_CRASH = 1
@@ -69,8 +72,11 @@ POINT_OF_RECORD_KIND = {2: POINT_BOOKMARK, 3: POINT_APP_CONSISTENT, 4: POINT_CON
 class Index(Protocol):
     """What the journal needs of an index; one instance serves every group."""
 
-    def put_batch(self, group: str, entries: list[IndexEntry]) -> None:
-        """Record entries of one durable batch: its end and its markers are points."""
+    def put_batch(self, group: str, entries: list[IndexEntry], ends: Sequence[int] = ()) -> None:
+        """Record entries of durable batches atomically: batch ends and markers are points.
+
+        ``ends`` are the seqs that end a batch; by default the last entry's.
+        """
 
     def get(self, group: str, seq: int) -> IndexEntry | None:
         """The entry for ``seq``, if indexed."""
@@ -99,7 +105,7 @@ class Index(Protocol):
         """Seq of a bookmark."""
 
     def put_bookmark(self, group: str, name: str, seq: int) -> None:
-        """Name the point at ``seq``."""
+        """Name the point at ``seq`` (points list their bookmarks in ``Point.bookmarks``)."""
 
     def delete_upto(self, group: str, seq: int) -> None:
         """Forget every entry and point with seq < ``seq`` (the point at seq stays)."""

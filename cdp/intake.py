@@ -8,6 +8,7 @@ found, naming the field; a batch that fails changes nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from cdp.group import SECTOR
 from cdp.index import IndexEntry
 from cdp.record import KIND_BOOKMARK, MARKER_KINDS, MAX_WRITE_BYTES, Record
 
+TIME_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
+"""What an ISO-8601 restore point spec starts with."""
 DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 8 * 2**20
 DEFAULT_MAX_BATCH_RECORDS = 8192
 MAX_LABEL = 128
@@ -131,12 +134,15 @@ def _check_marker(view: GroupView, i: int, rec: Record, names: set[str]) -> None
     where = f"records[{i}]"
     if rec.kind not in MARKER_KINDS:
         raise InvalidInputError(f"{where}.kind", f"unknown record kind {rec.kind}")
-    if rec.length or rec.offset:
-        raise InvalidInputError(f"{where}.length_bytes", "a marker carries no data (0 and 0)")
+    if rec.offset:
+        raise InvalidInputError(f"{where}.offset_bytes", "a marker carries no data: must be 0")
+    if rec.length:
+        raise InvalidInputError(f"{where}.length_bytes", "a marker carries no data: must be 0")
     label = check_label(f"{where}.label", rec.frame)
     if codec.checksum(rec.frame) != rec.data_xxh3:
         raise ChecksumError(view.group, rec.seq, "of the marker label")
     if rec.kind == KIND_BOOKMARK:
+        check_bookmark_name(f"{where}.label", label)
         if label in names or view.bookmark(label) is not None:
             raise BookmarkExistsError(view.group, label)
         names.add(label)
@@ -151,6 +157,17 @@ def check_label(field: str, raw: bytes) -> str:
     if not 0 < len(label) <= MAX_LABEL or not label.isprintable():
         raise InvalidInputError(field, f"{label!r} is not 1-{MAX_LABEL} printable characters")
     return label
+
+
+def check_bookmark_name(field: str, name: str) -> str:
+    """A bookmark name must be usable as ``--at``: no outer spaces, not read as another spec."""
+    if name != name.strip():
+        raise InvalidInputError(field, f"{name!r} starts or ends with white space")
+    if name == "latest" or name.isdigit() or TIME_LIKE.match(name):
+        raise InvalidInputError(
+            field, f"{name!r} reads as 'latest', a seq or a time; choose another name"
+        )
+    return name
 
 
 def _check_payload(view: GroupView, rec: Record) -> None:

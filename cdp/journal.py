@@ -89,10 +89,23 @@ class Journal:
         return OpenReport(len(self._segments), self.durable_seq, cut, reindexed)
 
     def _open_last(self, path: str, first: int) -> int:
-        """Scan the newest segment, cut its torn tail; return the bytes cut."""
+        """Scan the newest segment, cut its torn tail; return the bytes cut.
+
+        Only bytes past every acknowledged record are cut: if the index knows a seq past
+        the last valid record, the bytes are left as they are and the journal is corrupt.
+        """
         found = scan(path, first)
         last = found.records[-1].header.seq if found.records else first - 1
         seg = Segment(path, first, found.file_size, last)
+        indexed = self._index.last_seq(self.group)
+        if found.torn_bytes and indexed > last:
+            seg.close()
+            raise JournalCorruptError(
+                path, found.valid_end,
+                f"acknowledged records {last + 1}..{indexed} fail their checks "
+                f"({found.stop_reason}); the file is left untouched",
+                last + 1,
+            )  # fmt: skip
         if found.torn_bytes:
             log.warning(
                 "group %s: cutting %d bytes after seq %d in %s (%s)",
@@ -185,12 +198,32 @@ class Journal:
         if not self._unsynced:
             return self.durable_seq, self.durable_ns
         self._segments[-1].sync()
-        for entries in self._unsynced:
-            self._index.put_batch(self.group, entries)
+        entries = [e for batch in self._unsynced for e in batch]
+        ends = [batch[-1].seq for batch in self._unsynced]
+        try:
+            self._index.put_batch(self.group, entries, ends)
+        except Exception:
+            self._rollback_unsynced()
+            raise
         last = self._unsynced[-1][-1]
         self._unsynced.clear()
         self.durable_seq, self.durable_ns = last.seq, last.source_ns
         return self.durable_seq, self.durable_ns
+
+    def _rollback_unsynced(self) -> None:
+        """Cut away appends that were never acknowledged (their index write failed)."""
+        first = self._unsynced[0][0]
+        with self._lock:
+            while self._segments[-1].first_seq > first.segment:  # started in this round
+                seg = self._segments.pop()
+                seg.close()
+                os.unlink(seg.path)
+            seg = self._segments[-1]
+            seg.truncate(first.position)
+            seg.last_seq = first.seq - 1
+        fsync_dir(self.dir)
+        self._unsynced.clear()
+        self.appended_seq = self.durable_seq
 
     # -- the read side -----------------------------------------------------------------
 

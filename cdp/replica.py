@@ -12,9 +12,13 @@ whole-folio write-back on this kernel, see DESIGN.md).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+from collections.abc import Iterator
 
 from cdp import naming
+from cdp.errors import StorageFullError
 from cdp.fsutil import write_atomic
 from cdp.group import GroupSpec, VmSpec
 from cdp.vmdk import format_descriptor
@@ -61,6 +65,17 @@ def create_vm_layout(root: str, vm: VmSpec) -> None:
             write_atomic(os.path.join(folder, name), data)
 
 
+@contextlib.contextmanager
+def _full_disk(root: str) -> Iterator[None]:
+    """Turn a full volume into :class:`StorageFullError`; other OS errors pass."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFullError(root, f"replica write: {exc}") from exc
+        raise
+
+
 class ReplicaSet:
     """The replica disks of one group, addressed by group disk number."""
 
@@ -76,14 +91,17 @@ class ReplicaSet:
 
     def write(self, disk: int, offset: int, data: bytes) -> None:
         """Write ``data`` at ``offset`` of group disk ``disk`` (not yet durable)."""
-        os.pwrite(self._fds[disk], data, offset)
+        with _full_disk(self.root):
+            if os.pwrite(self._fds[disk], data, offset) != len(data):
+                raise OSError(errno.ENOSPC, "short write")
         self._dirty.add(disk)
 
     def sync(self) -> None:
         """Make every write durable and drop the written pages from the cache."""
-        for disk in sorted(self._dirty):
-            os.fdatasync(self._fds[disk])
-            os.posix_fadvise(self._fds[disk], 0, 0, os.POSIX_FADV_DONTNEED)
+        with _full_disk(self.root):
+            for disk in sorted(self._dirty):
+                os.fdatasync(self._fds[disk])
+                os.posix_fadvise(self._fds[disk], 0, 0, os.POSIX_FADV_DONTNEED)
         self._dirty.clear()
 
     def close(self) -> None:

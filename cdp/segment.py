@@ -17,6 +17,8 @@ from cdp.errors import JournalCorruptError, StorageFullError
 from cdp.record import HEADER_SIZE, MAX_WRITE_BYTES, Header, Record, decode_header, record_crc
 
 _READ_CHUNK = 8 * 2**20
+IOV_BATCH = 1000
+"""Buffers per pwritev call; Linux takes at most IOV_MAX (1024)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +107,13 @@ class Segment:
             parts.append(rec.frame)
         want = sum(len(p) for p in parts)
         try:
-            written = os.pwritev(self._fd, parts, start) if parts else 0
-            if written != want:
-                raise OSError(errno.ENOSPC, "short write")
+            written = 0
+            for i in range(0, len(parts), IOV_BATCH):  # one call takes at most IOV_MAX buffers
+                chunk = parts[i : i + IOV_BATCH]
+                n = os.pwritev(self._fd, chunk, start + written)
+                written += n
+                if n != sum(len(p) for p in chunk):
+                    raise OSError(errno.ENOSPC, "short write")
         except OSError as exc:
             self.truncate(start)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):

@@ -26,6 +26,7 @@ from cdp.catalog import (
     DEFAULT_CHECKPOINT_INTERVAL_S,
     DEFAULT_HISTORY_WINDOW_S,
     Catalog,
+    PageKey,
     Timeline,
 )
 from cdp.committer import Ack, Committer
@@ -36,13 +37,14 @@ from cdp.errors import (
     NotFoundError,
     PreconditionError,
     SessionError,
+    StorageFullError,
 )
 from cdp.group import GroupSpec, check_name, validate_group
 from cdp.history import History, MultiHistory, SingleHistory
 from cdp.image import ImagePlan, plan_image, read_image
 from cdp.index import Index, Point
 from cdp.journal import DEFAULT_SEGMENT_BYTES, Journal
-from cdp.record import Record
+from cdp.record import KIND_BOOKMARK, Record
 from cdp.replica import ReplicaSet, extent_path
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ DEFAULT_WINDOW_BYTES = 64 * 2**20
 """Send-window credit given to each source: payload bytes in flight, unacked."""
 DEFAULT_APPLY_IDLE_S = 0.02
 """How long an apply loop sleeps when there is nothing to apply."""
+APPLY_RETRY_S = 1.0
+"""How long an apply loop waits after the volume was full."""
 DEFAULT_JOURNAL_LIMIT_BYTES = 16 * 2**30
 """Per-group journal size limit; past it the oldest history is applied early."""
 
@@ -162,6 +166,9 @@ class ReplicatedGroup:
         self.error: CdpError | None = None
         self.received_bytes = 0
         self.pending: set[asyncio.Future[Ack]] = set()
+        self.pending_bookmarks: set[str] = set()
+        """Names of in-band bookmarks in batches not yet durable (for the uniqueness check)."""
+        self.bookmark_lock = asyncio.Lock()
 
     def open(self) -> None:
         """Recover the journal from disk; a corrupt journal puts the group in ERROR."""
@@ -274,9 +281,17 @@ class Target:
                 continue
             try:
                 n = await asyncio.to_thread(group.applier.apply_once)
+            except StorageFullError as exc:  # transient: retry once space returns
+                log.warning("group %s: apply waits for space: %s", group.key, exc)
+                await self._idle(APPLY_RETRY_S)
+                continue
             except CdpError as exc:  # top of a background loop: the group stops, loudly
-                log.error("group %s: apply stopped: %s", group.spec.group_id, exc)
+                log.error("group %s: apply stopped: %s", group.key, exc)
                 group.fail(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - never let one group end the target
+                log.exception("group %s: apply failed unexpectedly", group.key)
+                group.fail(CdpError(f"apply failed: {exc!r}"))
                 continue
             if n == 0:
                 await self._idle(self.config.apply_idle_s)
@@ -372,6 +387,10 @@ class Target:
         )  # fmt: skip
         fresh = intake.validate(view, records)
         fut = asyncio.wrap_future(group.committer.submit(fresh))
+        names = {r.frame.decode() for r in fresh if r.kind == KIND_BOOKMARK}
+        if names:
+            group.pending_bookmarks |= names
+            fut.add_done_callback(lambda _: group.pending_bookmarks.difference_update(names))
         group.expected_seq += len(fresh)
         group.received_bytes += sum(r.length for r in fresh)
         group.pending.add(fut)
@@ -428,10 +447,12 @@ class Target:
         return MultiHistory(group_id, members, self.config)
 
     def _bookmark_seq(self, group: ReplicatedGroup, name: str) -> int | None:
+        if name in group.pending_bookmarks:
+            return -1
         return group.catalog.index.get_bookmark(group.key, name)
 
     def list_points(
-        self, group_id: str, start_ns: int, end_ns: int, after: tuple[int, int] | None,
+        self, group_id: str, start_ns: int, end_ns: int, after: PageKey | None,
         limit: int, labelled_only: bool,
     ) -> list[Point]:  # fmt: skip
         """Restorable points of a group, oldest first."""

@@ -44,6 +44,10 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compressibility", type=float, default=0.5, help="0 (random) to 1 (zeros)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--seconds", type=float, default=10.0, help="how long to write")
+    p.add_argument(
+        "--app-consistent-every", type=float, default=0.0, metavar="SECONDS",
+        help="quiesce the VMs and take an application-consistent point this often (0: never)",
+    )  # fmt: skip
 
 
 def build_parser_defaults(**overrides: Any) -> argparse.Namespace:
@@ -65,6 +69,8 @@ def sim_config(args: argparse.Namespace, folder: str, default_vm: str) -> Any:
         raise InvalidInputError("--disks", "must be 1..60")
     if args.seconds <= 0:
         raise InvalidInputError("--seconds", "must be positive")
+    if args.app_consistent_every < 0:
+        raise InvalidInputError("--app-consistent-every", "cannot be negative")
     workload = WorkloadSpec(
         args.pattern, common.parse_size("--block-size", args.block_size), args.rate_mb,
         args.iops, args.compressibility, args.seed,
@@ -76,6 +82,7 @@ def sim_config(args: argparse.Namespace, folder: str, default_vm: str) -> Any:
         target=args.target, folder=folder, group=args.group,
         vms=tuple(args.vm or [default_vm]), disks_per_vm=args.disks, disk_bytes=disk_bytes,
         workload=workload, seconds=args.seconds,
+        app_consistent_every_s=args.app_consistent_every,
     )  # fmt: skip
 
 

@@ -58,9 +58,11 @@ class GrpcJournalStream:
         """Send one batch."""
         msg = convert.records_to_pb(self._session_id, records)
         try:
-            with translated():
-                await self._call.write(msg)
-        except asyncio.InvalidStateError as exc:  # the call already ended: report why
+            await self._call.write(msg)
+        except (asyncio.InvalidStateError, grpc.aio.AioRpcError) as exc:
+            # The call already ended (often: the target rejected an earlier batch). The
+            # write's own error says little ("Internal error from Core"); the call's
+            # status says why.
             with translated():
                 code, details = await self._call.code(), await self._call.details()
             raise RemoteError(code.name, details or "journal stream ended") from exc

@@ -104,17 +104,21 @@ def plan_to_pb(plan: ImagePlan) -> pb.ImagePlan:
     )  # fmt: skip
 
 
-def encode_page_token(p: Point) -> str:
-    """Opaque token for the page after point ``p``."""
-    return f"{p.source_ns}:{p.seq}"
+def encode_page_token(page: list[Point], after: tuple[int, int, int] | None) -> str:
+    """Opaque token for the page after ``page``: last (time, seq, entries of that seq)."""
+    last = page[-1]
+    given = sum(1 for p in page if p.seq == last.seq)
+    if after is not None and after[1] == last.seq:
+        given += after[2]
+    return f"{last.source_ns}:{last.seq}:{given}"
 
 
-def decode_page_token(token: str) -> tuple[int, int] | None:
+def decode_page_token(token: str) -> tuple[int, int, int] | None:
     """Inverse of :func:`encode_page_token`; None for the first page."""
     if not token:
         return None
-    ns, _, seq = token.partition(":")
     try:
-        return int(ns), int(seq)
+        ns, seq, given = (int(x) for x in token.split(":"))
     except ValueError as exc:
         raise InvalidInputError("page_token", "is not a token this target handed out") from exc
+    return ns, seq, given

@@ -31,6 +31,8 @@ MAX_MESSAGE_BYTES = 64 * 2**20
 """gRPC message cap; well above the batch limit so oversized batches get our own error."""
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10000
+DRAIN_GRACE_S = 0.5
+"""After a bad batch, how long the client's in-flight writes are drained before the call ends."""
 MAX_QUEUED_BATCHES = 256
 """Batches of one stream waiting for durability before the reader pauses."""
 
@@ -131,7 +133,7 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             )  # fmt: skip
         except errors.CdpError as exc:
             await context.abort(status_of(exc), str(exc))
-        token = convert.encode_page_token(points[size - 1]) if len(points) > size else ""
+        token = convert.encode_page_token(points[:size], after) if len(points) > size else ""
         return pb.ListRestorePointsResponse(
             points=[convert.point_to_pb(p) for p in points[:size]], next_page_token=token
         )
@@ -166,10 +168,9 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
     ) -> AsyncIterator[pb.ReadImageResponse]:
         """The plan, then the image's data chunks in offset order."""
         try:
-            if request.offset_bytes % 512 or request.length_bytes % 512:
-                raise errors.InvalidInputError(
-                    "offset_bytes", "offset and length must be multiples of 512"
-                )
+            for name in ("offset_bytes", "length_bytes"):
+                if getattr(request, name) % 512:
+                    raise errors.InvalidInputError(name, "must be a multiple of 512")
             async with self.target.image(
                 request.group_id, request.vm_id, request.disk, request.at
             ) as (plan, reader):
@@ -199,7 +200,13 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
 
 
 class _Stream:
-    """One StreamJournal call: batches in, the newest ack out, the first error last."""
+    """One StreamJournal call: batches in, the newest ack out, the first error last.
+
+    After a bad batch nothing more is accepted, but the call stays open until every
+    earlier batch is durable and acked, and the client's writes already in flight are
+    drained (discarded) for up to DRAIN_GRACE_S: grpc.aio clients that write into a call
+    the server just ended see a local INTERNAL instead of the server's status.
+    """
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -210,6 +217,7 @@ class _Stream:
         self._error: errors.CdpError | None = None
         self._outstanding = 0
         self._reading = True
+        self._drained = asyncio.Event()
 
     async def read(self, requests: AsyncIterator[pb.StreamJournalRequest]) -> None:
         """Validate and queue every batch until the source closes or one is bad."""
@@ -230,8 +238,13 @@ class _Stream:
                 fut.add_done_callback(self._durable)
         except errors.CdpError as exc:
             self._error = self._error or exc
+            self._reading = False
+            self._changed.set()
+            async for _ in requests:  # drain what the client already sent
+                pass
         finally:
             self._reading = False
+            self._drained.set()
             self._changed.set()
 
     def _durable(self, fut: asyncio.Future[Ack]) -> None:
@@ -255,7 +268,9 @@ class _Stream:
             if self._latest is not None and self._latest.durable_seq > sent:
                 sent = self._latest.durable_seq
                 yield self._latest
-            if self._error is not None:
+            if self._error is not None and self._outstanding == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._drained.wait(), DRAIN_GRACE_S)
                 raise self._error
             if not self._reading and self._outstanding == 0:
                 return

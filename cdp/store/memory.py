@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 
 from cdp.index import POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point
 
@@ -17,10 +18,11 @@ class MemoryIndex:
         self._bookmarks: dict[str, dict[str, int]] = {}
         self._meta: dict[str, bytes] = {}
 
-    def put_batch(self, group: str, entries: list[IndexEntry]) -> None:
-        """Record entries; the batch end and markers are points."""
+    def put_batch(self, group: str, entries: list[IndexEntry], ends: Sequence[int] = ()) -> None:
+        """Record entries; batch ends and markers are points."""
         if not entries:
             return
+        end_seqs = set(ends) or {entries[-1].seq}
         table = self._entries.setdefault(group, {})
         for e in entries:
             table[e.seq] = e
@@ -30,9 +32,8 @@ class MemoryIndex:
                 )
                 if e.kind == 2:
                     self.put_bookmark(group, e.label, e.seq)
-        last = entries[-1]
-        if last.seq not in self._point_by_seq.get(group, {}):
-            self.tag_point(group, Point(last.seq, last.source_ns, POINT_CRASH))
+            elif e.seq in end_seqs and e.seq not in self._point_by_seq.get(group, {}):
+                self.tag_point(group, Point(e.seq, e.source_ns, POINT_CRASH))
 
     def get(self, group: str, seq: int) -> IndexEntry | None:
         """The entry for ``seq``."""
@@ -59,7 +60,11 @@ class MemoryIndex:
             if ns > end_ns or len(out) >= limit:
                 break
             if ns >= start_ns:
-                out.append(self._point_by_seq[group][seq])
+                p = self._point_by_seq[group][seq]
+                names = tuple(
+                    sorted(n for n, s in self._bookmarks.get(group, {}).items() if s == seq)
+                )
+                out.append(Point(p.seq, p.source_ns, p.kind, p.label, names))
         return out
 
     def point_at(self, group: str, seq: int) -> Point | None:

@@ -6,6 +6,7 @@ Keys (group names cannot contain NUL)::
     t\0<group>\0<source_ns biased BE><seq>   -> kind u8 + label (restore points by time)
     p\0<group>\0<seq u64 BE>                 -> source_ns biased BE (points by seq)
     b\0<group>\0<name>                       -> seq u64 BE (bookmarks)
+    B\0<group>\0<seq u64 BE><name>           -> b"" (bookmarks by seq)
     m\0<key>                                 -> metadata
 
 Entries and points are written with ``sync=False``: they are rebuilt from the segments
@@ -14,10 +15,13 @@ after a crash. Metadata is written synced. rocksdict holds the GIL while it writ
 
 from __future__ import annotations
 
+import contextlib
 import struct
+from collections.abc import Iterator, Sequence
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
+from cdp.errors import CdpError, StorageFullError
 from cdp.index import POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point, pack_entry, unpack_entry
 
 _U64 = struct.Struct(">Q")
@@ -31,23 +35,70 @@ def _key(table: bytes, group: str, tail: bytes = b"") -> bytes:
     return table + b"\0" + group.encode() + b"\0" + tail
 
 
+def _translate(path: str, exc: Exception) -> CdpError:
+    """The cdp error for a rocksdict failure (rocksdict raises bare Exceptions)."""
+    text = str(exc)
+    if "No space left" in text or "ENOSPC" in text or "NoSpace" in text:
+        return StorageFullError(path, f"index: {text}")
+    return CdpError(f"index {path}: {text}")
+
+
+@contextlib.contextmanager
+def _translated(path: str) -> Iterator[None]:
+    try:
+        yield
+    except CdpError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - rocksdict's only error type
+        raise _translate(path, exc) from exc
+
+
 class RocksIndex:
-    """RocksDB-backed :class:`cdp.index.Index` in one directory."""
+    """RocksDB-backed :class:`cdp.index.Index` in one directory.
+
+    A write that fails (e.g. the volume is full) leaves RocksDB refusing further writes;
+    the handle is then closed and reopened before the next use, so intake resumes by
+    itself once space returns.
+    """
 
     def __init__(self, path: str) -> None:
-        opts = Options(raw_mode=True)
-        opts.create_if_missing(True)
-        self._db = Rdict(path, options=opts)
+        self._path = path
+        self._broken = False
+        with _translated(path):
+            self._db = self._open()
         self._fast = WriteOptions()
         self._fast.sync = False
         self._synced = WriteOptions()
         self._synced.sync = True
 
-    def put_batch(self, group: str, entries: list[IndexEntry]) -> None:
-        """Record entries of one durable batch; its end and its markers are points."""
+    def _open(self) -> Rdict:
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        return Rdict(self._path, options=opts)
+
+    def _write(self, batch: WriteBatch, opts: WriteOptions) -> None:
+        """Write a batch; after a failure, reopen the database first."""
+        with _translated(self._path):
+            if self._broken:
+                with contextlib.suppress(Exception):
+                    self._db.close()
+                self._db = self._open()
+                self._broken = False
+            try:
+                self._db.write(batch, opts)
+            except Exception:
+                self._broken = True
+                raise
+
+    def put_batch(self, group: str, entries: list[IndexEntry], ends: Sequence[int] = ()) -> None:
+        """Record entries of durable batches atomically; batch ends and markers are points.
+
+        ``ends`` are the seqs that end a batch; by default the last entry's.
+        """
         if not entries:
             return
         batch = WriteBatch(raw_mode=True)
+        end_seqs = set(ends) or {entries[-1].seq}
         for e in entries:
             batch.put(_key(b"r", group, _U64.pack(e.seq)), pack_entry(e))
             if e.kind in POINT_OF_RECORD_KIND:
@@ -55,11 +106,10 @@ class RocksIndex:
                     batch, group, Point(e.seq, e.source_ns, POINT_OF_RECORD_KIND[e.kind], e.label)
                 )
                 if e.kind == 2:
-                    batch.put(_key(b"b", group, e.label.encode()), _U64.pack(e.seq))
-        last = entries[-1]
-        if last.kind not in POINT_OF_RECORD_KIND:
-            self._put_point(batch, group, Point(last.seq, last.source_ns, POINT_CRASH))
-        self._db.write(batch, self._fast)
+                    self._put_bookmark(batch, group, e.label, e.seq)
+            elif e.seq in end_seqs:
+                self._put_point(batch, group, Point(e.seq, e.source_ns, POINT_CRASH))
+        self._write(batch, self._fast)
 
     def _put_point(self, batch: WriteBatch, group: str, p: Point) -> None:
         ns = p.source_ns + _NS_BIAS
@@ -84,7 +134,8 @@ class RocksIndex:
         """Newest point at or before ``source_ns``."""
         prefix = _key(b"t", group)
         it = self._db.iter()
-        it.seek_for_prev(prefix + _TIME.pack(source_ns + _NS_BIAS, _MAX))
+        ns = min(max(source_ns, -_NS_BIAS), _NS_BIAS - 1)  # clamp to the int64 range
+        it.seek_for_prev(prefix + _TIME.pack(ns + _NS_BIAS, _MAX))
         if it.valid() and it.key().startswith(prefix):
             return int(_TIME.unpack(it.key()[len(prefix) :])[1])
         return None
@@ -107,9 +158,20 @@ class RocksIndex:
             if ns - _NS_BIAS > end_ns:
                 break
             value = it.value()
-            out.append(Point(seq, ns - _NS_BIAS, value[0], value[1:].decode()))
+            names = self._bookmarks_at(group, seq)
+            out.append(Point(seq, ns - _NS_BIAS, value[0], value[1:].decode(), names))
             it.next()
         return out
+
+    def _bookmarks_at(self, group: str, seq: int) -> tuple[str, ...]:
+        prefix = _key(b"B", group, _U64.pack(seq))
+        it = self._db.iter()
+        it.seek(prefix)
+        names = []
+        while it.valid() and it.key().startswith(prefix):
+            names.append(it.key()[len(prefix) :].decode())
+            it.next()
+        return tuple(names)
 
     def point_at(self, group: str, seq: int) -> Point | None:
         """The point at ``seq``."""
@@ -127,7 +189,7 @@ class RocksIndex:
         ns = old.source_ns if old else point.source_ns
         batch = WriteBatch(raw_mode=True)
         self._put_point(batch, group, Point(point.seq, ns, point.kind, point.label))
-        self._db.write(batch, self._fast)
+        self._write(batch, self._fast)
 
     def entries(self, group: str, first: int, last: int) -> list[IndexEntry]:
         """Entries first..last, in seq order."""
@@ -150,14 +212,18 @@ class RocksIndex:
 
     def put_bookmark(self, group: str, name: str, seq: int) -> None:
         """Name a point (synced: an operator asked for it)."""
-        self._db.put(_key(b"b", group, name.encode()), _U64.pack(seq), self._synced)
+        batch = WriteBatch(raw_mode=True)
+        self._put_bookmark(batch, group, name, seq)
+        self._write(batch, self._synced)
+
+    def _put_bookmark(self, batch: WriteBatch, group: str, name: str, seq: int) -> None:
+        batch.put(_key(b"b", group, name.encode()), _U64.pack(seq))
+        batch.put(_key(b"B", group, _U64.pack(seq) + name.encode()), b"")
 
     def delete_upto(self, group: str, seq: int) -> None:
         """Forget entries and points with seq < ``seq``."""
-        self._db.delete_range(
-            _key(b"r", group, _U64.pack(0)), _key(b"r", group, _U64.pack(seq)), self._fast
-        )
         batch = WriteBatch(raw_mode=True)
+        batch.delete_range(_key(b"r", group, _U64.pack(0)), _key(b"r", group, _U64.pack(seq)))
         prefix = _key(b"p", group)
         it = self._db.iter()
         it.seek(prefix)
@@ -168,7 +234,7 @@ class RocksIndex:
             batch.delete(it.key())
             batch.delete(_key(b"t", group, it.value() + _U64.pack(pseq)))
             it.next()
-        self._db.write(batch, self._fast)
+        self._write(batch, self._fast)
 
     def get_meta(self, key: str) -> bytes | None:
         """Metadata value."""
@@ -177,9 +243,13 @@ class RocksIndex:
 
     def put_meta(self, key: str, value: bytes) -> None:
         """Store metadata, synced."""
-        self._db.put(b"m\0" + key.encode(), value, self._synced)
+        batch = WriteBatch(raw_mode=True)
+        batch.put(b"m\0" + key.encode(), value)
+        self._write(batch, self._synced)
 
     def close(self) -> None:
-        """Flush the WAL and close."""
-        self._db.flush_wal(True)
-        self._db.close()
+        """Flush the WAL and close (a handle a failed write left broken is just closed)."""
+        with _translated(self._path):
+            if not self._broken:
+                self._db.flush_wal(True)
+            self._db.close()
