@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from cdp.errors import InvalidInputError, NotFoundError, PointOutsideHistoryError
 from cdp.index import POINT_BOOKMARK, POINT_CHECKPOINT, POINT_CRASH, Index, Point
 from cdp.intake import TIME_LIKE
+from cdp.record import KIND_RESYNC_END, KIND_RESYNC_START
 
 DEFAULT_CHECKPOINT_INTERVAL_S = 1.0
 """Cadence of the target's checkpoints (browsable points on the timeline)."""
@@ -23,6 +24,8 @@ MAX_HISTORY_WINDOW_S = 30 * 86400.0
 HEALTH_WARNING = 0.85
 HEALTH_ERROR = 0.75
 MAX_COUNT = 1_000_000
+OPEN_END = 2**63 - 1
+"""End seq of a gap that is still open (a resync in progress)."""
 MIN_NS, MAX_NS = -(2**63) + 1, 2**63 - 1
 """Times are signed 64-bit Unix nanoseconds on the wire and in the index."""
 """Timeline point counts stop here (reported as at least this many)."""
@@ -115,6 +118,9 @@ class Catalog:
         if spec == "latest":
             if durable_seq == 0:
                 raise NotFoundError(f"at: group {self.group!r} has no restore point yet")
+            gap = self.in_gap(durable_seq)
+            if gap is not None:  # during a resync the newest consistent point is before it
+                return self._by_seq(gap.start_seq - 1, base_seq, durable_seq, "latest")
             point = self.index.point_at(self.group, durable_seq)
             return point or Point(durable_seq, durable_ns, POINT_CRASH)
         if spec.isdigit():
@@ -137,6 +143,13 @@ class Catalog:
                 f"point is seq {base_seq}",
                 hint="list restorable points with `cdp points list`",
             )
+        gap = self.in_gap(seq)
+        if gap is not None:
+            raise NotFoundError(
+                f"at: {what} lies in a {gap.cause} gap (seqs {gap.start_seq}.."
+                f"{'' if gap.end_seq == OPEN_END else gap.end_seq}): no consistent image there",
+                hint="the last point before the gap is restorable",
+            )
         point = self.index.point_at(self.group, seq)
         if point is None:
             raise NotFoundError(
@@ -146,6 +159,9 @@ class Catalog:
 
     def _by_time(self, ns: int, text: str, base_seq: int) -> Point:
         seq = self.index.seq_at_time(self.group, ns)
+        gap = self.in_gap(seq) if seq is not None else None
+        if gap is not None:
+            seq = gap.start_seq - 1  # the resync start marker: the last consistent point
         if seq is None or seq < base_seq:
             raise PointOutsideHistoryError(
                 f"at: no restorable point at or before {text}; it is before the history window",
@@ -165,6 +181,7 @@ class Catalog:
         label its name); ``after`` is (time, seq, entries of that seq already given).
         """
         out: list[Point] = []
+        gaps = self.gaps()
         skip = after[2] if after else 0
         cursor = (after[0], after[1] - 1) if after else None  # re-read after's seq, skip some
         while len(out) < limit:
@@ -172,7 +189,7 @@ class Catalog:
             if not page:
                 break
             for p in page:
-                if p.seq < base_seq:
+                if p.seq < base_seq or (gaps and self.in_gap(p.seq, gaps)):
                     continue
                 entries = expand(p, labelled_only)
                 if after and (p.source_ns, p.seq) == (after[0], after[1]):
@@ -190,9 +207,31 @@ class Catalog:
             self.index.tag_point(self.group, Point(seq, ns, POINT_CHECKPOINT))
 
     def gaps(self) -> list[Gap]:
-        """Recorded gaps (resync, journal full), oldest first."""
+        """Stretches of seqs with no consistent point (resync; recorded causes), oldest first.
+
+        A resync gap holds the seqs strictly between its start and end markers; one still
+        open (no end marker yet) reaches to OPEN_END.
+        """
         raw = self.index.get_meta(f"gaps/{self.group}")
-        return [Gap(**g) for g in json.loads(raw)] if raw else []
+        gaps = [Gap(**g) for g in json.loads(raw)] if raw else []
+        start: int | None = None
+        for e in self.index.events(self.group):
+            if e.kind == KIND_RESYNC_START:
+                start = e.seq
+            elif e.kind == KIND_RESYNC_END and start is not None:
+                if e.seq > start + 1:
+                    gaps.append(Gap(start + 1, e.seq - 1, "resync"))
+                start = None
+        if start is not None:
+            gaps.append(Gap(start + 1, OPEN_END, "resync (in progress)"))
+        return sorted(gaps, key=lambda g: g.start_seq)
+
+    def in_gap(self, seq: int, gaps: list[Gap] | None = None) -> Gap | None:
+        """The gap holding ``seq``, if any."""
+        for g in self.gaps() if gaps is None else gaps:
+            if g.start_seq <= seq <= g.end_seq:
+                return g
+        return None
 
     def record_gap(self, gap: Gap) -> None:
         """Remember that no restore point exists in a stretch of seqs."""
@@ -203,12 +242,15 @@ class Catalog:
     def count(self, base_seq: int, first_seq: int, last_seq: int) -> int:
         """Restore points with first_seq <= seq <= last_seq (capped at MAX_COUNT)."""
         n, after = 0, None
+        gaps = self.gaps()
         while n < MAX_COUNT:
             page = self.index.points(self.group, -(2**63), 2**63 - 1, after, 10000)
             if not page:
                 break
             n += sum(
-                len(expand(p, False)) for p in page if max(first_seq, base_seq) <= p.seq <= last_seq
+                len(expand(p, False))
+                for p in page
+                if max(first_seq, base_seq) <= p.seq <= last_seq and not self.in_gap(p.seq, gaps)
             )
             after = (page[-1].source_ns, page[-1].seq)
         return n

@@ -12,7 +12,7 @@ import xxhash
 from cdp.errors import InvalidInputError
 
 
-def checksum(data: bytes | memoryview) -> int:
+def checksum(data: bytes | bytearray | memoryview) -> int:
     """XXH3-64 with seed 0: the checksum of a write's uncompressed bytes."""
     return xxhash.xxh3_64_intdigest(data)
 

@@ -137,13 +137,14 @@ class SingleHistory:
             cause = "retention (journal size limit)" if m.applier.size_cuts else "retention"
             spans.append(Span(1, cursor - 1, 0, self._time_of(cursor - 1), False, cause))
         for gap in m.catalog.gaps():
-            if gap.end_seq < cursor:
+            end = min(gap.end_seq, durable)
+            if end < cursor:
                 continue
             if gap.start_seq > cursor:
                 spans.append(self._interval(cursor, gap.start_seq - 1))
-            spans.append(Span(gap.start_seq, gap.end_seq, self._time_of(gap.start_seq),
-                              self._time_of(gap.end_seq), False, gap.cause))  # fmt: skip
-            cursor = gap.end_seq + 1
+            spans.append(Span(gap.start_seq, end, self._time_of(gap.start_seq),
+                              self._time_of(end), False, gap.cause))  # fmt: skip
+            cursor = end + 1
         if durable >= cursor:
             spans.append(self._interval(cursor, durable))
         available, health, message = _health(self.config, spans, m.created_ns)

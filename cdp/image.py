@@ -130,3 +130,31 @@ def _record_data(journal: Journal, e: IndexEntry, cache: dict[int, bytes]) -> by
 def _overlay(buf: bytearray, start: int, stop: int, e: IndexEntry, data: bytes) -> None:
     lo, hi = max(start, e.disk_offset), min(stop, e.disk_offset + e.length)
     buf[lo - start : hi - start] = data[lo - e.disk_offset : hi - e.disk_offset]
+
+
+def region_hashes(
+    journal: Journal, base_extent: str, plan: ImagePlan, offsets: list[int], region_bytes: int
+) -> list[int]:
+    """XXH3-64 of each region ``[offset, offset + region_bytes)`` of the image.
+
+    Regions are clipped at the capacity. One pass: records are bucketed by region.
+    """
+    by_region: dict[int, list[IndexEntry]] = {}
+    for e in plan.entries:
+        for r in range(
+            e.disk_offset // region_bytes, (e.disk_offset + e.length - 1) // region_bytes + 1
+        ):
+            by_region.setdefault(r, []).append(e)
+    fd = os.open(base_extent, os.O_RDONLY | os.O_CLOEXEC)
+    cache: dict[int, bytes] = {}
+    out = []
+    try:
+        for offset in offsets:
+            stop = min(offset + region_bytes, plan.capacity_bytes)
+            buf = bytearray(os.pread(fd, stop - offset, offset).ljust(stop - offset, b"\0"))
+            for e in by_region.get(offset // region_bytes, []):
+                _overlay(buf, offset, stop, e, _record_data(journal, e, cache))
+            out.append(codec.checksum(buf))
+    finally:
+        os.close(fd)
+    return out

@@ -101,6 +101,9 @@ class Index(Protocol):
     def entries(self, group: str, first: int, last: int) -> list[IndexEntry]:
         """Entries with first <= seq <= last, in seq order."""
 
+    def events(self, group: str) -> list[Point]:
+        """Resync markers of the group (``kind`` is the record kind), in seq order."""
+
     def get_bookmark(self, group: str, name: str) -> int | None:
         """Seq of a bookmark."""
 

@@ -188,3 +188,30 @@ def _check_resent(view: GroupView, i: int, rec: Record) -> None:
         )
     if known.data_xxh3 != rec.data_xxh3:
         raise SeqConflictError(view.group, rec.seq)
+
+
+MAX_REGIONS = 4096
+"""Regions in one CompareRegions request, at most."""
+
+
+def check_regions(
+    capacities: tuple[int, ...], disk: int, region_bytes: int, offsets: list[int], hashes: list[int]
+) -> int:
+    """Validate a CompareRegions request; return the disk's capacity."""
+    if disk >= len(capacities):
+        raise NotFoundError(f"disk_index: no disk {disk} (the group has {len(capacities)})")
+    if region_bytes % SECTOR or not 4096 <= region_bytes <= 64 * 2**20:
+        raise InvalidInputError(
+            "region_bytes", f"{region_bytes} is not a multiple of 512 in 4KiB..64MiB"
+        )
+    if len(offsets) > MAX_REGIONS:
+        raise InvalidInputError("offsets", f"{len(offsets)} regions; at most {MAX_REGIONS}")
+    if len(hashes) != len(offsets):
+        raise InvalidInputError("xxh3_64", f"{len(hashes)} hashes for {len(offsets)} offsets")
+    cap = capacities[disk]
+    for i, o in enumerate(offsets):
+        if o % region_bytes or o >= cap:
+            raise InvalidInputError(
+                f"offsets[{i}]", f"{o} is not a multiple of region_bytes below the capacity {cap}"
+            )
+    return cap

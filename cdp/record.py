@@ -30,7 +30,15 @@ KIND_APP_CONSISTENT = 3
 """An application-consistent point; the frame is the UTF-8 label."""
 KIND_CONSISTENCY = 4
 """A coordinated consistency marker of a group spanning hosts; the frame is "cg-<n>"."""
-MARKER_KINDS = (KIND_BOOKMARK, KIND_APP_CONSISTENT, KIND_CONSISTENCY)
+KIND_RESYNC_START = 5
+"""The source starts sending dirty regions; no consistent point until the end marker."""
+KIND_RESYNC_END = 6
+"""Every dirty region was sent (guest writes held meanwhile); consistent again."""
+MARKER_KINDS = (
+    KIND_BOOKMARK, KIND_APP_CONSISTENT, KIND_CONSISTENCY, KIND_RESYNC_START, KIND_RESYNC_END,
+)  # fmt: skip
+EVENT_KINDS = (KIND_RESYNC_START, KIND_RESYNC_END)
+"""Markers that open or close a gap in the restore points."""
 
 HEADER = struct.Struct("<4sBBHQIIQIIqQ")
 CRC = struct.Struct("<Q")

@@ -112,6 +112,8 @@ class Shipper:
         self.sessions = 0
         self.batches_sent = 0
         self.connected = False
+        self.session_id = ""
+        """Id of the current session ("" when not connected)."""
         self.last_error: CdpError | None = None
 
     async def run(self) -> None:
@@ -128,6 +130,7 @@ class Shipper:
                 log.warning("shipper %s: %s; reconnecting", self.config.source_id, exc)
             finally:
                 self.connected = False
+                self.session_id = ""
             if time.monotonic() - started > 5 * delay:
                 delay = self.config.reconnect_min_s
             await asyncio.sleep(delay)
@@ -144,6 +147,7 @@ class Shipper:
         self.sessions += 1
         buf.ack(reply.durable_seq, reply.durable_ns)
         stream = self.transport.stream(reply.session_id)
+        self.session_id = reply.session_id
         self.connected = True
         inflight: collections.deque[tuple[int, int]] = collections.deque()
         window = [reply.window_bytes]

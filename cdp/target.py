@@ -41,10 +41,11 @@ from cdp.errors import (
 )
 from cdp.group import GroupSpec, check_name, validate_group
 from cdp.history import History, MultiHistory, SingleHistory
-from cdp.image import ImagePlan, plan_image, read_image
-from cdp.index import Index, Point
+from cdp.image import ImagePlan, plan_image, read_image, region_hashes
+from cdp.index import POINT_CRASH, Index, Point
 from cdp.journal import DEFAULT_SEGMENT_BYTES, Journal
-from cdp.record import KIND_BOOKMARK, Record
+from cdp.progress import ResyncProgress
+from cdp.record import KIND_BOOKMARK, KIND_RESYNC_START, Record
 from cdp.replica import ReplicaSet, extent_path
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class GroupState:
     REPLICATING = "replicating"
     DISCONNECTED = "disconnected"
     RESYNC_REQUIRED = "resync_required"
+    RESYNCING = "resyncing"
     ERROR = "error"
 
 
@@ -139,6 +141,7 @@ class GroupStatus:
     journal_bytes: int
     received_bytes: int
     error: str
+    resync: ResyncProgress
 
 
 class ReplicatedGroup:
@@ -166,6 +169,7 @@ class ReplicatedGroup:
         self.error: CdpError | None = None
         self.received_bytes = 0
         self.pending: set[asyncio.Future[Ack]] = set()
+        self.resync = ResyncProgress()
         self.pending_bookmarks: set[str] = set()
         """Names of in-band bookmarks in batches not yet durable (for the uniqueness check)."""
         self.bookmark_lock = asyncio.Lock()
@@ -179,6 +183,8 @@ class ReplicatedGroup:
             self.fail(exc)
             return
         self.expected_seq = self.journal.durable_seq + 1
+        events = self.catalog.index.events(self.key)
+        self.resync.active = bool(events) and events[-1].kind == KIND_RESYNC_START
         log.info("group %s: journal open: %s", self.spec.group_id, report)
 
     def fail(self, exc: CdpError) -> None:
@@ -393,6 +399,9 @@ class Target:
             fut.add_done_callback(lambda _: group.pending_bookmarks.difference_update(names))
         group.expected_seq += len(fresh)
         group.received_bytes += sum(r.length for r in fresh)
+        group.resync.observe(fresh)
+        if group.state in (GroupState.REPLICATING, GroupState.RESYNCING):
+            group.state = GroupState.RESYNCING if group.resync.active else GroupState.REPLICATING
         group.pending.add(fut)
         fut.add_done_callback(group.pending.discard)
         return fut
@@ -426,6 +435,7 @@ class Target:
                 g.journal.bytes_on_disk(),
                 g.received_bytes,
                 str(g.error) if g.error else "",
+                g.resync,
             )  # fmt: skip
             for g in members
         ]
@@ -445,6 +455,25 @@ class Target:
         if len(members) == 1 and not members[0].member_id:
             return SingleHistory(members[0], self.config)
         return MultiHistory(group_id, members, self.config)
+
+    async def compare_regions(
+        self, session_id: str, disk: int, region_bytes: int, offsets: list[int], hashes: list[int]
+    ) -> list[int]:
+        """Offsets whose region differs from the newest durable state of a disk."""
+        g = self.group_of_session(session_id)
+        g.check_usable()
+        capacity = intake.check_regions(g.capacities, disk, region_bytes, offsets, hashes)
+        async with _paused(g):
+            latest = Point(g.journal.durable_seq, g.journal.durable_ns, POINT_CRASH)
+            ref = g.spec.disks()[disk]
+            plan = await asyncio.to_thread(
+                plan_image, g.journal, latest, g.applier.applied_seq, disk, capacity
+            )
+            extent = extent_path(self.config.replica_dir, ref.vm_id, ref.index_in_vm)
+            theirs = await asyncio.to_thread(
+                region_hashes, g.journal, extent, plan, offsets, region_bytes
+            )
+        return [o for o, mine, t in zip(offsets, hashes, theirs, strict=True) if mine != t]
 
     def _bookmark_seq(self, group: ReplicatedGroup, name: str) -> int | None:
         if name in group.pending_bookmarks:
@@ -478,8 +507,7 @@ class Target:
             raise NotFoundError(
                 f"vm_id/disk: group {group_id!r} has no disk {disk} of VM {vm_id!r}"
             )
-        await asyncio.to_thread(g.applier.pause)
-        try:
+        async with _paused(g):
             base = g.applier.applied_seq
             point = history.resolve(at)
             member_point = Point(history.member_seq(point, g), point.source_ns, point.kind)
@@ -500,8 +528,16 @@ class Target:
                     yield chunk
 
             yield plan, reader
-        finally:
-            g.applier.resume()
+
+
+@contextlib.asynccontextmanager
+async def _paused(g: ReplicatedGroup) -> AsyncIterator[None]:
+    """Apply stays paused for the group (the base does not move) inside the block."""
+    await asyncio.to_thread(g.applier.pause)
+    try:
+        yield
+    finally:
+        g.applier.resume()
 
 
 def _resync_reason(durable: int, oldest_held_seq: int, next_seq: int) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cdp.buffer import SourceBuffer
+from cdp.resync import Protection
 from sim.disk import VirtualDisk
 
 
@@ -119,22 +120,29 @@ class ReplicationFilter:
         buffer: SourceBuffer,
         disk_numbers: dict[tuple[str, int], int],
         shadow: ShadowLog | None = None,
+        protection: Protection | None = None,
     ) -> None:
         self.buffer = buffer
         self.disk_numbers = disk_numbers
         """(vm_id, disk index in the VM) -> disk number in the group."""
         self.shadow = shadow
+        self.protection = protection
+        """With it, a full buffer or a long outage falls back to the dirty map (the guest
+        never waits); without it, writes wait for room in the buffer (DEFER)."""
 
     def on_io(self, io: Io) -> Verdict:
         """Journal a write; defer it while the buffer is full; pass reads."""
         if not io.is_write:
             return Verdict.PASS
-        if not self.buffer.has_room():
-            return Verdict.DEFER
         disk = self.disk_numbers[(io.vm_id, io.disk)]
-        rec = self.buffer.append(disk, io.offset, io.data, io.source_ns)
-        if self.shadow is not None:
-            self.shadow.record(rec.seq, disk, io.offset, io.data)
+        if self.protection is not None:
+            seq = self.protection.on_write(disk, io.offset, io.data, io.source_ns)
+        elif self.buffer.has_room():
+            seq = self.buffer.append(disk, io.offset, io.data, io.source_ns).seq
+        else:
+            return Verdict.DEFER
+        if self.shadow is not None and seq:
+            self.shadow.record(seq, disk, io.offset, io.data)
         return Verdict.PASS
 
     async def resume(self, io: Io) -> None:

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdp.buffer import DEFAULT_BUFFER_BYTES, SourceBuffer
+from cdp.resync import Mode, Protection, ProtectionConfig
 from cdp.rpc.client import ReplicationClient
 from cdp.rpo import SAMPLE_INTERVAL_S, RpoSeries, rpo_seconds
 from cdp.shipper import Shipper, ShipperConfig
+from sim.agent import GuestAgent, QuiesceGate
 from sim.filter import ReplicationFilter
 from sim.vm import SimHost, SimVM
 from sim.workload import Workload, WorkloadSpec
@@ -43,6 +45,10 @@ class SimConfig:
     buffer_bytes: int = DEFAULT_BUFFER_BYTES
     source_id: str = "sim-host-1"
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
+    app_consistent_every_s: float = 0.0
+    """Take an application-consistent point this often (0: never)."""
+    protection: ProtectionConfig = field(default_factory=ProtectionConfig)
+    """Dirty-map fallback and resync settings (initial_sync for disks that hold data)."""
 
 
 @dataclass
@@ -71,10 +77,15 @@ async def run(
     host = build_host(config)
     spec = host.group_spec(config.group)
     buffer = SourceBuffer(config.buffer_bytes)
-    for vm in host.vms:
-        vm.attach(ReplicationFilter(buffer, host.disk_numbers()))
+    gates = [QuiesceGate() for _ in host.vms]
+    protection = make_protection(host, buffer, gates, config.protection)
+    for vm, gate in zip(host.vms, gates, strict=True):
+        vm.attach(gate)
+        vm.attach(ReplicationFilter(buffer, host.disk_numbers(), protection=protection))
+    agent = GuestAgent(buffer, gates, [])
     client = ReplicationClient(config.target)
     shipper = Shipper(spec, buffer, client, ShipperConfig(config.source_id))
+    guard = asyncio.ensure_future(protection.run(shipper, client))
     series = RpoSeries()
     cpu0 = _cpu_s()
     ship = asyncio.ensure_future(shipper.run())
@@ -90,14 +101,18 @@ async def run(
         )  # fmt: skip
 
     sampler = asyncio.ensure_future(_sample(reading, series, on_progress))
+    every = config.app_consistent_every_s
+    points = asyncio.ensure_future(agent.run_every(every) if every else asyncio.sleep(0))
     try:
         await _drive(host, config, counters, ship)
         write_s = time.monotonic() - t0
         drain_start = time.monotonic()
-        await _wait_drained(shipper, ship, config.drain_timeout_s)
+        await _wait_drained(shipper, ship, protection, config.drain_timeout_s)
         drain_s = time.monotonic() - drain_start
     finally:
         sampler.cancel()
+        points.cancel()
+        guard.cancel()
         ship.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await ship
@@ -118,6 +133,11 @@ async def run(
         "source_cpu_s_per_gb": round(cpu_s / max(counters["bytes"], 1) * 1e9, 3),
         **{k: round(v, 4) for k, v in series.summary().items()},
         "rpo_samples": len(series.samples),
+        "app_consistent_points": len(agent.points),
+        "resyncs": protection.stats.resyncs,
+        "resync_regions_sent": protection.stats.regions_sent,
+        "resync_bytes_sent": protection.stats.bytes_sent,
+        "resync_last_s": round(protection.stats.last_resync_s, 3),
         "disks": [
             {"vm": vm.vm_id, "disk": n, "vmdk": d.descriptor_path}
             for vm in host.vms
@@ -150,8 +170,36 @@ async def _drive(
         await asyncio.sleep(0.001 if rate else 0)
 
 
-async def _wait_drained(shipper: Shipper, ship: asyncio.Future[None], timeout_s: float) -> None:
-    drain = asyncio.ensure_future(shipper.drain())
+def make_protection(
+    host: SimHost, buffer: SourceBuffer, gates: list[QuiesceGate], config: ProtectionConfig
+) -> Protection:
+    """The host's protection state machine, reading its disks and holding its gates."""
+    disks = [d for vm in host.vms for d in vm.disks]
+
+    def hold() -> None:
+        for g in gates:
+            g.hold()
+
+    def release() -> None:
+        for g in gates:
+            g.release()
+
+    return Protection(
+        buffer, [d.capacity_bytes for d in disks],
+        lambda disk, offset, length: disks[disk].read(offset, length), hold, release, config,
+    )  # fmt: skip
+
+
+async def _drained(shipper: Shipper, protection: Protection) -> None:
+    """Every write is acked and no resync is pending."""
+    while len(shipper.buffer) or protection.mode is not Mode.JOURNALING or len(protection.dirty):
+        await asyncio.sleep(0.01)
+
+
+async def _wait_drained(
+    shipper: Shipper, ship: asyncio.Future[None], protection: Protection, timeout_s: float
+) -> None:
+    drain = asyncio.ensure_future(_drained(shipper, protection))
     done, _ = await asyncio.wait(
         [drain, ship], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
     )

@@ -45,6 +45,18 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--seconds", type=float, default=10.0, help="how long to write")
     p.add_argument(
+        "--region-size", default="64KiB",
+        help="dirty-map region size (the unit of resync)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dirty-after", type=float, default=10.0, metavar="SECONDS",
+        help="after the link is down this long, writes go to the dirty map (default 10)",
+    )  # fmt: skip
+    p.add_argument(
+        "--initial-sync", action="store_true",
+        help="the disks already hold data: start with a full, hash-compared sync",
+    )  # fmt: skip
+    p.add_argument(
         "--app-consistent-every", type=float, default=0.0, metavar="SECONDS",
         help="quiesce the VMs and take an application-consistent point this often (0: never)",
     )  # fmt: skip
@@ -83,7 +95,20 @@ def sim_config(args: argparse.Namespace, folder: str, default_vm: str) -> Any:
         vms=tuple(args.vm or [default_vm]), disks_per_vm=args.disks, disk_bytes=disk_bytes,
         workload=workload, seconds=args.seconds,
         app_consistent_every_s=args.app_consistent_every,
+        protection=protection_config(args),
     )  # fmt: skip
+
+
+def protection_config(args: argparse.Namespace) -> Any:
+    """The dirty-map and resync settings from the flags."""
+    from cdp.resync import ProtectionConfig
+
+    region = common.parse_size("--region-size", args.region_size)
+    if region % 512 or not 4096 <= region <= 64 * 2**20:
+        raise InvalidInputError("--region-size", "must be a multiple of 512 in 4KiB..64MiB")
+    if args.dirty_after < 0:
+        raise InvalidInputError("--dirty-after", "cannot be negative")
+    return ProtectionConfig(region, args.dirty_after, args.initial_sync)
 
 
 async def run(args: argparse.Namespace) -> int:

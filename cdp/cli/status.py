@@ -42,6 +42,8 @@ def to_dict(g: pb.GroupStatus) -> dict[str, Any]:
         "journal_bytes",
         "received_bytes",
         "durable_source_time_unix_ns",
+        "resync_total_bytes",
+        "resync_received_bytes",
     ):
         out[key] = int(out[key])
     return out
@@ -68,5 +70,12 @@ def render(groups: list[dict[str, Any]]) -> str:
             f"{g['lag_seconds']:.1f} s", common.fmt_bytes(g["journal_bytes"]),
             g["source_id"] or "-",
         ))  # fmt: skip
+    for g in groups:
+        if g["state"] == "resyncing":
+            total, got = g["resync_total_bytes"], g["resync_received_bytes"]
+            pct = f"{100 * got / total:.0f} %" if total else "?"
+            eta = f", ETA {g['resync_eta_seconds']:.0f} s" if g["resync_eta_seconds"] else ""
+            rows.append((f"  resync {g['group_id']}", f"{pct} of {common.fmt_bytes(total)}{eta}",
+                         "", "", "", "", ""))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)

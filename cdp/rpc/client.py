@@ -169,6 +169,18 @@ class ReplicationClient:
             async for msg in call:
                 yield msg
 
+    async def compare_regions(
+        self, session_id: str, disk: int, region_bytes: int, offsets: list[int], hashes: list[int]
+    ) -> list[int]:
+        """Offsets whose region differs from the target's newest durable state."""
+        req = pb.CompareRegionsRequest(
+            session_id=session_id, disk_index=disk, region_bytes=region_bytes,
+            offsets=offsets, xxh3_64=hashes,
+        )  # fmt: skip
+        with translated():
+            resp = await self._stub.CompareRegions(req, timeout=60)
+        return list(resp.differing_offsets)
+
     async def close(self) -> None:
         """Close the channel."""
         await self._channel.close(grace=None)

@@ -17,6 +17,7 @@ STATES = {
     GroupState.DISCONNECTED: pb.GROUP_STATE_DISCONNECTED,
     GroupState.RESYNC_REQUIRED: pb.GROUP_STATE_RESYNC_REQUIRED,
     GroupState.ERROR: pb.GROUP_STATE_ERROR,
+    GroupState.RESYNCING: pb.GROUP_STATE_RESYNCING,
 }
 STATE_NAMES = {v: k for k, v in STATES.items()}
 
@@ -79,6 +80,8 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         durable_source_time_unix_ns=s.durable_source_ns, applied_seq=s.applied_seq,
         lag_seconds=s.lag_s, journal_bytes=s.journal_bytes, received_bytes=s.received_bytes,
         state=STATES[s.state], source_id=s.source_id, vms=vms_to_pb(s.spec),
+        resync_total_bytes=s.resync.total_bytes, resync_received_bytes=s.resync.received_bytes,
+        resync_eta_seconds=s.resync.eta_s(),
     )  # fmt: skip
 
 

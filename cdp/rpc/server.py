@@ -188,6 +188,19 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         except errors.CdpError as exc:
             await context.abort(status_of(exc), str(exc))
 
+    async def CompareRegions(  # noqa: N802 - gRPC method name
+        self, request: pb.CompareRegionsRequest, context: Context
+    ) -> pb.CompareRegionsResponse:
+        """Regions whose hash differs at the target."""
+        try:
+            differing = await self.target.compare_regions(
+                request.session_id, request.disk_index, request.region_bytes,
+                list(request.offsets), list(request.xxh3_64),
+            )  # fmt: skip
+        except errors.CdpError as exc:
+            await context.abort(status_of(exc), str(exc))
+        return pb.CompareRegionsResponse(differing_offsets=differing)
+
     async def GetStatus(  # noqa: N802 - gRPC method name
         self, request: pb.GetStatusRequest, context: Context
     ) -> pb.GetStatusResponse:

@@ -6,6 +6,7 @@ import bisect
 from collections.abc import Sequence
 
 from cdp.index import POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point
+from cdp.record import EVENT_KINDS
 
 
 class MemoryIndex:
@@ -17,6 +18,7 @@ class MemoryIndex:
         self._point_by_seq: dict[str, dict[int, Point]] = {}
         self._bookmarks: dict[str, dict[str, int]] = {}
         self._meta: dict[str, bytes] = {}
+        self._events: dict[str, dict[int, Point]] = {}
 
     def put_batch(self, group: str, entries: list[IndexEntry], ends: Sequence[int] = ()) -> None:
         """Record entries; batch ends and markers are points."""
@@ -32,6 +34,11 @@ class MemoryIndex:
                 )
                 if e.kind == 2:
                     self.put_bookmark(group, e.label, e.seq)
+            elif e.kind in EVENT_KINDS:
+                self._events.setdefault(group, {})[e.seq] = Point(
+                    e.seq, e.source_ns, e.kind, e.label
+                )
+                self.tag_point(group, Point(e.seq, e.source_ns, POINT_CRASH))
             elif e.seq in end_seqs and e.seq not in self._point_by_seq.get(group, {}):
                 self.tag_point(group, Point(e.seq, e.source_ns, POINT_CRASH))
 
@@ -85,6 +92,10 @@ class MemoryIndex:
         """Entries first..last."""
         table = self._entries.get(group, {})
         return [table[s] for s in range(first, last + 1) if s in table]
+
+    def events(self, group: str) -> list[Point]:
+        """Resync markers, in seq order."""
+        return [p for _, p in sorted(self._events.get(group, {}).items())]
 
     def get_bookmark(self, group: str, name: str) -> int | None:
         """Seq of a bookmark."""

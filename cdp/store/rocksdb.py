@@ -7,6 +7,7 @@ Keys (group names cannot contain NUL)::
     p\0<group>\0<seq u64 BE>                 -> source_ns biased BE (points by seq)
     b\0<group>\0<name>                       -> seq u64 BE (bookmarks)
     B\0<group>\0<seq u64 BE><name>           -> b"" (bookmarks by seq)
+    e\0<group>\0<seq u64 BE>                 -> kind u8, source_ns biased, label (resync markers)
     m\0<key>                                 -> metadata
 
 Entries and points are written with ``sync=False``: they are rebuilt from the segments
@@ -23,6 +24,7 @@ from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from cdp.errors import CdpError, StorageFullError
 from cdp.index import POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point, pack_entry, unpack_entry
+from cdp.record import EVENT_KINDS
 
 _U64 = struct.Struct(">Q")
 _TIME = struct.Struct(">QQ")
@@ -107,6 +109,10 @@ class RocksIndex:
                 )
                 if e.kind == 2:
                     self._put_bookmark(batch, group, e.label, e.seq)
+            elif e.kind in EVENT_KINDS:
+                event = bytes([e.kind]) + _U64.pack(e.source_ns + _NS_BIAS) + e.label.encode()
+                batch.put(_key(b"e", group, _U64.pack(e.seq)), event)
+                self._put_point(batch, group, Point(e.seq, e.source_ns, POINT_CRASH))
             elif e.seq in end_seqs:
                 self._put_point(batch, group, Point(e.seq, e.source_ns, POINT_CRASH))
         self._write(batch, self._fast)
@@ -202,6 +208,19 @@ class RocksIndex:
             if seq > last:
                 break
             out.append(unpack_entry(seq, it.value()))
+            it.next()
+        return out
+
+    def events(self, group: str) -> list[Point]:
+        """Resync markers, in seq order."""
+        prefix = _key(b"e", group)
+        it = self._db.iter()
+        it.seek(prefix)
+        out = []
+        while it.valid() and it.key().startswith(prefix):
+            seq = _U64.unpack(it.key()[len(prefix) :])[0]
+            v = it.value()
+            out.append(Point(seq, _U64.unpack(v[1:9])[0] - _NS_BIAS, v[0], v[9:].decode()))
             it.next()
         return out
 

@@ -14,6 +14,8 @@ class RecordKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECORD_KIND_BOOKMARK: _ClassVar[RecordKind]
     RECORD_KIND_APP_CONSISTENT: _ClassVar[RecordKind]
     RECORD_KIND_CONSISTENCY_MARKER: _ClassVar[RecordKind]
+    RECORD_KIND_RESYNC_START: _ClassVar[RecordKind]
+    RECORD_KIND_RESYNC_END: _ClassVar[RecordKind]
 
 class GroupState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -22,6 +24,7 @@ class GroupState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GROUP_STATE_DISCONNECTED: _ClassVar[GroupState]
     GROUP_STATE_RESYNC_REQUIRED: _ClassVar[GroupState]
     GROUP_STATE_ERROR: _ClassVar[GroupState]
+    GROUP_STATE_RESYNCING: _ClassVar[GroupState]
 
 class PointKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -36,11 +39,14 @@ RECORD_KIND_WRITE: RecordKind
 RECORD_KIND_BOOKMARK: RecordKind
 RECORD_KIND_APP_CONSISTENT: RecordKind
 RECORD_KIND_CONSISTENCY_MARKER: RecordKind
+RECORD_KIND_RESYNC_START: RecordKind
+RECORD_KIND_RESYNC_END: RecordKind
 GROUP_STATE_UNSPECIFIED: GroupState
 GROUP_STATE_REPLICATING: GroupState
 GROUP_STATE_DISCONNECTED: GroupState
 GROUP_STATE_RESYNC_REQUIRED: GroupState
 GROUP_STATE_ERROR: GroupState
+GROUP_STATE_RESYNCING: GroupState
 POINT_KIND_UNSPECIFIED: PointKind
 POINT_KIND_CRASH_CONSISTENT: PointKind
 POINT_KIND_CHECKPOINT: PointKind
@@ -155,7 +161,7 @@ class GetStatusResponse(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
-    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms", "member_id")
+    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms", "member_id", "resync_total_bytes", "resync_received_bytes", "resync_eta_seconds")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +173,9 @@ class GroupStatus(_message.Message):
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     VMS_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_RECEIVED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     durable_seq: int
     durable_source_time_unix_ns: int
@@ -178,7 +187,10 @@ class GroupStatus(_message.Message):
     source_id: str
     vms: _containers.RepeatedCompositeFieldContainer[VmSpec]
     member_id: str
-    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., member_id: _Optional[str] = ...) -> None: ...
+    resync_total_bytes: int
+    resync_received_bytes: int
+    resync_eta_seconds: float
+    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., member_id: _Optional[str] = ..., resync_total_bytes: _Optional[int] = ..., resync_received_bytes: _Optional[int] = ..., resync_eta_seconds: _Optional[float] = ...) -> None: ...
 
 class RestorePoint(_message.Message):
     __slots__ = ("seq", "source_time_unix_ns", "kind", "label")
@@ -313,3 +325,23 @@ class ReadImageResponse(_message.Message):
     offset_bytes: int
     data: bytes
     def __init__(self, plan: _Optional[_Union[ImagePlan, _Mapping]] = ..., offset_bytes: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class CompareRegionsRequest(_message.Message):
+    __slots__ = ("session_id", "disk_index", "region_bytes", "offsets", "xxh3_64")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    DISK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    REGION_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    XXH3_64_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    disk_index: int
+    region_bytes: int
+    offsets: _containers.RepeatedScalarFieldContainer[int]
+    xxh3_64: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, session_id: _Optional[str] = ..., disk_index: _Optional[int] = ..., region_bytes: _Optional[int] = ..., offsets: _Optional[_Iterable[int]] = ..., xxh3_64: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class CompareRegionsResponse(_message.Message):
+    __slots__ = ("differing_offsets",)
+    DIFFERING_OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    differing_offsets: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, differing_offsets: _Optional[_Iterable[int]] = ...) -> None: ...

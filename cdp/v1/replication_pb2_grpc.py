@@ -70,6 +70,11 @@ class ReplicationServiceStub:
                 request_serializer=cdp_dot_v1_dot_replication__pb2.ReadImageRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_replication__pb2.ReadImageResponse.FromString,
                 _registered_method=True)
+        self.CompareRegions = channel.unary_unary(
+                '/cdp.v1.ReplicationService/CompareRegions',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.CompareRegionsRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.CompareRegionsResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServiceServicer:
@@ -130,6 +135,15 @@ class ReplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompareRegions(self, request, context):
+        """Compares region hashes of a disk with the target's newest durable state
+        and returns the regions that differ (resync and initial sync send only
+        those).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -167,6 +181,11 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.ReadImage,
                     request_deserializer=cdp_dot_v1_dot_replication__pb2.ReadImageRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_replication__pb2.ReadImageResponse.SerializeToString,
+            ),
+            'CompareRegions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareRegions,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.CompareRegionsRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.CompareRegionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -359,6 +378,33 @@ class ReplicationService:
             '/cdp.v1.ReplicationService/ReadImage',
             cdp_dot_v1_dot_replication__pb2.ReadImageRequest.SerializeToString,
             cdp_dot_v1_dot_replication__pb2.ReadImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareRegions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/CompareRegions',
+            cdp_dot_v1_dot_replication__pb2.CompareRegionsRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.CompareRegionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,165 @@
+"""Who may do what at a target: the authorization policy for mTLS identities.
+
+The certificate says who a client is (:class:`cdp.tls.Identity`); this module says what
+that identity may do, from the target's ``authz.yaml``::
+
+    sources:            # cdp://source/<name> -> the groups whose journals it may write
+      host-a: [group1, group2]
+    operators:          # cdp://operator/<name>: read calls and bookmarks, on every group
+      - admin
+
+Decisions are pure functions that return a :class:`Refusal` (or None to allow); the gRPC
+edge (``cdp/rpc/auth.py``) answers a refusal with its status code. This module never
+imports grpc and reads a file only in :func:`load_policy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from cdp import tls
+from cdp.errors import ConfigError, InvalidInputError
+from cdp.group import check_name
+from cdp.tls import Identity
+
+UNAUTHENTICATED = "UNAUTHENTICATED"
+PERMISSION_DENIED = "PERMISSION_DENIED"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The parsed authz.yaml."""
+
+    sources: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Source name -> the groups it may write."""
+    operators: frozenset[str] = frozenset()
+    """Operator names; an operator may read every group and bookmark it."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a call is refused; ``code`` is the gRPC status code's name."""
+
+    code: str
+    message: str
+
+
+def check_write(policy: Policy, who: Identity | None, call: str, group: str) -> Refusal | None:
+    """May ``who`` write ``group``'s journal (OpenSession, StreamJournal, CompareRegions)?"""
+    if who is None:
+        return _no_identity(call)
+    if who.role != tls.ROLE_SOURCE:
+        return Refusal(PERMISSION_DENIED, f"{call}: {who} is not a source; only source "
+                       "certificates (cdp certs init --source NAME=GROUPS) write journals")  # fmt: skip
+    allowed = policy.sources.get(who.name)
+    if allowed is None:
+        return Refusal(PERMISSION_DENIED, f"{call}: {who} is not listed under sources in the "
+                       "target's authz.yaml (never authorised, or revoked)")  # fmt: skip
+    if group not in allowed:
+        mine = ", ".join(sorted(allowed)) or "none"
+        return Refusal(
+            PERMISSION_DENIED,
+            f"{call}: {who} may not write group {group!r} (its groups in the target's "
+            f"authz.yaml: {mine})",
+        )
+    return None
+
+
+def check_read(policy: Policy, who: Identity | None, call: str) -> Refusal | None:
+    """May ``who`` make a read call (status, points, timeline, images) or bookmark?"""
+    if who is None:
+        return _no_identity(call)
+    if who.role != tls.ROLE_OPERATOR:
+        return Refusal(PERMISSION_DENIED, f"{call}: {who} is not an operator; reading status, "
+                       "restore points, timelines and images needs an operator certificate "
+                       "(cdp certs init --operator NAME)")  # fmt: skip
+    if who.name not in policy.operators:
+        return Refusal(PERMISSION_DENIED, f"{call}: {who} is not listed under operators in the "
+                       "target's authz.yaml (never authorised, or revoked)")  # fmt: skip
+    return None
+
+
+def check_session(owner: Identity | None, who: Identity | None, call: str) -> Refusal | None:
+    """May ``who`` use a session that ``owner`` opened (None: not opened over mTLS)?"""
+    if owner is None or owner == who:
+        return None
+    return Refusal(
+        PERMISSION_DENIED,
+        f"{call}: session_id belongs to a session opened by {owner}, not by {who}; "
+        "each source uses only the sessions it opened itself",
+    )
+
+
+def _no_identity(call: str) -> Refusal:
+    return Refusal(
+        UNAUTHENTICATED,
+        f"{call}: the client certificate carries no cdp identity (a SAN URI "
+        "cdp://source/NAME or cdp://operator/NAME and the clientAuth usage); "
+        "issue one with `cdp certs init`",
+    )
+
+
+# -- the file --------------------------------------------------------------------------------
+
+
+def load_policy(path: str) -> Policy:
+    """Parse an authz.yaml; a bad file raises :class:`ConfigError` naming the key."""
+    try:
+        with open(path, "rb") as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read it ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, f"not valid YAML ({exc})") from exc
+    return parse_policy(path, data if data is not None else {})
+
+
+def parse_policy(path: str, data: Any) -> Policy:
+    """A :class:`Policy` from the YAML document ``data`` of the file ``path``."""
+    if not isinstance(data, dict):
+        raise ConfigError(path, "must be a mapping with the keys sources and operators")
+    unknown = sorted(set(data) - {"sources", "operators"})
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]}", "unknown key (expected sources, operators)")
+    sources = data.get("sources") or {}
+    if not isinstance(sources, dict):
+        raise ConfigError(f"{path}: sources", "must map each source name to a list of groups")
+    parsed = {
+        _name(f"{path}: sources", n): _groups(f"{path}: sources.{n}", g) for n, g in sources.items()
+    }
+    operators = data.get("operators") or []
+    if not isinstance(operators, list):
+        raise ConfigError(f"{path}: operators", "must be a list of operator names")
+    return Policy(parsed, frozenset(_name(f"{path}: operators", n) for n in operators))
+
+
+def _name(where: str, value: Any) -> str:
+    try:
+        return check_name(where, value if isinstance(value, str) else repr(value))
+    except InvalidInputError as exc:
+        raise ConfigError(where, str(exc).removeprefix(f"{where}: ")) from None
+
+
+def _groups(where: str, groups: Any) -> frozenset[str]:
+    if not isinstance(groups, list):
+        raise ConfigError(where, "must be a list of group names, e.g. [group1, group2]")
+    return frozenset(_name(where, g) for g in groups)
+
+
+def format_policy(sources: Mapping[str, list[str]], operators: list[str]) -> str:
+    """An authz.yaml for these sources and operators, with a header that explains it."""
+    body = {"sources": {n: sorted(g) for n, g in sources.items()}, "operators": sorted(operators)}
+    return _HEADER + yaml.safe_dump(body, default_flow_style=None, sort_keys=True)
+
+
+_HEADER = """\
+# cdp target authorization, read by `cdp target serve --tls-dir` and re-read when it
+# changes. A client's identity is its certificate's SAN URI cdp://ROLE/NAME.
+#   sources:   source name -> the consistency groups whose journals it may write
+#   operators: names that may read status, restore points, timelines and images of
+#              every group, and create bookmarks
+"""
