@@ -646,7 +646,7 @@ async def test_marker_with_wrong_checksum_is_data_loss(hist: Running, kind: int)
     assert await bookmarks(hist) == []
 
 
-@pytest.mark.parametrize("kind", [5, 9, 255, 2**31 - 1])
+@pytest.mark.parametrize("kind", [7, 9, 255, 2**31 - 1])
 async def test_unknown_record_kind_is_invalid(hist: Running, kind: int) -> None:
     src = await history(hist, 1)
     before = await durable(hist)
