@@ -69,6 +69,22 @@ class SourceBuffer:
         self.changed.set()
         return rec
 
+    def restart_after(self, durable_seq: int) -> int:
+        """Drop every held record and number new ones from ``durable_seq + 1``.
+
+        For a source whose journal cannot meet the target's (a restart lost records, or
+        records are missing on both sides); a resync then covers what was dropped.
+        Returns how many records were dropped.
+        """
+        dropped = len(self)
+        self._records, self._head = [], 0
+        self.bytes_held = 0
+        self.next_seq = durable_seq + 1
+        self.acked_seq = durable_seq
+        self._room.set()
+        self.changed.set()
+        return dropped
+
     def oldest_seq(self) -> int:
         """Seq of the oldest held record; 0 if the buffer is empty."""
         return self._records[self._head].seq if len(self) else 0

@@ -126,6 +126,19 @@ class Protection:
         self.dirty.mark(disk, offset, len(data))
         return 0
 
+    def rejoin(self, durable_seq: int) -> None:
+        """Start again after the target's durable seq; a full resync covers the rest.
+
+        For when the target cannot continue from this source's journal.
+        """
+        dropped = self.buffer.restart_after(durable_seq)
+        log.warning(
+            "protection: rejoining after target seq %d (%d unplaceable records dropped); "
+            "every region is compared again", durable_seq, dropped,
+        )  # fmt: skip
+        self.dirty.mark_all()
+        self.mode = Mode.TRACKING
+
     def _link_down_too_long(self) -> bool:
         since = self.link_down_since
         return since is not None and time.monotonic() - since > self.config.dirty_after_s

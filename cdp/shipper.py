@@ -14,6 +14,7 @@ import asyncio
 import collections
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -115,6 +116,11 @@ class Shipper:
         self.session_id = ""
         """Id of the current session ("" when not connected)."""
         self.last_error: CdpError | None = None
+        self.on_resync_required: Callable[[int], None] | None = None
+        """Called with the target's durable seq when the journals cannot meet.
+
+        (E.g. this source restarted and lost its buffer.) It must make the next handshake fit.
+        """
 
     async def run(self) -> None:
         """Ship until cancelled; reconnect with backoff after transient failures."""
@@ -143,7 +149,11 @@ class Shipper:
             self.config.source_id, self.spec, buf.oldest_seq(), buf.next_seq, self.config.member_id
         )
         if reply.resync_required:
-            raise ResyncRequiredError(f"group {self.spec.group_id!r}: {reply.resync_reason}")
+            if self.on_resync_required is None:
+                raise ResyncRequiredError(f"group {self.spec.group_id!r}: {reply.resync_reason}")
+            log.warning("shipper %s: %s; resyncing", self.config.source_id, reply.resync_reason)
+            self.on_resync_required(reply.durable_seq)
+            raise RemoteError("FAILED_PRECONDITION", "resync required; reconnecting")
         self.sessions += 1
         buf.ack(reply.durable_seq, reply.durable_ns)
         stream = self.transport.stream(reply.session_id)

@@ -21,6 +21,7 @@ from cdp.resync import Mode, Protection, ProtectionConfig
 from cdp.rpc.client import ReplicationClient
 from cdp.rpo import SAMPLE_INTERVAL_S, RpoSeries, rpo_seconds
 from cdp.shipper import Shipper, ShipperConfig
+from cdp.tls import ClientTLS
 from sim.agent import GuestAgent, QuiesceGate
 from sim.filter import ReplicationFilter
 from sim.vm import SimHost, SimVM
@@ -47,6 +48,8 @@ class SimConfig:
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
     app_consistent_every_s: float = 0.0
     """Take an application-consistent point this often (0: never)."""
+    tls: ClientTLS | None = None
+    """The source's certificate for mutual TLS (None: plain text)."""
     protection: ProtectionConfig = field(default_factory=ProtectionConfig)
     """Dirty-map fallback and resync settings (initial_sync for disks that hold data)."""
 
@@ -83,8 +86,9 @@ async def run(
         vm.attach(gate)
         vm.attach(ReplicationFilter(buffer, host.disk_numbers(), protection=protection))
     agent = GuestAgent(buffer, gates, [])
-    client = ReplicationClient(config.target)
+    client = ReplicationClient(config.target, config.tls)
     shipper = Shipper(spec, buffer, client, ShipperConfig(config.source_id))
+    shipper.on_resync_required = protection.rejoin
     guard = asyncio.ensure_future(protection.run(shipper, client))
     series = RpoSeries()
     cpu0 = _cpu_s()
