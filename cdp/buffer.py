@@ -89,6 +89,10 @@ class SourceBuffer:
         """Seq of the oldest held record; 0 if the buffer is empty."""
         return self._records[self._head].seq if len(self) else 0
 
+    def newest_ns(self) -> int:
+        """Source timestamp of the newest held record, or of the newest acked one if empty."""
+        return self._records[-1].source_ns if len(self) else self.acked_ns
+
     def oldest_ns(self) -> int:
         """Source timestamp of the oldest held record; 0 if empty."""
         return self._records[self._head].source_ns if len(self) else 0

@@ -113,6 +113,8 @@ class Protection:
         self.mode = Mode.JOURNALING
         self.stats = ResyncStats()
         self.link_down_since: float | None = None
+        self.consistent_ns = 0
+        """Source time of the newest journaled write when tracking began."""
         if config.initial_sync:
             self.dirty.mark_all()
             self.mode = Mode.TRACKING
@@ -137,7 +139,7 @@ class Protection:
             "every region is compared again", durable_seq, dropped,
         )  # fmt: skip
         self.dirty.mark_all()
-        self.mode = Mode.TRACKING
+        self._track("the target cannot continue from this source's journal")
 
     def _link_down_too_long(self) -> bool:
         since = self.link_down_since
@@ -145,7 +147,14 @@ class Protection:
 
     def _track(self, why: str) -> None:
         log.warning("protection: %s; tracking writes in the dirty map until a resync", why)
+        self.consistent_ns = self.buffer.newest_ns()
         self.mode = Mode.TRACKING
+
+    def rpo_s(self, now_ns: int) -> float | None:
+        """RPO while writes are not journaled (time since the last journaled write); else None."""
+        if self.mode is Mode.JOURNALING:
+            return None
+        return max(0.0, (now_ns - self.consistent_ns) / 1e9) if self.consistent_ns else 0.0
 
     async def run(self, shipper: ShipperView, transport: RegionTransport) -> None:
         """Watch the link; resync whenever writes were tracked and the link is up."""

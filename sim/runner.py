@@ -65,6 +65,8 @@ class Progress:
     rpo_s: float
     buffer_bytes: int
     connected: bool
+    mode: str = "journaling"
+    """Where writes go: journaling, tracking (dirty map) or resyncing."""
 
 
 def build_host(config: SimConfig) -> SimHost:
@@ -98,10 +100,12 @@ async def run(
 
     def reading() -> Progress:
         now = time.time_ns()
-        rpo = rpo_seconds(now, len(buffer), buffer.acked_ns, buffer.oldest_ns())
+        rpo = protection.rpo_s(now)
+        if rpo is None:
+            rpo = rpo_seconds(now, len(buffer), buffer.acked_ns, buffer.oldest_ns())
         return Progress(
             time.monotonic() - t0, counters["writes"], counters["bytes"], buffer.acked_seq,
-            rpo, buffer.bytes_held, shipper.connected,
+            rpo, buffer.bytes_held, shipper.connected, protection.mode.value,
         )  # fmt: skip
 
     sampler = asyncio.ensure_future(_sample(reading, series, on_progress))

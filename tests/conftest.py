@@ -89,3 +89,36 @@ async def running_history(tmp_path: object) -> AsyncIterator[Running]:
         yield r
     finally:
         await stop_target(r)
+
+
+# -- fault scorecard -----------------------------------------------------------------------
+
+SCORECARD: dict[str, int] = {}
+"""Counters the fault-injection tests add to; printed at the end of the run."""
+
+
+def score(key: str, n: int = 1) -> None:
+    SCORECARD[key] = SCORECARD.get(key, 0) + n
+
+
+def pytest_terminal_summary(terminalreporter: object) -> None:
+    if not SCORECARD:
+        return
+    write = terminalreporter.write_line  # type: ignore[attr-defined]
+    write("")
+    write("fault scorecard")
+    for key in (
+        "outages survived",
+        "stalls survived",
+        "target crashes survived",
+        "crashes during resync",
+        "source restarts survived",
+        "malformed inputs tried",
+        "malformed inputs rejected",
+        "corruptions detected",
+        "acked writes lost",
+        "replicas identical after drain",
+        "replicas compared",
+    ):
+        if key in SCORECARD:
+            write(f"  {key:32} {SCORECARD[key]}")
