@@ -48,17 +48,25 @@ class Refusal:
     message: str
 
 
-def check_write(policy: Policy, who: Identity | None, call: str, group: str) -> Refusal | None:
-    """May ``who`` write ``group``'s journal (OpenSession, StreamJournal, CompareRegions)?"""
+def check_source(policy: Policy, who: Identity | None, call: str) -> Refusal | None:
+    """Refuse unless ``who`` is a source that the policy lists (whatever its groups)."""
     if who is None:
         return _no_identity(call)
     if who.role != tls.ROLE_SOURCE:
         return Refusal(PERMISSION_DENIED, f"{call}: {who} is not a source; only source "
-                       "certificates (cdp certs init --source NAME=GROUPS) write journals")  # fmt: skip
-    allowed = policy.sources.get(who.name)
-    if allowed is None:
+                       "certificates (cdp certs init --source NAME=GROUPS) write")  # fmt: skip
+    if who.name not in policy.sources:
         return Refusal(PERMISSION_DENIED, f"{call}: {who} is not listed under sources in the "
                        "target's authz.yaml (never authorised, or revoked)")  # fmt: skip
+    return None
+
+
+def check_write(policy: Policy, who: Identity | None, call: str, group: str) -> Refusal | None:
+    """Refuse unless ``who`` may write ``group``'s journal (a source listed with it)."""
+    refusal = check_source(policy, who, call)
+    if refusal is not None or who is None:
+        return refusal
+    allowed = policy.sources[who.name]
     if group not in allowed:
         mine = ", ".join(sorted(allowed)) or "none"
         return Refusal(
@@ -70,7 +78,7 @@ def check_write(policy: Policy, who: Identity | None, call: str, group: str) -> 
 
 
 def check_read(policy: Policy, who: Identity | None, call: str) -> Refusal | None:
-    """May ``who`` make a read call (status, points, timeline, images) or bookmark?"""
+    """Refuse unless ``who`` is a listed operator (reads every group, bookmarks)."""
     if who is None:
         return _no_identity(call)
     if who.role != tls.ROLE_OPERATOR:
@@ -84,7 +92,7 @@ def check_read(policy: Policy, who: Identity | None, call: str) -> Refusal | Non
 
 
 def check_session(owner: Identity | None, who: Identity | None, call: str) -> Refusal | None:
-    """May ``who`` use a session that ``owner`` opened (None: not opened over mTLS)?"""
+    """Refuse unless ``who`` opened the session (``owner`` None: no owner is known)."""
     if owner is None or owner == who:
         return None
     return Refusal(

@@ -32,7 +32,6 @@ ROLE_SOURCE = "source"
 """A protected host: may write the journals of the groups the target's authz.yaml lists."""
 ROLE_OPERATOR = "operator"
 """A person or tool: may read status, restore points, timelines and images, and bookmark."""
-ROLES = (ROLE_SOURCE, ROLE_OPERATOR)
 CA_FILE, CERT_FILE, KEY_FILE, AUTHZ_FILE = "ca.pem", "cert.pem", "key.pem", "authz.yaml"
 CA_KEY_FILE = "ca.key"
 """Only in the CA's own folder; never copied to a target, source or operator."""
@@ -44,7 +43,7 @@ CLOCK_SKEW = datetime.timedelta(minutes=5)
 """Certificates are valid from this long before they were made (hosts' clocks differ)."""
 
 _URI = re.compile(r"cdp://(source|operator)/([A-Za-z0-9_][A-Za-z0-9._-]{0,63})")
-_DNS = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_*]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*")
+_DNS = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(\.[A-Za-z0-9_-]{1,63})*")
 Key = ec.EllipticCurvePrivateKey
 
 
@@ -117,7 +116,7 @@ def now_utc() -> datetime.datetime:
 def new_ca(common_name: str, days: int = DEFAULT_CA_DAYS) -> Issued:
     """A self-signed CA that may sign leaf certificates only (path length 0)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    name = _cn(common_name)
     start = now_utc() - CLOCK_SKEW
     cert = (
         x509.CertificateBuilder()
@@ -143,13 +142,13 @@ def issue(
     """A leaf certificate signed by ``ca``: a server (``hosts`` as SANs) or a client identity."""
     key = ec.generate_private_key(ec.SECP256R1())
     start = not_before or now_utc() - CLOCK_SKEW
-    sans = [_host_san(h) for h in hosts]
+    sans = [host_san(h) for h in hosts]
     if identity is not None:
         sans.append(x509.UniformResourceIdentifier(identity.uri))
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
     builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .subject_name(_cn(common_name))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -167,6 +166,11 @@ def issue(
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)
 
 
+def _cn(common_name: str) -> x509.Name:
+    """A subject with this common name (informational only; X.509 caps it at 64)."""
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
+
+
 def _key_usage(ca: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True, content_commitment=False, key_encipherment=False,
@@ -175,7 +179,7 @@ def _key_usage(ca: bool) -> x509.KeyUsage:
     )  # fmt: skip
 
 
-def _host_san(host: str) -> x509.GeneralName:
+def host_san(host: str) -> x509.GeneralName:
     """An IP address SAN for an address, a DNS SAN for a name."""
     try:
         return x509.IPAddress(ipaddress.ip_address(host))
@@ -253,13 +257,17 @@ def _load_party(folder: str, flag: str) -> tuple[bytes, bytes, bytes]:
             hint="make one with `cdp certs init DIR`, or pass --insecure for plain text",
         )  # fmt: skip
     ca_path, cert_path, key_path = (os.path.join(folder, f) for f in (CA_FILE, CERT_FILE, KEY_FILE))
-    ca, cert = read_cert(ca_path, flag), read_cert(cert_path, flag)
-    key_pem = _read(key_path, flag)
+    ca_pem, cert_pem, key_pem = (_read(p, flag) for p in (ca_path, cert_path, key_path))
+    cert = _parse_cert(cert_pem, cert_path, flag)
     _check_pair(cert, _parse_key(key_pem, key_path, flag), key_path, flag)
     _check_validity(cert, cert_path, flag)
-    _check_validity(ca, ca_path, flag)
-    pem = serialization.Encoding.PEM
-    return ca.public_bytes(pem), cert.public_bytes(pem), key_pem
+    try:  # ca.pem may hold several CAs (old and new while a CA is rotated)
+        cas = x509.load_pem_x509_certificates(ca_pem)
+    except ValueError as exc:
+        raise InvalidInputError(flag, f"{ca_path}: not PEM certificates ({exc})") from exc
+    for ca in cas:
+        _check_validity(ca, ca_path, flag)
+    return ca_pem, cert_pem, key_pem
 
 
 def _read(path: str, flag: str) -> bytes:
@@ -277,8 +285,12 @@ def _read(path: str, flag: str) -> bytes:
 
 def read_cert(path: str, flag: str) -> x509.Certificate:
     """The first certificate of a PEM file; the error names the file."""
+    return _parse_cert(_read(path, flag), path, flag)
+
+
+def _parse_cert(data: bytes, path: str, flag: str) -> x509.Certificate:
     try:
-        return x509.load_pem_x509_certificate(_read(path, flag))
+        return x509.load_pem_x509_certificate(data)
     except ValueError as exc:
         raise InvalidInputError(flag, f"{path}: not a PEM certificate ({exc})") from exc
 
@@ -292,7 +304,9 @@ def _parse_key(data: bytes, path: str, flag: str) -> Key:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
-        raise InvalidInputError(flag, f"{path}: not an unencrypted PEM private key ({exc})") from exc
+        raise InvalidInputError(
+            flag, f"{path}: not an unencrypted PEM private key ({exc})"
+        ) from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise InvalidInputError(flag, f"{path}: not an EC private key (cdp uses ECDSA P-256)")
     return key

@@ -64,10 +64,12 @@ def free_port() -> int:
 
 
 class TargetProcess:
-    """``cdp target serve`` as a real subprocess on a fixed port."""
+    """``cdp target serve`` as a real subprocess on a fixed port (plain text unless
+    ``extra`` has ``--tls-dir``)."""
 
     def __init__(self, data_dir: str, port: int, *extra: str) -> None:
-        self.data_dir, self.port, self.extra = data_dir, port, extra
+        self.data_dir, self.port = data_dir, port
+        self.extra = extra if "--tls-dir" in extra else (*extra, "--insecure")
         self.address = f"127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -1,13 +1,19 @@
-"""Helpers every subcommand shares: sizes, output, exit codes, error reporting."""
+"""Helpers every subcommand shares: sizes, output, exit codes, errors, reaching the target."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import re
 import sys
 from typing import Any
 
+from cdp import tls
 from cdp.errors import CdpError, InvalidInputError, RemoteError
+from cdp.rpc.client import ReplicationClient, check_address
+
+log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -62,9 +68,45 @@ def fail(exc: CdpError) -> int:
 
 
 def add_target_group(p: Any) -> None:
-    """The --target and --group flags most commands share."""
+    """The --target and --group flags most commands share, and an operator's TLS flags."""
     p.add_argument("--target", required=True, help="HOST:PORT of the target")
     p.add_argument("--group", required=True, help="consistency group name")
+    add_tls_flags(p, "an operator's folder from `cdp certs init`, e.g. DIR/operators/admin")
+
+
+def add_tls_flags(p: Any, folder: str) -> None:
+    """--tls-dir DIR or --insecure: how to talk to the target (one of them is required)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--tls-dir", metavar="DIR",
+        help=f"mutual TLS with ca.pem, cert.pem and key.pem in DIR: {folder}",
+    )  # fmt: skip
+    g.add_argument(
+        "--insecure", action="store_true",
+        help="plain text: no encryption, no authentication (logged as a warning)",
+    )  # fmt: skip
+
+
+def client_tls(args: argparse.Namespace) -> tls.ClientTLS | None:
+    """The TLS settings from --tls-dir; None with --insecure (and a warning)."""
+    if args.insecure:
+        log.warning(
+            "--insecure: talking to %s in plain text, without encryption or authentication",
+            args.target,
+        )
+        return None
+    if not args.tls_dir:
+        raise InvalidInputError(
+            "--tls-dir", "required: the folder holding this client's certificate",
+            hint="make one with `cdp certs init DIR`, or pass --insecure for plain text",
+        )  # fmt: skip
+    return tls.load_client_tls(args.tls_dir)
+
+
+def connect(args: argparse.Namespace) -> ReplicationClient:
+    """A client for --target, over mTLS (--tls-dir) or plain text (--insecure)."""
+    check_address(args.target)
+    return ReplicationClient(args.target, client_tls(args))
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -1,9 +1,10 @@
 """``cdp demo``: a target and a simulated VM on loopback, live RPO, then proof.
 
 Zero configuration. The target runs as its own process (``cdp target serve``), the
-simulated host in this one. After the writes stop the journal drains, the target applies
-everything, and each replica VMDK is compared with its source with ``qemu-img compare``
-(or byte for byte where qemu-img is not installed).
+simulated host in this one, over mutual TLS with a throwaway CA made in the demo's folder
+(``--insecure``: plain text, and the logs say so). After the writes stop the journal
+drains, the target applies everything, and each replica VMDK is compared with its source
+with ``qemu-img compare`` (or byte for byte where qemu-img is not installed).
 
 The target keeps a one-hour history, so the base replica stays blank during the demo: the
 proof goes through the point-in-time path. The drained state is bookmarked, each disk is
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -25,13 +28,18 @@ import tempfile
 import time
 from typing import Any
 
+from cdp import tls
 from cdp.cli import common, sim
+from cdp.cli.certs import CertsPlan, init_certs
 from cdp.cli.image import export_image
 from cdp.errors import CdpError, InvalidInputError
 from cdp.rpc.client import ReplicationClient
 
 DEMO_GROUP = "demo-group"
 DEMO_VM = "demo-vm"
+DEMO_SOURCE = "sim-host-1"
+"""The simulated host's certificate name (the simulator's source_id too)."""
+DEMO_OPERATOR = "demo"
 BOOKMARK = "demo-drained"
 READY_TIMEOUT_S = 60.0
 
@@ -43,6 +51,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--rate-mb", type=float, default=40.0, help="MB/s the VM writes")
     p.add_argument("--keep", metavar="DIR", help="keep source and replica files in DIR")
     p.add_argument("--json", action="store_true", help="end with one JSON object")
+    p.add_argument(
+        "--insecure", action="store_true",
+        help="plain text instead of mutual TLS with a throwaway CA (logged as a warning)",
+    )  # fmt: skip
     p.set_defaults(handler=run)
 
 
@@ -66,7 +78,9 @@ async def run(args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace, root: str, say: Any) -> dict[str, Any]:
     target_dir = os.path.join(root, "target")
     say(f"cdp demo: target data in {target_dir}, source disks in {os.path.join(root, 'source')}")
-    proc, address = await _start_target(target_dir, os.path.join(root, "target.ready"))
+    certs = _make_certs(os.path.join(root, "tls"), args.insecure, say)
+    serve_tls = ["--insecure"] if certs is None else ["--tls-dir", certs["target"]["folder"]]
+    proc, address = await _start_target(target_dir, os.path.join(root, "target.ready"), serve_tls)
     try:
         say(f"cdp demo: target serving on {address}; VM {DEMO_VM} (2 disks) writes "
             f"{args.rate_mb} MB/s of mixed 512 B-1 MiB writes for {args.seconds} s")  # fmt: skip
@@ -75,12 +89,13 @@ async def _demo(args: argparse.Namespace, root: str, say: Any) -> dict[str, Any]
             rate_mb=args.rate_mb, pattern="mixed",
         )  # fmt: skip
         config = sim.sim_config(cli_args, os.path.join(root, "source"), DEMO_VM)
+        config = dataclasses.replace(config, tls=_party(certs, "sources"))
         from sim import runner
 
         result = await runner.run(config, sim.live_line)
         print(file=sys.stderr)
         say(sim.summary(result))
-        async with ReplicationClient(address) as client:
+        async with ReplicationClient(address, _party(certs, "operators")) as client:
             checks, exported = await _export_and_verify(client, result, root, say)
     finally:
         _stop_target(proc)
@@ -98,13 +113,35 @@ async def _demo(args: argparse.Namespace, root: str, say: Any) -> dict[str, Any]
     keys = ("writes", "bytes", "acked_seq", "mb_per_s", "writes_per_s", "rpo_p50_s", "rpo_p95_s",
             "rpo_p99_s", "rpo_max_s", "drain_s", "seconds")  # fmt: skip
     return {**{k: result[k] for k in keys}, "verified": verified, **exported,
-            "checks": checks, "kept_in": root if args.keep else None}  # fmt: skip
+            "checks": checks, "kept_in": root if args.keep else None,
+            "transport": "insecure" if certs is None else "mtls"}  # fmt: skip
 
 
-async def _start_target(data_dir: str, ready: str) -> tuple[subprocess.Popen[bytes], str]:
+def _make_certs(folder: str, insecure: bool, say: Any) -> dict[str, Any] | None:
+    """A throwaway CA and the target's, the simulated host's and an operator's certificates."""
+    if insecure:
+        logging.getLogger(__name__).warning(
+            "--insecure: the demo runs in plain text, without encryption or authentication"
+        )
+        return None
+    plan = CertsPlan(folder, sources={DEMO_SOURCE: [DEMO_GROUP]}, operators=(DEMO_OPERATOR,))
+    certs = init_certs(plan)
+    say(f"cdp demo: mutual TLS with a throwaway CA in {folder}: source {DEMO_SOURCE!r} may "
+        f"write {DEMO_GROUP!r}, operator {DEMO_OPERATOR!r} reads")  # fmt: skip
+    return certs
+
+
+def _party(certs: dict[str, Any] | None, kind: str) -> tls.ClientTLS | None:
+    """The client TLS of the demo's first source or operator (None: plain text)."""
+    return None if certs is None else tls.load_client_tls(certs[kind][0]["folder"])
+
+
+async def _start_target(
+    data_dir: str, ready: str, tls_args: list[str]
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``cdp target serve`` on a free loopback port; return it and its address."""
     cmd = [sys.executable, "-m", "cdp", "target", "serve", "--data-dir", data_dir,
-           "--listen", "127.0.0.1:0", "--ready-file", ready]  # fmt: skip
+           "--listen", "127.0.0.1:0", "--ready-file", ready, *tls_args]  # fmt: skip
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:

@@ -94,7 +94,7 @@ async def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--disk", "cannot be negative")
     if not args.dry_run:
         check_out(args.out, args.force)
-    async with ReplicationClient(args.target) as client:
+    async with common.connect(args) as client:
         result = await export_image(
             client, args.group, args.vm, args.disk, args.at, None if args.dry_run else args.out
         )

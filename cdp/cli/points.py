@@ -8,7 +8,6 @@ from typing import Any
 from cdp.catalog import format_ns, parse_time
 from cdp.cli import common
 from cdp.errors import InvalidInputError
-from cdp.rpc.client import ReplicationClient
 from cdp.v1 import replication_pb2 as pb
 
 KIND_NAMES = {
@@ -56,7 +55,7 @@ async def list_points(args: argparse.Namespace) -> int:
     end = parse_time("--until", args.until) if args.until else 0
     if args.limit < 0:
         raise InvalidInputError("--limit", "cannot be negative")
-    async with ReplicationClient(args.target) as client:
+    async with common.connect(args) as client:
         points = await client.list_points(
             args.group, start, end, labelled_only=not args.all, limit=args.limit
         )
@@ -74,7 +73,7 @@ async def list_points(args: argparse.Namespace) -> int:
 
 async def bookmark(args: argparse.Namespace) -> int:
     """Create the bookmark and print where it points."""
-    async with ReplicationClient(args.target) as client:
+    async with common.connect(args) as client:
         point = await client.create_bookmark(args.group, args.name)
     row = point_dict(point)
     if args.json:

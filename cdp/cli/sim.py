@@ -7,6 +7,7 @@ test and demo tool, driven from the product's command line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from typing import Any
@@ -24,6 +25,7 @@ def add_parser(sub: Any) -> None:
     add_workload_args(r)
     r.add_argument("--dir", help="folder for the source disks (default: a temporary folder)")
     r.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    common.add_tls_flags(r, "a source's folder from `cdp certs init`, e.g. DIR/sources/host-a")
     r.set_defaults(handler=run)
 
 
@@ -117,6 +119,7 @@ async def run(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="cdp-sim-") as tmp:
         config = sim_config(args, args.dir or tmp, "sim-vm")
+        config = dataclasses.replace(config, tls=common.client_tls(args))
         result = await runner.run(config, None if args.json else live_line)
     if args.json:
         common.emit_json(result)

@@ -20,12 +20,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--target", required=True, help="HOST:PORT of the target")
     p.add_argument("--group", default="", help="only this group")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    common.add_tls_flags(p, "an operator's folder from `cdp certs init`, e.g. DIR/operators/admin")
     p.set_defaults(handler=run)
 
 
-async def fetch(target: str, group: str = "") -> list[dict[str, Any]]:
-    """Status of the groups as plain dicts."""
-    async with ReplicationClient(target) as client:
+async def fetch(client: ReplicationClient, group: str = "") -> list[dict[str, Any]]:
+    """Status of the groups as plain dicts (closes the client)."""
+    async with client:
         resp = await client.status(group)
     return [to_dict(g) for g in resp.groups]
 
@@ -51,7 +52,7 @@ def to_dict(g: pb.GroupStatus) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> int:
     """Print the status table (or JSON)."""
-    groups = await fetch(args.target, args.group)
+    groups = await fetch(common.connect(args), args.group)
     if args.json:
         common.emit_json({"target": args.target, "time": time.time(), "groups": groups})
         return common.EXIT_OK

@@ -18,6 +18,7 @@ from cdp.fsutil import write_atomic
 from cdp.rpc.server import start_server
 from cdp.store.rocksdb import RocksIndex
 from cdp.target import Target, TargetConfig
+from cdp.tls import ServerTLS, load_server_tls
 
 log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "127.0.0.1:7711"
@@ -45,6 +46,7 @@ def add_parser(sub: Any) -> None:
         help="cadence of checkpoint restore points on the timeline (default 1)",
     )  # fmt: skip
     s.add_argument("--ready-file", help="write {address, pid} as JSON here once serving")
+    common.add_tls_flags(s, "DIR/target from `cdp certs init DIR`, with authz.yaml")
     s.set_defaults(handler=serve)
 
 
@@ -61,20 +63,40 @@ async def serve(args: argparse.Namespace) -> int:
         journal_limit_bytes=common.parse_size("--journal-limit", args.journal_limit),
         checkpoint_interval_s=args.checkpoint_interval,
     )
+    tls = server_tls(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with Target(config, RocksIndex) as target:
-        server, port = await start_server(target, args.listen)
+        server, port = await start_server(target, args.listen, tls)
         host = args.listen.rpartition(":")[0]
         address = f"{host}:{port}"
         if args.ready_file:
             info = {"address": address, "pid": os.getpid()}
             write_atomic(args.ready_file, json.dumps(info).encode())
-        print(f"cdp target: serving on {address}, data in {config.data_dir}", file=sys.stderr)
+        mode = f"mTLS, {args.tls_dir}" if tls else "PLAIN TEXT, --insecure"
+        print(f"cdp target: serving on {address} ({mode}), data in {config.data_dir}",
+              file=sys.stderr)  # fmt: skip
         await stop.wait()
         print("cdp target: stopping", file=sys.stderr)
         await server.stop(grace=2.0)
     print("cdp target: stopped cleanly", file=sys.stderr)
     return common.EXIT_OK
+
+
+def server_tls(args: argparse.Namespace) -> ServerTLS | None:
+    """The target's certificate and authz.yaml from --tls-dir; None with --insecure (warned)."""
+    if args.insecure:
+        log.warning(
+            "--insecure: serving %s in plain text, without encryption or authentication: "
+            "anyone who can reach it may write journals and read every disk image",
+            args.listen,
+        )
+        return None
+    if not args.tls_dir:
+        raise InvalidInputError(
+            "--tls-dir", "required: the target's folder from `cdp certs init DIR`",
+            hint="or pass --insecure to serve plain text without authentication",
+        )  # fmt: skip
+    return load_server_tls(args.tls_dir)

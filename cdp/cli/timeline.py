@@ -7,7 +7,6 @@ from typing import Any
 
 from cdp.catalog import format_ns
 from cdp.cli import common
-from cdp.rpc.client import ReplicationClient
 from cdp.v1 import replication_pb2 as pb
 
 
@@ -40,7 +39,7 @@ def to_dict(group: str, t: pb.GetTimelineResponse) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> int:
     """Print the timeline."""
-    async with ReplicationClient(args.target) as client:
+    async with common.connect(args) as client:
         data = to_dict(args.group, await client.timeline(args.group))
     if args.json:
         common.emit_json(data)

@@ -19,9 +19,24 @@ from cdp.rpc import convert
 from cdp.rpc.server import MAX_MESSAGE_BYTES
 from cdp.shipper import AckReply, SessionReply
 from cdp.target import PROTOCOL_VERSION
+from cdp.tls import ClientTLS
 from cdp.v1 import replication_pb2 as pb
 from cdp.v1 import replication_pb2_grpc as pb_grpc
 
+READY = grpc.ChannelConnectivity.READY
+CONNECT_TIMEOUT_S = 30.0
+"""How long a call without its own deadline waits for a connection."""
+TLS_HINT = (
+    "check that the target runs at {address} and serves mTLS. The target refuses in the "
+    "TLS handshake a client certificate that is missing, expired or not signed by its CA "
+    "(its log names the reason); this client refuses a target certificate that is not "
+    "signed by the CA in --tls-dir or does not name the host of {address} "
+    "(cdp certs init --host)"
+)
+PLAIN_HINT = (
+    "check that the target runs at {address}; a target serving mTLS closes plain-text "
+    "connections: pass --tls-dir instead of --insecure"
+)
 _OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -82,12 +97,49 @@ class GrpcJournalStream:
 
 
 class ReplicationClient:
-    """A channel to one target."""
+    """A channel to one target: mutual TLS with ``tls``, else plain text."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: ClientTLS | None = None) -> None:
         self.address = check_address(address)
-        self._channel = grpc.aio.insecure_channel(address, options=_OPTIONS)
+        self.tls = tls
+        if tls is None:
+            self._channel = grpc.aio.insecure_channel(address, options=_OPTIONS)
+        else:
+            creds = grpc.ssl_channel_credentials(tls.ca_pem, tls.key_pem, tls.cert_pem)
+            name = [("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []
+            self._channel = grpc.aio.secure_channel(address, creds, options=_OPTIONS + name)
         self._stub = pb_grpc.ReplicationServiceStub(self._channel)
+
+    @contextlib.asynccontextmanager
+    async def _rpc(self) -> AsyncIterator[None]:
+        """Like :func:`translated`; a failure to connect also says why and what to check."""
+        try:
+            yield
+        except grpc.aio.AioRpcError as exc:
+            raise await self._connect_error(exc) from exc
+
+    async def _connect_error(self, exc: grpc.aio.AioRpcError) -> RemoteError:
+        code, details = exc.code(), exc.details() or ""
+        connect_codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        if code not in connect_codes or self._channel.get_state() is READY:
+            return RemoteError(code.name, details)
+        return await self._unreachable(details if code is grpc.StatusCode.UNAVAILABLE else "")
+
+    async def _unreachable(self, details: str) -> RemoteError:
+        """UNAVAILABLE with the channel's last connection error and what to check."""
+        details = details or await self._last_connect_error() or "timed out"
+        error = RemoteError("UNAVAILABLE", f"no connection to {self.address}: {details}")
+        error.hint = (TLS_HINT if self.tls else PLAIN_HINT).format(address=self.address)
+        return error
+
+    async def _last_connect_error(self) -> str:
+        """The channel's last connection error, from a call that does not wait for one."""
+        try:
+            await self._stub.GetStatus(pb.GetStatusRequest(), timeout=5, wait_for_ready=False)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.UNAVAILABLE:
+                return exc.details() or ""
+        return ""
 
     async def open_session(
         self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int,
@@ -99,7 +151,7 @@ class ReplicationClient:
             vms=convert.vms_to_pb(spec), oldest_held_seq=oldest_held_seq, next_seq=next_seq,
             member_id=member_id,
         )  # fmt: skip
-        with translated():
+        async with self._rpc():
             r = await self._stub.OpenSession(req, wait_for_ready=True, timeout=30)
         return SessionReply(
             r.session_id, r.durable_seq, r.durable_source_time_unix_ns, r.resync_required,
@@ -112,7 +164,7 @@ class ReplicationClient:
 
     async def status(self, group_id: str = "") -> pb.GetStatusResponse:
         """The target's status message for one group or all."""
-        with translated():
+        async with self._rpc():
             resp: pb.GetStatusResponse = await self._stub.GetStatus(
                 pb.GetStatusRequest(group_id=group_id), timeout=10, wait_for_ready=True
             )
@@ -130,7 +182,7 @@ class ReplicationClient:
                 group_id=group_id, start_time_unix_ns=start_ns, end_time_unix_ns=end_ns,
                 page_size=page_size, page_token=token, labelled_only=labelled_only,
             )  # fmt: skip
-            with translated():
+            async with self._rpc():
                 resp = await self._stub.ListRestorePoints(req, timeout=30, wait_for_ready=True)
             out.extend(resp.points)
             token = resp.next_page_token
@@ -139,7 +191,7 @@ class ReplicationClient:
 
     async def create_bookmark(self, group_id: str, name: str) -> pb.RestorePoint:
         """Bookmark the group's newest durable restore point."""
-        with translated():
+        async with self._rpc():
             resp = await self._stub.CreateBookmark(
                 pb.CreateBookmarkRequest(group_id=group_id, name=name), timeout=30,
                 wait_for_ready=True,
@@ -149,7 +201,7 @@ class ReplicationClient:
 
     async def timeline(self, group_id: str) -> pb.GetTimelineResponse:
         """The group's timeline."""
-        with translated():
+        async with self._rpc():
             resp: pb.GetTimelineResponse = await self._stub.GetTimeline(
                 pb.GetTimelineRequest(group_id=group_id), timeout=30, wait_for_ready=True
             )
@@ -164,8 +216,12 @@ class ReplicationClient:
             group_id=group_id, vm_id=vm_id, disk=disk, at=at, dry_run=dry_run,
             offset_bytes=offset, length_bytes=length,
         )  # fmt: skip
+        try:  # the stream has no deadline: wait for the connection with one
+            await asyncio.wait_for(self._channel.channel_ready(), CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            raise await self._unreachable("") from None
         call = self._stub.ReadImage(req, wait_for_ready=True)
-        with translated():
+        async with self._rpc():
             async for msg in call:
                 yield msg
 
@@ -177,7 +233,7 @@ class ReplicationClient:
             session_id=session_id, disk_index=disk, region_bytes=region_bytes,
             offsets=offsets, xxh3_64=hashes,
         )  # fmt: skip
-        with translated():
+        async with self._rpc():
             resp = await self._stub.CompareRegions(req, timeout=60)
         return list(resp.differing_offsets)
 

@@ -19,8 +19,9 @@ from grpc_reflection.v1alpha import reflection
 from cdp import errors
 from cdp.committer import Ack
 from cdp.intake import check_limits
-from cdp.rpc import convert
+from cdp.rpc import auth, convert
 from cdp.target import PROTOCOL_VERSION, Target
+from cdp.tls import ServerTLS
 from cdp.v1 import replication_pb2 as pb
 from cdp.v1 import replication_pb2_grpc as pb_grpc
 
@@ -289,14 +290,21 @@ class _Stream:
                 return
 
 
-async def start_server(target: Target, listen: str) -> tuple[grpc.aio.Server, int]:
-    """Start a server for ``target`` on ``listen`` (host:port, port 0 picks one)."""
+async def start_server(
+    target: Target, listen: str, tls: ServerTLS | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """Start a server for ``target`` on ``listen`` (host:port, port 0 picks one).
+
+    With ``tls``: mutual TLS only, and every call checked against its authz.yaml
+    (:mod:`cdp.rpc.auth`). Without: plain text, no authentication (``--insecure``).
+    """
     server = grpc.aio.server(
+        interceptors=[auth.interceptor_for(tls.authz_path, target)] if tls else None,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     pb_grpc.add_ReplicationServiceServicer_to_server(ReplicationServicer(target), server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -307,7 +315,13 @@ async def start_server(target: Target, listen: str) -> tuple[grpc.aio.Server, in
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(listen)
+    if tls is None:
+        port = server.add_insecure_port(listen)
+    else:
+        creds = grpc.ssl_server_credentials(
+            [(tls.key_pem, tls.cert_pem)], root_certificates=tls.ca_pem, require_client_auth=True
+        )
+        port = server.add_secure_port(listen, creds)
     if port == 0:
         raise errors.InvalidInputError("listen", f"cannot listen on {listen}")
     await server.start()

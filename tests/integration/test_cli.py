@@ -70,8 +70,8 @@ class Served:
     sim_started: float
 
     def g(self, *args: str) -> list[str]:
-        """``--target ADDR --group G`` followed by ``args``."""
-        return ["--target", self.address, "--group", GROUP, *args]
+        """``--target ADDR --insecure --group G`` followed by ``args``."""
+        return ["--target", self.address, "--insecure", "--group", GROUP, *args]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 "run",
                 "--target",
                 target.address,
+                "--insecure",
                 "--json",
                 "--seconds",
                 "1",
@@ -162,7 +163,7 @@ def test_sim_run_json(served: Served) -> None:
 
 
 def test_status_json(served: Served) -> None:
-    data = last_json(ok(cdp("status", "--target", served.address, "--json")))
+    data = last_json(ok(cdp("status", "--target", served.address, "--insecure", "--json")))
     assert data["target"] == served.address
     (g,) = [g for g in data["groups"] if g["group_id"] == GROUP]
     assert g["durable_seq"] == served.sim["acked_seq"]
@@ -173,12 +174,14 @@ def test_status_json(served: Served) -> None:
 
 
 def test_status_of_one_group_json(served: Served) -> None:
-    data = last_json(ok(cdp("status", "--target", served.address, "--group", GROUP, "--json")))
+    data = last_json(
+        ok(cdp("status", "--target", served.address, "--insecure", "--group", GROUP, "--json"))
+    )
     assert [g["group_id"] for g in data["groups"]] == [GROUP]
 
 
 def test_status_text_is_a_table(served: Served) -> None:
-    proc = ok(cdp("status", "--target", served.address))
+    proc = ok(cdp("status", "--target", served.address, "--insecure"))
     header, *rows = proc.stdout.strip().splitlines()
     assert header.split()[:3] == ["GROUP", "STATE", "DURABLE"]
     assert "APPLIED SEQ" in header and "LAG" in header
@@ -187,7 +190,7 @@ def test_status_text_is_a_table(served: Served) -> None:
 
 
 def test_status_of_unknown_group_exits_3(served: Served) -> None:
-    proc = cdp("status", "--target", served.address, "--group", "nope")
+    proc = cdp("status", "--target", served.address, "--insecure", "--group", "nope")
     assert proc.returncode == 3, proc.stderr
     assert "NOT_FOUND" in proc.stderr and "nope" in proc.stderr
 
@@ -317,7 +320,7 @@ def test_timeline_text(served: Served) -> None:
 
 
 def test_timeline_of_unknown_group_exits_3(served: Served) -> None:
-    proc = cdp("timeline", "--target", served.address, "--group", "nope")
+    proc = cdp("timeline", "--target", served.address, "--insecure", "--group", "nope")
     assert proc.returncode == 3 and "NOT_FOUND" in proc.stderr
 
 
@@ -470,13 +473,15 @@ def test_sim_run_bad_flag_exits_2(served: Served, flag: str, value: str) -> None
 
 
 def test_bad_flags_left_no_trace_at_the_target(served: Served) -> None:
-    data = last_json(ok(cdp("status", "--target", served.address, "--json")))
+    data = last_json(ok(cdp("status", "--target", served.address, "--insecure", "--json")))
     assert [g["group_id"] for g in data["groups"]] == [GROUP]
 
 
 def test_status_of_a_target_that_is_not_running_exits_3(tmp_path: str) -> None:
     t0 = time.monotonic()
-    proc = cdp("status", "--target", f"127.0.0.1:{free_port()}", timeout=30)
+    ok(cdp("certs", "init", str(tmp_path)))  # over mTLS: no --insecure warning on stderr
+    tls_dir = os.path.join(str(tmp_path), "operators", "admin")
+    proc = cdp("status", "--target", f"127.0.0.1:{free_port()}", "--tls-dir", tls_dir, timeout=30)
     elapsed = time.monotonic() - t0
     assert proc.returncode == 3, proc.stderr
     assert elapsed < 15, elapsed
@@ -494,3 +499,4 @@ def test_demo_json() -> None:
     assert r["acked_seq"] == r["writes"] > 0
     assert r["checks"] and all(c["equal"] for c in r["checks"])
     assert r["kept_in"] is None
+    assert r["transport"] == "mtls"  # zero configuration still runs over mutual TLS

@@ -1,0 +1,333 @@
+"""Mutual TLS and authorization on a real grpc.aio server with a real target.
+
+Certificates come from ``cdp certs init`` (in-process); odd ones (another CA, expired,
+no identity) are made with :mod:`cdp.tls` in the test. Each refusal is checked for its
+status code and for a message naming the identity and the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import make_record, small_group
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cdp import tls
+from cdp.cli.certs import CertsPlan, init_certs
+from cdp.errors import RemoteError
+from cdp.rpc.client import ReplicationClient
+from cdp.rpc.server import start_server
+from cdp.shipper import AckReply
+from cdp.store.rocksdb import RocksIndex
+from cdp.target import Target, TargetConfig
+from cdp.v1 import replication_pb2 as pb
+from sim import runner
+from sim.workload import WorkloadSpec
+
+SOURCES = {"host-a": ["ga"], "host-a2": ["ga"], "host-b": ["gb"]}
+"""host-a and host-a2 both write group ga (as the members of a group spanning hosts do)."""
+SPEC_A, SPEC_B = small_group("ga"), small_group("gb")
+
+
+@dataclass
+class Secure:
+    """A target serving mTLS on loopback, and the PKI that ``cdp certs init`` made for it."""
+
+    target: Target
+    address: str
+    pki: str
+
+    def tls_of(self, kind: str, name: str) -> tls.ClientTLS:
+        return tls.load_client_tls(os.path.join(self.pki, kind, name))
+
+    def client(self, kind: str, name: str) -> ReplicationClient:
+        return ReplicationClient(self.address, self.tls_of(kind, name))
+
+    def odd_client(self, issued: tls.Issued) -> ReplicationClient:
+        """A client that trusts the real CA, with a certificate made by the test."""
+        with open(os.path.join(self.pki, "ca", "ca.pem"), "rb") as f:
+            ca_pem = f.read()
+        return ReplicationClient(
+            self.address, tls.ClientTLS(ca_pem, issued.cert_pem(), issued.key_pem())
+        )
+
+    def authz_path(self) -> str:
+        return os.path.join(self.pki, "target", tls.AUTHZ_FILE)
+
+
+@pytest.fixture
+async def secure(tmp_path: object) -> AsyncIterator[Secure]:
+    root = str(tmp_path)
+    pki = os.path.join(root, "pki")
+    init_certs(CertsPlan(pki, sources=SOURCES, operators=("ops",)))
+    config = TargetConfig(os.path.join(root, "target"), apply_idle_s=0.005, history_window_s=0.0)
+    target = Target(config, RocksIndex)
+    await target.__aenter__()
+    server, port = await start_server(
+        target, "127.0.0.1:0", tls.load_server_tls(os.path.join(pki, "target"))
+    )
+    try:
+        yield Secure(target, f"127.0.0.1:{port}", pki)
+    finally:
+        await server.stop(grace=1.0)
+        await target.__aexit__(None, None, None)
+
+
+async def stream_one(client: ReplicationClient, session_id: str, seq: int) -> AckReply | None:
+    """Send one batch of one record on a new stream; the first ack (or the call's error)."""
+    stream = client.stream(session_id)
+    try:
+        await stream.send([make_record(seq)])
+        return await stream.recv()
+    finally:
+        stream.cancel()
+
+
+async def refused_fast(client: ReplicationClient) -> RemoteError:
+    """The error of a status call that waits at most 1 s for a connection."""
+    async with client:
+        with pytest.raises(RemoteError) as err:
+            async with client._rpc():
+                await client._stub.GetStatus(pb.GetStatusRequest(), timeout=1, wait_for_ready=True)
+    return err.value
+
+
+def denied(err: pytest.ExceptionInfo[RemoteError], *words: str) -> None:
+    assert err.value.code == "PERMISSION_DENIED", err.value
+    for w in words:
+        assert w in str(err.value), (w, str(err.value))
+
+
+# -- sources write their own groups only -----------------------------------------------
+
+
+async def test_source_streams_to_its_group_and_is_denied_another(secure: Secure) -> None:
+    async with secure.client("sources", "host-a") as client:
+        reply = await client.open_session("host-a", SPEC_A, 0, 1)
+        ack = await stream_one(client, reply.session_id, 1)
+        assert ack is not None and ack.durable_seq == 1
+        with pytest.raises(RemoteError) as err:
+            await client.open_session("host-a", SPEC_B, 0, 1)
+    denied(err, "source 'host-a'", "group 'gb'", "ga")
+    assert [g.group_id for g in secure.target.status()] == ["ga"]  # gb was never created
+
+
+async def test_simulated_host_replicates_over_mtls(secure: Secure, tmp_path: object) -> None:
+    config = runner.SimConfig(
+        target=secure.address, folder=os.path.join(str(tmp_path), "src"), group="ga",
+        vms=("ga-vm",), disks_per_vm=1, disk_bytes=8 * 2**20,
+        workload=WorkloadSpec("random", 4096, iops=2000, seed=3), seconds=0.5,
+        tls=secure.tls_of("sources", "host-a"),
+    )  # fmt: skip
+    result = await runner.run(config)
+    assert result["writes"] > 0 and result["acked_seq"] == result["writes"]
+
+
+async def test_stolen_session_id_is_denied(secure: Secure) -> None:
+    async with secure.client("sources", "host-a") as owner:
+        session = (await owner.open_session("host-a", SPEC_A, 0, 1)).session_id
+        # host-a2 may write group ga too, but not through host-a's session
+        async with secure.client("sources", "host-a2") as thief:
+            with pytest.raises(RemoteError) as err:
+                await stream_one(thief, session, 1)
+        denied(err, "opened by source 'host-a'", "not by source 'host-a2'")
+        # host-b may not write ga at all
+        async with secure.client("sources", "host-b") as other:
+            with pytest.raises(RemoteError) as err:
+                await stream_one(other, session, 1)
+        denied(err, "source 'host-b'", "group 'ga'")
+        assert secure.target.status("ga")[0].durable_seq == 0
+        ack = await stream_one(owner, session, 1)  # the owner's session still works
+        assert ack is not None and ack.durable_seq == 1
+
+
+async def test_stolen_session_id_is_denied_for_compare_regions(secure: Secure) -> None:
+    async with secure.client("sources", "host-a") as owner:
+        session = (await owner.open_session("host-a", SPEC_A, 0, 1)).session_id
+        async with secure.client("sources", "host-a2") as thief:
+            with pytest.raises(RemoteError) as err:
+                await thief.compare_regions(session, 0, 2**20, [0], [0])
+        denied(err, "CompareRegions", "opened by source 'host-a'")
+        assert await owner.compare_regions(session, 0, 2**20, [0], [0]) == [0]
+
+
+async def test_unknown_session_is_left_to_the_target(secure: Secure) -> None:
+    """A session that is not live is the servicer's FAILED_PRECONDITION, not an auth error."""
+    async with secure.client("sources", "host-a") as client:
+        with pytest.raises(RemoteError) as err:
+            await stream_one(client, "no-such-session", 1)
+    assert err.value.code == "FAILED_PRECONDITION", err.value
+
+
+# -- operators read; roles do not mix ------------------------------------------------------
+
+
+async def test_operator_reads_and_bookmarks(secure: Secure) -> None:
+    async with secure.client("sources", "host-a") as source:
+        session = (await source.open_session("host-a", SPEC_A, 0, 1)).session_id
+        await stream_one(source, session, 1)
+    async with secure.client("operators", "ops") as ops:
+        assert [g.group_id for g in (await ops.status()).groups] == ["ga"]
+        assert (await ops.timeline("ga")).spans
+        mark = await ops.create_bookmark("ga", "m1")
+        assert mark.seq == 1
+        assert [p.label for p in await ops.list_points("ga", labelled_only=True)] == ["m1"]
+        first = [m async for m in ops.read_image("ga", "ga-vm0", 0, "latest", dry_run=True)]
+        assert first[0].plan.point.seq == 1
+        with pytest.raises(RemoteError) as err:
+            await ops.open_session("ops", SPEC_A, 0, 1)
+    denied(err, "operator 'ops' is not a source")
+
+
+@pytest.mark.parametrize("call", ["status", "timeline", "points", "image"])
+async def test_source_may_not_read(secure: Secure, call: str) -> None:
+    async with secure.client("sources", "host-a") as client:
+        with pytest.raises(RemoteError) as err:
+            if call == "status":
+                await client.status()
+            elif call == "timeline":
+                await client.timeline("ga")
+            elif call == "points":
+                await client.list_points("ga")
+            else:
+                await anext(client.read_image("ga", "ga-vm0", 0, "latest", dry_run=True))
+    denied(err, "source 'host-a' is not an operator", "--operator")
+
+
+async def test_health_is_open_to_every_authenticated_client(secure: Secure) -> None:
+    async with secure.client("sources", "host-b") as client:
+        stub = health_pb2_grpc.HealthStub(client._channel)
+        resp = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+# -- identities the handshake admits but the policy does not know ---------------------------
+
+
+async def test_certificate_without_identity_is_unauthenticated(secure: Secure) -> None:
+    ca = tls.read_ca(os.path.join(secure.pki, "ca"))
+    anonymous = tls.issue(ca, "no identity")  # a client certificate of the right CA, no URI
+    async with secure.odd_client(anonymous) as client:
+        with pytest.raises(RemoteError) as err:
+            await client.status()
+    assert err.value.code == "UNAUTHENTICATED", err.value
+    assert "no cdp identity" in str(err.value)
+
+
+async def test_source_missing_from_authz_is_denied(secure: Secure) -> None:
+    ca = tls.read_ca(os.path.join(secure.pki, "ca"))
+    stranger = tls.issue(ca, "x", identity=tls.Identity(tls.ROLE_SOURCE, "host-x"))
+    async with secure.odd_client(stranger) as client:
+        with pytest.raises(RemoteError) as err:
+            await client.open_session("host-x", SPEC_A, 0, 1)
+    denied(err, "source 'host-x' is not listed", "authz.yaml")
+
+
+async def test_editing_authz_revokes_without_restart(
+    secure: Secure, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with secure.client("sources", "host-a") as client:
+        await client.open_session("host-a", SPEC_A, 0, 1)
+        with open(secure.authz_path(), "w") as f:
+            f.write("sources:\n  host-b: [gb]\noperators: [ops]\n")
+        with pytest.raises(RemoteError) as err:
+            await client.open_session("host-a", SPEC_A, 0, 1)
+        denied(err, "source 'host-a' is not listed")
+        with open(secure.authz_path(), "w") as f:  # a broken edit keeps the last good policy
+            f.write("sources: [host-a]\n")
+        with caplog.at_level(logging.ERROR, "cdp.rpc.auth"), pytest.raises(RemoteError) as err:
+            await client.open_session("host-a", SPEC_A, 0, 1)
+        denied(err, "source 'host-a' is not listed")
+        assert "previous policy stays in force" in caplog.text and "sources" in caplog.text
+
+
+# -- refused in the TLS handshake: the client says so, with a hint -------------------------
+
+
+def handshake_refused(err: RemoteError) -> None:
+    """The documented client error when the target refuses the TLS handshake."""
+    assert err.code == "UNAVAILABLE", err
+    text = str(err)
+    assert "no connection to 127.0.0.1:" in text
+    assert "missing, expired or not signed by its CA" in text  # the hint
+
+
+async def test_client_without_certificate_is_refused_in_the_handshake(secure: Secure) -> None:
+    ca_pem = secure.tls_of("operators", "ops").ca_pem
+    no_cert = tls.ClientTLS(ca_pem, None, None)
+    handshake_refused(await refused_fast(ReplicationClient(secure.address, no_cert)))
+
+
+async def test_certificate_of_another_ca_is_refused(secure: Secure) -> None:
+    other = tls.new_ca("another CA")
+    cert = tls.issue(other, "a", identity=tls.Identity(tls.ROLE_SOURCE, "host-a"))
+    handshake_refused(await refused_fast(secure.odd_client(cert)))
+
+
+async def test_expired_certificate_is_refused(secure: Secure) -> None:
+    ca = tls.read_ca(os.path.join(secure.pki, "ca"))
+    past = tls.now_utc() - datetime.timedelta(days=10)
+    cert = tls.issue(
+        ca, "a", identity=tls.Identity(tls.ROLE_OPERATOR, "ops"), days=1, not_before=past
+    )
+    handshake_refused(await refused_fast(secure.odd_client(cert)))
+
+
+async def test_target_name_not_in_its_certificate_is_refused_by_the_client(
+    secure: Secure,
+) -> None:
+    good = secure.tls_of("operators", "ops")
+    wrong = tls.ClientTLS(good.ca_pem, good.cert_pem, good.key_pem, server_name="other.example")
+    err = await refused_fast(ReplicationClient(secure.address, wrong))
+    assert err.code == "UNAVAILABLE" and "Hostname Verification" in str(err), err
+    assert "does not name the host" in str(err)
+
+
+async def test_plain_text_client_is_refused_with_a_hint(secure: Secure) -> None:
+    err = await refused_fast(ReplicationClient(secure.address))
+    assert err.code == "UNAVAILABLE", err
+    assert "pass --tls-dir instead of --insecure" in str(err)
+
+
+async def test_wait_for_a_connection_ends_with_the_handshake_error(secure: Secure) -> None:
+    """The real status call (10 s deadline) ends UNAVAILABLE with the hint, not a bare deadline."""
+    other = tls.new_ca("another CA")
+    cert = tls.issue(other, "a", identity=tls.Identity(tls.ROLE_OPERATOR, "ops"))
+    async with secure.odd_client(cert) as client:
+        with pytest.raises(RemoteError) as err:
+            await asyncio.wait_for(client.status(), 20)
+    handshake_refused(err.value)
+
+
+# -- rotation ----------------------------------------------------------------------------
+
+
+async def test_ca_bundle_admits_clients_of_the_old_and_the_new_ca(tmp_path: object) -> None:
+    """While a CA is rotated, the target's ca.pem holds both CAs and admits both."""
+    root = str(tmp_path)
+    old_pki = os.path.join(root, "old")
+    init_certs(CertsPlan(old_pki, operators=("ops",)))
+    new_pki = os.path.join(root, "new")
+    init_certs(CertsPlan(new_pki, operators=("ops",)))
+    target_dir = os.path.join(old_pki, "target")
+    bundle = b"".join(Path(p, "ca", "ca.pem").read_bytes() for p in (old_pki, new_pki))
+    with open(os.path.join(target_dir, "ca.pem"), "wb") as f:
+        f.write(bundle)
+    config = TargetConfig(os.path.join(root, "target"), history_window_s=0.0)
+    async with Target(config, RocksIndex) as target:
+        server, port = await start_server(target, "127.0.0.1:0", tls.load_server_tls(target_dir))
+        try:
+            for pki in (old_pki, new_pki):
+                mine = tls.load_client_tls(os.path.join(pki, "operators", "ops"))
+                both = tls.ClientTLS(bundle, mine.cert_pem, mine.key_pem)
+                async with ReplicationClient(f"127.0.0.1:{port}", both) as client:
+                    assert (await client.status()).groups == []
+        finally:
+            await server.stop(grace=1.0)
