@@ -5,6 +5,9 @@
                  startup is ~0.05 s once the binary is built, so this is cheap.
 ``vcsim_binary`` path of the binary, for tests that start their own inventory
                  with ``harness.start_vcsim``.
+``site``         a recovery site for failover tests (drsite.DrSite): a fresh vcsim whose
+                 cluster mounts a real in-process target's replica folder, with group g1
+                 (db01, app01) written by the simulator, and a plan writer.
 
 The binary is built once per session by deploy/vcsim/build.sh (GOPATH-mode Go
 build against the Debian govmomi package, ~12 s cold, instant when cached).
@@ -13,12 +16,16 @@ Every test collected under tests/vsphere gets the ``vsphere`` marker.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .harness import Inventory, Vcsim, build_vcsim, start_vcsim
+
+if TYPE_CHECKING:
+    from .drsite import DrSite
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,3 +63,15 @@ def vcsim_fresh(vcsim_binary: Path, tmp_path_factory: pytest.TempPathFactory) ->
         yield sim
     finally:
         sim.close()
+
+
+@pytest.fixture
+async def site(vcsim_fresh: Vcsim, tmp_path: Path) -> AsyncIterator[DrSite]:
+    """A recovery site: vcsim mounting a real target's replicas, group g1 written by the sim."""
+    from .drsite import make_site  # the target and the simulator load only for these tests
+
+    s = await make_site(vcsim_fresh, tmp_path)
+    try:
+        yield s
+    finally:
+        await s.close()

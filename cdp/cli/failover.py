@@ -1,0 +1,483 @@
+"""``cdp failover``: check, test, stop-test, run, commit, rollback, status.
+
+Wires a plan file to the orchestrator: the vCenter connector (``cdp.failover.vsphere``)
+and the target (:class:`TargetReplication` over a gRPC ``ReplicationClient``). Prints
+steps as they finish and the final RTO; ``--json`` prints one JSON object on stdout (the
+progress lines then go to stderr). Exit codes: 0 done, 1 a check or step failed,
+2 bad plan or flags, 3 vCenter or the target unreachable or answering an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import errno
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from cdp.cli import common
+from cdp.cli.image import export_image
+from cdp.cli.points import KIND_NAMES
+from cdp.errors import (
+    BookmarkExistsError,
+    CdpError,
+    InvalidInputError,
+    NotFoundError,
+    PointOutsideHistoryError,
+    RemoteError,
+)
+from cdp.failover import steps as st
+from cdp.failover.checks import FAIL, CheckRow
+from cdp.failover.errors import DatastoreFullError
+from cdp.failover.orchestrator import Event, Orchestrator
+from cdp.failover.plan import Plan, VCenterSettings, load_plan, resolve_credentials
+from cdp.failover.replication import GroupFacts, ImageFacts, PointFacts, ReplicaDisk, ReplicaVm
+from cdp.failover.survey import SurveyResult
+from cdp.failover.vcenter import VCenter
+from cdp.rpc.client import ReplicationClient
+from cdp.rpc.convert import STATE_NAMES
+
+_STATE_ORDER = ["replicating", "disconnected", "resyncing", "resync_required", "error"]
+"""Group states from best to worst; a group spanning hosts reports its worst member's."""
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``failover`` and its subcommands."""
+    p = sub.add_parser("failover", help="recover protected VMs on vSphere from a restore point")
+    fsub = p.add_subparsers(dest="failover_command", required=True, metavar="SUBCOMMAND")
+    commands: list[tuple[str, str, Callable[[argparse.Namespace], Any], tuple[str, ...]]] = [
+        ("check", "print the readiness table of a plan", _check, ()),
+        (
+            "test",
+            "test failover: boot point-in-time copies on the isolated network",
+            _test,
+            ("at", "dry"),
+        ),
+        ("stop-test", "remove every trace of the test failover", _stop_test, ("dry",)),
+        (
+            "run",
+            "live failover: bring the VMs up on the recovery site",
+            _run,
+            ("at", "dry", "planned", "wait"),
+        ),
+        ("commit", "make the recovered VMs production", _commit, ()),
+        ("rollback", "undo the live failover; replication goes on as before", _rollback, ("dry",)),
+        ("status", "show the plan's active operation and its steps", _status, ()),
+    ]
+    for name, help_text, handler, extra in commands:
+        c = fsub.add_parser(name, help=help_text)
+        c.add_argument("--plan", required=True, help="recovery plan file (YAML)")
+        if "at" in extra:
+            c.add_argument(
+                "--at",
+                default="latest",
+                help="restore point: latest, a seq, an "
+                "ISO-8601 time or a bookmark name (default latest)",
+            )
+        if "planned" in extra:
+            c.add_argument(
+                "--planned",
+                action="store_true",
+                help="stop the source VMs, drain, fail over at the final point (zero data loss)",
+            )
+        if "wait" in extra:
+            c.add_argument(
+                "--no-wait",
+                action="store_true",
+                help="return once the VMs are up instead of waiting for commit/rollback",
+            )
+        if "dry" in extra:
+            c.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+        c.add_argument("--json", action="store_true", help="print one JSON object")
+        c.set_defaults(handler=handler)
+
+
+# ---------------------------------------------------------------- the target as failover sees it
+
+
+class TargetReplication:
+    """:class:`cdp.failover.replication.Replication` over a gRPC client."""
+
+    def __init__(self, client: ReplicationClient) -> None:
+        self.client = client
+
+    async def group(self, name: str) -> GroupFacts:
+        """The group's state (members folded: worst state, oldest durable time)."""
+        try:
+            resp = await self.client.status(name)
+        except RemoteError as exc:
+            raise _translate(exc, self.client.address) from exc
+        members = list(resp.groups)
+        if not members:
+            raise NotFoundError(f"no group {name!r} at the target")
+        states = [STATE_NAMES.get(m.state, "error") for m in members]
+        vms = {vm.vm_id: vm for m in members for vm in m.vms}
+        return GroupFacts(
+            name=name,
+            state=max(states, key=_STATE_ORDER.index),
+            durable_seq=sum(m.durable_seq for m in members),
+            durable_ns=min(m.durable_source_time_unix_ns for m in members),
+            vms=tuple(
+                ReplicaVm(
+                    v.vm_id, tuple(ReplicaDisk(i, d.capacity_bytes) for i, d in enumerate(v.disks))
+                )
+                for v in vms.values()
+            ),
+        )
+
+    async def image_plan(self, group: str, vm: str, disk: int, at: str) -> ImageFacts:
+        """Resolve a restore point for one disk (no data read)."""
+        try:
+            r = await export_image(self.client, group, vm, disk, at, None)
+        except RemoteError as exc:
+            raise _translate(exc, self.client.address, at) from exc
+        p = r["point"]
+        point = PointFacts(p["seq"], p["source_time_unix_ns"], p["kind"], p["label"])
+        return ImageFacts(
+            point, r["base_seq"], r["records"], r["record_bytes"], r["capacity_bytes"]
+        )
+
+    async def export(self, group: str, vm: str, disk: int, at: str, out_path: str) -> int:
+        """Write the disk at ``at`` as a flat VMDK (descriptor + sparse extent)."""
+        try:
+            r = await export_image(self.client, group, vm, disk, at, out_path)
+        except RemoteError as exc:
+            raise _translate(exc, self.client.address, at) from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DatastoreFullError(out_path, f"writing the image: {exc.strerror}") from exc
+            raise
+        return int(r["bytes_written"])
+
+    async def bookmark(self, group: str, name: str) -> PointFacts:
+        """Bookmark the newest durable restore point."""
+        try:
+            p = await self.client.create_bookmark(group, name)
+        except RemoteError as exc:
+            if exc.code == "ALREADY_EXISTS":
+                raise BookmarkExistsError(group, name) from exc
+            raise _translate(exc, self.client.address) from exc
+        return PointFacts(p.seq, p.source_time_unix_ns, KIND_NAMES.get(p.kind, "unknown"), p.label)
+
+
+def _translate(exc: RemoteError, address: str, at: str = "") -> CdpError:
+    """Target errors failover gives a specific meaning (the server's hint is kept)."""
+    text, _, server_hint = str(exc).split(": ", 1)[-1].partition(" (hint: ")
+    server_hint = server_hint.removesuffix(")")
+    points_hint = "list restorable points with `cdp points list` or `cdp timeline`"
+    if exc.code == "OUT_OF_RANGE":
+        return PointOutsideHistoryError(
+            f"restore point {at!r} is outside the history: {text}", hint=server_hint or points_hint
+        )
+    if exc.code == "NOT_FOUND" and at and text.startswith("at:"):
+        return NotFoundError(f"restore point {at!r} not found: {text}", hint=points_hint)
+    if exc.code == "NOT_FOUND":
+        hint = server_hint or "the plan names a group or VM the target does not have"
+        return NotFoundError(text, hint=hint)
+    if exc.code == "INVALID_ARGUMENT" and at:
+        return InvalidInputError("--at", text)
+    if exc.code == "UNAVAILABLE":
+        exc.hint = f"is the target running at {address} (plan key target.address)?"
+    return exc
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def _connector(settings: VCenterSettings, pool: int) -> Callable[[], VCenter]:
+    def connect() -> VCenter:
+        from cdp.failover import vsphere  # pyVmomi costs ~60 ms: only when vCenter is used
+
+        credentials = resolve_credentials(settings.credentials, os.environ)
+        return vsphere.connect(settings, credentials, pool)
+
+    return connect
+
+
+def _login(plan: Plan) -> str:
+    c = plan.vcenter.credentials
+    source = f"file {c.file}" if c.file else f"env {c.user_env}/{c.password_env}"
+    return f"credentials from {source}"
+
+
+class _Session:
+    """An orchestrator and its target channel for one command."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.plan = load_plan(args.plan)
+        self.json = bool(args.json)
+        self.out: TextIO = sys.stderr if self.json else sys.stdout
+        self.client = ReplicationClient(self.plan.target_address)
+        protected = self.plan.protected_site
+        self.orch = Orchestrator(
+            self.plan,
+            _connector(self.plan.vcenter, self.plan.recovery.parallel),
+            TargetReplication(self.client),
+            connect_protected=_connector(protected.vcenter, 2) if protected else None,
+            login=_login(self.plan),
+            report=self.progress,
+        )
+
+    def progress(self, e: Event) -> None:
+        """Print one progress event."""
+        if e.kind == "step":
+            line = f"[{e.index:>3}/{e.total}] {e.seconds:7.3f} s  {e.text}"
+        elif e.kind == "step-failed":
+            line = f"[{e.index:>3}/{e.total}]  FAILED    {e.text}"
+        elif e.kind == "phase":
+            line = f"-- {e.text}"
+        else:
+            line = ("warning: " if e.kind == "warn" else "") + e.text
+        print(line, file=self.out, flush=True)
+
+    async def close(self) -> None:
+        """Log out of vCenter, close the channel."""
+        self.orch.close()
+        await self.client.close()
+
+
+async def _with_session(args: argparse.Namespace, body: Callable[[_Session], Any]) -> int:
+    session = _Session(args)
+    try:
+        code: int = await body(session)
+        return code
+    finally:
+        await session.close()
+
+
+# ---------------------------------------------------------------- commands
+
+
+async def _check(args: argparse.Namespace) -> int:
+    async def body(s: _Session) -> int:
+        survey = await s.orch.check()
+        failed = any(r.status == FAIL for r in survey.rows)
+        if s.json:
+            common.emit_json(
+                {
+                    "plan": s.plan.name,
+                    "ready": not failed,
+                    "checks": [dataclasses.asdict(r) for r in survey.rows],
+                }
+            )
+        else:
+            print(render_checks(survey.rows))
+            print(f"\nplan {s.plan.name!r}: {'NOT READY' if failed else 'ready'}")
+        return common.EXIT_FAILED if failed else common.EXIT_OK
+
+    return await _with_session(args, body)
+
+
+async def _test(args: argparse.Namespace) -> int:
+    return await _failover(args, st.MODE_TEST, planned=False)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    return await _failover(args, st.MODE_LIVE, planned=args.planned)
+
+
+async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
+    async def body(s: _Session) -> int:
+        if args.dry_run:
+            return _print_dry_run(s, await s.orch.dry_run(mode, args.at, planned))
+        result = await s.orch.failover(mode, args.at, planned)
+        _print_rto(s, result)
+        if mode == st.MODE_LIVE and not getattr(args, "no_wait", False):
+            result = await _wait_for_decision(s)
+        if s.json:
+            common.emit_json(result)
+        return common.EXIT_OK
+
+    return await _with_session(args, body)
+
+
+async def _wait_for_decision(s: _Session) -> dict[str, Any]:
+    c = s.plan.commit
+    print(
+        f"waiting up to {c.timeout_s:g} s for `cdp failover commit` or `rollback` "
+        f"(then: {c.default_action})",
+        file=s.out,
+        flush=True,
+    )
+    result = await s.orch.await_decision()
+    by = f" by {result['decided_by']}" if result.get("decided_by") else ""
+    print(f"decision: {result.get('status')}{by}", file=s.out, flush=True)
+    return result
+
+
+async def _stop_test(args: argparse.Namespace) -> int:
+    return await _undo(args, st.UNDO_STOP_TEST)
+
+
+async def _rollback(args: argparse.Namespace) -> int:
+    return await _undo(args, st.UNDO_ROLLBACK)
+
+
+async def _undo(args: argparse.Namespace, kind: str) -> int:
+    async def body(s: _Session) -> int:
+        if args.dry_run:
+            plan = s.orch.undo_plan(kind)
+            if s.json:
+                common.emit_json(plan)
+            else:
+                for step in plan["steps"]:
+                    print(f"  phase {step['phase']}: {st.Step(**_step_fields(step)).describe()}")
+            return common.EXIT_OK
+        t0 = time.monotonic()
+        call = s.orch.stop_test if kind == st.UNDO_STOP_TEST else s.orch.rollback
+        result = await call()
+        _emit(
+            s,
+            result,
+            f"{kind} done in {time.monotonic() - t0:.2f} s; log archived to {result['archived']}",
+        )
+        return common.EXIT_OK
+
+    return await _with_session(args, body)
+
+
+async def _commit(args: argparse.Namespace) -> int:
+    async def body(s: _Session) -> int:
+        result = await s.orch.commit()
+        _emit(
+            s,
+            result,
+            f"committed: the recovered VMs of plan {s.plan.name!r} are production; "
+            f"log archived to {result['archived']}",
+        )
+        return common.EXIT_OK
+
+    return await _with_session(args, body)
+
+
+async def _status(args: argparse.Namespace) -> int:
+    plan = load_plan(args.plan)
+    orch = Orchestrator(plan, _connector(plan.vcenter, 1), _NoTarget())
+    status = orch.status()
+    if args.json:
+        common.emit_json(status)
+    else:
+        print(render_status(status))
+    return common.EXIT_OK
+
+
+class _NoTarget:
+    """Status reads only the step log; the target is never called."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"status must not call the target ({name})")
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_checks(rows: list[CheckRow]) -> str:
+    """The readiness table, with hints under it for rows that are not pass."""
+    table = common.table(
+        ["CHECK", "RESULT", "DETAIL"], [[r.name, r.status.upper(), r.detail] for r in rows]
+    )
+    hints = [f"  {r.name}: {r.hint}" for r in rows if r.hint and r.status != "pass"]
+    return table + ("\n\nhints:\n" + "\n".join(hints) if hints else "")
+
+
+def _print_dry_run(s: _Session, survey: SurveyResult) -> int:
+    failed = any(r.status == FAIL for r in survey.rows)
+    op = survey.operation
+    if s.json:
+        common.emit_json(
+            {
+                "plan": s.plan.name,
+                "ready": not failed,
+                "dry_run": True,
+                "checks": [dataclasses.asdict(r) for r in survey.rows],
+                "operation": op.to_json() if op else None,
+            }
+        )
+        return common.EXIT_FAILED if failed else common.EXIT_OK
+    print(render_checks(survey.rows))
+    if op is not None:
+        print("\n" + render_operation(op))
+    print("\ndry run: nothing was changed")
+    return common.EXIT_FAILED if failed else common.EXIT_OK
+
+
+def render_operation(op: st.OperationPlan) -> str:
+    """The plan of an operation: point, placement, steps, bytes, RTO estimate."""
+    lines = [f"{'planned ' if op.planned else ''}{op.operation} failover"]
+    for group, p in op.points.items():
+        if p is None:
+            lines.append(f"  group {group}: restore point bookmarked after the drain")
+            continue
+        label = f" {p.label!r}" if p.label else ""
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(p.time_ns / 1e9))
+        lines.append(f"  group {group}: restore point seq {p.seq} ({p.kind}{label}, {when} UTC)")
+    rows = [
+        [
+            v.vm,
+            v.name,
+            v.host,
+            v.boot_group,
+            str(len(v.hardware.disks)),
+            ", ".join(n.network for n in v.hardware.nics) or "-",
+        ]
+        for v in op.vms
+    ]
+    lines.append(
+        common.table(["VM", "REGISTERED AS", "HOST", "BOOT GROUP", "DISKS", "NETWORKS"], rows)
+    )
+    lines.append("steps:")
+    lines += [f"  {n:>3}. phase {s.phase}: {s.describe()}" for n, s in enumerate(op.steps, 1)]
+    lines.append(
+        f"bytes to prepare: {common.fmt_bytes(op.bytes_to_prepare)}; "
+        f"RTO estimate: {op.rto_estimate_s:.1f} s"
+    )
+    return "\n".join(lines)
+
+
+def _print_rto(s: _Session, result: dict[str, Any]) -> None:
+    split = ", ".join(f"{k} {v:.2f} s" for k, v in result["time_by_step"].items())
+    what = "test VM" if result["operation"] == st.MODE_TEST else "VM"
+    print(
+        f"RTO {result['rto_s']:.2f} s: every {what} of plan {result['plan']!r} powered on "
+        f"(this run {result.get('run_s', 0):.2f} s; estimate {result['rto_estimate_s']:.1f} s)\n"
+        f"time by step: {split}",
+        file=s.out,
+        flush=True,
+    )
+
+
+def _emit(s: _Session, result: dict[str, Any], text: str) -> None:
+    if s.json:
+        common.emit_json(result)
+    else:
+        print(text)
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """The active operation in a few lines."""
+    if not status["active"]:
+        last = status["last"] or "none"
+        return f"plan {status['plan']!r}: no active operation (last finished: {last})"
+    lines = [
+        f"plan {status['plan']!r}: {status['operation']} failover, {status['status']}, "
+        f"{status['steps_done']}/{status['steps']} steps done"
+    ]
+    if status.get("rto_s") is not None:
+        lines.append(f"RTO {status['rto_s']:.2f} s")
+    if status.get("commit_deadline_unix"):
+        left = status["commit_deadline_unix"] - time.time()
+        when = f"in {left:.0f} s" if left > 0 else f"passed {-left:.0f} s ago"
+        lines.append(
+            f"commit deadline {when} (default action: {status['commit_default']}; "
+            "applied by a waiting `cdp failover run`, or when it is run again)"
+        )
+    rows = [[v["vm"], v["name"], v["host"], v["ref"] or "-"] for v in status["vms"]]
+    lines.append(common.table(["VM", "REGISTERED AS", "HOST", "REF"], rows))
+    return "\n".join(lines)
+
+
+def _step_fields(step: dict[str, Any]) -> dict[str, Any]:
+    return {k: step[k] for k in ("id", "kind", "phase", "vm", "group", "args")}

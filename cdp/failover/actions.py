@@ -1,0 +1,250 @@
+"""What each step kind does. Every action is safe to run again after a crash.
+
+Each action looks before it acts: ``register`` adopts a VM already registered at its
+``.vmx`` path (a crash between RegisterVM and the step log's write), ``reconfigure`` adds
+only the devices that are missing, ``power-on`` and ``power-off`` skip a VM already in
+that state, ``unregister`` and ``delete`` skip what is already gone, ``export`` rewrites
+the image. So running the steps not yet recorded as done, again, converges.
+
+Actions touch only the recovered VMs' own folders (``<vm>-test/``, ``<vm>-dr/``) and VMs
+registered at paths inside them; the base replica ``<vm>/`` is only read (its nvram).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError
+from cdp.failover import steps as st
+from cdp.failover.plan import Plan, ProtectedSite
+from cdp.failover.replication import STATE_REPLICATING, PointFacts, Replication
+from cdp.failover.vcenter import Placement, VCenter, VmFacts
+from cdp.fsutil import fsync_dir, write_atomic
+from cdp.vmx import format_vmx
+
+DRAIN_POLL_S = 0.1
+
+
+class Actions:
+    """The step handlers of one operation, sharing its log data (``op``)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        op: dict[str, Any],
+        vcenter: Callable[[], VCenter],
+        replication: Replication,
+        protected: Callable[[], VCenter] | None,
+        warn: Callable[[str], None],
+    ) -> None:
+        self.plan = plan
+        self.op = op
+        self._vcenter = vcenter
+        self.replication = replication
+        self._protected = protected
+        self.warn = warn
+        self.vms = {v["vm"]: st.RecoveredVm.from_json(v) for v in op["vms"]}
+        self.mode: str = op["operation"]
+        self.datacenter: str = op["datacenter"]
+
+    async def run(self, step: dict[str, Any]) -> dict[str, Any]:
+        """Do one step; return what the log records as its result."""
+        handler = getattr(self, "_" + step["kind"].replace("-", "_"))
+        result: dict[str, Any] = await handler(step)
+        return result
+
+    async def _find(self, vm: st.RecoveredVm) -> VmFacts | None:
+        vc = await asyncio.to_thread(self._vcenter)
+        return await asyncio.to_thread(vc.find_vm, self.datacenter, vm.vmx_path)
+
+    # ---------------------------------------------------------------- forward
+
+    async def _prepare(self, step: dict[str, Any]) -> dict[str, Any]:
+        vm = self.vms[step["vm"]]
+        await asyncio.to_thread(_write_vm_folder, vm, self.mode)
+        return {"folder": vm.folder}
+
+    async def _export(self, step: dict[str, Any]) -> dict[str, Any]:
+        vm, n = self.vms[step["vm"]], step["args"]["disk"]
+        point = self.op["points"][vm.group]
+        out = os.path.join(vm.folder, st.disk_file(vm.vm, self.mode, n))
+        written = await self.replication.export(vm.group, vm.vm, n, str(point["seq"]), out)
+        return {"bytes": written, "seq": point["seq"]}
+
+    async def _register(self, step: dict[str, Any]) -> dict[str, Any]:
+        vm = self.vms[step["vm"]]
+        vc = await asyncio.to_thread(self._vcenter)
+        found = await asyncio.to_thread(vc.find_vm, self.datacenter, vm.vmx_path)
+        if found is not None:  # registered by us before a crash: adopt it, never twice
+            return {"ref": found.ref, "host": found.host, "adopted": True}
+        # A VM of the same name elsewhere was refused by the readiness check; one that
+        # appeared since makes vCenter answer DuplicateName (VmAlreadyRegisteredError).
+        r = self.plan.recovery
+        placement = Placement(self.datacenter, vm.host, r.resource_pool, r.folder)
+        made = await asyncio.to_thread(vc.register_vm, vm.vmx_path, vm.name, placement)
+        return {"ref": made.ref, "host": made.host, "adopted": False}
+
+    async def _reconfigure(self, step: dict[str, Any]) -> dict[str, Any]:
+        vm = self.vms[step["vm"]]
+        ref = await self._ref(vm)
+        vc = await asyncio.to_thread(self._vcenter)
+        changed = await asyncio.to_thread(vc.reconfigure_vm, ref, vm.hardware)
+        return {"changed": changed}
+
+    async def _delay(self, step: dict[str, Any]) -> dict[str, Any]:
+        done = [s["finished_unix"] for s in self.op["steps"] if s["done"]]
+        since = max(done) if done else time.time()
+        remaining = since + step["args"]["delay_s"] - time.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        return {"waited_s": round(max(remaining, 0.0), 3)}
+
+    async def _power_on(self, step: dict[str, Any]) -> dict[str, Any]:
+        vm = self.vms[step["vm"]]
+        ref = await self._ref(vm)
+        vc = await asyncio.to_thread(self._vcenter)
+        await asyncio.to_thread(vc.power_on, ref, self.plan.recovery.power_on_timeout_s)
+        return {"ref": ref}
+
+    async def _ref(self, vm: st.RecoveredVm) -> str:
+        found = await self._find(vm)
+        if found is None:
+            raise NotFoundError(
+                f"{vm.name} is no longer registered at {vm.vmx_path}",
+                hint="someone unregistered it; roll back (or stop-test) and start again",
+            )
+        return found.ref
+
+    # ---------------------------------------------------------------- planned failover
+
+    def _site(self) -> tuple[ProtectedSite, Callable[[], VCenter]]:
+        site = self.plan.protected_site
+        if site is None or self._protected is None:
+            raise PreconditionError(
+                "a planned failover needs the protected site's vCenter",
+                hint="add protected_site to the plan",
+            )
+        return site, self._protected
+
+    async def _stop_source(self, step: dict[str, Any]) -> dict[str, Any]:
+        site, connect = self._site()
+        vc = await asyncio.to_thread(connect)
+        vm = await asyncio.to_thread(vc.find_vm_by_name, site.datacenter, step["vm"])
+        if vm is None:
+            self.warn(f"source VM {step['vm']} not found at the protected site; assuming stopped")
+            return {"was": "missing"}
+        if site.shutdown == "guest":
+            how = await asyncio.to_thread(vc.shutdown, vm.ref, site.shutdown_timeout_s)
+        else:
+            await asyncio.to_thread(vc.power_off, vm.ref)
+            how = "powered off"
+        return {"was": vm.power_state, "how": how}
+
+    async def _drain(self, step: dict[str, Any]) -> dict[str, Any]:
+        site, _ = self._site()
+        group = step["group"]
+        last, since = -1, time.monotonic()
+        deadline = since + site.drain_timeout_s
+        while True:
+            g = await self.replication.group(group)
+            if g.state != STATE_REPLICATING:
+                raise PreconditionError(
+                    f"group {group!r} is {g.state}: its source is not connected, so cdp cannot "
+                    "prove every write reached the target",
+                    hint="reconnect the source, or fail over without --planned (newest point)",
+                )
+            if g.durable_seq != last:
+                last, since = g.durable_seq, time.monotonic()
+            elif time.monotonic() - since >= site.drain_quiet_s:
+                return {"durable_seq": last}
+            if time.monotonic() > deadline:
+                raise PreconditionError(
+                    f"group {group!r} still receiving writes after {site.drain_timeout_s:g} s",
+                    hint="make sure the source VMs are stopped; raise drain_timeout_s",
+                )
+            await asyncio.sleep(DRAIN_POLL_S)
+
+    async def _bookmark(self, step: dict[str, Any]) -> dict[str, Any]:
+        group = step["group"]
+        name = f"cdp-planned-{self.plan.name}-{int(self.op['started_unix'])}"
+        try:
+            point = await self.replication.bookmark(group, name)
+        except BookmarkExistsError:  # placed before a crash: find it again
+            first = next(v for v in self.vms.values() if v.group == group)
+            point = (await self.replication.image_plan(group, first.vm, 0, name)).point
+        drained = next(s for s in self.op["steps"] if s["id"] == f"{st.DRAIN}:{group}")
+        if point.seq < drained["result"]["durable_seq"]:
+            raise PreconditionError(f"bookmark {name} at seq {point.seq} is older than the drain")
+        self.op["points"][group] = _point_json(point)
+        return {"bookmark": name, "point": _point_json(point)}
+
+    # ---------------------------------------------------------------- undo
+
+    async def _power_off(self, step: dict[str, Any]) -> dict[str, Any]:
+        found = await self._find(self.vms[step["vm"]])
+        if found is None:
+            return {"found": False}
+        vc = await asyncio.to_thread(self._vcenter)
+        await asyncio.to_thread(vc.power_off, found.ref)
+        return {"found": True, "was": found.power_state}
+
+    async def _unregister(self, step: dict[str, Any]) -> dict[str, Any]:
+        found = await self._find(self.vms[step["vm"]])
+        if found is None:
+            return {"found": False}
+        vc = await asyncio.to_thread(self._vcenter)
+        await asyncio.to_thread(vc.unregister, found.ref)
+        return {"found": True, "ref": found.ref}
+
+    async def _delete(self, step: dict[str, Any]) -> dict[str, Any]:
+        vm = self.vms[step["vm"]]
+        return {"deleted": await asyncio.to_thread(_delete_folder, vm, self.mode)}
+
+    async def _restart_source(self, step: dict[str, Any]) -> dict[str, Any]:
+        site, connect = self._site()
+        vc = await asyncio.to_thread(connect)
+        vm = await asyncio.to_thread(vc.find_vm_by_name, site.datacenter, step["vm"])
+        if vm is None:
+            self.warn(f"source VM {step['vm']} not found at the protected site; not restarted")
+            return {"found": False}
+        await asyncio.to_thread(vc.power_on, vm.ref, self.plan.recovery.power_on_timeout_s)
+        return {"found": True}
+
+
+def _write_vm_folder(vm: st.RecoveredVm, mode: str) -> None:
+    """The .vmx, .nvram (the replica's, if any) and vmware.log of a recovered VM."""
+    os.makedirs(vm.folder, exist_ok=True)
+    disks = [st.disk_file(vm.vm, mode, n) for n in range(len(vm.hardware.disks))]
+    vmx = format_vmx(vm.name, disks, vm.hardware.memory_mb, vm.hardware.cpus)
+    write_atomic(os.path.join(vm.folder, f"{vm.name}.vmx"), vmx.encode())
+    base_nvram = os.path.join(os.path.dirname(vm.folder), vm.vm, f"{vm.vm}.nvram")
+    try:
+        with open(base_nvram, "rb") as f:
+            nvram = f.read()
+    except FileNotFoundError:
+        nvram = b""
+    write_atomic(os.path.join(vm.folder, f"{vm.name}.nvram"), nvram)
+    log = os.path.join(vm.folder, "vmware.log")
+    if not os.path.exists(log):
+        write_atomic(log, b"")
+
+
+def _delete_folder(vm: st.RecoveredVm, mode: str) -> bool:
+    """Remove a recovered VM's folder; refuse anything but ``<vm>-test``/``<vm>-dr``."""
+    if os.path.basename(vm.folder) != st.folder_name(vm.vm, mode):
+        raise PreconditionError(f"refusing to delete {vm.folder}: not a recovered VM's folder")
+    if not os.path.isdir(vm.folder):
+        return False
+    shutil.rmtree(vm.folder)
+    fsync_dir(os.path.dirname(vm.folder))
+    return True
+
+
+def _point_json(point: PointFacts) -> dict[str, Any]:
+    return dataclasses.asdict(point)

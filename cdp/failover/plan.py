@@ -1,0 +1,564 @@
+"""The recovery plan file: typed, frozen, validated at the edge.
+
+A plan is YAML (see docs/FAILOVER.md for every key). :func:`load_plan` returns a
+:class:`Plan` or raises :class:`cdp.errors.ConfigError` naming the bad key by its path
+(``groups[0].vms[1].nics[0].network``). Credentials never live in the plan: it names
+environment variables or a credentials file, and :func:`resolve_credentials` reads them
+when a command needs them. This module owns the plan's defaults (``DEFAULT_*``); it
+never talks to vCenter or to the target.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import yaml
+
+from cdp.errors import ConfigError
+from cdp.failover.yamlkeys import Section, UniqueKeyLoader
+
+PLAN_VERSION = 1
+DEFAULT_USER_ENV = "CDP_VCENTER_USER"
+DEFAULT_PASSWORD_ENV = "CDP_VCENTER_PASSWORD"
+DEFAULT_VCENTER_TIMEOUT_S = 30.0
+DEFAULT_RPO_SLA_S = 60.0
+DEFAULT_STATE_DIR = ".cdp-failover"
+"""Relative to the plan file's folder."""
+DEFAULT_MAX_VCPUS_PER_CPU = 4.0
+DEFAULT_PARALLEL = 8
+DEFAULT_POWER_ON_TIMEOUT_S = 300.0
+DEFAULT_ESTIMATE_TASK_S = 1.0
+"""Seconds one vCenter task takes, for the RTO estimate (a real vCenter: ~0.5-2 s)."""
+DEFAULT_ESTIMATE_EXPORT_BYTES_PER_S = 200e6
+DEFAULT_COMMIT_TIMEOUT_S = 3600.0
+DEFAULT_COMMIT_ACTION = "commit"
+DEFAULT_SHUTDOWN = "guest"
+DEFAULT_SHUTDOWN_TIMEOUT_S = 300.0
+DEFAULT_DRAIN_QUIET_S = 3.0
+DEFAULT_DRAIN_TIMEOUT_S = 600.0
+ADAPTERS = ("vmxnet3", "e1000e", "e1000")
+COMMIT_ACTIONS = ("commit", "rollback")
+SHUTDOWNS = ("guest", "power_off")
+_THUMBPRINT = re.compile(r"[0-9a-f]{64}")
+_ADDRESS = re.compile(r"[^\s:]+:\d{1,5}")
+
+
+# ---------------------------------------------------------------- the plan's types
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """How the vCenter certificate is trusted: CA (default), a pinned thumbprint, or not."""
+
+    verify: bool = True
+    """False only by explicit opt-out (``tls: {verify: false}``); a lab setting."""
+    ca_file: str = ""
+    """PEM bundle of CAs to trust instead of the system store; empty: system store."""
+    thumbprint: str = ""
+    """SHA-256 of the server certificate (64 hex digits); trusted even without a CA."""
+
+
+@dataclass(frozen=True)
+class CredentialSource:
+    """Where the vCenter user and password come from (never the plan itself)."""
+
+    user_env: str = DEFAULT_USER_ENV
+    password_env: str = DEFAULT_PASSWORD_ENV
+    file: str = ""
+    """YAML file with ``user:`` and ``password:``, mode 0600; used instead of env if set."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A resolved user and password, with where they came from (for error hints)."""
+
+    user: str
+    password: str = field(repr=False)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class VCenterSettings:
+    """How to reach one vCenter."""
+
+    url: str
+    host: str
+    port: int
+    path: str
+    credentials: CredentialSource
+    tls: TlsSettings
+    timeout_s: float = DEFAULT_VCENTER_TIMEOUT_S
+    """Socket timeout of each vCenter call, seconds."""
+
+
+@dataclass(frozen=True)
+class ProtectedSite:
+    """The protected site's vCenter, used by a planned failover to stop the source VMs."""
+
+    vcenter: VCenterSettings
+    datacenter: str
+    shutdown: str = DEFAULT_SHUTDOWN
+    """``guest`` (clean guest shutdown, then power off after the timeout) or ``power_off``."""
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    drain_quiet_s: float = DEFAULT_DRAIN_QUIET_S
+    """The target's durable seq must stay put this long to count as drained, seconds."""
+    drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class DatastoreSettings:
+    """The recovery datastore: its vCenter name and where cdp writes its files."""
+
+    name: str
+    path: str
+    """Local path of the datastore's root: the target's ``<data_dir>/replicas`` folder."""
+    reserve_bytes: int = 0
+    """Bytes that must stay free after the images are written."""
+
+
+@dataclass(frozen=True)
+class RecoverySite:
+    """Where recovered VMs run."""
+
+    datacenter: str
+    cluster: str
+    hosts: tuple[str, ...]
+    datastore: DatastoreSettings
+    resource_pool: str = ""
+    folder: str = ""
+    max_vcpus_per_cpu: float = DEFAULT_MAX_VCPUS_PER_CPU
+    """vCPUs allowed per logical CPU of the standby hosts (overcommit ratio)."""
+    parallel: int = DEFAULT_PARALLEL
+    """Steps of one phase run at once (exports, registrations, power-ons)."""
+    power_on_timeout_s: float = DEFAULT_POWER_ON_TIMEOUT_S
+    estimate_task_s: float = DEFAULT_ESTIMATE_TASK_S
+    estimate_export_bytes_per_s: float = DEFAULT_ESTIMATE_EXPORT_BYTES_PER_S
+
+
+@dataclass(frozen=True)
+class NetworkMapping:
+    """A protected-site network and the port groups its NICs get at recovery."""
+
+    source: str
+    live: str
+    test: str
+
+
+@dataclass(frozen=True)
+class NicSettings:
+    """One NIC of a recovered VM."""
+
+    network: str
+    """A ``network_mappings[].source`` name."""
+    adapter: str = "vmxnet3"
+
+
+@dataclass(frozen=True)
+class VmSettings:
+    """One VM to recover and the hardware it gets."""
+
+    name: str
+    cpus: int = 1
+    memory_mb: int = 1024
+    nics: tuple[NicSettings, ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """A consistency group at the target and the VMs of it this plan recovers."""
+
+    name: str
+    vms: tuple[VmSettings, ...]
+
+
+@dataclass(frozen=True)
+class BootGroup:
+    """VMs powered on together, ``delay_s`` after the previous group is running."""
+
+    name: str
+    vms: tuple[str, ...]
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class CommitPolicy:
+    """What happens after a live failover if nobody commits or rolls back."""
+
+    timeout_s: float = DEFAULT_COMMIT_TIMEOUT_S
+    """How long ``run`` waits for a decision, seconds; 0: apply the default at once."""
+    default_action: str = DEFAULT_COMMIT_ACTION
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A whole recovery plan."""
+
+    name: str
+    source_path: str
+    target_address: str
+    state_dir: str
+    vcenter: VCenterSettings
+    recovery: RecoverySite
+    networks: tuple[NetworkMapping, ...]
+    groups: tuple[GroupSettings, ...]
+    boot_order: tuple[BootGroup, ...]
+    commit: CommitPolicy
+    rpo_sla_s: float = DEFAULT_RPO_SLA_S
+    protected_site: ProtectedSite | None = None
+
+    def vms(self) -> list[tuple[str, VmSettings]]:
+        """Every VM of the plan with its group name, in plan order."""
+        return [(g.name, vm) for g in self.groups for vm in g.vms]
+
+    def vm_key(self, vm_name: str) -> str:
+        """The key path of a VM in the plan file, for error messages."""
+        for gi, g in enumerate(self.groups):
+            for vi, vm in enumerate(g.vms):
+                if vm.name == vm_name:
+                    return f"groups[{gi}].vms[{vi}]"
+        return "groups"
+
+    def mapping(self, source: str) -> NetworkMapping:
+        """The mapping of a source network (validated to exist at load time)."""
+        return next(m for m in self.networks if m.source == source)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_plan(path: str) -> Plan:
+    """Read and validate a plan file; raise ConfigError naming the bad key."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as exc:
+        raise ConfigError("--plan", f"cannot read {path!r}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError("--plan", f"{path!r} is not valid YAML: {exc}") from exc
+    return parse_plan(data, path)
+
+
+def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
+    """Validate decoded YAML into a Plan (``path`` anchors relative paths)."""
+    top = Section(data, "")
+    top.allow(
+        "version",
+        "name",
+        "target",
+        "state_dir",
+        "rpo_sla_s",
+        "vcenter",
+        "protected_site",
+        "recovery",
+        "network_mappings",
+        "groups",
+        "boot_order",
+        "commit",
+    )
+    version = top.integer("version", required=True)
+    if version != PLAN_VERSION:
+        raise ConfigError("version", f"{version} is not supported; this cdp reads version 1")
+    base = os.path.dirname(os.path.abspath(path))
+    networks = _networks(top.sequence("network_mappings", required=False))
+    groups = _groups(top.sequence("groups", required=True), networks)
+    vms = [vm.name for g in groups for vm in g.vms]
+    plan = Plan(
+        name=top.name("name"),
+        source_path=os.path.abspath(path),
+        target_address=_target(top.child("target")),
+        state_dir=_path(base, top.string("state_dir", default=DEFAULT_STATE_DIR)),
+        vcenter=_vcenter(top.child("vcenter"), base),
+        recovery=_recovery(top.child("recovery"), base),
+        networks=networks,
+        groups=groups,
+        boot_order=_boot_order(top.sequence("boot_order", required=False), vms),
+        commit=_commit(top.child("commit", required=False)),
+        rpo_sla_s=top.number("rpo_sla_s", default=DEFAULT_RPO_SLA_S, low=0.0),
+        protected_site=_protected(top.child("protected_site", required=False), base),
+    )
+    return plan
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _target(m: Section) -> str:
+    m.allow("address")
+    address = m.string("address", required=True)
+    if not _ADDRESS.fullmatch(address) or not 0 < int(address.rpartition(":")[2]) < 65536:
+        raise ConfigError(m.key("address"), f"{address!r} is not HOST:PORT")
+    return address
+
+
+def _vcenter(m: Section, base: str) -> VCenterSettings:
+    if "password" in m.data or "user" in m.data or "username" in m.data:
+        raise ConfigError(
+            m.key("password" if "password" in m.data else "user"),
+            "credentials never go in the plan",
+            hint="name environment variables (credentials.user_env/password_env) "
+            "or a 0600 file (credentials.file)",
+        )
+    m.allow("url", "credentials", "tls", "timeout_s")
+    url = m.string("url", required=True)
+    host, port, sdk_path = _parse_url(m.key("url"), url)
+    return VCenterSettings(
+        url=url,
+        host=host,
+        port=port,
+        path=sdk_path,
+        credentials=_credentials(m.section("credentials"), base),
+        tls=_tls(m.section("tls"), base),
+        timeout_s=m.number("timeout_s", default=DEFAULT_VCENTER_TIMEOUT_S, low=0.1),
+    )
+
+
+def _parse_url(key: str, url: str) -> tuple[str, int, str]:
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise ConfigError(key, f"{url!r} must be an https:// URL")
+    if parts.username or parts.password:
+        raise ConfigError(key, "must not contain credentials", hint="use vcenter.credentials")
+    try:
+        port = parts.port or 443
+    except ValueError as exc:
+        raise ConfigError(key, f"{url!r} has a bad port") from exc
+    if not parts.hostname:
+        raise ConfigError(key, f"{url!r} has no host name")
+    return parts.hostname, port, parts.path or "/sdk"
+
+
+def _credentials(m: Section, base: str) -> CredentialSource:
+    if "password" in m.data or "user" in m.data:
+        raise ConfigError(
+            m.key("password" if "password" in m.data else "user"),
+            "credentials never go in the plan",
+            hint="use user_env/password_env or file",
+        )
+    m.allow("user_env", "password_env", "file")
+    file = m.string("file", default="")
+    if file and ("user_env" in m.data or "password_env" in m.data):
+        raise ConfigError(m.key("file"), "give either file or user_env/password_env, not both")
+    return CredentialSource(
+        user_env=m.string("user_env", default=DEFAULT_USER_ENV),
+        password_env=m.string("password_env", default=DEFAULT_PASSWORD_ENV),
+        file=_path(base, file) if file else "",
+    )
+
+
+def _tls(m: Section, base: str) -> TlsSettings:
+    m.allow("verify", "ca_file", "thumbprint")
+    verify = m.boolean("verify", default=True)
+    ca_file = m.string("ca_file", default="")
+    thumbprint = m.string("thumbprint", default="").replace(":", "").lower()
+    if thumbprint and not _THUMBPRINT.fullmatch(thumbprint):
+        raise ConfigError(m.key("thumbprint"), "must be the SHA-256 of the certificate (64 hex)")
+    if not verify and (ca_file or thumbprint):
+        raise ConfigError(m.key("verify"), "false contradicts ca_file/thumbprint; drop one")
+    if ca_file and not os.path.isfile(_path(base, ca_file)):
+        raise ConfigError(m.key("ca_file"), f"{ca_file!r} is not a file")
+    return TlsSettings(verify, _path(base, ca_file) if ca_file else "", thumbprint)
+
+
+def _protected(m: Section | None, base: str) -> ProtectedSite | None:
+    if m is None:
+        return None
+    m.allow(
+        "vcenter",
+        "datacenter",
+        "shutdown",
+        "shutdown_timeout_s",
+        "drain_quiet_s",
+        "drain_timeout_s",
+    )
+    return ProtectedSite(
+        vcenter=_vcenter(m.child("vcenter"), base),
+        datacenter=m.string("datacenter", required=True),
+        shutdown=m.choice("shutdown", SHUTDOWNS, DEFAULT_SHUTDOWN),
+        shutdown_timeout_s=m.number("shutdown_timeout_s", DEFAULT_SHUTDOWN_TIMEOUT_S, low=0.0),
+        drain_quiet_s=m.number("drain_quiet_s", DEFAULT_DRAIN_QUIET_S, low=0.1),
+        drain_timeout_s=m.number("drain_timeout_s", DEFAULT_DRAIN_TIMEOUT_S, low=1.0),
+    )
+
+
+def _recovery(m: Section, base: str) -> RecoverySite:
+    m.allow(
+        "datacenter",
+        "cluster",
+        "hosts",
+        "datastore",
+        "resource_pool",
+        "folder",
+        "max_vcpus_per_cpu",
+        "parallel",
+        "power_on_timeout_s",
+        "estimate_task_s",
+        "estimate_export_bytes_per_s",
+    )
+    cluster = m.string("cluster", default="")
+    hosts = tuple(m.strings("hosts"))
+    if not cluster and not hosts:
+        raise ConfigError(m.key("cluster"), "name a cluster or a list of hosts (standby hosts)")
+    return RecoverySite(
+        datacenter=m.string("datacenter", required=True),
+        cluster=cluster,
+        hosts=hosts,
+        datastore=_datastore(m.child("datastore"), base),
+        resource_pool=m.string("resource_pool", default=""),
+        folder=m.string("folder", default=""),
+        max_vcpus_per_cpu=m.number("max_vcpus_per_cpu", DEFAULT_MAX_VCPUS_PER_CPU, low=0.1),
+        parallel=m.integer("parallel", default=DEFAULT_PARALLEL, low=1, high=64),
+        power_on_timeout_s=m.number("power_on_timeout_s", DEFAULT_POWER_ON_TIMEOUT_S, low=1.0),
+        estimate_task_s=m.number("estimate_task_s", DEFAULT_ESTIMATE_TASK_S, low=0.0),
+        estimate_export_bytes_per_s=m.number(
+            "estimate_export_bytes_per_s", DEFAULT_ESTIMATE_EXPORT_BYTES_PER_S, low=1.0
+        ),
+    )
+
+
+def _datastore(m: Section, base: str) -> DatastoreSettings:
+    m.allow("name", "path", "reserve_bytes")
+    return DatastoreSettings(
+        name=m.string("name", required=True),
+        path=_path(base, m.string("path", required=True)),
+        reserve_bytes=m.integer("reserve_bytes", default=0, low=0),
+    )
+
+
+def _networks(items: list[Section]) -> tuple[NetworkMapping, ...]:
+    out: list[NetworkMapping] = []
+    for item in items:
+        item.allow("source", "live", "test")
+        mapping = NetworkMapping(
+            item.string("source", required=True),
+            item.string("live", required=True),
+            item.string("test", required=True),
+        )
+        if any(o.source == mapping.source for o in out):
+            raise ConfigError(item.key("source"), f"network {mapping.source!r} is mapped twice")
+        out.append(mapping)
+    return tuple(out)
+
+
+def _groups(
+    items: list[Section], networks: tuple[NetworkMapping, ...]
+) -> tuple[GroupSettings, ...]:
+    if not items:
+        raise ConfigError("groups", "list at least one group")
+    out: list[GroupSettings] = []
+    seen_vms: set[str] = set()
+    for item in items:
+        item.allow("name", "vms")
+        name = item.name("name")
+        if any(g.name == name for g in out):
+            raise ConfigError(item.key("name"), f"group {name!r} is listed twice")
+        vm_items = item.sequence("vms", required=True)
+        if not vm_items:
+            raise ConfigError(item.key("vms"), "list at least one VM")
+        vms = tuple(_vm(v, networks, seen_vms) for v in vm_items)
+        out.append(GroupSettings(name, vms))
+    return tuple(out)
+
+
+def _vm(m: Section, networks: tuple[NetworkMapping, ...], seen: set[str]) -> VmSettings:
+    m.allow("name", "cpus", "memory_mb", "nics")
+    name = m.name("name")
+    if name in seen:
+        raise ConfigError(m.key("name"), f"VM {name!r} is listed twice")
+    seen.add(name)
+    nics = []
+    for nic in m.sequence("nics", required=False):
+        nic.allow("network", "adapter")
+        network = nic.string("network", required=True)
+        if not any(n.source == network for n in networks):
+            raise ConfigError(
+                nic.key("network"),
+                f"{network!r} is not a network_mappings[].source",
+                hint="map every NIC's network to a live and a test port group",
+            )
+        nics.append(NicSettings(network, nic.choice("adapter", ADAPTERS, "vmxnet3")))
+    return VmSettings(
+        name=name,
+        cpus=m.integer("cpus", default=1, low=1, high=768),
+        memory_mb=m.integer("memory_mb", default=1024, low=4, high=24 * 2**20),
+        nics=tuple(nics),
+    )
+
+
+def _boot_order(items: list[Section], vms: list[str]) -> tuple[BootGroup, ...]:
+    if not items:
+        return (BootGroup("all", tuple(vms)),)
+    out: list[BootGroup] = []
+    placed: dict[str, str] = {}
+    for item in items:
+        item.allow("name", "vms", "delay_s")
+        name = item.name("name")
+        members = item.strings("vms")
+        for i, vm in enumerate(members):
+            key = f"{item.key('vms')}[{i}]"
+            if vm not in vms:
+                raise ConfigError(key, f"{vm!r} is not a VM of any group in this plan")
+            if vm in placed:
+                raise ConfigError(key, f"{vm!r} is already in boot group {placed[vm]!r}")
+            placed[vm] = name
+        out.append(BootGroup(name, tuple(members), item.number("delay_s", 0.0, low=0.0)))
+    missing = [vm for vm in vms if vm not in placed]
+    if missing:
+        raise ConfigError("boot_order", f"VMs in no boot group: {', '.join(missing)}")
+    return tuple(out)
+
+
+def _commit(m: Section | None) -> CommitPolicy:
+    if m is None:
+        return CommitPolicy()
+    m.allow("timeout_s", "default_action")
+    return CommitPolicy(
+        timeout_s=m.number("timeout_s", DEFAULT_COMMIT_TIMEOUT_S, low=0.0),
+        default_action=m.choice("default_action", COMMIT_ACTIONS, DEFAULT_COMMIT_ACTION),
+    )
+
+
+def _path(base: str, value: str) -> str:
+    return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+
+
+# ---------------------------------------------------------------- credentials
+
+
+def resolve_credentials(source: CredentialSource, environ: Mapping[str, str]) -> Credentials:
+    """Read the user and password from the file or the environment the plan names."""
+    if source.file:
+        return _credentials_file(source.file)
+    user, password = environ.get(source.user_env, ""), environ.get(source.password_env, "")
+    missing = [n for n, v in ((source.user_env, user), (source.password_env, password)) if not v]
+    if missing:
+        raise ConfigError(
+            "vcenter.credentials",
+            f"environment variable {' and '.join(missing)} not set",
+            hint="export them, or point credentials.file at a 0600 YAML file",
+        )
+    return Credentials(user, password, f"env {source.user_env}/{source.password_env}")
+
+
+def _credentials_file(path: str) -> Credentials:
+    key = "vcenter.credentials.file"
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path!r}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(key, f"{path!r} is not valid YAML: {exc}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            key, f"{path!r} is readable by others (mode {mode & 0o777:o})", hint=f"chmod 600 {path}"
+        )
+    m = Section(data, key)
+    m.allow("user", "password")
+    user, password = m.string("user", required=True), m.string("password", required=True)
+    return Credentials(user, password, f"file {path}")

@@ -1,0 +1,87 @@
+"""The seam to the replication target: what failover asks of it, in plain values.
+
+The CLI wires :class:`Replication` to a gRPC ``ReplicationClient`` (cdp/cli/failover.py);
+failover never imports grpc. Images are exported, never the base or the journal touched:
+reading an image is read-only at the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+STATE_REPLICATING = "replicating"
+STATE_DISCONNECTED = "disconnected"
+STATE_RESYNC_REQUIRED = "resync_required"
+STATE_ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ReplicaDisk:
+    """One disk of a protected VM at the target."""
+
+    index: int
+    capacity_bytes: int
+
+
+@dataclass(frozen=True)
+class ReplicaVm:
+    """A protected VM at the target, with its disks in order."""
+
+    name: str
+    disks: tuple[ReplicaDisk, ...]
+
+
+@dataclass(frozen=True)
+class GroupFacts:
+    """A consistency group's replication state at the target."""
+
+    name: str
+    state: str
+    """One of the ``STATE_*`` names (the worst member's for a group spanning hosts)."""
+    durable_seq: int
+    durable_ns: int
+    """Source time of the newest durable write, Unix ns (oldest across members)."""
+    vms: tuple[ReplicaVm, ...]
+    error: str = ""
+
+    def vm(self, name: str) -> ReplicaVm | None:
+        """The VM of that name, or None."""
+        return next((v for v in self.vms if v.name == name), None)
+
+
+@dataclass(frozen=True)
+class PointFacts:
+    """A restore point, fixed by its seq."""
+
+    seq: int
+    time_ns: int
+    kind: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What exporting one disk at a point costs."""
+
+    point: PointFacts
+    base_seq: int
+    records: int
+    record_bytes: int
+    capacity_bytes: int
+
+
+class Replication(Protocol):
+    """The calls failover makes on the target."""
+
+    async def group(self, name: str) -> GroupFacts:
+        """The group's state; NotFoundError if the target has no such group."""
+
+    async def image_plan(self, group: str, vm: str, disk: int, at: str) -> ImageFacts:
+        """Resolve ``at`` for one disk without reading data (PointOutsideHistoryError)."""
+
+    async def export(self, group: str, vm: str, disk: int, at: str, out_path: str) -> int:
+        """Write the disk at ``at`` as a flat VMDK at ``out_path``; return bytes written."""
+
+    async def bookmark(self, group: str, name: str) -> PointFacts:
+        """Bookmark the group's newest durable restore point."""

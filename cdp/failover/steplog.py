@@ -1,0 +1,136 @@
+"""The durable step log of a plan's operation: what was planned, what is done.
+
+One JSON file per plan, ``<state_dir>/<plan>/operation.json``, replaced atomically
+(:func:`cdp.fsutil.write_atomic`) after every finished step. A crash therefore loses at
+most the record of steps that were running; each step is written to be safe to run
+again (it checks vCenter and the datastore before it acts), so running the same command
+again continues from the last recorded step. A finished operation (test stopped,
+committed, rolled back) moves to ``history/`` under the same folder.
+
+``<state_dir>/<plan>/lock`` is held (``flock``) by the command changing the log, so two
+commands never run steps of the same plan at once; the kernel drops the lock when its
+holder dies, which is what lets a crashed command be resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from cdp.failover.errors import OperationStateError
+from cdp.fsutil import fsync_dir, write_atomic
+
+LOG_VERSION = 1
+OPERATION_FILE = "operation.json"
+
+# operation statuses
+RUNNING = "running"
+"""Forward steps are being run (or were, when the command died)."""
+TESTING = "testing"
+AWAITING_COMMIT = "awaiting-commit"
+UNDOING = "undoing"
+"""stop-test or rollback steps are being run."""
+COMMITTED = "committed"
+ROLLED_BACK = "rolled-back"
+TEST_STOPPED = "test-stopped"
+FINAL = (COMMITTED, ROLLED_BACK, TEST_STOPPED)
+
+
+class StepLog:
+    """The step log of one plan (the file may not exist: no active operation)."""
+
+    def __init__(self, state_dir: str, plan_name: str) -> None:
+        self.folder = os.path.join(state_dir, plan_name)
+        self.path = os.path.join(self.folder, OPERATION_FILE)
+        self.data: dict[str, Any] | None = None
+
+    def load(self) -> dict[str, Any] | None:
+        """Read the active operation, or None when there is none.
+
+        A log left with a final status (a crash between recording it and archiving) is
+        archived now, so a new operation never overwrites it.
+        """
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                self.data = json.load(f)
+        except FileNotFoundError:
+            self.data = None
+        except (OSError, ValueError) as exc:
+            raise OperationStateError(
+                f"step log {self.path} is unreadable: {exc}",
+                hint="restore it from history/ or move it away to start over (check vCenter "
+                "for VMs it registered first)",
+            ) from exc
+        if self.data is not None and self.data.get("status") in FINAL:
+            with contextlib.suppress(FileNotFoundError):  # another command archived it
+                self.archive()
+            self.data = None
+        return self.data
+
+    def start(self, data: dict[str, Any]) -> None:
+        """Write a new operation's log (folder created as needed)."""
+        os.makedirs(self.folder, exist_ok=True)
+        self.data = {"version": LOG_VERSION, **data, "events": []}
+        self.save()
+
+    def save(self) -> None:
+        """Durably replace the file with the current data."""
+        assert self.data is not None
+        write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True).encode())
+
+    def event(self, what: str) -> None:
+        """Append a timestamped line to the operation's history (saved by the caller)."""
+        assert self.data is not None
+        self.data["events"].append({"unix": round(time.time(), 3), "what": what})
+
+    def archive(self) -> str:
+        """Move the finished operation into history/; return its new path."""
+        assert self.data is not None
+        history = os.path.join(self.folder, "history")
+        os.makedirs(history, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.data["started_unix"]))
+        dest = os.path.join(history, f"{stamp}-{self.data['operation']}-{self.data['status']}.json")
+        os.replace(self.path, dest)
+        fsync_dir(history)
+        fsync_dir(self.folder)
+        self.data = None
+        return dest
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the plan's lock; OperationStateError if another command holds it."""
+        os.makedirs(self.folder, exist_ok=True)
+        path = os.path.join(self.folder, "lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise OperationStateError(
+                    f"another cdp failover command (pid {holder}) is running for this plan",
+                    hint="wait for it to finish, or stop it; a killed command leaves no lock",
+                ) from exc
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing drops the flock
+
+
+def step_entry(step: dict[str, Any]) -> dict[str, Any]:
+    """A planned step as the log records it (not done yet)."""
+    return {**step, "done": False}
+
+
+def pending(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps not recorded as done, in order."""
+    return [s for s in steps if not s["done"]]

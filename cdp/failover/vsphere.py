@@ -1,0 +1,548 @@
+"""vCenter through pyVmomi: the only module of cdp that imports it.
+
+:class:`VSphereSession` implements :class:`cdp.failover.vcenter.VCenter`. Every method
+blocks on SOAP round trips; async callers use ``asyncio.to_thread``. Every call runs
+inside :func:`cdp.failover.faults.translated`, so pyVmomi faults and socket/TLS errors
+leave this module only as cdp errors with a hint for the operator.
+
+TLS: verification is on unless the plan opts out. A pinned SHA-256 thumbprint trusts a
+certificate no CA vouches for (pyVmomi checks the pin on every connection). The API
+version is fixed (``API_VERSION``) rather than negotiated, because pyVmomi's
+negotiation request does not honour a pinned thumbprint; every call used here exists
+since vSphere 6.0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import ssl
+import time
+from typing import Any
+
+import pyVmomi
+from pyVmomi.SoapAdapter import SoapStubAdapter as _SoapStubAdapter
+
+from cdp.failover.errors import InventoryNotFoundError, PortGroupMissingError, VSphereError
+from cdp.failover.faults import translated
+from cdp.failover.plan import Credentials, TlsSettings, VCenterSettings
+from cdp.failover.vcenter import (
+    POWERED_OFF,
+    POWERED_ON,
+    DatastoreFacts,
+    Hardware,
+    HostFacts,
+    NicAttach,
+    Placement,
+    SiteFacts,
+    VmFacts,
+)
+
+log = logging.getLogger(__name__)
+
+# pyVmomi's stubs leave constructors untyped and every property Optional; objects from it
+# are handled as Any here and never leave this module (callers get vcenter.py values).
+vim: Any = getattr(pyVmomi, "vim")  # noqa: B009 - the stubs do not declare it
+vmodl: Any = getattr(pyVmomi, "vmodl")  # noqa: B009
+SoapStubAdapter: Any = _SoapStubAdapter
+
+API_VERSION = "vim.version.version13"
+"""vSphere API 6.7 U1: every vCenter since then accepts it; vcsim 0.24 too."""
+TASK_POLL_MAX_S = 0.5
+"""Longest pause between two polls of a running task, seconds (starts at 5 ms)."""
+DEFAULT_TASK_TIMEOUT_S = 600.0
+SCSI_UNITS = [u for u in range(16) if u != 7]
+"""Unit numbers a SCSI disk may take (7 is the controller itself)."""
+_ADAPTERS: dict[str, Any] = {
+    "vmxnet3": vim.vm.device.VirtualVmxnet3,
+    "e1000e": vim.vm.device.VirtualE1000e,
+    "e1000": vim.vm.device.VirtualE1000,
+}
+
+
+# ---------------------------------------------------------------- connecting
+
+
+def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The client TLS context the plan asks for (never a warning-raising default)."""
+    context = ssl.create_default_context(cafile=tls.ca_file or None)
+    if not tls.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def connect(settings: VCenterSettings, credentials: Credentials, pool: int = 8) -> VSphereSession:
+    """Log in to vCenter; the session logs out on :meth:`VSphereSession.close`."""
+    stub = SoapStubAdapter(
+        host=settings.host,
+        port=settings.port,
+        path=settings.path,
+        version=API_VERSION,
+        sslContext=ssl_context(settings.tls),
+        thumbprint=settings.tls.thumbprint or None,
+        httpConnectionTimeout=settings.timeout_s,
+        poolSize=pool,
+    )
+    si = vim.ServiceInstance("ServiceInstance", stub)
+    try:
+        with translated(settings, "login"):
+            content = si.RetrieveContent()
+            content.sessionManager.Login(userName=credentials.user, password=credentials.password)
+    except BaseException as exc:
+        stub.DropConnections()
+        _close_stray_connections(exc)
+        raise
+    return VSphereSession(settings, si, content)
+
+
+def _close_stray_connections(exc: BaseException) -> None:
+    """Close HTTP connections pyVmomi left open in the frames of a failed login.
+
+    When a pinned thumbprint does not match, pyVmomi raises with the connection it
+    opened still open and outside its pool; left to the garbage collector it would be
+    an unclosed-socket ResourceWarning.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        tb = seen.__traceback__
+        while tb is not None:
+            for value in list(tb.tb_frame.f_locals.values()):
+                if isinstance(value, http.client.HTTPConnection):
+                    value.close()
+            tb = tb.tb_next
+        seen = seen.__cause__ or seen.__context__
+
+
+class VSphereSession:
+    """A logged-in vCenter session (implements ``cdp.failover.vcenter.VCenter``).
+
+    Inventory objects that do not change during an operation (datacenters, hosts, their
+    names and networks) are cached; calls may come from several threads at once.
+    """
+
+    def __init__(self, settings: VCenterSettings, si: Any, content: Any) -> None:
+        self.settings = settings
+        self._content = content
+        self._stub = si._stub
+        self._dcs: dict[str, Any] = {}
+        self._hosts: dict[str, Any] = {}
+        """Host name -> HostSystem, and host moid -> name (both directions)."""
+        self._networks: dict[str, dict[str, Any]] = {}
+        """Host moid -> {network name: NIC backing}."""
+
+    def close(self) -> None:
+        """Log out and drop pooled connections (errors while logging out are ignored)."""
+        with contextlib.suppress(Exception):
+            self._content.sessionManager.Logout()
+        self._stub.DropConnections()
+
+    # ---------------------------------------------------------- reading
+
+    def site(
+        self, datacenter: str, cluster: str, hosts: tuple[str, ...], datastore: str
+    ) -> SiteFacts:
+        """Facts about the datacenter, the standby hosts and the datastore."""
+        with translated(self.settings, f"reading datacenter {datacenter!r}"):
+            dc = self._datacenter(datacenter)
+            chosen, missing = self._standby_hosts(dc, cluster, hosts)
+            networks = self._names(dc.networkFolder, vim.Network)
+            return SiteFacts(
+                datacenter=datacenter,
+                about=self._content.about.fullName,
+                hosts=tuple(self._host_facts(dc, chosen, networks)),
+                missing_hosts=tuple(missing),
+                datastore=self._datastore_facts(dc, datastore),
+                networks=frozenset(networks.values()),
+                vms=tuple(self._vm_facts(dc)),
+            )
+
+    def find_vm(self, datacenter: str, path: str) -> VmFacts | None:
+        """The VM registered at a .vmx datastore path, or None."""
+        with translated(self.settings, f"looking up {path}"):
+            dc = self._datacenter(datacenter)
+            vm = self._content.searchIndex.FindByDatastorePath(datacenter=dc, path=path)
+            return self._one_vm(vm) if vm is not None else None
+
+    def find_vm_by_name(self, datacenter: str, name: str) -> VmFacts | None:
+        """A VM with this name in the datacenter, or None."""
+        with translated(self.settings, f"looking up VM {name!r}"):
+            dc = self._datacenter(datacenter)
+            return next((v for v in self._vm_facts(dc) if v.name == name), None)
+
+    # ---------------------------------------------------------- changing
+
+    def register_vm(self, path: str, name: str, placement: Placement) -> VmFacts:
+        """Register the .vmx at ``path`` as ``name`` on the placement's host and pool."""
+        with translated(self.settings, f"registering {name} ({path})"):
+            dc = self._datacenter(placement.datacenter)
+            host = self._host(dc, placement.host)
+            pool = self._pool(host, placement.resource_pool)
+            folder = dc.vmFolder
+            if placement.folder:
+                folder = self._find(dc.vmFolder, vim.Folder, placement.folder, "VM folder")
+            task = folder.RegisterVM_Task(
+                path=path, name=name, asTemplate=False, pool=pool, host=host
+            )
+            return self._one_vm(self._wait(task))
+
+    def reconfigure_vm(self, ref: str, hardware: Hardware) -> list[str]:
+        """Give the VM its CPUs, memory, disks and NICs; only what is missing changes."""
+        with translated(self.settings, f"reconfiguring {ref}"):
+            vm = vim.VirtualMachine(ref, self._stub)
+            p = self._props(vm, ["config.hardware", "runtime.host"])
+            hw, host = p["config.hardware"], p["runtime.host"]
+            spec, changed = vim.vm.ConfigSpec(), []
+            if hw.numCPU != hardware.cpus:
+                spec.numCPUs = hardware.cpus
+                changed.append(f"cpus={hardware.cpus}")
+            if hw.memoryMB != hardware.memory_mb:
+                spec.memoryMB = hardware.memory_mb
+                changed.append(f"memory={hardware.memory_mb}MB")
+            devices = list(hw.device)
+            spec.deviceChange = _disk_changes(devices, hardware, changed)
+            spec.deviceChange += self._nic_changes(host, devices, hardware.nics, changed)
+            if changed:
+                self._wait(vm.ReconfigVM_Task(spec=spec))
+            return changed
+
+    def power_on(self, ref: str, timeout_s: float) -> None:
+        """Power on (unless on) and wait for vCenter to report poweredOn."""
+        with translated(self.settings, f"powering on {ref}"):
+            vm = vim.VirtualMachine(ref, self._stub)
+            if self._power(vm) != POWERED_ON:
+                self._wait(vm.PowerOnVM_Task(), timeout_s)
+            self._wait_power(vm, POWERED_ON, timeout_s)
+
+    def power_off(self, ref: str) -> None:
+        """Power off at once (unless off)."""
+        with translated(self.settings, f"powering off {ref}"):
+            vm = vim.VirtualMachine(ref, self._stub)
+            if self._power(vm) != POWERED_OFF:
+                self._wait(vm.PowerOffVM_Task())
+
+    def shutdown(self, ref: str, timeout_s: float) -> str:
+        """Guest shutdown; power off if the guest has not stopped after ``timeout_s``."""
+        with translated(self.settings, f"shutting down {ref}"):
+            vm = vim.VirtualMachine(ref, self._stub)
+            if self._power(vm) == POWERED_OFF:
+                return "already off"
+            try:
+                vm.ShutdownGuest()
+                self._wait_power(vm, POWERED_OFF, timeout_s)
+                return "guest shutdown"
+            except (vim.fault.ToolsUnavailable, vim.fault.InvalidState, TimeoutError):
+                log.warning("guest shutdown of %s did not finish; powering off", ref)
+            self._wait(vm.PowerOffVM_Task())
+            return "powered off"
+
+    def unregister(self, ref: str) -> None:
+        """Remove the VM from the inventory; its files stay."""
+        with translated(self.settings, f"unregistering {ref}"):
+            vim.VirtualMachine(ref, self._stub).UnregisterVM()
+
+    # ---------------------------------------------------------- inventory
+
+    def _datacenter(self, name: str) -> Any:
+        if name not in self._dcs:
+            for dc, dc_name in self._names(self._content.rootFolder, vim.Datacenter, objs=True):
+                self._dcs[dc_name] = dc
+        if name not in self._dcs:
+            raise InventoryNotFoundError(
+                f"vCenter has no datacenter {name!r}", hint="check recovery.datacenter"
+            )
+        return self._dcs[name]
+
+    def _find(self, root: Any, vimtype: Any, name: str, what: str) -> Any:
+        for obj, obj_name in self._names(root, vimtype, objs=True):
+            if obj_name == name:
+                return obj
+        raise InventoryNotFoundError(f"no {what} {name!r} in vCenter", hint="check the plan")
+
+    def _host(self, dc: Any, name: str) -> Any:
+        if name not in self._hosts:
+            for host, host_name in self._names(dc.hostFolder, vim.HostSystem, objs=True):
+                self._hosts[host_name], self._hosts[host._moId] = host, host_name
+        if name not in self._hosts:
+            raise InventoryNotFoundError(f"no host {name!r} in vCenter", hint="check the plan")
+        return self._hosts[name]
+
+    def _standby_hosts(
+        self, dc: Any, cluster: str, names: tuple[str, ...]
+    ) -> tuple[list[Any], list[str]]:
+        """Host objects the plan names (a cluster's hosts, filtered by ``names`` if given)."""
+        if cluster:
+            found = self._find(dc.hostFolder, vim.ClusterComputeResource, cluster, "cluster")
+            pool = list(found.host)
+        else:
+            pool = [obj for obj, _ in self._names(dc.hostFolder, vim.HostSystem, objs=True)]
+        named = {self._host_name(h): h for h in pool}
+        if not names:
+            return pool, []
+        return [named[n] for n in names if n in named], [n for n in names if n not in named]
+
+    def _host_name(self, host: Any) -> str:
+        if host._moId not in self._hosts:
+            name = self._props(host, ["name"])["name"]
+            self._hosts[name], self._hosts[host._moId] = host, name
+        return str(self._hosts[host._moId])
+
+    def _host_facts(self, dc: Any, hosts: list[Any], networks: dict[str, str]) -> list[HostFacts]:
+        wanted = {h._moId for h in hosts}
+        props = [
+            "name",
+            "runtime.connectionState",
+            "runtime.inMaintenanceMode",
+            "summary.hardware.numCpuThreads",
+            "summary.hardware.memorySize",
+            "summary.quickStats.overallMemoryUsage",
+            "datastore",
+            "network",
+            "vm",
+        ]
+        running = self._running_vcpus(dc)
+        datastores = self._names(dc.datastoreFolder, vim.Datastore)
+        out: dict[str, HostFacts] = {}
+        for obj, p in self._collect(dc.hostFolder, vim.HostSystem, props):
+            if obj._moId in wanted:
+                out[obj._moId] = _host_row(p, running, datastores, networks)
+        return [out[h._moId] for h in hosts if h._moId in out]
+
+    def _running_vcpus(self, dc: Any) -> dict[str, int]:
+        paths = ["runtime.powerState", "summary.config.numCpu"]
+        return {
+            obj._moId: int(p.get("summary.config.numCpu") or 0)
+            for obj, p in self._collect(dc, vim.VirtualMachine, paths)
+            if p.get("runtime.powerState") == POWERED_ON
+        }
+
+    def _datastore_facts(self, dc: Any, name: str) -> DatastoreFacts | None:
+        paths = ["name", "summary.accessible", "summary.capacity", "summary.freeSpace"]
+        for _, p in self._collect(dc.datastoreFolder, vim.Datastore, paths):
+            if p.get("name") == name:
+                return DatastoreFacts(
+                    name,
+                    bool(p.get("summary.accessible")),
+                    int(p.get("summary.capacity") or 0),
+                    int(p.get("summary.freeSpace") or 0),
+                )
+        return None
+
+    def _vm_facts(self, root: Any) -> list[VmFacts]:
+        props = ["name", "config.files.vmPathName", "runtime.powerState", "runtime.host"]
+        rows = self._collect(root, vim.VirtualMachine, props)
+        return [self._vm_row(obj, p) for obj, p in rows]
+
+    def _one_vm(self, vm: Any) -> VmFacts:
+        p = self._props(
+            vm, ["name", "config.files.vmPathName", "runtime.powerState", "runtime.host"]
+        )
+        return self._vm_row(vm, p)
+
+    def _vm_row(self, obj: Any, p: dict[str, Any]) -> VmFacts:
+        host = p.get("runtime.host")
+        return VmFacts(
+            ref=obj._moId,
+            name=p.get("name", ""),
+            path=p.get("config.files.vmPathName", ""),
+            power_state=str(p.get("runtime.powerState", "")),
+            host=self._host_name(host) if host is not None else "",
+        )
+
+    def _pool(self, host: Any, name: str) -> Any:
+        compute = self._props(host, ["parent"])["parent"]
+        root = self._props(compute, ["resourcePool"])["resourcePool"]
+        return self._find(root, vim.ResourcePool, name, "resource pool") if name else root
+
+    def _nic_changes(
+        self, host: Any, devices: list[Any], nics: tuple[NicAttach, ...], changed: list[str]
+    ) -> list[Any]:
+        have = [d for d in devices if isinstance(d, vim.vm.device.VirtualEthernetCard)]
+        backings = self._backings(host)
+        out = []
+        for i, nic in enumerate(nics):
+            backing = backings.get(nic.network)
+            if backing is None:
+                raise PortGroupMissingError(
+                    f"port group {nic.network!r} is not available on host {self._host_name(host)}",
+                    hint="create it (on a DVS every standby host must be a member) or fix "
+                    "network_mappings",
+                )
+            if i < len(have):
+                if not _same_backing(have[i].backing, backing):
+                    have[i].backing = backing
+                    out.append(_device_spec("edit", have[i]))
+                    changed.append(f"nic{i}->{nic.network}")
+                continue
+            device = _ADAPTERS[nic.adapter](key=-200 - i, backing=backing)
+            device.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
+                startConnected=True, connected=True, allowGuestControl=True
+            )
+            out.append(_device_spec("add", device))
+            changed.append(f"nic{i}:{nic.network}")
+        return out
+
+    def _backings(self, host: Any) -> dict[str, Any]:
+        """Network name -> NIC backing, for the networks a host can give a VM (cached)."""
+        if host._moId not in self._networks:
+            objs = self._props(host, ["network"])["network"]
+            pc = vmodl.query.PropertyCollector
+            spec = pc.FilterSpec(
+                objectSet=[pc.ObjectSpec(obj=o) for o in objs],
+                propSet=[
+                    pc.PropertySpec(type=vim.Network, pathSet=["name"]),
+                    pc.PropertySpec(
+                        type=vim.dvs.DistributedVirtualPortgroup,
+                        pathSet=["key", "config.distributedVirtualSwitch"],
+                    ),
+                ],
+            )
+            found = self._content.propertyCollector.RetrieveContents([spec]) if objs else []
+            props = [(o.obj, {p.name: p.val for p in o.propSet}) for o in found]
+            self._networks[host._moId] = {p["name"]: self._backing(o, p) for o, p in props}
+        return self._networks[host._moId]
+
+    def _backing(self, network: Any, p: dict[str, Any]) -> Any:
+        card = vim.vm.device.VirtualEthernetCard
+        if "key" in p:
+            switch = self._props(p["config.distributedVirtualSwitch"], ["uuid"])["uuid"]
+            port = vim.dvs.PortConnection(portgroupKey=p["key"], switchUuid=switch)
+            return card.DistributedVirtualPortBackingInfo(port=port)
+        return card.NetworkBackingInfo(deviceName=p["name"], network=network)
+
+    # ---------------------------------------------------------- property collector
+
+    def _names(self, root: Any, vimtype: Any, objs: bool = False) -> Any:
+        """Moid -> name of every object of a type under root (or (obj, name) pairs)."""
+        rows = self._collect(root, vimtype, ["name"])
+        if objs:
+            return [(o, p.get("name", "")) for o, p in rows]
+        return {o._moId: p.get("name", "") for o, p in rows}
+
+    def _props(self, obj: Any, paths: list[str]) -> dict[str, Any]:
+        """Several properties of one object in one round trip (absent ones are missing)."""
+        pc = vmodl.query.PropertyCollector
+        spec = pc.FilterSpec(
+            objectSet=[pc.ObjectSpec(obj=obj)],
+            propSet=[pc.PropertySpec(type=type(obj), pathSet=paths)],
+        )
+        found = self._content.propertyCollector.RetrieveContents([spec])
+        if not found:
+            raise vmodl.fault.ManagedObjectNotFound(obj=obj, msg=f"{obj._moId} is gone")
+        return {p.name: p.val for p in found[0].propSet}
+
+    def _collect(
+        self, root: Any, vimtype: Any, paths: list[str]
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        """Properties of every object of a type under ``root``, in one round trip."""
+        pc = vmodl.query.PropertyCollector
+        view = self._content.viewManager.CreateContainerView(root, [vimtype], True)
+        try:
+            traversal = pc.TraversalSpec(
+                name="view", path="view", skip=False, type=vim.view.ContainerView
+            )
+            spec = pc.FilterSpec(
+                objectSet=[pc.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
+                propSet=[pc.PropertySpec(type=vimtype, pathSet=paths)],
+            )
+            result = self._content.propertyCollector.RetrieveContents([spec])
+            return [(o.obj, {p.name: p.val for p in o.propSet}) for o in result]
+        finally:
+            view.DestroyView()
+
+    # ---------------------------------------------------------- tasks
+
+    def _power(self, vm: Any) -> str:
+        return str(self._props(vm, ["runtime.powerState"])["runtime.powerState"])
+
+    def _wait(self, task: Any, timeout_s: float = DEFAULT_TASK_TIMEOUT_S) -> Any:
+        """Poll a task to its end; raise its fault; return its result."""
+        deadline, pause = time.monotonic() + timeout_s, 0.002
+        while True:
+            info = task.info
+            if info.state == vim.TaskInfo.State.success:
+                return info.result
+            if info.state == vim.TaskInfo.State.error:
+                raise info.error
+            if time.monotonic() > deadline:
+                raise VSphereError(
+                    "TIMEOUT",
+                    f"task {info.descriptionId} still {info.state} after {timeout_s:.0f} s",
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, TASK_POLL_MAX_S)
+
+    def _wait_power(self, vm: Any, state: str, timeout_s: float) -> None:
+        deadline, pause = time.monotonic() + timeout_s, 0.002
+        while self._power(vm) != state:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{vm._moId} not {state} after {timeout_s:.0f} s")
+            time.sleep(pause)
+            pause = min(pause * 2, TASK_POLL_MAX_S)
+
+
+def _host_row(
+    p: dict[str, Any], running: dict[str, int], datastores: dict[str, str], networks: dict[str, str]
+) -> HostFacts:
+    return HostFacts(
+        name=p["name"],
+        connected=p.get("runtime.connectionState") == "connected",
+        maintenance=bool(p.get("runtime.inMaintenanceMode")),
+        cpu_threads=int(p.get("summary.hardware.numCpuThreads") or 0),
+        memory_bytes=int(p.get("summary.hardware.memorySize") or 0),
+        memory_used_bytes=int(p.get("summary.quickStats.overallMemoryUsage") or 0) * 2**20,
+        vcpus_running=sum(running.get(v._moId, 0) for v in p.get("vm", [])),
+        datastores=frozenset(datastores.get(d._moId, "") for d in p.get("datastore", [])),
+        networks=frozenset(networks.get(n._moId, "") for n in p.get("network", [])),
+    )
+
+
+def _device_spec(op: str, device: Any) -> Any:
+    return vim.vm.device.VirtualDeviceSpec(
+        operation=getattr(vim.vm.device.VirtualDeviceSpec.Operation, op), device=device
+    )
+
+
+def _disk_changes(devices: list[Any], hardware: Hardware, changed: list[str]) -> list[Any]:
+    """Specs adding the disks the VM lacks (and a SCSI controller if it has none)."""
+    have = {d.backing.fileName for d in devices if isinstance(d, vim.vm.device.VirtualDisk)}
+    missing = [d for d in hardware.disks if d.path not in have]
+    if not missing:
+        return []
+    out = []
+    controllers = [d for d in devices if isinstance(d, vim.vm.device.VirtualSCSIController)]
+    if controllers:
+        controller_key = controllers[0].key
+        used = {
+            d.unitNumber for d in devices if getattr(d, "controllerKey", None) == controller_key
+        }
+    else:
+        controller_key, used = -100, set()
+        controller = vim.vm.device.VirtualLsiLogicController(
+            key=-100, busNumber=0, sharedBus="noSharing"
+        )
+        out.append(_device_spec("add", controller))
+    units = [u for u in SCSI_UNITS if u not in used]
+    for n, disk in enumerate(missing):
+        backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+            fileName=disk.path, diskMode="persistent"
+        )
+        device = vim.vm.device.VirtualDisk(
+            key=-101 - n,
+            controllerKey=controller_key,
+            unitNumber=units[n],
+            capacityInKB=disk.capacity_bytes // 1024,
+            capacityInBytes=disk.capacity_bytes,
+            backing=backing,
+        )
+        out.append(_device_spec("add", device))
+        changed.append(f"disk:{disk.path}")
+    return out
+
+
+def _same_backing(have: Any, want: Any) -> bool:
+    if isinstance(want, vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo):
+        port = getattr(have, "port", None)
+        return port is not None and port.portgroupKey == want.port.portgroupKey
+    return bool(getattr(have, "deviceName", None) == want.deviceName)

@@ -1,0 +1,134 @@
+"""``cdp failover`` as an operator runs it: a real subprocess against vcsim and the target."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from helpers import free_port
+
+from .drsite import DrSite, inventory
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def cdp(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run ``cdp failover ARGS`` (the test's event loop keeps serving the target)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cdp",
+        "failover",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=str(REPO),
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_check_prints_the_readiness_table(site: DrSite) -> None:
+    plan = str(site.write_plan())
+    code, out, err = await cdp("check", "--plan", plan)
+    assert code == 0, err
+    assert "vCenter reachable" in out and "PASS" in out
+    assert "port groups (test)" in out and "DR-Test-Isolated" in out
+    assert out.rstrip().endswith("plan 'dr-test': ready")
+
+    code, out, _ = await cdp("check", "--plan", plan, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["ready"] is True
+    assert {c["status"] for c in report["checks"]} == {"pass"}
+
+
+async def test_dry_run_then_test_then_status_then_stop_test(site: DrSite) -> None:
+    plan = str(site.write_plan())
+    before = inventory(site.si)
+
+    code, out, err = await cdp("test", "--plan", plan, "--dry-run")
+    assert code == 0, err
+    assert "restore point seq 200" in out and "register db01-test on DC0_C0_H" in out
+    assert "RTO estimate" in out and "dry run: nothing was changed" in out
+    assert inventory(site.si) == before and not site.state_dir.exists()
+
+    code, out, err = await cdp("test", "--plan", plan)
+    assert code == 0, err
+    assert "power on app01-test (boot group 'app')" in out
+    assert "RTO " in out and "time by step: checks" in out
+
+    code, out, err = await cdp("status", "--plan", plan, "--json")
+    status = json.loads(out)
+    assert status["active"] and status["status"] == "testing"
+    assert status["steps_done"] == status["steps"]
+
+    code, out, err = await cdp("stop-test", "--plan", plan)
+    assert code == 0, err
+    assert "stop-test done" in out
+    assert inventory(site.si) == before
+    code, out, _ = await cdp("status", "--plan", plan)
+    assert "no active operation (last finished: " in out
+
+
+async def test_errors_exit_codes_and_messages(site: DrSite) -> None:
+    data = site.plan_dict()
+    data["vcenter"]["url"] = f"https://127.0.0.1:{free_port()}/sdk"
+    code, _, err = await cdp("test", "--plan", str(site.write_plan(data)))
+    assert code == 3  # vCenter unreachable: like an unreachable target
+    assert err.startswith("cdp: error: UNAVAILABLE: vCenter 127.0.0.1:")
+    assert "hint: check vcenter.url" in err
+
+    data = site.plan_dict()
+    data["groups"][0]["vms"][0]["cpus"] = "two"
+    code, _, err = await cdp("run", "--plan", str(site.write_plan(data, "bad.yaml")))
+    assert code == 2
+    assert "cdp: error: groups[0].vms[0].cpus: must be an integer, not a string" in err
+
+    data = site.plan_dict()
+    data["vcenter"]["credentials"] = {}  # env variables, which are not set
+    code, _, err = await cdp(
+        "test",
+        "--plan",
+        str(site.write_plan(data, "env.yaml")),
+        env={"CDP_VCENTER_USER": "", "CDP_VCENTER_PASSWORD": ""},
+    )
+    assert code == 2
+    assert "vcenter.credentials: environment variable CDP_VCENTER_USER and " in err
+
+    code, _, err = await cdp("commit", "--plan", str(site.write_plan()))
+    assert code == 1
+    assert "no live failover of plan 'dr-test' is active, nothing to commit" in err
+
+
+async def test_run_waits_for_commit_from_another_terminal(site: DrSite) -> None:
+    plan = str(site.write_plan())
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cdp",
+        "failover",
+        "run",
+        "--plan",
+        plan,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=str(REPO),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout is not None
+    while b"waiting up to 60 s for `cdp failover commit`" not in await proc.stdout.readline():
+        assert proc.returncode is None
+
+    code, out, err = await cdp("commit", "--plan", plan)
+
+    assert code == 0, err
+    assert "committed: the recovered VMs of plan 'dr-test' are production" in out
+    rest, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert b"decision: committed by another command" in rest
+    assert {v[0]: v[2] for v in inventory(site.si)} == {"db01": "poweredOn", "app01": "poweredOn"}
