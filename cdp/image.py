@@ -11,6 +11,7 @@ apply paused while it reads, so the base does not move underneath.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,15 +43,39 @@ class ImagePlan:
         return sum(e.length for e in self.entries)
 
 
+class PlanCache:
+    """The journal's write entries between a base and a point, split by disk.
+
+    One slot: images of several disks at the same point (a failover of many VMs) scan
+    the index once instead of once per disk. Valid while the base does not move, which
+    is what the key (base, point) says.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int] = (-1, -1)
+        self._by_disk: dict[int, list[IndexEntry]] = {}
+        self._lock = threading.Lock()  # image plans run in worker threads
+
+    def entries(
+        self, journal: Journal, base_seq: int, upto_seq: int, disk: int
+    ) -> list[IndexEntry]:
+        """Write entries of ``disk`` with base_seq < seq <= upto_seq, in seq order."""
+        with self._lock:
+            if self._key != (base_seq, upto_seq):
+                by_disk: dict[int, list[IndexEntry]] = {}
+                for e in journal.index_entries(base_seq + 1, upto_seq):
+                    if e.kind == KIND_WRITE:
+                        by_disk.setdefault(e.disk, []).append(e)
+                self._key, self._by_disk = (base_seq, upto_seq), by_disk
+            return self._by_disk.get(disk, [])
+
+
 def plan_image(
-    journal: Journal, point: Point, base_seq: int, disk: int, capacity_bytes: int
-) -> ImagePlan:
+    journal: Journal, point: Point, base_seq: int, disk: int, capacity_bytes: int,
+    cache: PlanCache | None = None,
+) -> ImagePlan:  # fmt: skip
     """The records an image of ``disk`` at ``point`` needs on top of the base."""
-    entries = [
-        e
-        for e in journal.index_entries(base_seq + 1, point.seq)
-        if e.kind == KIND_WRITE and e.disk == disk
-    ]
+    entries = (cache or PlanCache()).entries(journal, base_seq, point.seq, disk)
     return ImagePlan(point, base_seq, disk, capacity_bytes, entries)
 
 

@@ -41,7 +41,7 @@ from cdp.errors import (
 )
 from cdp.group import GroupSpec, check_name, validate_group
 from cdp.history import History, MultiHistory, SingleHistory
-from cdp.image import ImagePlan, plan_image, read_image, region_hashes
+from cdp.image import ImagePlan, PlanCache, plan_image, read_image, region_hashes
 from cdp.index import POINT_CRASH, Index, Point
 from cdp.journal import DEFAULT_SEGMENT_BYTES, Journal
 from cdp.progress import ResyncProgress
@@ -170,6 +170,8 @@ class ReplicatedGroup:
         self.received_bytes = 0
         self.pending: set[asyncio.Future[Ack]] = set()
         self.resync = ResyncProgress()
+        self.plans = PlanCache()
+        """Image plans of the last (base, point) read, for every disk at once."""
         self.pending_bookmarks: set[str] = set()
         """Names of in-band bookmarks in batches not yet durable (for the uniqueness check)."""
         self.bookmark_lock = asyncio.Lock()
@@ -467,7 +469,7 @@ class Target:
             latest = Point(g.journal.durable_seq, g.journal.durable_ns, POINT_CRASH)
             ref = g.spec.disks()[disk]
             plan = await asyncio.to_thread(
-                plan_image, g.journal, latest, g.applier.applied_seq, disk, capacity
+                plan_image, g.journal, latest, g.applier.applied_seq, disk, capacity, g.plans
             )
             extent = extent_path(self.config.replica_dir, ref.vm_id, ref.index_in_vm)
             theirs = await asyncio.to_thread(
@@ -512,8 +514,9 @@ class Target:
             point = history.resolve(at)
             member_point = Point(history.member_seq(point, g), point.source_ns, point.kind)
             plan = await asyncio.to_thread(
-                plan_image, g.journal, member_point, base, ref.number, ref.spec.capacity_bytes
-            )
+                plan_image, g.journal, member_point, base, ref.number, ref.spec.capacity_bytes,
+                g.plans,
+            )  # fmt: skip
             plan = dataclasses.replace(plan, point=point)
             generation = g.applier.base_generation
             extent = extent_path(self.config.replica_dir, vm_id, disk)
