@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import logging
 import os
 import sys
 import time
@@ -39,6 +40,9 @@ from cdp.failover.survey import SurveyResult
 from cdp.failover.vcenter import VCenter
 from cdp.rpc.client import ReplicationClient
 from cdp.rpc.convert import STATE_NAMES
+from cdp.tls import load_client_tls
+
+log = logging.getLogger(__name__)
 
 _STATE_ORDER = ["replicating", "disconnected", "resyncing", "resync_required", "error"]
 """Group states from best to worst; a group spanning hosts reports its worst member's."""
@@ -210,7 +214,10 @@ class _Session:
         self.plan = load_plan(args.plan)
         self.json = bool(args.json)
         self.out: TextIO = sys.stderr if self.json else sys.stdout
-        self.client = ReplicationClient(self.plan.target_address)
+        tls = load_client_tls(self.plan.target_tls_dir) if self.plan.target_tls_dir else None
+        if tls is None:
+            log.warning("plan target.insecure: talking to the target in plain text")
+        self.client = ReplicationClient(self.plan.target_address, tls)
         protected = self.plan.protected_site
         self.orch = Orchestrator(
             self.plan,

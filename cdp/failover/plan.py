@@ -202,6 +202,9 @@ class Plan:
     source_path: str
     target_address: str
     state_dir: str
+    target_tls_dir: str
+    """Operator certificate folder (``cdp certs init``) for mTLS to the target; "" when
+    ``target.insecure: true`` chose plain text."""
     vcenter: VCenterSettings
     recovery: RecoverySite
     networks: tuple[NetworkMapping, ...]
@@ -271,6 +274,7 @@ def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
         name=top.name("name"),
         source_path=os.path.abspath(path),
         target_address=_target(top.child("target")),
+        target_tls_dir=_target_tls(top.child("target"), base),
         state_dir=_path(base, top.string("state_dir", default=DEFAULT_STATE_DIR)),
         vcenter=_vcenter(top.child("vcenter"), base),
         recovery=_recovery(top.child("recovery"), base),
@@ -287,8 +291,21 @@ def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
 # ---------------------------------------------------------------- sections
 
 
+def _target_tls(m: Section, base: str) -> str:
+    """MTLS (``tls_dir``) or an explicit plain-text opt-out (``insecure: true``), never neither."""
+    tls_dir = m.string("tls_dir", default="")
+    insecure = m.boolean("insecure", default=False)
+    if bool(tls_dir) == insecure:
+        raise ConfigError(
+            m.key("tls_dir"),
+            "give exactly one of tls_dir (an operator certificate folder) or insecure: true",
+            hint="make certificates with `cdp certs init DIR --operator NAME`",
+        )
+    return _path(base, tls_dir) if tls_dir else ""
+
+
 def _target(m: Section) -> str:
-    m.allow("address")
+    m.allow("address", "tls_dir", "insecure")
     address = m.string("address", required=True)
     if not _ADDRESS.fullmatch(address) or not 0 < int(address.rpartition(":")[2]) < 65536:
         raise ConfigError(m.key("address"), f"{address!r} is not HOST:PORT")

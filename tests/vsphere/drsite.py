@@ -131,7 +131,7 @@ class DrSite:
         plan: dict[str, Any] = {
             "version": 1,
             "name": "dr-test",
-            "target": {"address": self.target.address},
+            "target": {"address": self.target.address, "insecure": True},
             "state_dir": str(self.state_dir),
             "rpo_sla_s": 300,
             "vcenter": {

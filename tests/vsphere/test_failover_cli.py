@@ -80,7 +80,9 @@ async def test_errors_exit_codes_and_messages(site: DrSite) -> None:
     data["vcenter"]["url"] = f"https://127.0.0.1:{free_port()}/sdk"
     code, _, err = await cdp("test", "--plan", str(site.write_plan(data)))
     assert code == 3  # vCenter unreachable: like an unreachable target
-    assert err.startswith("cdp: error: UNAVAILABLE: vCenter 127.0.0.1:")
+    errors = [line for line in err.splitlines() if line.startswith("cdp: error:")]
+    assert errors and errors[0].startswith("cdp: error: UNAVAILABLE: vCenter 127.0.0.1:"), err
+    assert "plan target.insecure" in err  # plain text to the target is never silent
     assert "hint: check vcenter.url" in err
 
     data = site.plan_dict()

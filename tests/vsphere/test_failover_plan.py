@@ -29,7 +29,7 @@ def base() -> dict[str, Any]:
     return {
         "version": 1,
         "name": "payments",
-        "target": {"address": "127.0.0.1:50051"},
+        "target": {"address": "127.0.0.1:50051", "insecure": True},
         "vcenter": {"url": "https://vc.example.com/sdk"},
         "recovery": {
             "datacenter": "DC0",
