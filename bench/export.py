@@ -112,7 +112,8 @@ def render(doc: dict[str, Any]) -> str:
               "changed MB/s")  # fmt: skip
     rows = [
         (r["series"], f"{r['disk_gib']:g}", f"{r['changed_mib']:g}", f"{r['records']:,}",
-         f"{r['bytes_streamed'] / MiB:,.1f}", f"{r['export_s']:.3f}", f"{r['changed_mb_per_s']:,.1f}")
+         f"{r['bytes_streamed'] / MiB:,.1f}", f"{r['export_s']:.3f}",
+         f"{r['changed_mb_per_s']:,.1f}")
         for r in doc["results"]
     ]  # fmt: skip
     return markdown(header, rows)

@@ -28,6 +28,8 @@ from sim.vm import SimHost, SimVM
 from sim.workload import Workload, WorkloadSpec
 
 DEFAULT_DRAIN_TIMEOUT_S = 120.0
+YIELD_BYTES = 2**20
+"""An unpaced guest yields to the shipper after this many bytes (or 256 writes)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ async def run(
     guard = asyncio.ensure_future(protection.run(shipper, client))
     series = RpoSeries()
     cpu0 = _cpu_s()
+    workload = Workload(config.workload, [config.disk_bytes] * config.disks_per_vm * len(host.vms))
     ship = asyncio.ensure_future(shipper.run())
     t0 = time.monotonic()
     counters = {"writes": 0, "bytes": 0}
@@ -112,7 +115,7 @@ async def run(
     every = config.app_consistent_every_s
     points = asyncio.ensure_future(agent.run_every(every) if every else asyncio.sleep(0))
     try:
-        await _drive(host, config, counters, ship)
+        await _drive(host, config, workload, counters, ship)
         write_s = time.monotonic() - t0
         drain_start = time.monotonic()
         await _wait_drained(shipper, ship, protection, config.drain_timeout_s)
@@ -156,13 +159,14 @@ async def run(
 
 
 async def _drive(
-    host: SimHost, config: SimConfig, counters: dict[str, int], ship: asyncio.Future[None]
-) -> None:
+    host: SimHost, config: SimConfig, workload: Workload, counters: dict[str, int],
+    ship: asyncio.Future[None],
+) -> None:  # fmt: skip
     """Issue the workload's writes at its rate for ``config.seconds``."""
     vm_disks = [(vm, n) for vm in host.vms for n in range(len(vm.disks))]
-    workload = Workload(config.workload, [config.disk_bytes] * len(vm_disks))
     rate = config.workload.writes_per_s()
     t0 = time.monotonic()
+    burst = 0
     while (elapsed := time.monotonic() - t0) < config.seconds:
         if ship.done():
             ship.result()  # a shipper that stopped for good ends the run with its error
@@ -173,7 +177,9 @@ async def _drive(
             await vm.write(n, offset, data)
             counters["writes"] += 1
             counters["bytes"] += len(data)
-            if counters["writes"] % 256 == 0:
+            burst += len(data)
+            if counters["writes"] % 256 == 0 or burst >= YIELD_BYTES:
+                burst = 0
                 break
         await asyncio.sleep(0.001 if rate else 0)
 

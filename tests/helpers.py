@@ -113,6 +113,12 @@ class TargetProcess:
         if self.proc.stderr:
             self.proc.stderr.close()
 
+    def stop_or_kill(self) -> None:
+        """End the process whatever state it is in (test clean-up)."""
+        running = self.proc is not None and self.proc.poll() is None
+        if running and self.stop() != 0:
+            raise AssertionError("the target did not stop cleanly on SIGTERM")
+
     def stop(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)

@@ -27,6 +27,8 @@ async def test_one_tiny_case_has_every_figure(tmp_path: Path) -> None:
         assert r[key] >= 0, key
     assert r["rpo_p50_s"] <= r["rpo_p99_s"] <= r["rpo_max_s"]
     assert r["apply_lag_s"] is not None and r["apply_lag_s"] >= 0
+    assert r["resyncs"] == 0 and r["target_received_bytes"] == r["bytes"]
+    assert r["journaled_writes_per_s"] > 0 and r["journaled_mb_per_s"] > 0
     assert r["target_cpu_s"] > 0 and r["target_cpu_s_per_gb"] > 0
     assert r["source_process_cpu_s"] >= r["source_cpu_s"] > 0
     assert isinstance(r["goal_met"], bool) and isinstance(r["goal_miss"], str)
@@ -47,18 +49,27 @@ async def test_one_tiny_case_has_every_figure(tmp_path: Path) -> None:
 
 
 def test_goal_judgement() -> None:
-    base = {"writes": 100_000, "acked_seq": 100_000, "applied_seq": 100_000,
+    base = {"writes": 100_000, "acked_seq": 100_000, "applied_seq": 100_000, "resyncs": 0,
             "bytes": 100_000 * 4096, "seconds_requested": 5.0}  # fmt: skip
     sc = ingest.SCENARIOS["4k-random"]
-    assert ingest.judge(sc, "max", {**base, "writes_per_s": 20_001.0}) == ""
-    slow = ingest.judge(sc, "max", {**base, "writes_per_s": 19_000.0})
+    assert ingest.judge(sc, "max", {**base, "journaled_writes_per_s": 20_001.0}) == ""
+    slow = ingest.judge(sc, "max", {**base, "journaled_writes_per_s": 19_000.0})
     assert "19,000.0 writes/s < 20,000" in slow
     at_rate = {**base, "writes_per_s": 19_300.0, "rpo_p99_s": 0.2}
     assert ingest.judge(sc, "at-target-rate", at_rate) == ""
     assert "RPO p99" in ingest.judge(sc, "at-target-rate", {**at_rate, "rpo_p99_s": 0.5})
     short = {**at_rate, "writes": 90_000, "acked_seq": 90_000, "applied_seq": 90_000}
     assert "wrote only" in ingest.judge(sc, "at-target-rate", short)
-    assert "acked" in ingest.judge(sc, "max", {**base, "writes_per_s": 3e4, "acked_seq": 1})
+    assert "dirty map" in ingest.judge(sc, "at-target-rate", {**at_rate, "resyncs": 1})
+    behind = {**base, "journaled_writes_per_s": 3e4, "applied_seq": 1}
+    assert "applied" in ingest.judge(sc, "max", behind)
+
+
+def test_journaled_rates_from_status_samples() -> None:
+    samples = [ingest.Sample(0.0, 0, 0, 0.0, 0), ingest.Sample(1.0, 100, 0, 0.1, 409_600),
+               ingest.Sample(3.0, 300, 0, 0.3, 1_228_800)]  # fmt: skip
+    assert ingest.journaled_rates(samples, 300) == (100.0, 0.41, 2.0)
+    assert ingest.journaled_rates(samples, 301) == (0.0, 0.0, 0.0)
 
 
 def test_scenarios_resolve_by_name_and_alias() -> None:

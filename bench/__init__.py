@@ -1,0 +1,1 @@
+"""Benchmarks of cdp: ``python -m bench ingest`` (see bench/README.md)."""

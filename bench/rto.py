@@ -1,0 +1,328 @@
+"""RTO of a live failover against vcsim: from ``run`` to the last VM powered on.
+
+For 1, 10 and 50 VMs (one consistency group, one 64 MiB disk each with 1 MiB of random
+4 KiB writes from the VAIO-style simulator), against a real in-process target (RocksDB,
+segments, gRPC on loopback, one-hour history) and a vcsim recovery site of 8 hosts whose
+cluster mounts the target's replica folder as the recovery datastore. The failover runs
+in-process through the same orchestrator the CLI uses (``cdp failover run``): readiness
+checks, PIT image export into ``<vm>-dr/``, RegisterVM, ReconfigVM (CPU, memory, disk,
+NIC on the mapped port group), power-on in two boot groups (no delay). Each case then
+rolls back and that time is reported too.
+
+RTO is measured from the start of the operation (plan already parsed) to the end of the
+last power-on, as the step log records it; "by step" is the wall time spent in each
+step kind (steps of one phase run 8 at a time). Prints a Markdown table, writes
+results.json and table.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from bench.report import environment, markdown
+
+REPO = Path(__file__).resolve().parent.parent
+VCSIM_DIR = REPO / "deploy" / "vcsim"
+VM_COUNTS = (1, 10, 50)
+HOSTS = 8
+DISK_BYTES = 64 * 2**20
+WRITES_PER_VM = 256
+BLOCK = 4096
+DS_NAME = "cdp-replica"
+STEP_KINDS = ("checks", "prepare", "export", "register", "reconfigure", "power-on")
+
+
+# ---------------------------------------------------------------- vcsim
+
+
+def build_vcsim() -> str:
+    """Build (or reuse) the vcsim-cdp binary; return its path."""
+    done = subprocess.run([str(VCSIM_DIR / "build.sh")], capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def vcsim(binary: str, hosts: int, log_path: Path) -> Any:
+    """A vcsim with one cluster of ``hosts`` hosts and the DR port groups; yields its URL."""
+    args = [
+        binary,
+        "-cluster",
+        "1",
+        "-host",
+        str(hosts),
+        "-standalone-host",
+        "0",
+        "-vm",
+        "0",
+        "-pg",
+        "0",
+        "-portgroups",
+        "DR-Prod,DR-Test-Isolated",
+        "-username",
+        "cdp",
+        "-password",
+        "cdp-secret",
+    ]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().strip()
+        if not line.startswith("VCSIM_URL="):
+            raise RuntimeError(f"vcsim did not start: {line!r}; see {log_path}")
+        yield urlsplit(line.removeprefix("VCSIM_URL="))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def mount_datastore(url: Any, path: Path) -> None:
+    """CreateLocalDatastore(DS_NAME, path) on every host of the cluster (lab setup)."""
+    import ssl
+
+    from pyVmomi import SoapStubAdapter, vim  # type: ignore[attr-defined]
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    stub = SoapStubAdapter(
+        host=url.hostname, port=url.port, version="vim.version.version13", sslContext=ctx
+    )
+    si = vim.ServiceInstance("ServiceInstance", stub)
+    content = si.RetrieveContent()
+    content.sessionManager.Login(userName=url.username, password=url.password)
+    try:
+        view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
+        for host in view.view:
+            host.configManager.datastoreSystem.CreateLocalDatastore(name=DS_NAME, path=str(path))
+        view.DestroyView()
+    finally:
+        content.sessionManager.Logout()
+        stub.DropConnections()
+
+
+# ---------------------------------------------------------------- the protected side
+
+
+async def write_source(address: str, folder: Path, vms: list[str], seed: int) -> int:
+    """Simulated guests write WRITES_PER_VM random 4 KiB blocks each; drain; return bytes."""
+    from cdp.buffer import SourceBuffer
+    from cdp.rpc.client import ReplicationClient
+    from cdp.shipper import Shipper, ShipperConfig
+    from sim.filter import ReplicationFilter
+    from sim.vm import SimHost, SimVM
+
+    host = SimHost("bench-src", [SimVM(str(folder), vm, [DISK_BYTES]) for vm in vms])
+    buffer = SourceBuffer(256 * 2**20)
+    for vm in host.vms:
+        vm.attach(ReplicationFilter(buffer, host.disk_numbers()))
+    client = ReplicationClient(address)
+    shipper = Shipper(host.group_spec("bench"), buffer, client, ShipperConfig("bench-src"))
+    task = asyncio.ensure_future(shipper.run())
+    rng = random.Random(seed)
+    try:
+        for _ in range(WRITES_PER_VM):
+            for vm in host.vms:
+                await vm.write(0, rng.randrange(DISK_BYTES // BLOCK) * BLOCK, rng.randbytes(BLOCK))
+        await asyncio.wait_for(shipper.drain(), 120)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await client.close()
+        host.close()
+    return len(vms) * WRITES_PER_VM * BLOCK
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def plan_file(
+    work: Path, url: Any, address: str, replicas: Path, vms: list[str], thumbprint: str
+) -> Path:
+    """A plan for ``vms``: first fifth boots first, the rest next (no delay)."""
+    cred = work / "vcenter.cred"
+    cred.write_text(yaml.safe_dump({"user": url.username, "password": url.password}))
+    cred.chmod(0o600)
+    first = vms[: max(1, len(vms) // 5)]
+    plan = {
+        "version": 1,
+        "name": f"bench-{len(vms)}",
+        "target": {"address": address, "insecure": True},
+        "state_dir": str(work / "state"),
+        "rpo_sla_s": 300,
+        "vcenter": {
+            "url": f"https://{url.hostname}:{url.port}/sdk",
+            "credentials": {"file": str(cred)},
+            "tls": {"thumbprint": thumbprint},
+        },
+        "recovery": {
+            "datacenter": "DC0",
+            "cluster": "DC0_C0",
+            "datastore": {"name": DS_NAME, "path": str(replicas)},
+        },
+        "network_mappings": [
+            {"source": "VM Network", "live": "DR-Prod", "test": "DR-Test-Isolated"}
+        ],
+        "groups": [
+            {
+                "name": "bench",
+                "vms": [
+                    {"name": vm, "cpus": 1, "memory_mb": 256, "nics": [{"network": "VM Network"}]}
+                    for vm in vms
+                ],
+            }
+        ],
+        "boot_order": [{"name": "first", "vms": first}, {"name": "rest", "vms": vms[len(first) :]}]
+        if len(vms) > 1
+        else [],
+        "commit": {"timeout_s": 0, "default_action": "rollback"},
+    }
+    path = work / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------- one case
+
+
+async def one_case(work: Path, binary: str, n: int, seed: int) -> dict[str, Any]:
+    """Fail over ``n`` VMs, time it, roll back."""
+    from cdp.cli.failover import TargetReplication
+    from cdp.failover import vsphere
+    from cdp.failover.faults import server_thumbprint
+    from cdp.failover.orchestrator import Orchestrator
+    from cdp.failover.plan import Credentials, load_plan
+    from cdp.rpc.client import ReplicationClient
+    from cdp.rpc.server import start_server
+    from cdp.store.rocksdb import RocksIndex
+    from cdp.target import Target, TargetConfig
+
+    vms = [f"vm{i:03d}" for i in range(n)]
+    data_dir = work / "target"
+    with vcsim(binary, HOSTS, work / "vcsim.log") as url:
+        target = Target(TargetConfig(str(data_dir), history_window_s=3600), RocksIndex)
+        async with target:
+            server, port = await start_server(target, "127.0.0.1:0")
+            address = f"127.0.0.1:{port}"
+            written = await write_source(address, work / "source", vms, seed)
+            await asyncio.to_thread(mount_datastore, url, data_dir / "replicas")
+            thumbprint = server_thumbprint(url.hostname, url.port, 5)
+            plan = load_plan(
+                str(plan_file(work, url, address, data_dir / "replicas", vms, thumbprint))
+            )
+            creds = Credentials(url.username, url.password)
+            client = ReplicationClient(address)
+            orch = Orchestrator(
+                plan,
+                lambda: vsphere.connect(plan.vcenter, creds, plan.recovery.parallel),
+                TargetReplication(client),
+            )
+            try:
+                t0 = time.monotonic()
+                result = await orch.failover("live")
+                wall = time.monotonic() - t0
+                t1 = time.monotonic()
+                await orch.rollback()
+                rollback_s = time.monotonic() - t1
+            finally:
+                orch.close()
+                await client.close()
+                await server.stop(grace=1.0)
+    return {
+        "vms": n,
+        "rto_s": result["rto_s"],
+        "wall_s": round(wall, 3),
+        "by_step": result["time_by_step"],
+        "bytes_written_by_guests": written,
+        "bytes_to_prepare": result["bytes_to_prepare"],
+        "rto_estimate_s": result["rto_estimate_s"],
+        "rollback_s": round(rollback_s, 3),
+        "steps": result["steps"],
+    }
+
+
+async def run(counts: list[int], seed: int, work_dir: str | None) -> dict[str, Any]:
+    """Every case in its own work folder (removed afterwards)."""
+    binary = await asyncio.to_thread(build_vcsim)
+    results = []
+    for n in counts:
+        work = Path(tempfile.mkdtemp(prefix=f"cdp-rto-{n}-", dir=work_dir))
+        try:
+            r = await one_case(work, binary, n, seed)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        results.append(r)
+        print(
+            f"  {n:>3} VMs  RTO {r['rto_s']:.3f} s  (rollback {r['rollback_s']:.3f} s)", flush=True
+        )
+    settings = {
+        "hosts": HOSTS,
+        "disk_bytes": DISK_BYTES,
+        "writes_per_vm": WRITES_PER_VM,
+        "block_bytes": BLOCK,
+        "parallel": 8,
+        "boot_groups": 2,
+    }
+    return {
+        "benchmark": "rto",
+        "settings": settings,
+        "environment": environment(REPO, work_dir),
+        "results": results,
+    }
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The cases as a Markdown table (seconds)."""
+    header = ("VMs", "RTO s", *(f"{k} s" for k in STEP_KINDS), "rollback s", "image MiB")
+    rows = [
+        (
+            str(r["vms"]),
+            f"{r['rto_s']:.3f}",
+            *(f"{r['by_step'].get(k, 0.0):.3f}" for k in STEP_KINDS),
+            f"{r['rollback_s']:.3f}",
+            f"{r['bytes_to_prepare'] / 2**20:.1f}",
+        )
+        for r in doc["results"]
+    ]
+    return markdown(header, rows)
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``rto``."""
+    p = sub.add_parser("rto", help="failover RTO for 1, 10, 50 VMs against vcsim")
+    p.add_argument("--vms", default=",".join(map(str, VM_COUNTS)), help="VM counts, e.g. 1,10,50")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", help="results folder (default bench/results/rto-<UTC timestamp>/)")
+    p.add_argument("--work-dir", help="where targets and vcsim datastores go (default: temp)")
+    p.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run, print the table, write results.json and table.md."""
+    counts = [int(x) for x in args.vms.split(",") if x.strip()]
+    doc = asyncio.run(run(counts, args.seed, args.work_dir))
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out or REPO / "bench" / "results" / f"rto-{stamp}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    table = render(doc)
+    (out / "table.md").write_text(table + "\n")
+    print(table)
+    print(f"\nresults: {out / 'results.json'}")
+    return 0
