@@ -215,15 +215,16 @@ class Catalog:
         raw = self.index.get_meta(f"gaps/{self.group}")
         gaps = [Gap(**g) for g in json.loads(raw)] if raw else []
         start: int | None = None
+        why = ""
         for e in self.index.events(self.group):
             if e.kind == KIND_RESYNC_START:
-                start = e.seq
+                start, why = e.seq, _cause(e.label)
             elif e.kind == KIND_RESYNC_END and start is not None:
                 if e.seq > start + 1:
-                    gaps.append(Gap(start + 1, e.seq - 1, "resync"))
+                    gaps.append(Gap(start + 1, e.seq - 1, f"resync{why}"))
                 start = None
         if start is not None:
-            gaps.append(Gap(start + 1, OPEN_END, "resync (in progress)"))
+            gaps.append(Gap(start + 1, OPEN_END, f"resync{why} (in progress)"))
         return sorted(gaps, key=lambda g: g.start_seq)
 
     def in_gap(self, seq: int, gaps: list[Gap] | None = None) -> Gap | None:
@@ -254,6 +255,12 @@ class Catalog:
             )
             after = (page[-1].source_ns, page[-1].seq)
         return n
+
+
+def _cause(label: str) -> str:
+    """The cause suffix of a resync start label ("... cause=link down" -> " (link down)")."""
+    _, found, why = label.partition("cause=")
+    return f" ({why})" if found and why and why != "unknown" else ""
 
 
 def history_health(window_s: float, available_s: float, age_s: float) -> tuple[str, str]:

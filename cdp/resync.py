@@ -28,6 +28,7 @@ from typing import Protocol
 from cdp import codec
 from cdp.buffer import SourceBuffer
 from cdp.dirtymap import DEFAULT_REGION_BYTES, DirtyMap
+from cdp.errors import CdpError
 from cdp.record import KIND_RESYNC_END, KIND_RESYNC_START
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ DEFAULT_DIRTY_AFTER_S = 10.0
 COMPARE_BATCH = 1024
 """Regions compared per CompareRegions call."""
 FINAL_PASS_REGIONS = 64
+RECENT_ERROR_S = 5.0
+"""An error of the shipper this recent explains why the buffer filled."""
 HELD_PASS_TIMEOUT_S = 10.0
 """A pass with guest writes held that takes longer fails (the writes are released)."""
 """At most this many dirty regions are left for the pass with guest writes held."""
@@ -64,6 +67,8 @@ class ShipperView(Protocol):
 
     connected: bool
     session_id: str
+    last_error: CdpError | None
+    last_error_s: float
 
     async def drain(self, poll_s: float = ...) -> None:
         """Wait until the buffer is empty."""
@@ -115,6 +120,10 @@ class Protection:
         self.link_down_since: float | None = None
         self.consistent_ns = 0
         """Source time of the newest journaled write when tracking began."""
+        self.cause = "initial sync" if config.initial_sync else ""
+        """Why writes went to the dirty map (carried by the resync start marker)."""
+        self._shipper: ShipperView | None = None
+        self.tracking_since_s = 0.0
         if config.initial_sync:
             self.dirty.mark_all()
             self.mode = Mode.TRACKING
@@ -124,7 +133,10 @@ class Protection:
         if self.mode is Mode.JOURNALING:
             if self.buffer.has_room() and not self._link_down_too_long():
                 return self.buffer.append(disk, offset, data, source_ns).seq
-            self._track("source buffer full" if not self.buffer.has_room() else "link down")
+            if not self.buffer.has_room():
+                self._track("target journal full" if self._target_full() else "source buffer full")
+            else:
+                self._track("link down")
         self.dirty.mark(disk, offset, len(data))
         return 0
 
@@ -141,6 +153,14 @@ class Protection:
         self.dirty.mark_all()
         self._track("the target cannot continue from this source's journal")
 
+    def _target_full(self, since_s: float | None = None) -> bool:
+        """Whether the target answered RESOURCE_EXHAUSTED recently (or since ``since_s``)."""
+        s = self._shipper
+        if s is None or s.last_error is None:
+            return False
+        after = time.monotonic() - RECENT_ERROR_S if since_s is None else since_s
+        return s.last_error_s >= after and getattr(s.last_error, "code", "") == "RESOURCE_EXHAUSTED"
+
     def _link_down_too_long(self) -> bool:
         since = self.link_down_since
         return since is not None and time.monotonic() - since > self.config.dirty_after_s
@@ -148,6 +168,8 @@ class Protection:
     def _track(self, why: str) -> None:
         log.warning("protection: %s; tracking writes in the dirty map until a resync", why)
         self.consistent_ns = self.buffer.newest_ns()
+        self.cause = why
+        self.tracking_since_s = time.monotonic()
         self.mode = Mode.TRACKING
 
     def rpo_s(self, now_ns: int) -> float | None:
@@ -158,6 +180,7 @@ class Protection:
 
     async def run(self, shipper: ShipperView, transport: RegionTransport) -> None:
         """Watch the link; resync whenever writes were tracked and the link is up."""
+        self._shipper = shipper
         while True:
             self.link_down_since = None if shipper.connected else (
                 self.link_down_since or time.monotonic()
@@ -178,7 +201,10 @@ class Protection:
         self.mode = Mode.RESYNCING
         total = self.dirty.dirty_bytes()
         self.stats.total_bytes, self.stats.progress_bytes = total, 0
-        self.buffer.append_marker(KIND_RESYNC_START, f"resync bytes={total}", time.time_ns())
+        if self.cause == "source buffer full" and self._target_full(self.tracking_since_s):
+            self.cause = "target journal full"  # known only once the target said so
+        label = f"resync bytes={total} cause={self.cause or 'unknown'}"
+        self.buffer.append_marker(KIND_RESYNC_START, label, time.time_ns())
         while len(self.dirty) > FINAL_PASS_REGIONS:
             await self._pass(shipper, transport, COMPARE_BATCH)
         self.hold()

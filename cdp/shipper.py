@@ -116,6 +116,8 @@ class Shipper:
         self.session_id = ""
         """Id of the current session ("" when not connected)."""
         self.last_error: CdpError | None = None
+        self.last_error_s = 0.0
+        """When ``last_error`` happened (time.monotonic)."""
         self.on_resync_required: Callable[[int], None] | None = None
         """Called with the target's durable seq when the journals cannot meet.
 
@@ -132,7 +134,7 @@ class Shipper:
             except RemoteError as exc:
                 if exc.code not in RETRYABLE:
                     raise
-                self.last_error = exc
+                self.last_error, self.last_error_s = exc, time.monotonic()
                 log.warning("shipper %s: %s; reconnecting", self.config.source_id, exc)
             finally:
                 self.connected = False

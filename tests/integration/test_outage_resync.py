@@ -68,7 +68,7 @@ async def test_outage_falls_back_to_dirty_map_then_resyncs(
             )
         timeline = await running_history.client.timeline("out")
         gaps = [s for s in timeline.spans if not s.restorable]
-        assert gaps and gaps[0].cause == "resync"
+        assert gaps and gaps[0].cause == "resync (link down)"
         gap = gaps[0]
         points = await running_history.client.list_points("out", labelled_only=False)
         seqs = [p.seq for p in points]
