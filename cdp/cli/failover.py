@@ -1,4 +1,4 @@
-"""``cdp failover``: check, test, stop-test, run, commit, rollback, status.
+"""``cdp failover``: check, test, stop-test, run, commit, rollback, status, failback.
 
 Wires a plan file to the orchestrator: the vCenter connector (``cdp.failover.vsphere``)
 and the target (:class:`TargetReplication` over a gRPC ``ReplicationClient``). Prints
@@ -25,6 +25,7 @@ from cdp.cli.points import KIND_NAMES
 from cdp.errors import (
     BookmarkExistsError,
     CdpError,
+    ConfigError,
     InvalidInputError,
     NotFoundError,
     PointOutsideHistoryError,
@@ -70,6 +71,12 @@ def add_parser(sub: Any) -> None:
         ("commit", "make the recovered VMs production", _commit, ()),
         ("rollback", "undo the live failover; replication goes on as before", _rollback, ("dry",)),
         ("status", "show the plan's active operation and its steps", _status, ()),
+        (
+            "failback",
+            "reverse-protect the recovered VMs to the original site and fail over back",
+            _failback,
+            ("dry",),
+        ),
     ]
     for name, help_text, handler, extra in commands:
         c = fsub.add_parser(name, help=help_text)
@@ -354,6 +361,49 @@ async def _commit(args: argparse.Namespace) -> int:
             result,
             f"committed: the recovered VMs of plan {s.plan.name!r} are production; "
             f"log archived to {result['archived']}",
+        )
+        return common.EXIT_OK
+
+    return await _with_session(args, body)
+
+
+async def _failback(args: argparse.Namespace) -> int:
+    from cdp.failover.failback import Failback, describe  # only this command needs it
+
+    async def body(s: _Session) -> int:
+        fb = s.plan.failback
+        if fb is None:
+            raise ConfigError(
+                "failback",
+                "the plan has no failback section",
+                hint="add failback.target, failback.site and failback.seed_path (docs/FAILOVER.md)",
+            )
+        tls = load_client_tls(fb.target_tls_dir) if fb.target_tls_dir else None
+        if tls is None:
+            log.warning("plan failback.target.insecure: plain text to the original-site target")
+        client = ReplicationClient(fb.target_address, tls)
+        try:
+            runner = Failback(s.orch, client, TargetReplication(client), report=s.progress)
+            if args.dry_run:
+                plan = runner.dry_run()
+                if s.json:
+                    common.emit_json(plan)
+                    return common.EXIT_OK
+                print(f"failback of plan {s.plan.name!r} (failover: {plan.get('failover')})")
+                for step in plan["steps"]:
+                    print(f"  phase {step['phase']}: {describe(step)}")
+                print("dry run: nothing was changed")
+                return common.EXIT_OK
+            result = await runner.run()
+        finally:
+            await client.close()
+        sent = common.fmt_bytes(result["bytes_sent"])
+        _emit(
+            s,
+            result,
+            f"failed back in {result['seconds']:.2f} s: {result['regions_sent']} regions "
+            f"({sent}) sent; VMs up at the original site (RTO back "
+            f"{result['rto_back_s'] or 0:.2f} s); log archived to {result['archived']}",
         )
         return common.EXIT_OK
 

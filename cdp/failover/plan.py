@@ -41,11 +41,13 @@ DEFAULT_SHUTDOWN = "guest"
 DEFAULT_SHUTDOWN_TIMEOUT_S = 300.0
 DEFAULT_DRAIN_QUIET_S = 3.0
 DEFAULT_DRAIN_TIMEOUT_S = 600.0
+DEFAULT_FAILBACK_SUFFIX = "-failback"
 ADAPTERS = ("vmxnet3", "e1000e", "e1000")
 COMMIT_ACTIONS = ("commit", "rollback")
 SHUTDOWNS = ("guest", "power_off")
 _THUMBPRINT = re.compile(r"[0-9a-f]{64}")
 _ADDRESS = re.compile(r"[^\s:]+:\d{1,5}")
+_SUFFIX = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
 
 # ---------------------------------------------------------------- the plan's types
@@ -195,6 +197,24 @@ class CommitPolicy:
 
 
 @dataclass(frozen=True)
+class FailbackSettings:
+    """Where failback sends the recovered VMs back to (the original, protected site)."""
+
+    target_address: str
+    """The original-site cdp target that receives the reverse protection."""
+    target_tls_dir: str
+    """Certificate folder for mTLS to it; "" means plain text (``insecure: true``)."""
+    site: RecoverySite
+    """Hosts and datastore at the original site; ``datastore.path`` is that target's replica
+    folder (``<data_dir>/replicas``), mounted as a datastore at the original site."""
+    seed_path: str = ""
+    """Local folder holding the original VMs' disks (``<vm>/<vm>_<n>-flat.vmdk``), copied
+    into the original-site target's replica folder so only changed regions travel."""
+    group_suffix: str = DEFAULT_FAILBACK_SUFFIX
+    """Reverse groups are named ``<group><suffix>`` at the original-site target."""
+
+
+@dataclass(frozen=True)
 class Plan:
     """A whole recovery plan."""
 
@@ -213,6 +233,7 @@ class Plan:
     commit: CommitPolicy
     rpo_sla_s: float = DEFAULT_RPO_SLA_S
     protected_site: ProtectedSite | None = None
+    failback: FailbackSettings | None = None
 
     def vms(self) -> list[tuple[str, VmSettings]]:
         """Every VM of the plan with its group name, in plan order."""
@@ -262,6 +283,7 @@ def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
         "groups",
         "boot_order",
         "commit",
+        "failback",
     )
     version = top.integer("version", required=True)
     if version != PLAN_VERSION:
@@ -284,7 +306,21 @@ def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
         commit=_commit(top.child("commit", required=False)),
         rpo_sla_s=top.number("rpo_sla_s", default=DEFAULT_RPO_SLA_S, low=0.0),
         protected_site=_protected(top.child("protected_site", required=False), base),
+        failback=_failback(top.child("failback", required=False), base),
     )
+    if plan.failback is not None:
+        if plan.protected_site is None:
+            raise ConfigError(
+                "failback",
+                "needs protected_site: its vCenter is where the VMs go back to",
+                hint="add protected_site (vcenter, datacenter) for the original site",
+            )
+        for i, g in enumerate(plan.groups):
+            if len(g.name + plan.failback.group_suffix) > 64:
+                raise ConfigError(
+                    "failback.group_suffix",
+                    f"makes group {g.name!r} (groups[{i}].name) longer than 64 characters",
+                )
     return plan
 
 
@@ -399,6 +435,24 @@ def _protected(m: Section | None, base: str) -> ProtectedSite | None:
         shutdown_timeout_s=m.number("shutdown_timeout_s", DEFAULT_SHUTDOWN_TIMEOUT_S, low=0.0),
         drain_quiet_s=m.number("drain_quiet_s", DEFAULT_DRAIN_QUIET_S, low=0.1),
         drain_timeout_s=m.number("drain_timeout_s", DEFAULT_DRAIN_TIMEOUT_S, low=1.0),
+    )
+
+
+def _failback(m: Section | None, base: str) -> FailbackSettings | None:
+    if m is None:
+        return None
+    m.allow("target", "site", "seed_path", "group_suffix")
+    target = m.child("target")
+    suffix = m.string("group_suffix", default=DEFAULT_FAILBACK_SUFFIX)
+    if not _SUFFIX.fullmatch(suffix):
+        raise ConfigError(m.key("group_suffix"), f"{suffix!r} is not 1-32 of [A-Za-z0-9._-]")
+    seed = m.string("seed_path", default="")
+    return FailbackSettings(
+        target_address=_target(target),
+        target_tls_dir=_target_tls(target, base),
+        site=_recovery(m.child("site"), base),
+        seed_path=_path(base, seed) if seed else "",
+        group_suffix=suffix,
     )
 
 

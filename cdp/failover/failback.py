@@ -1,0 +1,661 @@
+"""Failback: protect the recovered VMs back toward the original site, then fail over there.
+
+After a live failover the recovered VMs run at the recovery site from ``<vm>-dr/`` on the
+recovery datastore. :class:`Failback` brings them home in one resumable sequence:
+
+1. ``commit-failover`` (only when the failover still awaits its decision): keeping the
+   recovered VMs' writes is what a commit means;
+2. ``seed``: the original VMs' disks (``failback.seed_path``) are copied into the
+   original-site target's replica folder before the reverse group exists there, so the
+   target's base already holds the pre-failover state;
+3. ``pre-sync``: a reverse source (in this process; a real product runs it on the DR host)
+   streams the ``<vm>-dr`` disks to the original-site target as group
+   ``<group><suffix>`` with the ordinary journal protocol, starting with
+   ``ProtectionConfig(initial_sync=True)``: every region is compared by hash with the
+   target's state and only differing regions travel. The recovered VMs still run;
+4. ``power-off-dr``: the recovered VMs are powered off at the recovery vCenter;
+5. ``final-sync``: the same hash-compared pass again over the now quiet disks — it sends
+   what the guests wrote during the first pass, and proves the target holds every byte;
+6. ``bookmark``: ``cdp-failback-<plan>-<start>`` at the newest durable point;
+7. ``retire-original``: the stale original VMs (same names) are unregistered at the
+   original site (never a running one: that would be two live copies);
+8. ``failover-back``: the existing live-failover orchestrator, run against the original
+   site (its vCenter, its target, the plan's ``failback.site``), at the bookmark, then
+   committed — the VMs come up at the original site from the synced disks;
+9. ``unregister-dr``: the recovered VMs are unregistered at the recovery site (their
+   ``<vm>-dr/`` folders are kept as the last copy; delete them once satisfied).
+
+The log is ``<state_dir>/<plan>/failback/operation.json`` (the step log format of
+:mod:`cdp.failover.steplog`), saved after every step; running the command again after a
+crash continues with the first step not done. Each step is safe to run again: the syncs
+compare everything by hash again, the bookmark is found again by name, the failover back
+has its own step log (``<state_dir>/<plan>-failback/``) and resumes, registrations are
+adopted, unregistering what is gone is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from cdp import naming
+from cdp.buffer import SourceBuffer
+from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError, RemoteError
+from cdp.failover import steplog as sl
+from cdp.failover import steps as st
+from cdp.failover.errors import OperationStateError
+from cdp.failover.orchestrator import Event, Orchestrator, Reporter
+from cdp.failover.plan import (
+    CommitPolicy,
+    FailbackSettings,
+    GroupSettings,
+    NetworkMapping,
+    Plan,
+    ProtectedSite,
+)
+from cdp.failover.replication import Replication
+from cdp.failover.survey import DEFAULT_RPO_PROBE_S
+from cdp.fsutil import fsync_dir
+from cdp.group import DiskSpec, GroupSpec, VmSpec
+from cdp.resync import Protection, ProtectionConfig, RegionTransport
+from cdp.shipper import Shipper, ShipperConfig, Transport
+
+LOG_NAME = "failback"
+"""The failback log's folder under ``<state_dir>/<plan>/``."""
+OPERATION = "failback"
+FAILED_BACK = "failed-back"
+SOURCE_BUFFER_BYTES = 64 * 2**20
+CONNECT_TIMEOUT_S = 30.0
+COPY_CHUNK = 4 * 2**20
+INITIAL_SYNC = ProtectionConfig(initial_sync=True)
+"""Every region dirty at the start: compared by hash, sent only where it differs."""
+
+# step kinds, in the order they run (the phase is the index)
+COMMIT_FAILOVER, SEED, PRE_SYNC, POWER_OFF_DR = (
+    "commit-failover",
+    "seed",
+    "pre-sync",
+    "power-off-dr",
+)
+FINAL_SYNC, BOOKMARK, RETIRE, FAILOVER_BACK, UNREGISTER_DR = (
+    "final-sync",
+    "bookmark",
+    "retire-original",
+    "failover-back",
+    "unregister-dr",
+)
+KINDS = (
+    COMMIT_FAILOVER,
+    SEED,
+    PRE_SYNC,
+    POWER_OFF_DR,
+    FINAL_SYNC,
+    BOOKMARK,
+    RETIRE,
+    FAILOVER_BACK,
+    UNREGISTER_DR,
+)
+PER_VM = (SEED, POWER_OFF_DR, RETIRE, UNREGISTER_DR)
+PER_GROUP = (PRE_SYNC, FINAL_SYNC, BOOKMARK)
+
+T = TypeVar("T")
+
+
+class ReverseTransport(Transport, RegionTransport, Protocol):
+    """What the reverse source needs of the original-site target (a ReplicationClient)."""
+
+
+def back_plan(plan: Plan) -> Plan:
+    """The plan of the failover back: the original site as the recovery site.
+
+    Its name is ``<plan>-failback`` (its own step log), its target the original-site
+    target, its vCenter the protected site's, its groups the reverse groups, and every
+    NIC goes back onto the network it had at the original site.
+    """
+    fb, ps = _settings(plan)
+    return dataclasses.replace(
+        plan,
+        name=f"{plan.name}-failback",
+        target_address=fb.target_address,
+        target_tls_dir=fb.target_tls_dir,
+        vcenter=ps.vcenter,
+        recovery=fb.site,
+        networks=tuple(NetworkMapping(m.source, m.source, m.source) for m in plan.networks),
+        groups=tuple(GroupSettings(g.name + fb.group_suffix, g.vms) for g in plan.groups),
+        commit=CommitPolicy(timeout_s=plan.commit.timeout_s, default_action="commit"),
+        protected_site=None,
+        failback=None,
+    )
+
+
+def _settings(plan: Plan) -> tuple[FailbackSettings, ProtectedSite]:
+    if plan.failback is None or plan.protected_site is None:
+        raise PreconditionError(
+            f"plan {plan.name!r} has no failback section",
+            hint="add failback (target, site, seed_path) and protected_site to the plan",
+        )
+    return plan.failback, plan.protected_site
+
+
+class Failback:
+    """The failback of one plan's live failover (see the module docstring)."""
+
+    def __init__(
+        self,
+        orch: Orchestrator,
+        transport: ReverseTransport,
+        reverse: Replication,
+        *,
+        report: Reporter | None = None,
+        rpo_probe_s: float = DEFAULT_RPO_PROBE_S,
+        crash_after: str = "",
+    ) -> None:
+        self.orch = orch
+        self.plan = orch.plan
+        self.settings, self.site = _settings(self.plan)
+        self.transport = transport
+        self.reverse = reverse
+        self.report: Reporter = report or (lambda e: None)
+        self.log = sl.StepLog(os.path.join(self.plan.state_dir, self.plan.name), LOG_NAME)
+        self.back = Orchestrator(
+            back_plan(self.plan), orch.protected, reverse, report=report, rpo_probe_s=rpo_probe_s
+        )
+        self.crash_after = crash_after
+        """Tests: raise SystemExit right after the step with this id was recorded."""
+
+    # ---------------------------------------------------------------- read-only
+
+    def dry_run(self) -> dict[str, Any]:
+        """What failback would do; nothing changes (no log, no lock, no folder)."""
+        active = self.log.load()
+        if active is not None:
+            out = summary(active)
+            out["dry_run"] = True
+            out["resuming"] = True
+            return out
+        source, failover = self._failover_record()
+        vms = [st.RecoveredVm.from_json(v) for v in failover["vms"]]
+        steps = failback_steps(vms, source == "active")
+        disks: list[dict[str, Any]] = []
+        for v in vms:
+            for n, d in enumerate(v.hardware.disks):
+                seed = self._seed_path(v.vm, n)
+                disks.append(
+                    {
+                        "vm": v.vm,
+                        "disk": n,
+                        "capacity_bytes": d.capacity_bytes,
+                        "source": self._dr_extent(v, n),
+                        "seed": seed,
+                        "seed_present": bool(seed) and os.path.isfile(seed),
+                    }
+                )
+        return {
+            "plan": self.plan.name,
+            "operation": OPERATION,
+            "dry_run": True,
+            "failover": failover.get("archived", "active"),
+            "groups": {g.name: g.name + self.settings.group_suffix for g in self.plan.groups},
+            "target": self.settings.target_address,
+            "bytes_to_compare": 2 * sum(d["capacity_bytes"] for d in disks),
+            "disks": disks,
+            "steps": steps,
+        }
+
+    # ---------------------------------------------------------------- run
+
+    async def run(self) -> dict[str, Any]:
+        """Start (or resume) the failback; return its summary."""
+        with self.log.locked():
+            data = self.log.load()
+            if data is not None and data["status"] == FAILED_BACK:
+                out = summary(data)  # finished, then crashed before archiving
+                out["archived"] = await asyncio.to_thread(self.log.archive)
+                return out
+            if data is None:
+                data = await self._start()
+            else:
+                done = sum(1 for s in data["steps"] if s["done"])
+                self.report(
+                    Event("info", f"resuming failback: {done} of {len(data['steps'])} steps done")
+                )
+                self.log.event(f"resumed ({done} steps done)")
+                await asyncio.to_thread(self.log.save)
+            await self._execute(data)
+            data["status"] = FAILED_BACK
+            data["finished_unix"] = time.time()
+            self.log.event("failed back: the VMs run at the original site")
+            await asyncio.to_thread(self.log.save)
+            out = summary(data)
+            out["archived"] = await asyncio.to_thread(self.log.archive)
+            return out
+
+    async def _start(self) -> dict[str, Any]:
+        source, failover = self._failover_record()
+        vms = [st.RecoveredVm.from_json(v) for v in failover["vms"]]
+        now = time.time()
+        await asyncio.to_thread(
+            self.log.start,
+            {
+                "plan": self.plan.name,
+                "operation": OPERATION,
+                "status": sl.RUNNING,
+                "started_unix": now,
+                "failover_log": failover.get("archived", ""),
+                "datacenter": failover["datacenter"],
+                "bookmark": f"cdp-failback-{self.plan.name}-{int(now)}",
+                "groups": {g.name: g.name + self.settings.group_suffix for g in self.plan.groups},
+                "vms": [v.to_json() for v in vms],
+                "steps": [sl.step_entry(s) for s in failback_steps(vms, source == "active")],
+            },
+        )
+        self.report(Event("info", f"failback of plan {self.plan.name!r}: {len(vms)} VMs"))
+        assert self.log.data is not None
+        return self.log.data
+
+    def _failover_record(self) -> tuple[str, dict[str, Any]]:
+        """The live failover to fail back: ("active", log) or ("committed", archived log)."""
+        active = self.orch.log.load()
+        if active is not None:
+            if active["operation"] == st.MODE_LIVE and active["status"] == sl.AWAITING_COMMIT:
+                return "active", active
+            raise OperationStateError(
+                f"a {active['operation']} operation of plan {self.plan.name!r} is "
+                f"{active['status']}; failback needs a live failover that is committed "
+                "or awaiting commit",
+                hint="finish it first (`cdp failover status --plan FILE`)",
+            )
+        newest = _newest(os.path.join(self.orch.log.folder, "history"))
+        if newest is None or not newest.endswith(f"-{st.MODE_LIVE}-{sl.COMMITTED}.json"):
+            raise OperationStateError(
+                f"plan {self.plan.name!r} has no committed live failover to fail back "
+                f"(last finished: {os.path.basename(newest) if newest else 'none'})",
+                hint="failback follows `cdp failover run` and `commit`",
+            )
+        done = _newest(os.path.join(self.log.folder, "history"))
+        if done is not None and _read(done).get("failover_log") == newest:
+            raise OperationStateError(
+                f"the failover {os.path.basename(newest)} was already failed back",
+                hint=f"see {done}",
+            )
+        record = _read(newest)
+        record["archived"] = newest
+        return "committed", record
+
+    # ---------------------------------------------------------------- the engine
+
+    async def _execute(self, data: dict[str, Any]) -> None:
+        todo = sl.pending(data["steps"])
+        total = len(data["steps"])
+        for entry in todo:
+            text = describe(entry)
+            started, t0 = time.time(), time.monotonic()
+            try:
+                handler: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] = getattr(
+                    self, "_" + entry["kind"].replace("-", "_")
+                )
+                result = await handler(entry)
+            except Exception as exc:
+                index = total - len(sl.pending(data["steps"])) + 1
+                self.report(Event("step-failed", f"{text}: {exc}", index, total))
+                entry["error"] = str(exc)
+                await asyncio.to_thread(self.log.save)
+                raise
+            seconds = time.monotonic() - t0
+            entry.update(
+                done=True,
+                result=result,
+                started_unix=round(started, 6),
+                finished_unix=round(time.time(), 6),
+                seconds=round(seconds, 6),
+            )
+            entry.pop("error", None)
+            await asyncio.to_thread(self.log.save)
+            index = total - len(sl.pending(data["steps"]))
+            self.report(Event("step", text, index, total, seconds))
+            if entry["id"] == self.crash_after:
+                raise SystemExit(f"crash injected after {entry['id']}")
+
+    def _vm(self, name: str) -> st.RecoveredVm:
+        assert self.log.data is not None
+        return next(st.RecoveredVm.from_json(v) for v in self.log.data["vms"] if v["vm"] == name)
+
+    def _dr_extent(self, vm: st.RecoveredVm, n: int) -> str:
+        return os.path.join(vm.folder, naming.format_disk_extent(vm.name, n))
+
+    def _seed_path(self, vm: str, n: int) -> str:
+        if not self.settings.seed_path:
+            return ""
+        return os.path.join(self.settings.seed_path, vm, naming.format_disk_extent(vm, n))
+
+    # ---------------------------------------------------------------- steps
+
+    async def _commit_failover(self, step: dict[str, Any]) -> dict[str, Any]:
+        assert self.log.data is not None
+        active = self.orch.log.load()
+        if active is not None and active["status"] == sl.AWAITING_COMMIT:
+            out = await self.orch.commit()
+            archived = str(out["archived"])
+        else:  # committed before a crash: find its archived log
+            archived = _newest(os.path.join(self.orch.log.folder, "history")) or ""
+            if not archived.endswith(f"-{sl.COMMITTED}.json"):
+                raise OperationStateError("the failover is no longer awaiting commit")
+        self.log.data["failover_log"] = archived
+        return {"archived": archived}
+
+    async def _seed(self, step: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(step["vm"])
+        back_group = step["group"] + self.settings.group_suffix
+        try:
+            await self.reverse.group(back_group)
+        except NotFoundError:
+            pass
+        else:  # the target has the group: its base is in use, never overwrite it
+            return {"skipped": f"group {back_group} exists at the original-site target"}
+        disks = []
+        replicas = self.settings.site.datastore.path
+        for n in range(len(vm.hardware.disks)):
+            src = self._seed_path(vm.vm, n)
+            dst = os.path.join(replicas, vm.vm, naming.format_disk_extent(vm.vm, n))
+            if os.path.exists(dst):
+                disks.append({"disk": n, "seeded": False, "why": "already there"})
+            elif not src or not os.path.isfile(src):
+                self.report(Event("warn", f"no seed for disk {n} of {vm.vm}: every region travels"))
+                disks.append({"disk": n, "seeded": False, "why": f"no file {src or '(no path)'}"})
+            else:
+                copied = await asyncio.to_thread(copy_sparse, src, dst)
+                disks.append({"disk": n, "seeded": True, "bytes": copied})
+        return {"disks": disks}
+
+    async def _pre_sync(self, step: dict[str, Any]) -> dict[str, Any]:
+        return await self._sync(step["group"])
+
+    async def _final_sync(self, step: dict[str, Any]) -> dict[str, Any]:
+        return await self._sync(step["group"])
+
+    async def _sync(self, group: str) -> dict[str, Any]:
+        """One hash-compared pass of every region of the group's recovered disks."""
+        assert self.log.data is not None
+        vms = [st.RecoveredVm.from_json(v) for v in self.log.data["vms"] if v["group"] == group]
+        spec = GroupSpec(
+            group + self.settings.group_suffix,
+            tuple(
+                VmSpec(
+                    v.vm,
+                    tuple(
+                        DiskSpec(str(n), d.capacity_bytes) for n, d in enumerate(v.hardware.disks)
+                    ),
+                )
+                for v in vms
+            ),
+        )
+        paths = [self._dr_extent(v, n) for v in vms for n in range(len(v.hardware.disks))]
+        capacities = [d.capacity_bytes for v in vms for d in v.hardware.disks]
+        return await reverse_sync(
+            self.transport, spec, paths, capacities, f"failback-{self.plan.name}"
+        )
+
+    async def _power_off_dr(self, step: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(step["vm"])
+        vc = await asyncio.to_thread(self.orch.vcenter)
+        assert self.log.data is not None
+        found = await asyncio.to_thread(vc.find_vm, self.log.data["datacenter"], vm.vmx_path)
+        if found is None:
+            return {"found": False}
+        await asyncio.to_thread(vc.power_off, found.ref)
+        return {"found": True, "was": found.power_state}
+
+    async def _bookmark(self, step: dict[str, Any]) -> dict[str, Any]:
+        assert self.log.data is not None
+        back_group = step["group"] + self.settings.group_suffix
+        name = self.log.data["bookmark"]
+        try:
+            point = await self.reverse.bookmark(back_group, name)
+        except BookmarkExistsError:  # placed before a crash: find it again
+            first = next(v["vm"] for v in self.log.data["vms"] if v["group"] == step["group"])
+            point = (await self.reverse.image_plan(back_group, first, 0, name)).point
+        synced = next(
+            s for s in self.log.data["steps"] if s["id"] == f"{FINAL_SYNC}:{step['group']}"
+        )
+        if point.seq < synced["result"]["durable_seq"]:
+            raise PreconditionError(f"bookmark {name} at seq {point.seq} is older than the sync")
+        return {"bookmark": name, "seq": point.seq, "group": back_group}
+
+    async def _retire_original(self, step: dict[str, Any]) -> dict[str, Any]:
+        vc = await asyncio.to_thread(self.orch.protected)
+        found = await asyncio.to_thread(vc.find_vm_by_name, self.site.datacenter, step["vm"])
+        if found is None:
+            return {"found": False}
+        if found.power_state == "poweredOn":
+            raise PreconditionError(
+                f"the original VM {step['vm']} is running at the original site "
+                f"({found.path}): two live copies",
+                hint="power it off at the original site (its writes since the failover "
+                "are not kept), then run failback again",
+            )
+        await asyncio.to_thread(vc.unregister, found.ref)
+        return {"found": True, "vmx_path": found.path, "was": found.power_state}
+
+    async def _failover_back(self, step: dict[str, Any]) -> dict[str, Any]:
+        assert self.log.data is not None
+        if self.back.log.load() is None:
+            done = _newest(os.path.join(self.back.log.folder, "history"))
+            if done is not None and done.endswith(f"-{sl.COMMITTED}.json"):
+                record = _read(done)
+                if record["started_unix"] >= self.log.data["started_unix"]:
+                    return {"archived": done, "rto_s": record.get("rto_s"), "resumed": True}
+        result = await self.back.failover(st.MODE_LIVE, self.log.data["bookmark"])
+        committed = await self.back.commit()
+        return {
+            "archived": committed["archived"],
+            "rto_s": result["rto_s"],
+            "points": result["points"],
+            "vms": [{k: v[k] for k in ("vm", "host", "vmx_path", "ref")} for v in result["vms"]],
+        }
+
+    async def _unregister_dr(self, step: dict[str, Any]) -> dict[str, Any]:
+        vm = self._vm(step["vm"])
+        vc = await asyncio.to_thread(self.orch.vcenter)
+        assert self.log.data is not None
+        found = await asyncio.to_thread(vc.find_vm, self.log.data["datacenter"], vm.vmx_path)
+        if found is None:
+            return {"found": False}
+        await asyncio.to_thread(vc.power_off, found.ref)
+        await asyncio.to_thread(vc.unregister, found.ref)
+        return {"found": True, "ref": found.ref, "kept": vm.folder}
+
+
+# ---------------------------------------------------------------- the reverse source
+
+
+async def reverse_sync(
+    transport: ReverseTransport,
+    spec: GroupSpec,
+    paths: list[str],
+    capacities: list[int],
+    source_id: str,
+    config: ProtectionConfig = INITIAL_SYNC,
+) -> dict[str, Any]:
+    """Stream ``paths`` (the group's disks in order) to the target: one hash-compared pass.
+
+    A fresh source each time: a target that already holds the group answers
+    ``resync_required`` at the handshake and the source rejoins after its durable seq.
+    Returns regions compared and sent, bytes sent and the durable seq once drained.
+    """
+    fds = [os.open(p, os.O_RDONLY | os.O_CLOEXEC) for p in paths]
+    buffer = SourceBuffer(SOURCE_BUFFER_BYTES)
+
+    def read(disk: int, offset: int, length: int) -> bytes:
+        return os.pread(fds[disk], length, offset)
+
+    protection = Protection(buffer, capacities, read, _nothing, _nothing, config)
+    shipper = Shipper(spec, buffer, transport, ShipperConfig(source_id))
+    shipper.on_resync_required = protection.rejoin
+    task: asyncio.Future[None] = asyncio.ensure_future(shipper.run())
+    t0 = time.monotonic()
+    try:
+        deadline = t0 + CONNECT_TIMEOUT_S
+        while not shipper.connected:
+            if task.done():
+                task.result()
+            if time.monotonic() > deadline:
+                exc = RemoteError(
+                    "UNAVAILABLE", f"reverse source could not connect: {shipper.last_error}"
+                )
+                exc.hint = "is the original-site target running (plan key failback.target)?"
+                raise exc
+            await asyncio.sleep(0.01)
+        await _guarded(protection.resync(shipper, transport), task)
+        await _guarded(shipper.drain(), task)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for fd in fds:
+            os.close(fd)
+    s = protection.stats
+    return {
+        "regions": sum(-(-c // config.region_bytes) for c in capacities),
+        "regions_compared": s.regions_compared,
+        "regions_sent": s.regions_sent,
+        "bytes_sent": s.bytes_sent,
+        "region_bytes": config.region_bytes,
+        "durable_seq": buffer.acked_seq,
+        "seconds": round(time.monotonic() - t0, 3),
+    }
+
+
+def _nothing() -> None:
+    """Hold/release of guest writes: the reverse source reads files nobody writes through it."""
+
+
+async def _guarded(work: Awaitable[T], shipper: asyncio.Future[None]) -> T:
+    """Await ``work``; fail at once if the shipper stopped for good."""
+    job = asyncio.ensure_future(work)
+    both: list[asyncio.Future[Any]] = [job, shipper]
+    await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+    if not job.done():
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job
+        shipper.result()
+        raise RemoteError("UNAVAILABLE", "the reverse shipper stopped")
+    return job.result()
+
+
+def copy_sparse(src: str, dst: str) -> int:
+    """Copy a (sparse) flat extent, data regions only; return the data bytes copied."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    tmp = dst + ".seeding"
+    copied = 0
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        i, o = fin.fileno(), fout.fileno()
+        size = os.fstat(i).st_size
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(i, pos, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole is left
+                    break
+                raise
+            end = os.lseek(i, start, os.SEEK_HOLE)
+            while start < end:
+                chunk = os.pread(i, min(COPY_CHUNK, end - start), start)
+                os.pwrite(o, chunk, start)
+                start += len(chunk)
+                copied += len(chunk)
+            pos = end
+        os.ftruncate(o, size)
+        os.fsync(o)
+    os.replace(tmp, dst)
+    fsync_dir(os.path.dirname(dst))
+    return copied
+
+
+# ---------------------------------------------------------------- steps and summary
+
+
+def failback_steps(vms: list[st.RecoveredVm], commit_first: bool) -> list[dict[str, Any]]:
+    """Every step of a failback, in order (``phase`` is the kind's place in KINDS)."""
+    groups = list(dict.fromkeys(v.group for v in vms))
+    out: list[dict[str, Any]] = []
+    for phase, kind in enumerate(KINDS):
+        if kind == COMMIT_FAILOVER and not commit_first:
+            continue
+        if kind in PER_VM:
+            out += [_step(f"{kind}:{v.vm}", kind, phase, v.vm, v.group) for v in vms]
+        elif kind in PER_GROUP:
+            out += [_step(f"{kind}:{g}", kind, phase, "", g) for g in groups]
+        else:
+            out.append(_step(kind, kind, phase, "", ""))
+    return out
+
+
+def _step(id_: str, kind: str, phase: int, vm: str, group: str) -> dict[str, Any]:
+    return {"id": id_, "kind": kind, "phase": phase, "vm": vm, "group": group, "args": {}}
+
+
+def describe(step: dict[str, Any]) -> str:
+    """One line for the operator."""
+    vm, group = step["vm"], step["group"]
+    text: str = {
+        COMMIT_FAILOVER: "commit the live failover (the recovered VMs' writes are kept)",
+        SEED: f"seed the original-site replica of {vm} with its original disks",
+        PRE_SYNC: f"reverse sync of group {group} (hash compare; recovered VMs running)",
+        POWER_OFF_DR: f"power off recovered VM {vm} at the recovery site",
+        FINAL_SYNC: f"final reverse sync of group {group} (recovered VMs off)",
+        BOOKMARK: f"bookmark the final point of group {group} at the original-site target",
+        RETIRE: f"unregister the stale original VM {vm} at the original site",
+        FAILOVER_BACK: "fail over to the original site at the bookmark, and commit",
+        UNREGISTER_DR: f"unregister recovered VM {vm} at the recovery site (files kept)",
+    }.get(step["kind"], step["id"])
+    return text
+
+
+def summary(data: dict[str, Any]) -> dict[str, Any]:
+    """The operator's view of a failback log."""
+    steps = data["steps"]
+    sync: dict[str, dict[str, Any]] = {}
+    for s in steps:
+        if s["kind"] in (PRE_SYNC, FINAL_SYNC) and s["done"]:
+            sync.setdefault(s["group"], {})[s["kind"]] = s["result"]
+    back = next((s for s in steps if s["kind"] == FAILOVER_BACK and s["done"]), None)
+    return {
+        "plan": data["plan"],
+        "operation": OPERATION,
+        "status": data["status"],
+        "failover_log": data.get("failover_log", ""),
+        "bookmark": data["bookmark"],
+        "groups": data["groups"],
+        "steps_done": sum(1 for s in steps if s["done"]),
+        "steps": len(steps),
+        "sync": sync,
+        "regions_sent": sum(r.get("regions_sent", 0) for g in sync.values() for r in g.values()),
+        "bytes_sent": sum(r.get("bytes_sent", 0) for g in sync.values() for r in g.values()),
+        "rto_back_s": back["result"].get("rto_s") if back else None,
+        "vms": back["result"].get("vms", []) if back else [],
+        "seconds": round(data.get("finished_unix", time.time()) - data["started_unix"], 3),
+    }
+
+
+def _newest(history: str) -> str | None:
+    names = (
+        sorted(n for n in os.listdir(history) if n.endswith(".json"))
+        if os.path.isdir(history)
+        else []
+    )
+    return os.path.join(history, names[-1]) if names else None
+
+
+def _read(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        data: dict[str, Any] = json.load(f)
+    return data

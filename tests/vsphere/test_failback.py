@@ -1,0 +1,412 @@
+"""Failback against two real vcsims and two real targets.
+
+The protected (original) site is its own vcsim running the simulator's VMs from
+``<root>/source`` (datastore ``prod-ds``); the recovery site is the usual ``site``. A
+planned failover moves the VMs to the recovery site and is committed; the "DR guests"
+then write into their ``<vm>-dr`` flat files. Failback streams the recovered disks to a
+second in-process target (the original-site target, whose replica folder is mounted at
+the original site as ``fb-ds``), seeded with the original disks, so only the regions
+written at the DR site travel; then the VMs come up at the original site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Running, start_target, stop_target
+from pyVmomi import vim
+
+from cdp.cli.failover import TargetReplication
+from cdp.errors import ConfigError, PreconditionError
+from cdp.failover import vsphere
+from cdp.failover.errors import OperationStateError
+from cdp.failover.failback import Failback, back_plan
+from cdp.failover.faults import server_thumbprint
+from cdp.failover.orchestrator import Orchestrator
+from cdp.failover.plan import Credentials, parse_plan
+from cdp.failover.vcenter import VCenter
+from cdp.rpc.client import ReplicationClient
+
+from .drsite import (
+    DISK_BYTES,
+    GROUP,
+    VMS,
+    DrSite,
+    find_one,
+    inventory,
+    mount,
+    wait,
+    write_vm_files,
+)
+from .harness import Inventory, Vcsim, start_vcsim
+
+REPO = Path(__file__).resolve().parents[2]
+REGION = 64 * 1024
+DR_WRITES = {"db01": (3, 17, 40), "app01": (9,)}
+"""Regions the DR guests write after the failover (one 4 KiB write in each)."""
+
+
+@pytest.fixture
+def protected(vcsim_binary: Path, tmp_path: Path) -> Iterator[Vcsim]:
+    """The original (protected) site's vCenter."""
+    sim = start_vcsim(vcsim_binary, Inventory(portgroups=()), tmp_path / "prod-vcsim.log")
+    try:
+        yield sim
+    finally:
+        sim.close()
+
+
+@dataclass
+class Home:
+    """The original site: its vCenter session and its cdp target."""
+
+    si: Any
+    target: Running
+    client: ReplicationClient
+
+    @property
+    def replicas(self) -> Path:
+        return Path(self.target.data_dir) / "replicas"
+
+
+@pytest.fixture
+async def home(protected: Vcsim, site: DrSite) -> AsyncIterator[Home]:
+    """Original VMs running at the protected site; an original-site target, mounted."""
+    si = protected.connect()
+    source = site.root / "source"
+    for vm in VMS:
+        write_vm_files(source / vm, vm)
+    mount(si, source, "prod-ds")
+    dc = find_one(si, vim.Datacenter, "DC0")
+    pool = find_one(si, vim.ClusterComputeResource, "DC0_C0").resourcePool
+    for vm in VMS:
+        path = f"[prod-ds] {vm}/{vm}.vmx"
+        made = wait(dc.vmFolder.RegisterVM_Task(path=path, name=vm, asTemplate=False, pool=pool))
+        wait(made.PowerOnVM_Task())
+    target = await start_target(str(site.root / "home-target"), history_window_s=3600.0)
+    h = Home(si, target, ReplicationClient(target.address))
+    h.replicas.mkdir(parents=True, exist_ok=True)
+    mount(si, h.replicas, "fb-ds")
+    try:
+        yield h
+    finally:
+        await h.client.close()
+        await stop_target(target)
+
+
+class CrashAfter:
+    """A VCenter that 'dies' right after the n-th call of one method."""
+
+    def __init__(self, inner: VCenter, method: str) -> None:
+        self.inner, self.method = inner, method
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self.inner, name)
+        if name != self.method:
+            return fn
+
+        def wrapped(*args: Any) -> Any:
+            fn(*args)
+            raise RuntimeError(f"simulated crash after {name}")
+
+        return wrapped
+
+
+def orchestrator(site: DrSite, prod: Vcsim, home: Home, crash: str = "") -> Orchestrator:
+    protected_site = {
+        "vcenter": {
+            "url": f"https://{prod.host}:{prod.port}/sdk",
+            "credentials": {"file": str(site.root / "vcenter.cred")},
+            "tls": {"thumbprint": server_thumbprint(prod.host, prod.port, 5)},
+        },
+        "datacenter": "DC0",
+        "shutdown": "power_off",
+        "drain_quiet_s": 0.3,
+        "drain_timeout_s": 20,
+    }
+    failback = {
+        "target": {"address": home.target.address, "insecure": True},
+        "seed_path": str(site.root / "source"),
+        "site": {
+            "datacenter": "DC0",
+            "cluster": "DC0_C0",
+            "datastore": {"name": "fb-ds", "path": str(home.replicas)},
+            "power_on_timeout_s": 10,
+        },
+    }
+    plan = site.plan(site.plan_dict(protected_site=protected_site, failback=failback))
+    assert plan.protected_site is not None
+    creds = Credentials(prod.user, prod.password)
+    vc = plan.protected_site.vcenter
+
+    def connect() -> VCenter:
+        inner = vsphere.connect(vc, creds)
+        return CrashAfter(inner, crash) if crash else inner  # type: ignore[return-value]
+
+    return site.orchestrator(plan, connect_protected=connect)
+
+
+def failback(orch: Orchestrator, home: Home, **kw: Any) -> Failback:
+    return Failback(orch, home.client, TargetReplication(home.client), rpo_probe_s=0.05, **kw)
+
+
+async def fail_over_and_write(site: DrSite, prod: Vcsim, home: Home, commit: bool = True) -> None:
+    """Planned failover, commit, stop the old forward source; the DR guests write."""
+    orch = orchestrator(site, prod, home)
+    await orch.failover("live", planned=True)
+    if commit:
+        await orch.commit()
+    orch.close()
+    assert site.source is not None
+    await site.source.stop()  # the original host is down: no forward replication
+    site.source = None
+    for vm, regions in DR_WRITES.items():
+        with open(dr_disk(site, vm), "r+b") as f:
+            for r in regions:
+                f.seek(r * REGION + 512)
+                f.write(os.urandom(4096))
+
+
+def dr_disk(site: DrSite, vm: str) -> Path:
+    return site.replicas / f"{vm}-dr" / f"{vm}_0-flat.vmdk"
+
+
+def vms(si: Any) -> dict[str, tuple[str, str]]:
+    return {name: (path, power) for name, path, power in inventory(si)}
+
+
+async def test_failback_sends_only_changed_regions_and_brings_the_vms_home(
+    site: DrSite, protected: Vcsim, home: Home
+) -> None:
+    await fail_over_and_write(site, protected, home)
+    recovered = {vm: dr_disk(site, vm).read_bytes() for vm in VMS}
+    orch = orchestrator(site, protected, home)
+
+    result = await failback(orch, home).run()
+
+    assert result["status"] == "failed-back"
+    sync = result["sync"][GROUP]
+    regions = 2 * DISK_BYTES // REGION
+    changed = sum(len(r) for r in DR_WRITES.values())
+    assert sync["pre-sync"]["regions_compared"] == regions
+    assert sync["pre-sync"]["regions_sent"] == changed  # the hash compare against the seed
+    assert sync["final-sync"]["regions_sent"] == 0  # nothing written since the first pass
+    assert result["bytes_sent"] == changed * REGION
+    for vm in VMS:  # the original site runs the recovered disks, byte for byte
+        back = home.replicas / f"{vm}-dr" / f"{vm}_0-flat.vmdk"
+        assert back.read_bytes() == recovered[vm]
+    assert vms(home.si) == {vm: (f"[fb-ds] {vm}-dr/{vm}.vmx", "poweredOn") for vm in VMS}
+    assert inventory(site.si) == []  # the DR copies are unregistered...
+    assert all((site.replicas / f"{vm}-dr").is_dir() for vm in VMS)  # ...their files kept
+    nic = [
+        d
+        for d in find_one(home.si, vim.VirtualMachine, "db01").config.hardware.device
+        if isinstance(d, vim.vm.device.VirtualEthernetCard)
+    ]
+    assert [n.deviceInfo.summary for n in nic] == ["VM Network"]  # its original network
+    archived = json.loads(Path(result["archived"]).read_text())
+    assert archived["status"] == "failed-back" and "committed" in archived["failover_log"]
+    with pytest.raises(OperationStateError, match="already failed back"):
+        await failback(orch, home).run()
+    orch.close()
+
+
+async def test_failback_dry_run_changes_nothing(site: DrSite, protected: Vcsim, home: Home) -> None:
+    await fail_over_and_write(site, protected, home)
+    before = (vms(home.si), inventory(site.si), sorted(os.listdir(home.replicas)))
+    orch = orchestrator(site, protected, home)
+
+    plan = failback(orch, home).dry_run()
+
+    assert plan["dry_run"] and plan["groups"] == {GROUP: f"{GROUP}-failback"}
+    kinds = list(dict.fromkeys(s["kind"] for s in plan["steps"]))
+    assert kinds == [
+        "seed",
+        "pre-sync",
+        "power-off-dr",
+        "final-sync",
+        "bookmark",
+        "retire-original",
+        "failover-back",
+        "unregister-dr",
+    ]
+    assert all(d["seed_present"] for d in plan["disks"])
+    assert (vms(home.si), inventory(site.si), sorted(os.listdir(home.replicas))) == before
+    assert not (site.state_dir / "dr-test" / "failback").exists()
+    assert not (await home.client.status()).groups  # no reverse group yet
+    orch.close()
+
+
+async def test_failback_refuses_without_a_live_failover(
+    site: DrSite, protected: Vcsim, home: Home
+) -> None:
+    orch = orchestrator(site, protected, home)
+    with pytest.raises(OperationStateError, match="no committed live failover"):
+        await failback(orch, home).run()
+    assert not (site.state_dir / "dr-test" / "failback" / "operation.json").exists()
+    orch.close()
+
+
+async def test_failback_refuses_a_running_original_vm(
+    site: DrSite, protected: Vcsim, home: Home
+) -> None:
+    await fail_over_and_write(site, protected, home)
+    wait(find_one(home.si, vim.VirtualMachine, "app01").PowerOnVM_Task())  # split brain
+    orch = orchestrator(site, protected, home)
+    with pytest.raises(PreconditionError, match="app01 is running at the original site"):
+        await failback(orch, home).run()
+    orch.close()
+
+
+async def test_crash_mid_failback_then_the_same_command_resumes(
+    site: DrSite, protected: Vcsim, home: Home
+) -> None:
+    """Also: failback of a failover still awaiting commit commits it first."""
+    await fail_over_and_write(site, protected, home, commit=False)
+    recovered = {vm: dr_disk(site, vm).read_bytes() for vm in VMS}
+    crashing = orchestrator(site, protected, home, crash="register_vm")  # dies at home
+
+    with pytest.raises(RuntimeError, match="simulated crash after register_vm"):
+        await failback(crashing, home).run()
+    crashing.close()
+    log = json.loads((site.state_dir / "dr-test" / "failback" / "operation.json").read_text())
+    done = [s["id"] for s in log["steps"] if s["done"]]
+    assert done[0] == "commit-failover" and "bookmark:g1" in done and "failover-back" not in done
+    assert "committed" in log["failover_log"]
+
+    orch = orchestrator(site, protected, home)
+    result = await failback(orch, home).run()
+
+    assert result["status"] == "failed-back"
+    assert Counter(v[0] for v in inventory(home.si)) == Counter(VMS)  # never registered twice
+    assert vms(home.si) == {vm: (f"[fb-ds] {vm}-dr/{vm}.vmx", "poweredOn") for vm in VMS}
+    assert inventory(site.si) == []
+    for vm in VMS:
+        assert (home.replicas / f"{vm}-dr" / f"{vm}_0-flat.vmdk").read_bytes() == recovered[vm]
+    (back,) = (site.state_dir / "dr-test-failback" / "history").iterdir()
+    registered = [s for s in json.loads(back.read_text())["steps"] if s["kind"] == "register"]
+    assert all(s["result"]["adopted"] for s in registered)  # found again, not registered again
+    orch.close()
+
+
+async def _cdp(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cdp",
+        "failover",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=str(REPO),
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_failback_dry_run_then_run(site: DrSite, protected: Vcsim, home: Home) -> None:
+    await fail_over_and_write(site, protected, home)
+    orchestrator(site, protected, home).close()  # writes the plan file
+    plan = str(site.plans[-1])
+
+    code, out, err = await _cdp("failback", "--plan", plan, "--dry-run", "--json")
+    assert code == 0, err
+    assert json.loads(out)["dry_run"] is True
+    assert inventory(site.si) != [] and not (site.state_dir / "dr-test" / "failback").exists()
+
+    code, out, err = await _cdp("failback", "--plan", plan, "--json")
+
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["status"] == "failed-back" and result["regions_sent"] == 4
+    assert "final reverse sync of group g1" in err  # progress lines go to stderr with --json
+    assert vms(home.si) == {vm: (f"[fb-ds] {vm}-dr/{vm}.vmx", "poweredOn") for vm in VMS}
+    assert inventory(site.si) == []
+
+
+# ---------------------------------------------------------------- the plan's failback section
+
+
+def _plan_data(**over: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "version": 1,
+        "name": "payments",
+        "target": {"address": "127.0.0.1:50051", "insecure": True},
+        "vcenter": {"url": "https://vc-dr.example.com/sdk"},
+        "protected_site": {
+            "vcenter": {"url": "https://vc-prod.example.com/sdk"},
+            "datacenter": "P",
+        },
+        "recovery": {
+            "datacenter": "DC0",
+            "cluster": "DC0_C0",
+            "datastore": {"name": "cdp-replica", "path": "/srv/cdp/replicas"},
+        },
+        "groups": [{"name": "g1", "vms": [{"name": "db01"}]}],
+        "failback": {
+            "target": {"address": "prod-target:50051", "tls_dir": "certs"},
+            "seed_path": "prod-ds",
+            "site": {
+                "datacenter": "Prod-DC",
+                "hosts": ["esx1"],
+                "datastore": {"name": "cdp-home", "path": "/srv/cdp-home/replicas"},
+            },
+        },
+    }
+    data.update(over)
+    return data
+
+
+def test_plan_failback_section(tmp_path: Path) -> None:
+    plan = parse_plan(_plan_data(), str(tmp_path / "p.yaml"))
+    fb = plan.failback
+    assert fb is not None
+    assert (fb.target_address, fb.target_tls_dir) == ("prod-target:50051", str(tmp_path / "certs"))
+    assert fb.seed_path == str(tmp_path / "prod-ds") and fb.group_suffix == "-failback"
+    assert fb.site.datastore.name == "cdp-home" and fb.site.hosts == ("esx1",)
+    back = back_plan(plan)
+    assert back.name == "payments-failback" and back.groups[0].name == "g1-failback"
+    assert back.target_address == "prod-target:50051" and back.recovery == fb.site
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"protected_site": None}, "failback: needs protected_site"),
+        ({"failback": {"site": None}}, "failback.site: required"),
+        (
+            {"failback": {"target": {"address": "x:1"}}},
+            "failback.target.tls_dir: give exactly one",
+        ),
+        ({"failback": {"target": {"address": "nope"}}}, "failback.target.address: 'nope'"),
+        ({"failback": {"group_suffix": "/x"}}, "failback.group_suffix: '/x'"),
+        ({"failback": {"bogus": 1}}, "failback.bogus"),
+    ],
+)
+def test_plan_failback_errors_name_the_key(
+    tmp_path: Path, change: dict[str, Any], key: str
+) -> None:
+    data = _plan_data()
+    for k, v in change.items():  # None deletes a key
+        if v is None:
+            del data[k]
+            continue
+        for kk, vv in v.items():
+            if vv is None:
+                del data[k][kk]
+            else:
+                data[k][kk] = vv
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        parse_plan(data, str(tmp_path / "p.yaml"))
