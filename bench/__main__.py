@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import export, ingest, rto
+from bench import capacity, export, ingest, rto, suite
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_parser(sub)
     export.add_parser(sub)
     rto.add_parser(sub)
+    suite.add_parser(sub)
+    capacity.add_parser(sub)
     return parser
 
 

@@ -14,7 +14,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from cdp.buffer import DEFAULT_BUFFER_BYTES, SourceBuffer
 from cdp.resync import Mode, Protection, ProtectionConfig
@@ -54,6 +54,11 @@ class SimConfig:
     """The source's certificate for mutual TLS (None: plain text)."""
     protection: ProtectionConfig = field(default_factory=ProtectionConfig)
     """Dirty-map fallback and resync settings (initial_sync for disks that hold data)."""
+    rpo_log: str = ""
+    """Append each 100 ms RPO sample here as a JSON line [t_s, rpo_s, bytes] ("" = none)."""
+    trace: str = ""
+    """Replay this normalised trace (sim/trace_workload.py) instead of ``workload``."""
+    trace_speedup: float = 1.0
 
 
 @dataclass
@@ -111,7 +116,8 @@ async def run(
             rpo, buffer.bytes_held, shipper.connected, protection.mode.value,
         )  # fmt: skip
 
-    sampler = asyncio.ensure_future(_sample(reading, series, on_progress))
+    log = open(config.rpo_log, "a", encoding="utf-8") if config.rpo_log else None  # noqa: SIM115
+    sampler = asyncio.ensure_future(_sample(reading, series, on_progress, log))
     every = config.app_consistent_every_s
     points = asyncio.ensure_future(agent.run_every(every) if every else asyncio.sleep(0))
     try:
@@ -120,8 +126,12 @@ async def run(
         drain_start = time.monotonic()
         await _wait_drained(shipper, ship, protection, config.drain_timeout_s)
         drain_s = time.monotonic() - drain_start
+        sampler.cancel()
+        _record(reading(), series, on_progress, log)  # the closing sample, after the drain
     finally:
         sampler.cancel()
+        if log is not None:
+            log.close()
         points.cancel()
         guard.cancel()
         ship.cancel()
@@ -164,6 +174,9 @@ async def _drive(
 ) -> None:  # fmt: skip
     """Issue the workload's writes at its rate for ``config.seconds``."""
     vm_disks = [(vm, n) for vm in host.vms for n in range(len(vm.disks))]
+    if config.trace:
+        await _drive_trace(vm_disks, config, counters, ship)
+        return
     rate = config.workload.writes_per_s()
     t0 = time.monotonic()
     burst = 0
@@ -182,6 +195,32 @@ async def _drive(
                 burst = 0
                 break
         await asyncio.sleep(0.001 if rate else 0)
+
+
+async def _drive_trace(
+    vm_disks: list[tuple[SimVM, int]],
+    config: SimConfig,
+    counters: dict[str, int],
+    ship: asyncio.Future[None],
+) -> None:
+    """Replay ``config.trace`` (timestamps / speed-up) for at most ``config.seconds``."""
+    from sim import trace_workload as tw
+
+    writes = tw.load_trace(config.trace)
+    tw.check_fits(writes, len(vm_disks), config.disk_bytes)
+
+    async def write(w: tw.TraceWrite, data: bytes) -> None:
+        vm, n = vm_disks[w.disk]
+        await vm.write(n, w.offset, data)
+        counters["writes"] += 1
+        counters["bytes"] += len(data)
+
+    def check() -> None:
+        if ship.done():
+            ship.result()
+
+    data = tw.TraceData(config.workload.seed, config.workload.compressibility)
+    await tw.replay(writes, config.trace_speedup, config.seconds, write, data, check)
 
 
 def make_protection(
@@ -230,13 +269,26 @@ async def _sample(
     reading: Callable[[], Progress],
     series: RpoSeries,
     on_progress: Callable[[Progress], None] | None,
+    log: TextIO | None = None,
 ) -> None:
     while True:
         await asyncio.sleep(SAMPLE_INTERVAL_S)
-        now = reading()
-        series.add(now.elapsed_s, now.rpo_s)
-        if on_progress is not None:
-            on_progress(now)
+        _record(reading(), series, on_progress, log)
+
+
+def _record(
+    now: Progress,
+    series: RpoSeries,
+    on_progress: Callable[[Progress], None] | None,
+    log: TextIO | None,
+) -> None:
+    """One RPO sample: into the series, the log file and the progress callback."""
+    series.add(now.elapsed_s, now.rpo_s)
+    if log is not None:
+        log.write(f"[{now.elapsed_s:.3f}, {now.rpo_s:.4f}, {now.bytes}]\n")
+        log.flush()
+    if on_progress is not None:
+        on_progress(now)
 
 
 def _cpu_s() -> float:

@@ -25,6 +25,11 @@ def add_parser(sub: Any) -> None:
     add_workload_args(r)
     r.add_argument("--dir", help="folder for the source disks (default: a temporary folder)")
     r.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    r.add_argument("--rpo-log", default="", help="append each 100 ms RPO sample to this file "
+                   "as a JSON line [t_s, rpo_s, bytes written so far]")  # fmt: skip
+    r.add_argument("--trace", default="", help="replay this normalised trace (bench/trace.py "
+                   "converts MSR CSV / fio iolog) instead of --pattern")  # fmt: skip
+    r.add_argument("--speedup", type=float, default=1.0, help="replay the trace N times faster")
     common.add_tls_flags(r, "a source's folder from `cdp certs init`, e.g. DIR/sources/host-a")
     r.set_defaults(handler=run)
 
@@ -119,7 +124,12 @@ async def run(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="cdp-sim-") as tmp:
         config = sim_config(args, args.dir or tmp, "sim-vm")
-        config = dataclasses.replace(config, tls=common.client_tls(args))
+        if args.speedup <= 0:
+            raise InvalidInputError("--speedup", "must be positive")
+        config = dataclasses.replace(
+            config, tls=common.client_tls(args), rpo_log=args.rpo_log,
+            trace=args.trace, trace_speedup=args.speedup,
+        )  # fmt: skip
         result = await runner.run(config, None if args.json else live_line)
     if args.json:
         common.emit_json(result)

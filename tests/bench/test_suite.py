@@ -1,0 +1,176 @@
+"""The RPO suite's code path on tiny cases (real target and source processes), the
+shaping proxy's behaviour, the plot, and the ``--rpo-log`` / ``--trace`` hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from pathlib import Path
+
+from bench import linkproxy, suite, trace
+from bench.linkproxy import LinkModel, LinkProxy
+
+TINY = suite.Scenario(
+    "tiny-4k", "4 KiB random at 500 writes/s",
+    ("--pattern", "random", "--block-size", "4k", "--iops", "500"),
+    disk_size="64MiB", seconds=1.5,
+)  # fmt: skip
+
+
+def _settings(tmp_path: Path) -> suite.Settings:
+    out = tmp_path / "out"
+    out.mkdir()
+    return suite.Settings(seconds=1.5, quick=True, out=str(out), work_dir=str(tmp_path),
+                          source_dir=str(tmp_path))  # fmt: skip
+
+
+def _check_run(r: dict[str, object]) -> None:
+    missing = [k for k in suite.FIELDS if k not in r]
+    assert not missing, missing
+    assert isinstance(r["writes"], int) and r["writes"] > 0
+    assert r["target_received_bytes"] == r["bytes"], "bytes differ from what the guest wrote"
+    for key in ("rpo_p50_s", "rpo_p95_s", "rpo_p99_s", "rpo_max_s", "rpo_worst_vm_p99_s"):
+        assert isinstance(r[key], float) and r[key] >= 0, key
+    assert r["rpo_p50_s"] <= r["rpo_p99_s"] <= r["rpo_max_s"]  # type: ignore[operator]
+    assert 0 < r["compression_ratio"] < 1  # type: ignore[operator]
+    assert r["samples"] and all(s[1] >= 0 for s in r["samples"])  # type: ignore[union-attr]
+    assert r["samples"][-1][2] == r["bytes"]  # type: ignore[index]
+
+
+async def test_a_tiny_scenario_writes_json_png_and_report(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    r = await suite._run_and_save(TINY, settings)
+
+    _check_run(r)
+    assert r["bytes"] == r["writes"] * 4096
+    out = Path(settings.out)
+    assert json.loads((out / "tiny-4k.json").read_text())["scenario"] == "tiny-4k"
+    assert (out / "tiny-4k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = suite.render({"env": suite.environment(settings), "runs": [r], "sweep": None})
+    assert "| tiny-4k |" in report
+    assert "published claim" in report and "measured" in report
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "run data was not removed"
+
+
+async def test_two_vms_through_a_capped_link_replaying_a_trace(tmp_path: Path) -> None:
+    sc = suite.Scenario(
+        "tiny-trace", "fio trace, 2 VMs, 100 Mbit/s", link=LinkModel("100 Mbit/s", 12.5e6),
+        vms=2, trace=str(suite.TRACES / "sample.fio"), speedup=4.0,
+    )  # fmt: skip
+    r = await suite.run_scenario(sc, _settings(tmp_path))
+
+    _check_run(r)
+    tr = trace.load(str(suite.TRACES / "sample.fio"))
+    assert r["writes"] == 2 * len(tr.writes) and r["bytes"] == 2 * tr.bytes
+    assert r["predicted"]["batch_serialization_s"] > 0  # type: ignore[index]
+    assert r["predicted"]["journal_bytes"] > 0  # type: ignore[index]
+
+
+def test_scenarios_are_named_seeded_and_cover_the_issue() -> None:
+    names = [s.name for s in suite.scenarios(4, True) + suite.sweep_scenarios(True)]
+    assert len(names) == len(set(names))
+    for want in ("4k-random-20k-iops", "64k-random-300mb", "1m-sequential-300mb", "mixed-100mb",
+                 "bursts-4k", "overwrite-4k", "compressible-64k", "incompressible-64k",
+                 "vms-1", "vms-4", "vms-16", "link-1gbit", "link-100mbit-under",
+                 "link-100mbit-over", "rtt-20ms", "rtt-80ms", "outage", "trace-msr",
+                 "trace-fio", "sweep-4k-20k"):  # fmt: skip
+        assert want in names, want
+
+
+# -- the shaping proxy: behaviour of the link model -------------------------------------
+
+
+async def _sink() -> tuple[asyncio.Server, list[float], list[int]]:
+    """A server that records (arrival time, bytes) of what it receives and echoes 1 byte."""
+    times: list[float] = []
+    sizes: list[int] = []
+
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            while data := await r.read(65536):
+                times.append(time.monotonic())
+                sizes.append(len(data))
+                if data == b"p":
+                    w.write(b"p")
+                    await w.drain()
+        except ConnectionError:
+            pass
+        finally:
+            w.transport.abort()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, times, sizes
+
+
+async def test_proxy_caps_bandwidth() -> None:
+    server, times, sizes = await _sink()
+    port = server.sockets[0].getsockname()[1]
+    rate = 2e6  # 2 MB/s
+    proxy = await LinkProxy(f"127.0.0.1:{port}", LinkModel("2 MB/s", rate)).start()
+    host, _, p = proxy.address.rpartition(":")
+    try:
+        _, w = await asyncio.open_connection(host, int(p))
+        t0 = time.monotonic()
+        total = 3_000_000
+        w.write(b"x" * total)
+        await w.drain()
+        while sum(sizes) < total:
+            await asyncio.sleep(0.01)
+        elapsed = times[-1] - t0
+        w.close()
+    finally:
+        await proxy.close()
+        server.close()
+        await asyncio.sleep(0.05)  # let the sink's handlers see the end and close
+    measured = total / elapsed
+    assert 0.8 * rate <= measured <= 1.1 * rate, f"{measured / 1e6:.2f} MB/s through a 2 MB/s cap"
+
+
+async def test_proxy_adds_latency_per_direction() -> None:
+    server, _, _ = await _sink()
+    port = server.sockets[0].getsockname()[1]
+    proxy = await LinkProxy(f"127.0.0.1:{port}", LinkModel("100 ms RTT", 0.0, 0.05)).start()
+    host, _, p = proxy.address.rpartition(":")
+    try:
+        r, w = await asyncio.open_connection(host, int(p))
+        rtts = []
+        for _ in range(3):
+            t0 = time.monotonic()
+            w.write(b"p")
+            await w.drain()
+            assert await r.readexactly(1) == b"p"
+            rtts.append(time.monotonic() - t0)
+        w.close()
+    finally:
+        await proxy.close()
+        server.close()
+        await asyncio.sleep(0.05)
+    assert 0.095 <= min(rtts) <= 0.3, rtts
+
+
+async def test_proxy_outage_refuses_then_restores() -> None:
+    server, _, _ = await _sink()
+    port = server.sockets[0].getsockname()[1]
+    proxy = await LinkProxy(f"127.0.0.1:{port}", linkproxy.LinkModel()).start()
+    host, _, p = proxy.address.rpartition(":")
+    try:
+        r, w = await asyncio.open_connection(host, int(p))
+        proxy.outage()
+        assert await r.read(1) == b""  # the connection was dropped
+        r2, w2 = await asyncio.open_connection(host, int(p))
+        assert await r2.read(1) == b""  # and new ones are refused
+        proxy.restore()
+        r3, w3 = await asyncio.open_connection(host, int(p))
+        w3.write(b"p")
+        assert await r3.readexactly(1) == b"p"
+        for writer in (w, w2, w3):
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+    finally:
+        await proxy.close()
+        server.close()
+        await asyncio.sleep(0.05)
+    assert proxy.outages == 1
