@@ -115,7 +115,7 @@ class SingleHistory:
         index, key = self.m.catalog.index, self.m.key
         intake.check_bookmark_name("name", intake.check_label("name", name.encode()))
         async with self.m.bookmark_lock:
-            if index.get_bookmark(key, name) is not None or name in self.m.pending_bookmarks:
+            if self.m.bookmark_taken(name):
                 raise BookmarkExistsError(self.group_id, name)
             await self.m.quiesce()
             seq = self.m.journal.durable_seq

@@ -89,10 +89,7 @@ def read_image(
     """
     end = min(offset + length, plan.capacity_bytes)
     entries = [e for e in plan.entries if e.disk_offset < end and e.disk_offset + e.length > offset]
-    by_chunk: dict[int, list[IndexEntry]] = {}
-    for e in entries:
-        for c in range(e.disk_offset // CHUNK, (e.disk_offset + e.length - 1) // CHUNK + 1):
-            by_chunk.setdefault(c, []).append(e)
+    by_chunk = _bucket(entries, CHUNK)
     fd = os.open(base_extent, os.O_RDONLY | os.O_CLOEXEC)
     try:
         spans = [(max(e.disk_offset, offset), min(e.disk_offset + e.length, end)) for e in entries]
@@ -110,6 +107,15 @@ def read_image(
                 start = stop
     finally:
         os.close(fd)
+
+
+def _bucket(entries: list[IndexEntry], size: int) -> dict[int, list[IndexEntry]]:
+    """Entries by the ``size``-byte slots of the disk they touch, seq order kept per slot."""
+    out: dict[int, list[IndexEntry]] = {}
+    for e in entries:
+        for slot in range(e.disk_offset // size, (e.disk_offset + e.length - 1) // size + 1):
+            out.setdefault(slot, []).append(e)
+    return out
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -164,12 +170,7 @@ def region_hashes(
 
     Regions are clipped at the capacity. One pass: records are bucketed by region.
     """
-    by_region: dict[int, list[IndexEntry]] = {}
-    for e in plan.entries:
-        for r in range(
-            e.disk_offset // region_bytes, (e.disk_offset + e.length - 1) // region_bytes + 1
-        ):
-            by_region.setdefault(r, []).append(e)
+    by_region = _bucket(plan.entries, region_bytes)
     fd = os.open(base_extent, os.O_RDONLY | os.O_CLOEXEC)
     cache: dict[int, bytes] = {}
     out = []

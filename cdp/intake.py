@@ -53,8 +53,8 @@ class GroupView:
     expected_seq: int
     """Next seq the group accepts (durable or queued + 1)."""
     lookup: Callable[[int], IndexEntry | None]
-    bookmark: Callable[[str], int | None]
-    """Seq of an existing bookmark name, for the uniqueness check."""
+    bookmark_taken: Callable[[str], bool]
+    """Whether a bookmark name is already used (durable or in flight)."""
 
 
 def split_payload(lengths: list[int], payload: bytes) -> list[bytes]:
@@ -143,7 +143,7 @@ def _check_marker(view: GroupView, i: int, rec: Record, names: set[str]) -> None
         raise ChecksumError(view.group, rec.seq, "of the marker label")
     if rec.kind == KIND_BOOKMARK:
         check_bookmark_name(f"{where}.label", label)
-        if label in names or view.bookmark(label) is not None:
+        if label in names or view.bookmark_taken(label):
             raise BookmarkExistsError(view.group, label)
         names.add(label)
 

@@ -198,6 +198,12 @@ class ReplicatedGroup:
         if self.error is not None:
             raise self.error
 
+    def bookmark_taken(self, name: str) -> bool:
+        """Whether a bookmark has this name, durable or in a batch still in flight."""
+        return name in self.pending_bookmarks or (
+            self.catalog.index.get_bookmark(self.key, name) is not None
+        )
+
     async def quiesce(self) -> None:
         """Wait until every queued batch is durable or failed."""
         if self.pending:
@@ -391,7 +397,7 @@ class Target:
         view = intake.GroupView(
             group.spec.group_id, group.capacities, group.journal.durable_seq,
             group.expected_seq, group.journal.lookup,
-            lambda name: self._bookmark_seq(group, name),
+            group.bookmark_taken,
         )  # fmt: skip
         fresh = intake.validate(view, records)
         fut = asyncio.wrap_future(group.committer.submit(fresh))
@@ -476,11 +482,6 @@ class Target:
                 region_hashes, g.journal, extent, plan, offsets, region_bytes
             )
         return [o for o, mine, t in zip(offsets, hashes, theirs, strict=True) if mine != t]
-
-    def _bookmark_seq(self, group: ReplicatedGroup, name: str) -> int | None:
-        if name in group.pending_bookmarks:
-            return -1
-        return group.catalog.index.get_bookmark(group.key, name)
 
     def list_points(
         self, group_id: str, start_ns: int, end_ns: int, after: PageKey | None,

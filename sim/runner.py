@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import resource
 import time
 from collections.abc import Callable
@@ -294,8 +293,3 @@ def _record(
 def _cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
-
-
-def source_paths(folder: str, vm_id: str) -> str:
-    """The folder of one source VM."""
-    return os.path.join(folder, vm_id)
