@@ -25,6 +25,7 @@ import json
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -269,8 +270,9 @@ async def run(counts: list[int], seed: int, work_dir: str | None) -> dict[str, A
             shutil.rmtree(work, ignore_errors=True)
         results.append(r)
         print(
-            f"  {n:>3} VMs  RTO {r['rto_s']:.3f} s  (rollback {r['rollback_s']:.3f} s)", flush=True
-        )
+            f"  {n:>3} VMs  RTO {r['rto_s']:.3f} s  (rollback {r['rollback_s']:.3f} s)",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
     settings = {
         "hosts": HOSTS,
         "disk_bytes": DISK_BYTES,

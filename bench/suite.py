@@ -2,11 +2,12 @@
 
 Every run starts its own ``cdp target serve`` (history window 1 h: journal-only ingest,
 so the journal's size and the compression ratio can be read from the target) and one
-``cdp sim run`` process per simulated VM (each VM its own host and consistency group),
-optionally through :class:`bench.linkproxy.LinkProxy` (bandwidth cap, latency, outage).
-Each source logs its 100 ms RPO samples (``--rpo-log``); the suite pools them, and
-writes per run ``<name>.json`` and ``<name>.png`` and, for the suite, ``report.md`` and
-``results.json``. Plain text on loopback (``--insecure``), as in DESIGN.md's speed facts.
+``cdp sim run`` process per simulated host, each running one or more VMs as their own
+consistency groups (``--groups``), optionally through :class:`bench.linkproxy.LinkProxy`
+(bandwidth cap, latency, outage). Each group logs its 100 ms RPO samples (``--rpo-log``);
+the suite pools them, and writes per run ``<name>.json`` and ``<name>.png`` and, for the
+suite, ``report.md`` and ``results.json``. Plain text on loopback (``--insecure``), as
+in DESIGN.md's speed facts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, ingest, plot, trace
+from bench import capacity, ingest, plot, rto, trace
 from bench.linkproxy import LinkModel, LinkProxy, mbit
 from cdp.rpo import percentile
 from cdp.shipper import DEFAULT_BATCH_BYTES
@@ -44,7 +45,7 @@ RATE_TOLERANCE = 0.97
 """A run "held" its rate when the guest wrote this share of rate x seconds."""
 
 FIELDS = (
-    "scenario", "what", "link", "rtt_ms", "bandwidth_mbit_s", "vms", "seconds_requested",
+    "scenario", "what", "link", "rtt_ms", "bandwidth_mbit_s", "vms", "hosts", "seconds_requested",
     "seed", "writes", "bytes", "seconds", "mb_per_s", "writes_per_s", "rpo_p50_s", "rpo_p95_s",
     "rpo_p99_s", "rpo_max_s", "rpo_above_sla_s", "rpo_worst_vm_p99_s", "rpo_samples",
     "drain_s", "batches", "source_cpu_s", "source_cpu_s_per_gb", "target_cpu_s",
@@ -65,6 +66,9 @@ class Scenario:
     """``cdp sim run`` workload flags (rate, pattern, size...)."""
     link: LinkModel = LOOPBACK
     vms: int = 1
+    """VMs, each its own consistency group."""
+    vms_per_host: int = 1
+    """VMs per simulated host: one ``cdp sim run --groups K`` process per host."""
     outage: tuple[float, float] | None = None
     """(start, length) in seconds since the first RPO sample: the link is down then."""
     trace: str = ""
@@ -109,9 +113,9 @@ def scenarios(seconds: float, quick: bool) -> list[Scenario]:
                  (*r64, "--rate-mb", "200", "--compressibility", "0"), min_mb_s=200),
     ]  # fmt: skip
     for n in (1, 4, 16):
-        s.append(Scenario(f"vms-{n}", f"{n} VM(s), each its own host and group, 10 MB/s of "
-                          "64 KiB each", (*r64, "--rate-mb", "10"), vms=n, disk_size="256MiB",
-                          disks=1, min_mb_s=10 * n))  # fmt: skip
+        s.append(Scenario(f"vms-{n}", f"{n} VM(s) on one host, each its own group, 10 MB/s of "
+                          "64 KiB each", (*r64, "--rate-mb", "10"), vms=n, vms_per_host=n,
+                          disk_size="256MiB", disks=1, min_mb_s=10 * n))  # fmt: skip
     s += [
         Scenario("link-1gbit", "64 KiB at 100 MB/s through a 1 Gbit/s link",
                  (*r64, "--rate-mb", "100"), LinkModel("1 Gbit/s", mbit(1000))),
@@ -162,6 +166,8 @@ class Settings:
     source_dir: str | None = None
     only: list[str] = field(default_factory=list)
     plots: bool = True
+    rto_vms: tuple[int, ...] = ()
+    """VM counts for the failover RTO runs (empty: 1 and 10 quick, 1, 10 and 50 full)."""
 
 
 # -- one run ---------------------------------------------------------------------------
@@ -216,24 +222,37 @@ def _trace_flags(sc: Scenario, root: str, seconds: float) -> tuple[list[str], tr
     return flags, tr
 
 
+def hosts(sc: Scenario) -> list[int]:
+    """How many VMs each simulated host (source process) runs."""
+    per = max(1, sc.vms_per_host)
+    return [min(per, sc.vms - i) for i in range(0, sc.vms, per)]
+
+
+def rpo_logs(root: str, host: int, vms: int) -> list[str]:
+    """The RPO logs of one host's groups (``--rpo-log PATH``; ``PATH.i`` with ``--groups``)."""
+    path = os.path.join(root, f"rpo-{host}.jsonl")
+    return [path] if vms == 1 else [f"{path}.{i}" for i in range(vms)]
+
+
 def sim_commands(
     sc: Scenario, settings: Settings, address: str, root: str, src_root: str
 ) -> tuple[list[list[str]], trace.Trace | None]:
-    """One ``cdp sim run`` command line per VM, and the trace it replays (if any)."""
+    """One ``cdp sim run`` command line per simulated host, and the trace it replays."""
     seconds = _seconds(sc, settings)
     extra, tr = _trace_flags(sc, root, seconds)
     if tr is not None:
         seconds = tr.duration_s / sc.speedup + 0.5
     disks = [] if tr else ["--disks", str(sc.disks), "--disk-size", sc.disk_size]
-    cmds = []
-    for i in range(sc.vms):
+    cmds, first = [], 0
+    for h, vms in enumerate(hosts(sc)):
         cmds.append([
             settings.python, "-m", "cdp", "sim", "run", "--target", address, "--insecure",
-            "--json", "--group", f"suite-g{i}", "--vm", f"vm{i}", *disks, *sc.flags, *extra,
-            "--seconds", f"{seconds:g}", "--seed", str(settings.seed + i),
-            "--dir", os.path.join(src_root, f"vm{i}"),
-            "--rpo-log", os.path.join(root, f"rpo-{i}.jsonl"),
+            "--json", "--group", f"suite-h{h}", "--vm", f"vm{h}", "--groups", str(vms),
+            *disks, *sc.flags, *extra, "--seconds", f"{seconds:g}",
+            "--seed", str(settings.seed + first), "--dir", os.path.join(src_root, f"host{h}"),
+            "--rpo-log", os.path.join(root, f"rpo-{h}.jsonl"),
         ])  # fmt: skip
+        first += vms
     return cmds, tr
 
 
@@ -271,7 +290,7 @@ async def _outage(sc: Scenario, proxy: LinkProxy | None, root: str) -> float:
     """Take the link down as the scenario says; return the seconds it was down."""
     if sc.outage is None or proxy is None:
         return 0.0
-    first = os.path.join(root, "rpo-0.jsonl")
+    first = rpo_logs(root, 0, hosts(sc)[0])[0]
     while not os.path.exists(first):
         await asyncio.sleep(0.05)
     await asyncio.sleep(sc.outage[0])
@@ -297,9 +316,13 @@ async def _measure(
     status = await _target_status(address)
     cpu_s = ingest.proc_cpu_s(pid) - cpu0
     wrote = ingest.proc_io(pid).get("write_bytes", 0) - io0.get("write_bytes", 0)
-    sources = [Source(r, read_samples(os.path.join(root, f"rpo-{i}.jsonl")))
-               for i, r in enumerate(results)]  # fmt: skip
-    out = figures(sc, settings, sources, status, cpu_s, wrote)
+    sources = []
+    for h, r in enumerate(results):
+        groups = r.get("groups", [r])
+        logs = rpo_logs(root, h, len(groups))
+        sources += [Source(g, read_samples(log)) for g, log in zip(groups, logs, strict=True)]
+    src_cpu = sum(float(r["source_cpu_s"]) for r in results)
+    out = figures(sc, settings, sources, status, (src_cpu, cpu_s), wrote)
     out["outage_s"] = round(outage_s, 2)
     out["predicted"] = predict(sc, out, tr)
     judge(sc, out)
@@ -333,21 +356,25 @@ def pool(sources: list[Source]) -> list[list[float]]:
 
 def figures(
     sc: Scenario, settings: Settings, sources: list[Source], status: dict[str, int],
-    cpu_s: float, wrote: int,
+    cpu: tuple[float, float], wrote: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """The run's figures from the sources' JSON, their RPO logs and the target."""
+    """The run's figures from the groups' JSON, their RPO logs and the target.
+
+    ``cpu`` is (source processes, target) CPU seconds.
+    """
+    src_cpu, cpu_s = cpu
     rs = [s.result for s in sources]
     total = sum(int(r["bytes"]) for r in rs)
     writes = sum(int(r["writes"]) for r in rs)
     secs = max(float(r["seconds"]) for r in rs)
     values = sorted(x[1] for s in sources for x in s.samples)
-    src_cpu = sum(float(r["source_cpu_s"]) for r in rs)
     received = status["received_bytes"]
     return {
         "scenario": sc.name, "what": sc.what, "link": sc.link.name,
         "rtt_ms": round(sc.link.rtt_s * 1000, 1),
         "bandwidth_mbit_s": round(sc.link.rate_bytes_s * 8 / 1e6, 1),
-        "vms": sc.vms, "seconds_requested": _seconds(sc, settings), "seed": settings.seed,
+        "vms": sc.vms, "hosts": len(hosts(sc)), "seconds_requested": _seconds(sc, settings),
+        "seed": settings.seed,
         "writes": writes, "bytes": total, "seconds": secs,
         "mb_per_s": round(total / secs / 1e6, 2), "writes_per_s": round(writes / secs, 1),
         "rpo_p50_s": percentile(values, 50), "rpo_p95_s": percentile(values, 95),
@@ -384,8 +411,14 @@ def predict(sc: Scenario, r: dict[str, Any], tr: trace.Trace | None) -> dict[str
         wire = r["mb_per_s"] * 1e6 * ratio
         out["wire_mb_s"] = round(wire / 1e6, 2)
         over = max(0.0, 1 - sc.link.rate_bytes_s / wire) if wire else 0.0
-        # A constant rate above the link: RPO grows as t x (1 - link / rate) while writing.
+        # A constant rate above the link: RPO grows as t x (1 - link / rate) while writing,
+        # and keeps growing at that pace while the backlog drains; the last write is acked
+        # after seconds x (rate / link - 1), which is also the peak RPO.
         out["rpo_at_end_of_writes_s"] = round(r["seconds"] * over, 3)
+        out["drain_s"] = round(r["seconds"] * max(0.0, wire / sc.link.rate_bytes_s - 1), 3)
+        if tr is None:
+            summary = capacity.rpo_summary(_predicted_series(sc, r))
+            out.update({k: round(summary[k], 3) for k in ("rpo_p99_s", "rpo_max_s")})
     if tr is not None:
         writes = capacity.scale(tr.writes, sc.speedup)
         journal, _ = capacity.journal_bytes(writes, writes[-1].t_s + 1, ratio)
@@ -445,7 +478,8 @@ async def run_suite(settings: Settings) -> dict[str, Any]:
     for sc in todo:
         runs.append(await _run_and_save(sc, settings))
     sweep = await run_sweep(settings) if not settings.only or "sweep" in settings.only else None
-    results = {"env": environment(settings), "runs": runs, "sweep": sweep}
+    rto_doc = await run_rto(settings) if not settings.only or "rto" in settings.only else None
+    results = {"env": environment(settings), "runs": runs, "sweep": sweep, "rto": rto_doc}
     with open(os.path.join(settings.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     with open(os.path.join(settings.out, "report.md"), "w") as f:
@@ -498,6 +532,25 @@ async def run_sweep(settings: Settings) -> dict[str, Any]:
     return {"p99_goal_s": SWEEP_P99_S, "highest_writes_per_s": best, "steps": steps}
 
 
+RTO_QUICK = (1, 10)
+RTO_FULL = (1, 10, 50)
+
+
+async def run_rto(settings: Settings) -> dict[str, Any]:
+    """Failover RTO against vcsim (``python -m bench rto``), or {"error": why} without it."""
+    counts = list(settings.rto_vms or (RTO_QUICK if settings.quick else RTO_FULL))
+    print(f"bench suite: rto {counts} VMs ...", file=sys.stderr, flush=True)
+    try:
+        doc = await rto.run(counts, settings.seed, settings.work_dir)
+    except (subprocess.CalledProcessError, OSError, TimeoutError) as exc:
+        why = getattr(exc, "stderr", "") or str(exc)
+        print(f"bench suite: rto failed: {why}", file=sys.stderr)
+        return {"error": f"failover RTO not measured: {why.strip()[-300:]}"}
+    with open(os.path.join(settings.out, "rto.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    return doc
+
+
 def environment(settings: Settings) -> dict[str, Any]:
     """Where and how the suite ran."""
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO,
@@ -539,10 +592,10 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
     rows = []
     for r in runs:
         if "error" in r:
-            rows.append([r["scenario"], "ERROR: " + r["error"][:80]] + ["-"] * 10)
+            rows.append([r["scenario"], "ERROR: " + r["error"][:80]] + ["-"] * 11)
             continue
         rows.append([
-            r["scenario"], r["link"], str(r["vms"]), _f(r["mb_per_s"], 1),
+            r["scenario"], r["link"], f"{r['vms']} / {r['hosts']}", _f(r["mb_per_s"], 1),
             _f(r["writes_per_s"], 0),
             f"{_f(r['rpo_p50_s'])} / {_f(r['rpo_p99_s'])} / {_f(r['rpo_max_s'])}",
             _f(r["drain_s"]), _f(r["source_cpu_s_per_gb"], 2), _f(r["target_cpu_s_per_gb"], 2),
@@ -550,12 +603,12 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
             _resync(r),
             r["goal"], "yes" if r["goal_met"] else f"NO ({r['goal_miss']})",
         ])  # fmt: skip
-    return table(["scenario", "link", "VMs", "MB/s", "writes/s", "RPO p50/p99/max s",
+    return table(["scenario", "link", "VMs / hosts", "MB/s", "writes/s", "RPO p50/p99/max s",
                   "drain s", "src CPU s/GB", "tgt CPU s/GB", "stored/guest",
                   "resyncs / bytes / time", "goal", "met?"], rows)  # fmt: skip
 
 
-def anchors_table(runs: list[dict[str, Any]]) -> str:
+def anchors_table(runs: list[dict[str, Any]], rto_doc: dict[str, Any] | None = None) -> str:
     """Published claims of other products beside our measured figures."""
     by = {r["scenario"]: r for r in runs if "error" not in r}
     rows = []
@@ -566,6 +619,11 @@ def anchors_table(runs: list[dict[str, Any]]) -> str:
             f"max {_f(r['rpo_max_s'])} s at {_f(r['mb_per_s'], 1)} MB/s"
         )  # fmt: skip
         rows.append([product, f"published claim: {claim}", f"measured: {got}", note or "-"])
+    if rto_doc and "results" in rto_doc:
+        got = ", ".join(f"{r['vms']} VMs {r['rto_s']:.2f} s" for r in rto_doc["results"])
+        rows.append(["Zerto, Veeam, vSphere Replication", "published claim: no measured RTO",
+                     f"measured: cdp `failover run` RTO {got}",
+                     "against vcsim: vCenter API time only, no real guest boot"])  # fmt: skip
     return table(["product", "published claim (vendor docs, not measured here)",
                   "measured (cdp, this run, this machine)", "note"], rows)  # fmt: skip
 
@@ -580,7 +638,8 @@ def predictions_table(runs: list[dict[str, Any]]) -> str:
         rows.append([
             r["scenario"], _f(p.get("wire_mb_s"), 2), _f(p.get("batch_serialization_s"), 4),
             _f(p.get("rpo_at_end_of_writes_s")), _f(p.get("rpo_p99_s")),
-            _f(r["rpo_p99_s"]), _f(r["rpo_max_s"]),
+            _f(r["rpo_p99_s"]), _f(p.get("rpo_max_s")), _f(r["rpo_max_s"]),
+            _f(p.get("drain_s")), _f(r["drain_s"]),
             _f(p.get("journal_bytes")), _f(r["journal_bytes"]),
             _f(p.get("bandwidth_for_rpo_1s_mbit_s"), 1),
         ])  # fmt: skip
@@ -592,7 +651,10 @@ def predictions_table(runs: list[dict[str, Any]]) -> str:
             "predicted RPO at end of writes s",
             "predicted RPO p99 s",
             "measured RPO p99 s",
+            "predicted RPO max s",
             "measured RPO max s",
+            "predicted drain s",
+            "measured drain s",
             "predicted journal B",
             "measured journal B",
             "predicted bandwidth for RPO 1 s (Mbit/s)",
@@ -604,6 +666,7 @@ def predictions_table(runs: list[dict[str, Any]]) -> str:
 def render(results: dict[str, Any]) -> str:
     """The Markdown report."""
     env, runs, sweep = results["env"], results["runs"], results["sweep"]
+    rto_doc = results.get("rto")
     parts = [
         "# cdp RPO benchmark suite", "",
         f"{'Quick' if env['quick'] else 'Full'} run, {env['date']}, commit {env['commit']}, "
@@ -612,7 +675,7 @@ def render(results: dict[str, Any]) -> str:
         f"history window {env['history_window']} (journal-only ingest: acks are fsync'd, "
         "apply is deferred); RPO sampled every 100 ms at the source.", "",
         "## Runs", "", runs_table(runs), "",
-        "## Published claims versus measured", "", anchors_table(runs), "",
+        "## Published claims versus measured", "", anchors_table(runs, rto_doc), "",
         "## Sizing model versus measured", "", predictions_table(runs), "",
     ]  # fmt: skip
     if sweep:
@@ -620,7 +683,20 @@ def render(results: dict[str, Any]) -> str:
                   f"Highest rate with RPO p99 < {sweep['p99_goal_s']:g} s and the rate held: "
                   f"**{sweep['highest_writes_per_s']:,} writes/s**.", "",
                   runs_table(sweep["steps"]), ""]  # fmt: skip
+    if rto_doc:
+        parts += ["## Failover RTO (vcsim)", "", rto_section(rto_doc), ""]
     return "\n".join(parts)
+
+
+def rto_section(doc: dict[str, Any]) -> str:
+    """The RTO table from ``bench rto``, or why it was not measured."""
+    if "error" in doc:
+        return doc["error"]
+    return (
+        "From `failover run` to the last VM powered on, against the vSphere API simulator "
+        "with a real target (see `python -m bench rto` and docs/FAILOVER.md); time spent in "
+        "each step kind in seconds.\n\n" + rto.render(doc)
+    )
 
 
 # -- command line ----------------------------------------------------------------------
@@ -632,7 +708,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quick", action="store_true", help=f"{QUICK_SECONDS:g} s per run")
     p.add_argument("--seconds", type=float, help=f"seconds per run (default {FULL_SECONDS:g})")
     p.add_argument("--only", action="append", metavar="NAME",
-                   help="run only these scenarios (repeat; 'sweep' for the sweep)")  # fmt: skip
+                   help="run only these scenarios (repeat; 'sweep' for the rate sweep, "
+                   "'rto' for failover RTO against vcsim)")  # fmt: skip
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", help="output folder (default bench/results/suite-<UTC time>/)")
     p.add_argument("--work-dir", help="where targets keep their data (default: $TMPDIR)")
@@ -646,6 +723,8 @@ def main(args: argparse.Namespace) -> int:
     if args.list:
         for sc in scenarios(seconds, args.quick) + sweep_scenarios(args.quick):
             print(f"{sc.name:24} {sc.what}")
+        counts = RTO_QUICK if args.quick else RTO_FULL
+        print(f"{'rto':24} failover RTO against vcsim, {', '.join(map(str, counts))} VMs")
         return 0
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     settings = Settings(

@@ -15,6 +15,8 @@ from typing import Any
 from cdp.cli import common
 from cdp.errors import InvalidInputError
 
+MAX_GROUPS = 64
+
 
 def add_parser(sub: Any) -> None:
     """Register ``sim run``."""
@@ -30,6 +32,11 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--trace", default="", help="replay this normalised trace (bench/trace.py "
                    "converts MSR CSV / fio iolog) instead of --pattern")  # fmt: skip
     r.add_argument("--speedup", type=float, default=1.0, help="replay the trace N times faster")
+    r.add_argument("--groups", type=int, default=1, metavar="N",
+                   help=f"run N consistency groups on this host (1..{MAX_GROUPS}), each with its "
+                   "own VMs, shipper and session: group G-i, VMs V-i, seed+i, RPO log "
+                   "PATH.i; --json then prints the totals, with each group's figures under "
+                   "'groups'")  # fmt: skip
     common.add_tls_flags(r, "a source's folder from `cdp certs init`, e.g. DIR/sources/host-a")
     r.set_defaults(handler=run)
 
@@ -122,6 +129,8 @@ async def run(args: argparse.Namespace) -> int:
     """Run the host, print the figures."""
     from sim import runner
 
+    if not 1 <= args.groups <= MAX_GROUPS:
+        raise InvalidInputError("--groups", f"must be 1..{MAX_GROUPS}")
     with tempfile.TemporaryDirectory(prefix="cdp-sim-") as tmp:
         config = sim_config(args, args.dir or tmp, "sim-vm")
         if args.speedup <= 0:
@@ -130,7 +139,10 @@ async def run(args: argparse.Namespace) -> int:
             config, tls=common.client_tls(args), rpo_log=args.rpo_log,
             trace=args.trace, trace_speedup=args.speedup,
         )  # fmt: skip
-        result = await runner.run(config, None if args.json else live_line)
+        if args.groups == 1:
+            result = await runner.run(config, None if args.json else live_line)
+        else:
+            result = await runner.run_groups(runner.group_configs(config, args.groups))
     if args.json:
         common.emit_json(result)
     else:
@@ -162,5 +174,7 @@ def summary(r: dict[str, Any]) -> str:
         f"wrote {r['writes']:,} writes, {common.fmt_bytes(r['bytes'])} in {r['seconds']} s "
         f"({r['mb_per_s']} MB/s, {r['writes_per_s']:,} writes/s)\n"
         f"RPO p50 {r['rpo_p50_s']} s  p99 {r['rpo_p99_s']} s  max {r['rpo_max_s']} s; "
-        f"acked seq {r['acked_seq']:,}; drained in {r['drain_s']} s"
-    )
+        + (f"acked seq {r['acked_seq']:,}" if "groups" not in r else
+           f"{len(r['groups'])} groups (RPO: the worst group's)")
+        + f"; drained in {r['drain_s']} s"
+    )  # fmt: skip

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import re
+import subprocess
 import time
 from pathlib import Path
 
-from bench import linkproxy, suite, trace
+import pytest
+
+from bench import capacity, linkproxy, rto, suite, trace
 from bench.linkproxy import LinkModel, LinkProxy
 
 TINY = suite.Scenario(
@@ -54,16 +59,22 @@ async def test_a_tiny_scenario_writes_json_png_and_report(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "run data was not removed"
 
 
-async def test_two_vms_through_a_capped_link_replaying_a_trace(tmp_path: Path) -> None:
+async def test_three_vms_on_two_hosts_through_a_capped_link_replaying_a_trace(
+    tmp_path: Path,
+) -> None:
     sc = suite.Scenario(
-        "tiny-trace", "fio trace, 2 VMs, 100 Mbit/s", link=LinkModel("100 Mbit/s", 12.5e6),
-        vms=2, trace=str(suite.TRACES / "sample.fio"), speedup=4.0,
+        "tiny-trace", "fio trace, 3 VMs on 2 hosts, 100 Mbit/s",
+        link=LinkModel("100 Mbit/s", 12.5e6), vms=3, vms_per_host=2,
+        trace=str(suite.TRACES / "sample.fio"), speedup=4.0,
     )  # fmt: skip
+    assert suite.hosts(sc) == [2, 1]
     r = await suite.run_scenario(sc, _settings(tmp_path))
 
     _check_run(r)
+    assert r["hosts"] == 2
     tr = trace.load(str(suite.TRACES / "sample.fio"))
-    assert r["writes"] == 2 * len(tr.writes) and r["bytes"] == 2 * tr.bytes
+    assert r["writes"] == 3 * len(tr.writes) and r["bytes"] == 3 * tr.bytes
+    assert r["rpo_samples"] >= 3 * 5, "every group's RPO log is pooled"
     assert r["predicted"]["batch_serialization_s"] > 0  # type: ignore[index]
     assert r["predicted"]["journal_bytes"] > 0  # type: ignore[index]
 
@@ -174,3 +185,55 @@ async def test_proxy_outage_refuses_then_restores() -> None:
         server.close()
         await asyncio.sleep(0.05)
     assert proxy.outages == 1
+
+
+# -- failover RTO in the suite's report ---------------------------------------------------
+
+
+@pytest.mark.vsphere
+async def test_the_report_has_a_measured_failover_rto(tmp_path: Path) -> None:
+    settings = dataclasses.replace(_settings(tmp_path), rto_vms=(2,))
+    doc = await suite.run_rto(settings)
+
+    (case,) = doc["results"]
+    assert case["vms"] == 2 and case["rto_s"] > 0
+    assert case["by_step"]["power-on"] > 0 and case["bytes_to_prepare"] > 0
+    assert json.loads((Path(settings.out) / "rto.json").read_text())["results"][0]["vms"] == 2
+    report = suite.render({"env": suite.environment(settings), "runs": [], "sweep": None,
+                           "rto": doc})  # fmt: skip
+    assert "## Failover RTO (vcsim)" in report
+    assert re.search(rf"\| 2 +\| {case['rto_s']:.3f} +\|", report), report
+    assert "published claim: no measured RTO" in report and "2 VMs" in report
+
+
+async def test_without_vcsim_the_report_says_rto_was_not_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_vcsim() -> str:
+        raise subprocess.CalledProcessError(1, ["build.sh"], "", "go: command not found\n")
+
+    monkeypatch.setattr(rto, "build_vcsim", no_vcsim)
+    settings = _settings(tmp_path)
+    doc = await suite.run_rto(settings)
+
+    assert doc == {"error": "failover RTO not measured: go: command not found"}
+    report = suite.render({"env": suite.environment(settings), "runs": [], "sweep": None,
+                           "rto": doc})  # fmt: skip
+    assert "failover RTO not measured: go: command not found" in report
+
+
+def test_above_the_cap_the_model_predicts_the_peak_after_the_writes_stop() -> None:
+    # 40 MB/s of 64 KiB writes stored at half size (20 MB/s) for 4 s into 12.5 MB/s: the
+    # backlog drains 4 x (20 / 12.5 - 1) = 2.4 s after the writes stop, and the last write
+    # waits that long, so the peak RPO is ~2.4 s, not the 1.5 s reached as writing stops.
+    sc = suite.Scenario("over", "over the cap", link=LinkModel("100 Mbit/s", 12.5e6))
+    writes = int(40e6 * 4 / 65536)
+    r = {"bytes": writes * 65536, "writes": writes, "batches": writes // 16, "seconds": 4.0,
+         "mb_per_s": 40.0, "compression_ratio": 0.5, "samples": [[0.1, 0.0, 0]]}  # fmt: skip
+    p = suite.predict(sc, r, None)
+
+    assert p["wire_mb_s"] == 20.0
+    assert p["rpo_at_end_of_writes_s"] == 1.5
+    assert p["drain_s"] == 2.4
+    assert 2.4 <= p["rpo_max_s"] <= 2.4 + capacity.DEFAULT_LATENCY_S + 0.15
+    assert p["rpo_p99_s"] <= p["rpo_max_s"]

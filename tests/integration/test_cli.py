@@ -465,6 +465,8 @@ def test_target_serve_bad_flag_exits_2(tmp_path: str, flag: str, value: str) -> 
         ("--pattern", "zigzag"),
         ("--seconds", "0"),
         ("--compressibility", "2"),
+        ("--groups", "0"),
+        ("--groups", "65"),
     ],
 )
 def test_sim_run_bad_flag_exits_2(served: Served, flag: str, value: str) -> None:
