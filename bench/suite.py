@@ -116,6 +116,11 @@ def scenarios(seconds: float, quick: bool) -> list[Scenario]:
         s.append(Scenario(f"vms-{n}", f"{n} VM(s) on one host, each its own group, 10 MB/s of "
                           "64 KiB each", (*r64, "--rate-mb", "10"), vms=n, vms_per_host=n,
                           disk_size="256MiB", disks=1, min_mb_s=10 * n))  # fmt: skip
+    s.append(Scenario("vms-16-4-hosts", "16 VMs on 4 hosts (4 source processes), each VM its "
+                      "own group, 10 MB/s of 64 KiB each: the sources share the target's 2 "
+                      "cores", (*r64, "--rate-mb", "10"), vms=16, vms_per_host=4,
+                      disk_size="256MiB", disks=1, min_mb_s=160,
+                      goal_p99_s=float("inf")))  # fmt: skip
     s += [
         Scenario("link-1gbit", "64 KiB at 100 MB/s through a 1 Gbit/s link",
                  (*r64, "--rate-mb", "100"), LinkModel("1 Gbit/s", mbit(1000))),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -29,9 +30,16 @@ DEFAULT_BATCH_BYTES = 1 * 2**20
 """Compressed payload bytes per batch message the shipper aims for."""
 DEFAULT_LINGER_S = 0.002
 """How long a small batch waits for more writes before it is sent."""
+DEFAULT_HOLD_S = 0.010
+"""How long a small batch may wait behind an unacked one for more writes (Nagle)."""
 RETRYABLE = {"UNAVAILABLE", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "CANCELLED",
              "DEADLINE_EXCEEDED", "ABORTED", "INTERNAL", "UNKNOWN"}  # fmt: skip
 """gRPC codes after which the shipper reconnects; any other code ends the run."""
+
+
+def _small(batch: list[Record], max_bytes: int) -> bool:
+    """Worth waiting for more writes: under a quarter of the batch size."""
+    return sum(len(r.frame) for r in batch) < max_bytes // 4
 
 
 class ResyncRequiredError(PreconditionError):
@@ -96,6 +104,11 @@ class ShipperConfig:
     """Member of a group that spans hosts; empty when this source streams the group alone."""
     batch_bytes: int = DEFAULT_BATCH_BYTES
     linger_s: float = DEFAULT_LINGER_S
+    hold_s: float = DEFAULT_HOLD_S
+    """A small batch (under a quarter of the batch size) with an earlier batch still
+    unacked waits up to this long, until that ack comes or the batch has grown: many
+    slow groups then send fewer, fuller batches (each costs a message, an fsync and an
+    ack). On an idle link only ``linger_s`` applies. 0 turns the hold off."""
     reconnect_min_s: float = 0.05
     reconnect_max_s: float = 2.0
 
@@ -188,9 +201,9 @@ class Shipper:
             send_seq = max(send_seq, buf.acked_seq + 1)
             batch = buf.take(send_seq, reply.max_records, max_bytes)
             if batch and sum(n for _, n in inflight) < window[0]:
-                if sum(len(r.frame) for r in batch) < max_bytes // 4 and self.config.linger_s:
+                if _small(batch, max_bytes) and self.config.linger_s:
                     await asyncio.sleep(self.config.linger_s)
-                    batch = buf.take(send_seq, reply.max_records, max_bytes)
+                    batch = await self._hold(send_seq, reply, max_bytes, inflight)
                 await stream.send(batch)
                 self.batches_sent += 1
                 inflight.append((batch[-1].seq, sum(len(r.frame) for r in batch)))
@@ -202,6 +215,21 @@ class Shipper:
                 await asyncio.wait([waiter, receiver], return_when=asyncio.FIRST_COMPLETED)
             finally:
                 waiter.cancel()
+
+    async def _hold(
+        self, send_seq: int, reply: SessionReply, max_bytes: int,
+        inflight: collections.deque[tuple[int, int]],
+    ) -> list[Record]:  # fmt: skip
+        """The batch to send after letting a small one wait behind an unacked batch."""
+        buf, loop = self.buffer, asyncio.get_running_loop()
+        deadline = loop.time() + self.config.hold_s
+        batch = buf.take(send_seq, reply.max_records, max_bytes)
+        while inflight and _small(batch, max_bytes) and (left := deadline - loop.time()) > 0:
+            buf.changed.clear()  # set again by the next write or ack
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(buf.changed.wait(), left)
+            batch = buf.take(send_seq, reply.max_records, max_bytes)
+        return batch
 
     async def _receive(
         self,
