@@ -1,6 +1,7 @@
 """The replication target: groups, sessions, intake, group commit and apply.
 
-``async with Target(config) as target`` opens the index and every known group, starts
+``async with Target(config) as target`` opens the index and every known group (each a
+:class:`cdp.replicated_group.ReplicatedGroup`, re-exported here with its states), starts
 their committers and apply loops, and on exit drains and closes them. The RPC edge
 (``cdp/rpc/server.py``) calls :meth:`Target.open_session`, :meth:`Target.submit` and
 :meth:`Target.status`; nothing here knows about grpc.
@@ -21,19 +22,16 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from cdp import intake
-from cdp.applier import Applier
 from cdp.catalog import (
     DEFAULT_CHECKPOINT_INTERVAL_S,
     DEFAULT_HISTORY_WINDOW_S,
-    Catalog,
     PageKey,
     Timeline,
 )
-from cdp.committer import Ack, Committer
+from cdp.committer import Ack
 from cdp.errors import (
     CdpError,
     ImageMovedError,
-    JournalCorruptError,
     NotFoundError,
     PreconditionError,
     SessionError,
@@ -41,12 +39,15 @@ from cdp.errors import (
 )
 from cdp.group import GroupSpec, check_name, validate_group
 from cdp.history import History, MultiHistory, SingleHistory
-from cdp.image import ImagePlan, PlanCache, plan_image, read_image, region_hashes
+from cdp.image import ImagePlan, plan_image, read_image, region_hashes
 from cdp.index import POINT_CRASH, Index, Point
-from cdp.journal import DEFAULT_SEGMENT_BYTES, Journal
+from cdp.journal import DEFAULT_SEGMENT_BYTES
 from cdp.progress import ResyncProgress
-from cdp.record import KIND_BOOKMARK, KIND_RESYNC_START, Record
-from cdp.replica import ReplicaSet, extent_path
+from cdp.record import KIND_BOOKMARK, Record
+from cdp.replica import extent_path
+from cdp.replicated_group import GroupState as GroupState
+from cdp.replicated_group import ReplicatedGroup as ReplicatedGroup
+from cdp.replicated_group import member_key
 
 log = logging.getLogger(__name__)
 
@@ -92,25 +93,6 @@ class TargetConfig:
         return os.path.join(self.data_dir, "index")
 
 
-MEMBER_SEPARATOR = "@"
-"""Joins a group id and a member id into a member key; not allowed in either name."""
-
-
-def member_key(group_id: str, member_id: str) -> str:
-    """The key of a group's member journal: the group id alone for a single source."""
-    return f"{group_id}{MEMBER_SEPARATOR}{member_id}" if member_id else group_id
-
-
-class GroupState:
-    """Replication states of a group, as the status call reports them."""
-
-    REPLICATING = "replicating"
-    DISCONNECTED = "disconnected"
-    RESYNC_REQUIRED = "resync_required"
-    RESYNCING = "resyncing"
-    ERROR = "error"
-
-
 @dataclass(frozen=True)
 class SessionInfo:
     """The target's answer to a handshake."""
@@ -142,72 +124,6 @@ class GroupStatus:
     received_bytes: int
     error: str
     resync: ResyncProgress
-
-
-class ReplicatedGroup:
-    """The target-side state of one consistency group."""
-
-    def __init__(self, spec: GroupSpec, config: TargetConfig, index: Index) -> None:
-        self.spec = spec
-        """The member's VMs; ``spec.group_id`` is the member key (see :func:`member_key`)."""
-        self.key = spec.group_id
-        self.group_id, _, self.member_id = spec.group_id.partition(MEMBER_SEPARATOR)
-        self.capacities = tuple(d.spec.capacity_bytes for d in spec.disks())
-        self.journal = Journal(config.journal_dir, spec.group_id, index, config.segment_bytes)
-        self.committer = Committer(self.journal)
-        self.replica = ReplicaSet(config.replica_dir, spec)
-        self.applier = Applier(
-            self.journal, self.replica, index, config.history_window_s, config.journal_limit_bytes
-        )
-        self.catalog = Catalog(index, spec.group_id)
-        self.created_ns = int(index.get_meta(f"created/{spec.group_id}") or time.time_ns())
-        self.checkpoint_seq = 0
-        self.session_id = ""
-        self.source_id = ""
-        self.expected_seq = 1
-        self.state = GroupState.DISCONNECTED
-        self.error: CdpError | None = None
-        self.received_bytes = 0
-        self.pending: set[asyncio.Future[Ack]] = set()
-        self.resync = ResyncProgress()
-        self.plans = PlanCache()
-        """Image plans of the last (base, point) read, for every disk at once."""
-        self.pending_bookmarks: set[str] = set()
-        """Names of in-band bookmarks in batches not yet durable (for the uniqueness check)."""
-        self.bookmark_lock = asyncio.Lock()
-
-    def open(self) -> None:
-        """Recover the journal from disk; a corrupt journal puts the group in ERROR."""
-        try:
-            report = self.journal.open(floor_seq=self.applier.applied_seq)
-        except JournalCorruptError as exc:
-            log.error("group %s: %s", self.spec.group_id, exc)
-            self.fail(exc)
-            return
-        self.expected_seq = self.journal.durable_seq + 1
-        events = self.catalog.index.events(self.key)
-        self.resync.active = bool(events) and events[-1].kind == KIND_RESYNC_START
-        log.info("group %s: journal open: %s", self.spec.group_id, report)
-
-    def fail(self, exc: CdpError) -> None:
-        """Stop the group: no intake, no apply, until an operator acts."""
-        self.state, self.error = GroupState.ERROR, exc
-
-    def check_usable(self) -> None:
-        """Raise the group's error if it is in ERROR."""
-        if self.error is not None:
-            raise self.error
-
-    def bookmark_taken(self, name: str) -> bool:
-        """Whether a bookmark has this name, durable or in a batch still in flight."""
-        return name in self.pending_bookmarks or (
-            self.catalog.index.get_bookmark(self.key, name) is not None
-        )
-
-    async def quiesce(self) -> None:
-        """Wait until every queued batch is durable or failed."""
-        if self.pending:
-            await asyncio.wait(set(self.pending))
 
 
 class Target:

@@ -8,9 +8,9 @@ recovery datastore. :class:`Failback` brings them home in one resumable sequence
 2. ``seed``: the original VMs' disks (``failback.seed_path``) are copied into the
    original-site target's replica folder before the reverse group exists there, so the
    target's base already holds the pre-failover state;
-3. ``pre-sync``: a reverse source (in this process; a real product runs it on the DR host)
-   streams the ``<vm>-dr`` disks to the original-site target as group
-   ``<group><suffix>`` with the ordinary journal protocol, starting with
+3. ``pre-sync``: a reverse source (:mod:`cdp.failover.reverse`, in this process; a real
+   product runs it on the DR host) streams the ``<vm>-dr`` disks to the original-site
+   target as group ``<group><suffix>`` with the ordinary journal protocol, starting with
    ``ProtectionConfig(initial_sync=True)``: every region is compared by hash with the
    target's state and only differing regions travel. The recovered VMs still run;
 4. ``power-off-dr``: the recovered VMs are powered off at the recovery vCenter;
@@ -36,22 +36,23 @@ adopted, unregistering what is gone is skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import errno
 import json
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from cdp import naming
-from cdp.buffer import SourceBuffer
-from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError, RemoteError
+from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError
 from cdp.failover import steplog as sl
 from cdp.failover import steps as st
 from cdp.failover.errors import OperationStateError
-from cdp.failover.orchestrator import Event, Orchestrator, Reporter
+from cdp.failover.orchestrator import (
+    Event,
+    Orchestrator,
+    Reporter,
+)
 from cdp.failover.plan import (
     CommitPolicy,
     FailbackSettings,
@@ -61,21 +62,15 @@ from cdp.failover.plan import (
     ProtectedSite,
 )
 from cdp.failover.replication import Replication
+from cdp.failover.reverse import ReverseTransport, copy_sparse, reverse_sync
 from cdp.failover.survey import DEFAULT_RPO_PROBE_S
-from cdp.fsutil import fsync_dir
+from cdp.failover.vcenter import VCenter, VmFacts
 from cdp.group import DiskSpec, GroupSpec, VmSpec
-from cdp.resync import Protection, ProtectionConfig, RegionTransport
-from cdp.shipper import Shipper, ShipperConfig, Transport
 
 LOG_NAME = "failback"
 """The failback log's folder under ``<state_dir>/<plan>/``."""
 OPERATION = "failback"
 FAILED_BACK = "failed-back"
-SOURCE_BUFFER_BYTES = 64 * 2**20
-CONNECT_TIMEOUT_S = 30.0
-COPY_CHUNK = 4 * 2**20
-INITIAL_SYNC = ProtectionConfig(initial_sync=True)
-"""Every region dirty at the start: compared by hash, sent only where it differs."""
 
 # step kinds, in the order they run (the phase is the index)
 COMMIT_FAILOVER, SEED, PRE_SYNC, POWER_OFF_DR = (
@@ -104,12 +99,6 @@ KINDS = (
 )
 PER_VM = (SEED, POWER_OFF_DR, RETIRE, UNREGISTER_DR)
 PER_GROUP = (PRE_SYNC, FINAL_SYNC, BOOKMARK)
-
-T = TypeVar("T")
-
-
-class ReverseTransport(Transport, RegionTransport, Protocol):
-    """What the reverse source needs of the original-site target (a ReplicationClient)."""
 
 
 def back_plan(plan: Plan) -> Plan:
@@ -229,13 +218,10 @@ class Failback:
                 self.log.event(f"resumed ({done} steps done)")
                 await asyncio.to_thread(self.log.save)
             await self._execute(data)
-            data["status"] = FAILED_BACK
             data["finished_unix"] = time.time()
-            self.log.event("failed back: the VMs run at the original site")
-            await asyncio.to_thread(self.log.save)
-            out = summary(data)
-            out["archived"] = await asyncio.to_thread(self.log.archive)
-            return out
+            return await sl.close_operation(
+                self.log, FAILED_BACK, "failed back: the VMs run at the original site", summary
+            )
 
     async def _start(self) -> dict[str, Any]:
         source, failover = self._failover_record()
@@ -309,14 +295,7 @@ class Failback:
                 await asyncio.to_thread(self.log.save)
                 raise
             seconds = time.monotonic() - t0
-            entry.update(
-                done=True,
-                result=result,
-                started_unix=round(started, 6),
-                finished_unix=round(time.time(), 6),
-                seconds=round(seconds, 6),
-            )
-            entry.pop("error", None)
+            sl.record_done(entry, result, started, seconds)
             await asyncio.to_thread(self.log.save)
             index = total - len(sl.pending(data["steps"]))
             self.report(Event("step", text, index, total, seconds))
@@ -402,11 +381,18 @@ class Failback:
             self.transport, spec, paths, capacities, f"failback-{self.plan.name}"
         )
 
-    async def _power_off_dr(self, step: dict[str, Any]) -> dict[str, Any]:
+    async def _find_dr(
+        self, step: dict[str, Any]
+    ) -> tuple[VCenter, st.RecoveredVm, VmFacts | None]:
+        """The step's recovered VM at the recovery vCenter (None: not registered there)."""
         vm = self._vm(step["vm"])
         vc = await asyncio.to_thread(self.orch.vcenter)
         assert self.log.data is not None
         found = await asyncio.to_thread(vc.find_vm, self.log.data["datacenter"], vm.vmx_path)
+        return vc, vm, found
+
+    async def _power_off_dr(self, step: dict[str, Any]) -> dict[str, Any]:
+        vc, _, found = await self._find_dr(step)
         if found is None:
             return {"found": False}
         await asyncio.to_thread(vc.power_off, found.ref)
@@ -461,123 +447,12 @@ class Failback:
         }
 
     async def _unregister_dr(self, step: dict[str, Any]) -> dict[str, Any]:
-        vm = self._vm(step["vm"])
-        vc = await asyncio.to_thread(self.orch.vcenter)
-        assert self.log.data is not None
-        found = await asyncio.to_thread(vc.find_vm, self.log.data["datacenter"], vm.vmx_path)
+        vc, vm, found = await self._find_dr(step)
         if found is None:
             return {"found": False}
         await asyncio.to_thread(vc.power_off, found.ref)
         await asyncio.to_thread(vc.unregister, found.ref)
         return {"found": True, "ref": found.ref, "kept": vm.folder}
-
-
-# ---------------------------------------------------------------- the reverse source
-
-
-async def reverse_sync(
-    transport: ReverseTransport,
-    spec: GroupSpec,
-    paths: list[str],
-    capacities: list[int],
-    source_id: str,
-    config: ProtectionConfig = INITIAL_SYNC,
-) -> dict[str, Any]:
-    """Stream ``paths`` (the group's disks in order) to the target: one hash-compared pass.
-
-    A fresh source each time: a target that already holds the group answers
-    ``resync_required`` at the handshake and the source rejoins after its durable seq.
-    Returns regions compared and sent, bytes sent and the durable seq once drained.
-    """
-    fds = [os.open(p, os.O_RDONLY | os.O_CLOEXEC) for p in paths]
-    buffer = SourceBuffer(SOURCE_BUFFER_BYTES)
-
-    def read(disk: int, offset: int, length: int) -> bytes:
-        return os.pread(fds[disk], length, offset)
-
-    protection = Protection(buffer, capacities, read, _nothing, _nothing, config)
-    shipper = Shipper(spec, buffer, transport, ShipperConfig(source_id))
-    shipper.on_resync_required = protection.rejoin
-    task: asyncio.Future[None] = asyncio.ensure_future(shipper.run())
-    t0 = time.monotonic()
-    try:
-        deadline = t0 + CONNECT_TIMEOUT_S
-        while not shipper.connected:
-            if task.done():
-                task.result()
-            if time.monotonic() > deadline:
-                exc = RemoteError(
-                    "UNAVAILABLE", f"reverse source could not connect: {shipper.last_error}"
-                )
-                exc.hint = "is the original-site target running (plan key failback.target)?"
-                raise exc
-            await asyncio.sleep(0.01)
-        await _guarded(protection.resync(shipper, transport), task)
-        await _guarded(shipper.drain(), task)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        for fd in fds:
-            os.close(fd)
-    s = protection.stats
-    return {
-        "regions": sum(-(-c // config.region_bytes) for c in capacities),
-        "regions_compared": s.regions_compared,
-        "regions_sent": s.regions_sent,
-        "bytes_sent": s.bytes_sent,
-        "region_bytes": config.region_bytes,
-        "durable_seq": buffer.acked_seq,
-        "seconds": round(time.monotonic() - t0, 3),
-    }
-
-
-def _nothing() -> None:
-    """Hold/release of guest writes: the reverse source reads files nobody writes through it."""
-
-
-async def _guarded(work: Awaitable[T], shipper: asyncio.Future[None]) -> T:
-    """Await ``work``; fail at once if the shipper stopped for good."""
-    job = asyncio.ensure_future(work)
-    both: list[asyncio.Future[Any]] = [job, shipper]
-    await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
-    if not job.done():
-        job.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await job
-        shipper.result()
-        raise RemoteError("UNAVAILABLE", "the reverse shipper stopped")
-    return job.result()
-
-
-def copy_sparse(src: str, dst: str) -> int:
-    """Copy a (sparse) flat extent, data regions only; return the data bytes copied."""
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    tmp = dst + ".seeding"
-    copied = 0
-    with open(src, "rb") as fin, open(tmp, "wb") as fout:
-        i, o = fin.fileno(), fout.fileno()
-        size = os.fstat(i).st_size
-        pos = 0
-        while pos < size:
-            try:
-                start = os.lseek(i, pos, os.SEEK_DATA)
-            except OSError as exc:
-                if exc.errno == errno.ENXIO:  # only a hole is left
-                    break
-                raise
-            end = os.lseek(i, start, os.SEEK_HOLE)
-            while start < end:
-                chunk = os.pread(i, min(COPY_CHUNK, end - start), start)
-                os.pwrite(o, chunk, start)
-                start += len(chunk)
-                copied += len(chunk)
-            pos = end
-        os.ftruncate(o, size)
-        os.fsync(o)
-    os.replace(tmp, dst)
-    fsync_dir(os.path.dirname(dst))
-    return copied
 
 
 # ---------------------------------------------------------------- steps and summary

@@ -304,13 +304,10 @@ class Orchestrator:
                 f"the failover of plan {self.plan.name!r} is {data['status']}, not awaiting commit",
                 hint="run `cdp failover run` again to finish it, or roll it back",
             )
-        data["status"] = sl.COMMITTED
         data["committed_unix"] = time.time()
-        self.log.event("committed: the recovered VMs are production")
-        await asyncio.to_thread(self.log.save)
-        out = summary(data)
-        out["archived"] = await asyncio.to_thread(self.log.archive)
-        return out
+        return await sl.close_operation(
+            self.log, sl.COMMITTED, "committed: the recovered VMs are production", summary
+        )
 
     async def stop_test(self) -> dict[str, Any]:
         """Remove every trace of the active test failover."""
@@ -342,13 +339,9 @@ class Orchestrator:
             await asyncio.to_thread(self.log.save)
         t0 = time.monotonic()
         await self._execute(data["undo"]["steps"])
-        data["status"] = sl.TEST_STOPPED if kind == st.UNDO_STOP_TEST else sl.ROLLED_BACK
         data["undo"]["seconds"] = round(time.monotonic() - t0, 3)
-        self.log.event(f"{kind} finished")
-        await asyncio.to_thread(self.log.save)
-        out = summary(data)
-        out["archived"] = await asyncio.to_thread(self.log.archive)
-        return out
+        status = sl.TEST_STOPPED if kind == st.UNDO_STOP_TEST else sl.ROLLED_BACK
+        return await sl.close_operation(self.log, status, f"{kind} finished", summary)
 
     def _undo_steps(self, data: dict[str, Any]) -> tuple[st.Step, ...]:
         vms = tuple(st.RecoveredVm.from_json(v) for v in data["vms"])
@@ -415,14 +408,7 @@ class Orchestrator:
                 raise
             seconds = time.monotonic() - t0
             async with self._save_lock:
-                entry.update(
-                    done=True,
-                    result=result,
-                    started_unix=round(started, 6),
-                    finished_unix=round(time.time(), 6),
-                    seconds=round(seconds, 6),
-                )
-                entry.pop("error", None)
+                sl.record_done(entry, result, started, seconds)
                 await asyncio.to_thread(self.log.save)
                 counter[0] += 1
                 self.report(Event("step", text, counter[0], counter[1], seconds))
@@ -447,6 +433,9 @@ class Orchestrator:
         history = os.path.join(self.log.folder, "history")
         names = sorted(os.listdir(history)) if os.path.isdir(history) else []
         return names[-1] if names else ""
+
+
+# ---------------------------------------------------------------- summaries
 
 
 def summary(data: dict[str, Any]) -> dict[str, Any]:

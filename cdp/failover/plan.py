@@ -4,28 +4,30 @@ A plan is YAML (see docs/FAILOVER.md for every key). :func:`load_plan` returns a
 :class:`Plan` or raises :class:`cdp.errors.ConfigError` naming the bad key by its path
 (``groups[0].vms[1].nics[0].network``). Credentials never live in the plan: it names
 environment variables or a credentials file, and :func:`resolve_credentials` reads them
-when a command needs them. This module owns the plan's defaults (``DEFAULT_*``); it
-never talks to vCenter or to the target.
+when a command needs them. The ``vcenter`` sections, their types and the credentials are
+:mod:`cdp.failover.vcenter_settings` (re-exported here: they are part of the plan's
+public face). This module owns the plan's defaults (``DEFAULT_*``); it never talks to
+vCenter or to the target.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import stat
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from dataclasses import dataclass
 
 import yaml
 
 from cdp.errors import ConfigError
+from cdp.failover.vcenter_settings import Credentials as Credentials
+from cdp.failover.vcenter_settings import CredentialSource as CredentialSource
+from cdp.failover.vcenter_settings import TlsSettings as TlsSettings
+from cdp.failover.vcenter_settings import VCenterSettings as VCenterSettings
+from cdp.failover.vcenter_settings import parse_vcenter, plan_path
+from cdp.failover.vcenter_settings import resolve_credentials as resolve_credentials
 from cdp.failover.yamlkeys import Section, UniqueKeyLoader
 
 PLAN_VERSION = 1
-DEFAULT_USER_ENV = "CDP_VCENTER_USER"
-DEFAULT_PASSWORD_ENV = "CDP_VCENTER_PASSWORD"
-DEFAULT_VCENTER_TIMEOUT_S = 30.0
 DEFAULT_RPO_SLA_S = 60.0
 DEFAULT_STATE_DIR = ".cdp-failover"
 """Relative to the plan file's folder."""
@@ -45,57 +47,11 @@ DEFAULT_FAILBACK_SUFFIX = "-failback"
 ADAPTERS = ("vmxnet3", "e1000e", "e1000")
 COMMIT_ACTIONS = ("commit", "rollback")
 SHUTDOWNS = ("guest", "power_off")
-_THUMBPRINT = re.compile(r"[0-9a-f]{64}")
 _ADDRESS = re.compile(r"[^\s:]+:\d{1,5}")
 _SUFFIX = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
 
 # ---------------------------------------------------------------- the plan's types
-
-
-@dataclass(frozen=True)
-class TlsSettings:
-    """How the vCenter certificate is trusted: CA (default), a pinned thumbprint, or not."""
-
-    verify: bool = True
-    """False only by explicit opt-out (``tls: {verify: false}``); a lab setting."""
-    ca_file: str = ""
-    """PEM bundle of CAs to trust instead of the system store; empty: system store."""
-    thumbprint: str = ""
-    """SHA-256 of the server certificate (64 hex digits); trusted even without a CA."""
-
-
-@dataclass(frozen=True)
-class CredentialSource:
-    """Where the vCenter user and password come from (never the plan itself)."""
-
-    user_env: str = DEFAULT_USER_ENV
-    password_env: str = DEFAULT_PASSWORD_ENV
-    file: str = ""
-    """YAML file with ``user:`` and ``password:``, mode 0600; used instead of env if set."""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A resolved user and password, with where they came from (for error hints)."""
-
-    user: str
-    password: str = field(repr=False)
-    source: str = ""
-
-
-@dataclass(frozen=True)
-class VCenterSettings:
-    """How to reach one vCenter."""
-
-    url: str
-    host: str
-    port: int
-    path: str
-    credentials: CredentialSource
-    tls: TlsSettings
-    timeout_s: float = DEFAULT_VCENTER_TIMEOUT_S
-    """Socket timeout of each vCenter call, seconds."""
 
 
 @dataclass(frozen=True)
@@ -297,8 +253,8 @@ def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
         source_path=os.path.abspath(path),
         target_address=_target(top.child("target")),
         target_tls_dir=_target_tls(top.child("target"), base),
-        state_dir=_path(base, top.string("state_dir", default=DEFAULT_STATE_DIR)),
-        vcenter=_vcenter(top.child("vcenter"), base),
+        state_dir=plan_path(base, top.string("state_dir", default=DEFAULT_STATE_DIR)),
+        vcenter=parse_vcenter(top.child("vcenter"), base),
         recovery=_recovery(top.child("recovery"), base),
         networks=networks,
         groups=groups,
@@ -337,7 +293,7 @@ def _target_tls(m: Section, base: str) -> str:
             "give exactly one of tls_dir (an operator certificate folder) or insecure: true",
             hint="make certificates with `cdp certs init DIR --operator NAME`",
         )
-    return _path(base, tls_dir) if tls_dir else ""
+    return plan_path(base, tls_dir) if tls_dir else ""
 
 
 def _target(m: Section) -> str:
@@ -346,75 +302,6 @@ def _target(m: Section) -> str:
     if not _ADDRESS.fullmatch(address) or not 0 < int(address.rpartition(":")[2]) < 65536:
         raise ConfigError(m.key("address"), f"{address!r} is not HOST:PORT")
     return address
-
-
-def _vcenter(m: Section, base: str) -> VCenterSettings:
-    if "password" in m.data or "user" in m.data or "username" in m.data:
-        raise ConfigError(
-            m.key("password" if "password" in m.data else "user"),
-            "credentials never go in the plan",
-            hint="name environment variables (credentials.user_env/password_env) "
-            "or a 0600 file (credentials.file)",
-        )
-    m.allow("url", "credentials", "tls", "timeout_s")
-    url = m.string("url", required=True)
-    host, port, sdk_path = _parse_url(m.key("url"), url)
-    return VCenterSettings(
-        url=url,
-        host=host,
-        port=port,
-        path=sdk_path,
-        credentials=_credentials(m.section("credentials"), base),
-        tls=_tls(m.section("tls"), base),
-        timeout_s=m.number("timeout_s", default=DEFAULT_VCENTER_TIMEOUT_S, low=0.1),
-    )
-
-
-def _parse_url(key: str, url: str) -> tuple[str, int, str]:
-    parts = urlsplit(url)
-    if parts.scheme != "https":
-        raise ConfigError(key, f"{url!r} must be an https:// URL")
-    if parts.username or parts.password:
-        raise ConfigError(key, "must not contain credentials", hint="use vcenter.credentials")
-    try:
-        port = parts.port or 443
-    except ValueError as exc:
-        raise ConfigError(key, f"{url!r} has a bad port") from exc
-    if not parts.hostname:
-        raise ConfigError(key, f"{url!r} has no host name")
-    return parts.hostname, port, parts.path or "/sdk"
-
-
-def _credentials(m: Section, base: str) -> CredentialSource:
-    if "password" in m.data or "user" in m.data:
-        raise ConfigError(
-            m.key("password" if "password" in m.data else "user"),
-            "credentials never go in the plan",
-            hint="use user_env/password_env or file",
-        )
-    m.allow("user_env", "password_env", "file")
-    file = m.string("file", default="")
-    if file and ("user_env" in m.data or "password_env" in m.data):
-        raise ConfigError(m.key("file"), "give either file or user_env/password_env, not both")
-    return CredentialSource(
-        user_env=m.string("user_env", default=DEFAULT_USER_ENV),
-        password_env=m.string("password_env", default=DEFAULT_PASSWORD_ENV),
-        file=_path(base, file) if file else "",
-    )
-
-
-def _tls(m: Section, base: str) -> TlsSettings:
-    m.allow("verify", "ca_file", "thumbprint")
-    verify = m.boolean("verify", default=True)
-    ca_file = m.string("ca_file", default="")
-    thumbprint = m.string("thumbprint", default="").replace(":", "").lower()
-    if thumbprint and not _THUMBPRINT.fullmatch(thumbprint):
-        raise ConfigError(m.key("thumbprint"), "must be the SHA-256 of the certificate (64 hex)")
-    if not verify and (ca_file or thumbprint):
-        raise ConfigError(m.key("verify"), "false contradicts ca_file/thumbprint; drop one")
-    if ca_file and not os.path.isfile(_path(base, ca_file)):
-        raise ConfigError(m.key("ca_file"), f"{ca_file!r} is not a file")
-    return TlsSettings(verify, _path(base, ca_file) if ca_file else "", thumbprint)
 
 
 def _protected(m: Section | None, base: str) -> ProtectedSite | None:
@@ -429,7 +316,7 @@ def _protected(m: Section | None, base: str) -> ProtectedSite | None:
         "drain_timeout_s",
     )
     return ProtectedSite(
-        vcenter=_vcenter(m.child("vcenter"), base),
+        vcenter=parse_vcenter(m.child("vcenter"), base),
         datacenter=m.string("datacenter", required=True),
         shutdown=m.choice("shutdown", SHUTDOWNS, DEFAULT_SHUTDOWN),
         shutdown_timeout_s=m.number("shutdown_timeout_s", DEFAULT_SHUTDOWN_TIMEOUT_S, low=0.0),
@@ -451,7 +338,7 @@ def _failback(m: Section | None, base: str) -> FailbackSettings | None:
         target_address=_target(target),
         target_tls_dir=_target_tls(target, base),
         site=_recovery(m.child("site"), base),
-        seed_path=_path(base, seed) if seed else "",
+        seed_path=plan_path(base, seed) if seed else "",
         group_suffix=suffix,
     )
 
@@ -495,7 +382,7 @@ def _datastore(m: Section, base: str) -> DatastoreSettings:
     m.allow("name", "path", "reserve_bytes")
     return DatastoreSettings(
         name=m.string("name", required=True),
-        path=_path(base, m.string("path", required=True)),
+        path=plan_path(base, m.string("path", required=True)),
         reserve_bytes=m.integer("reserve_bytes", default=0, low=0),
     )
 
@@ -591,45 +478,3 @@ def _commit(m: Section | None) -> CommitPolicy:
         timeout_s=m.number("timeout_s", DEFAULT_COMMIT_TIMEOUT_S, low=0.0),
         default_action=m.choice("default_action", COMMIT_ACTIONS, DEFAULT_COMMIT_ACTION),
     )
-
-
-def _path(base: str, value: str) -> str:
-    return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
-
-
-# ---------------------------------------------------------------- credentials
-
-
-def resolve_credentials(source: CredentialSource, environ: Mapping[str, str]) -> Credentials:
-    """Read the user and password from the file or the environment the plan names."""
-    if source.file:
-        return _credentials_file(source.file)
-    user, password = environ.get(source.user_env, ""), environ.get(source.password_env, "")
-    missing = [n for n, v in ((source.user_env, user), (source.password_env, password)) if not v]
-    if missing:
-        raise ConfigError(
-            "vcenter.credentials",
-            f"environment variable {' and '.join(missing)} not set",
-            hint="export them, or point credentials.file at a 0600 YAML file",
-        )
-    return Credentials(user, password, f"env {source.user_env}/{source.password_env}")
-
-
-def _credentials_file(path: str) -> Credentials:
-    key = "vcenter.credentials.file"
-    try:
-        mode = os.stat(path).st_mode
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise ConfigError(key, f"cannot read {path!r}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(key, f"{path!r} is not valid YAML: {exc}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            key, f"{path!r} is readable by others (mode {mode & 0o777:o})", hint=f"chmod 600 {path}"
-        )
-    m = Section(data, key)
-    m.allow("user", "password")
-    user, password = m.string("user", required=True), m.string("password", required=True)
-    return Credentials(user, password, f"file {path}")

@@ -14,13 +14,14 @@ holder dies, which is what lets a crashed command be resumed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cdp.failover.errors import OperationStateError
@@ -134,3 +135,37 @@ def step_entry(step: dict[str, Any]) -> dict[str, Any]:
 def pending(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Steps not recorded as done, in order."""
     return [s for s in steps if not s["done"]]
+
+
+def record_done(
+    entry: dict[str, Any], result: dict[str, Any], started_unix: float, seconds: float
+) -> None:
+    """Mark a step's log entry done, with its result and timing; an earlier error is cleared."""
+    entry.update(
+        done=True,
+        result=result,
+        started_unix=round(started_unix, 6),
+        finished_unix=round(time.time(), 6),
+        seconds=round(seconds, 6),
+    )
+    entry.pop("error", None)
+
+
+async def close_operation(
+    log: StepLog,
+    status: str,
+    what: str,
+    summarize: Callable[[dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """Record the operation's final ``status`` and event, save, then move it to history.
+
+    Returns ``summarize`` of the log with ``archived``, the log's path in history.
+    """
+    data = log.data
+    assert data is not None
+    data["status"] = status
+    log.event(what)
+    await asyncio.to_thread(log.save)
+    out = summarize(data)
+    out["archived"] = await asyncio.to_thread(log.archive)
+    return out
