@@ -233,9 +233,13 @@ class Target:
             for group in list(self.groups.values()):
                 durable = group.journal.durable_seq
                 if durable > group.checkpoint_seq and group.error is None:
-                    await asyncio.to_thread(
-                        group.catalog.tag_checkpoint, durable, group.journal.durable_ns
-                    )
+                    try:
+                        await asyncio.to_thread(
+                            group.catalog.tag_checkpoint, durable, group.journal.durable_ns
+                        )
+                    except CdpError as exc:  # e.g. a full disk: try again next interval
+                        log.warning("group %s: checkpoint not tagged: %s", group.key, exc)
+                        continue
                     group.checkpoint_seq = durable
 
     async def _idle(self, seconds: float) -> None:

@@ -391,3 +391,40 @@ async def test_restart_on_a_full_disk_says_storage_full(small_fs: str) -> None:
     else:
         await stop_target(r)
     assert error is None or isinstance(error, StorageFullError), repr(error)
+
+
+async def test_a_checkpoint_that_meets_a_full_disk_is_tagged_later(tmp_path: Path) -> None:
+    # Found by the source-side full-volume test: the checkpoint loop ended the target's
+    # task group on StorageFullError. The index refuses the first two tags here.
+    r = await start_target(str(tmp_path / "t"), history_window_s=3600, checkpoint_interval_s=0.1)
+    stop_error: BaseException | None = None
+    try:
+        reply = await r.client.open_session("host-a", SPEC, 0, 1)
+        group = r.target.groups[GROUP]
+        real, refused = group.catalog.tag_checkpoint, []
+
+        def full_disk_twice(seq: int, ns: int) -> None:
+            if len(refused) < 2:
+                refused.append(seq)
+                raise StorageFullError("index", "No space left on device")
+            real(seq, ns)
+
+        group.catalog.tag_checkpoint = full_disk_twice  # type: ignore[method-assign]
+        stream = r.client.stream(reply.session_id)
+        await stream.send([make_record(1, 0, 0, bytes(512), ts=time.time_ns())])
+        ack = await stream.recv()
+        assert ack is not None and ack.durable_seq == 1
+        for _ in range(100):
+            points = await r.client.list_points(GROUP, labelled_only=True)
+            if points:
+                break
+            await asyncio.sleep(0.05)
+        assert refused == [1, 1], "the tag was refused twice, then tried again"
+        assert [p.seq for p in points] == [1], "and then it was tagged"
+        await stream.send([make_record(2, 0, 0, bytes(512), ts=time.time_ns())])
+        ack = await stream.recv()
+        assert ack is not None and ack.durable_seq == 2, "intake went on throughout"
+        stream.cancel()
+    finally:
+        stop_error = await _stop_quietly(r)
+    assert stop_error is None, repr(stop_error)
