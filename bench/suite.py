@@ -527,14 +527,26 @@ def _predicted_series(sc: Scenario, r: dict[str, Any]) -> list[tuple[float, floa
 
 async def run_sweep(settings: Settings) -> dict[str, Any]:
     """4 KiB random at rising rates until RPO p99 reaches 1 s or the rate is not held."""
-    steps, best = [], 0
+    steps = []
     for sc in sweep_scenarios(settings.quick):
         r = await _run_and_save(sc, settings)
         steps.append(r)
         if "error" in r or not r["goal_met"]:
             break
-        best = int(r["writes_per_s"])
-    return {"p99_goal_s": SWEEP_P99_S, "highest_writes_per_s": best, "steps": steps}
+    return sweep_result(steps)
+
+
+def sweep_result(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The highest rate that met the goal, and why the sweep stopped."""
+    met = [r for r in steps if "error" not in r and r["goal_met"]]
+    best = int(met[-1]["writes_per_s"]) if met else 0
+    last = steps[-1] if steps else {}
+    if "error" in last or not last.get("goal_met", True):
+        stopped = f"stopped at `{last['scenario']}`: {last.get('error') or last['goal_miss']}"
+    else:
+        stopped = "every step held its rate: the ceiling is above the last step"
+    return {"p99_goal_s": SWEEP_P99_S, "highest_writes_per_s": best, "stopped": stopped,
+            "steps": steps}  # fmt: skip
 
 
 RTO_QUICK = (1, 10)
@@ -686,7 +698,9 @@ def render(results: dict[str, Any]) -> str:
     if sweep:
         parts += ["## Rate sweep (4 KiB random)", "",
                   f"Highest rate with RPO p99 < {sweep['p99_goal_s']:g} s and the rate held: "
-                  f"**{sweep['highest_writes_per_s']:,} writes/s**.", "",
+                  f"**{sweep['highest_writes_per_s']:,} writes/s**; {sweep['stopped']} (a rate "
+                  "not held means the simulated source, one process, could not write "
+                  "faster).", "",
                   runs_table(sweep["steps"]), ""]  # fmt: skip
     if rto_doc:
         parts += ["## Failover RTO (vcsim)", "", rto_section(rto_doc), ""]

@@ -237,3 +237,17 @@ def test_above_the_cap_the_model_predicts_the_peak_after_the_writes_stop() -> No
     assert p["drain_s"] == 2.4
     assert 2.4 <= p["rpo_max_s"] <= 2.4 + capacity.DEFAULT_LATENCY_S + 0.15
     assert p["rpo_p99_s"] <= p["rpo_max_s"]
+
+
+def test_the_sweep_reports_its_highest_rate_and_why_it_stopped() -> None:
+    def step(name: str, rate: float, met: bool, miss: str = "") -> dict[str, object]:
+        return {"scenario": name, "writes_per_s": rate, "goal_met": met, "goal_miss": miss}
+
+    s = suite.sweep_result([step("a", 19_990.4, True), step("b", 29_971.0, True),
+                            step("c", 33_000.0, False, "wrote 135.2 MB/s")])  # fmt: skip
+    assert s["highest_writes_per_s"] == 29_971
+    assert s["stopped"] == "stopped at `c`: wrote 135.2 MB/s"
+    assert suite.sweep_result([step("a", 10.0, True)])["stopped"].startswith("every step held")
+    failed = suite.sweep_result([{"scenario": "a", "error": "source 0 exited with 1"}])
+    assert failed["highest_writes_per_s"] == 0
+    assert failed["stopped"] == "stopped at `a`: source 0 exited with 1"
