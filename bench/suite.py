@@ -37,6 +37,7 @@ QUICK_SECONDS = 4.0
 FULL_SECONDS = 20.0
 HISTORY_WINDOW = "1h"
 SIM_TIMEOUT_S = 240.0
+APPLY_WAIT_S = 120.0
 LOOPBACK = LinkModel()
 SWEEP_FULL = (10_000, 20_000, 25_000, 30_000, 35_000, 40_000, 45_000, 50_000, 60_000)
 SWEEP_QUICK = (20_000, 30_000, 40_000, 50_000)
@@ -45,10 +46,10 @@ RATE_TOLERANCE = 0.97
 """A run "held" its rate when the guest wrote this share of rate x seconds."""
 
 FIELDS = (
-    "scenario", "what", "link", "rtt_ms", "bandwidth_mbit_s", "vms", "hosts", "seconds_requested",
-    "seed", "writes", "bytes", "seconds", "mb_per_s", "writes_per_s", "rpo_p50_s", "rpo_p95_s",
-    "rpo_p99_s", "rpo_max_s", "rpo_above_sla_s", "rpo_worst_vm_p99_s", "rpo_samples",
-    "drain_s", "batches", "source_cpu_s", "source_cpu_s_per_gb", "target_cpu_s",
+    "scenario", "what", "link", "rtt_ms", "bandwidth_mbit_s", "vms", "hosts", "history_window",
+    "seconds_requested", "seed", "writes", "bytes", "seconds", "mb_per_s", "writes_per_s",
+    "rpo_p50_s", "rpo_p95_s", "rpo_p99_s", "rpo_max_s", "rpo_above_sla_s", "rpo_worst_vm_p99_s",
+    "rpo_samples", "drain_s", "batches", "source_cpu_s", "source_cpu_s_per_gb", "target_cpu_s",
     "target_cpu_s_per_gb", "target_write_bytes_per_guest_byte", "target_received_bytes",
     "journal_bytes", "compression_ratio", "resyncs", "resync_bytes_sent", "resync_last_s",
     "outage_s", "goal", "goal_met", "goal_miss", "predicted", "case_wall_s", "samples",
@@ -81,6 +82,8 @@ class Scenario:
     disks: int = 2
     seconds: float | None = None
     """Overrides the suite's seconds (e.g. short sweep steps)."""
+    history_window: str = HISTORY_WINDOW
+    """The target's ``--history-window``; "0" applies as it goes (journal + apply writes)."""
 
 
 def _w(*flags: str) -> tuple[str, ...]:
@@ -111,6 +114,9 @@ def scenarios(seconds: float, quick: bool) -> list[Scenario]:
                  (*r64, "--rate-mb", "200", "--compressibility", "0.9"), min_mb_s=200),
         Scenario("incompressible-64k", "64 KiB random, incompressible, 200 MB/s",
                  (*r64, "--rate-mb", "200", "--compressibility", "0"), min_mb_s=200),
+        Scenario("apply-64k-100mb", "64 KiB random at 100 MB/s, target applying as it goes "
+                 "(history window 0): journal + replica writes",
+                 (*r64, "--rate-mb", "100"), min_mb_s=100, history_window="0"),
     ]  # fmt: skip
     for n in (1, 4, 16):
         s.append(Scenario(f"vms-{n}", f"{n} VM(s) on one host, each its own group, 10 MB/s of "
@@ -194,7 +200,7 @@ async def run_scenario(sc: Scenario, settings: Settings) -> dict[str, Any]:
     target: subprocess.Popen[bytes] | None = None
     proxy: LinkProxy | None = None
     try:
-        target, address, pid = await ingest.start_target(settings.python, root, HISTORY_WINDOW)
+        target, address, pid = await ingest.start_target(settings.python, root, sc.history_window)
         if sc.link != LOOPBACK or sc.outage:
             proxy = await LinkProxy(address, sc.link).start()
         out = await _measure(sc, settings, root, src_root, address, pid, proxy)
@@ -318,7 +324,7 @@ async def _measure(
     finally:
         outage.cancel()
     outage_s = outage.result() if outage.done() and not outage.cancelled() else 0.0
-    status = await _target_status(address)
+    status = await _target_status(address, applied=sc.history_window == "0")
     cpu_s = ingest.proc_cpu_s(pid) - cpu0
     wrote = ingest.proc_io(pid).get("write_bytes", 0) - io0.get("write_bytes", 0)
     sources = []
@@ -334,13 +340,23 @@ async def _measure(
     return out
 
 
-async def _target_status(address: str) -> dict[str, int]:
-    """Journal and received bytes over every group, once the sources are done."""
+async def _target_status(address: str, applied: bool = False) -> dict[str, int]:
+    """Journal and received bytes over every group, once the sources are done.
+
+    With ``applied``, first wait (up to :data:`APPLY_WAIT_S`) until every group has
+    applied all it holds, so that the target's writes include the replica's.
+    """
     from cdp.rpc.client import ReplicationClient
 
     client = ReplicationClient(address, None)
+    deadline = time.monotonic() + APPLY_WAIT_S
     try:
         groups = (await client.status("")).groups
+        while applied and any(g.applied_seq < g.durable_seq for g in groups):
+            if time.monotonic() > deadline:
+                raise ingest.CaseError(f"the target did not apply within {APPLY_WAIT_S:.0f} s")
+            await asyncio.sleep(0.1)
+            groups = (await client.status("")).groups
     finally:
         await client.close()
     return {
@@ -378,7 +394,8 @@ def figures(
         "scenario": sc.name, "what": sc.what, "link": sc.link.name,
         "rtt_ms": round(sc.link.rtt_s * 1000, 1),
         "bandwidth_mbit_s": round(sc.link.rate_bytes_s * 8 / 1e6, 1),
-        "vms": sc.vms, "hosts": len(hosts(sc)), "seconds_requested": _seconds(sc, settings),
+        "vms": sc.vms, "hosts": len(hosts(sc)), "history_window": sc.history_window,
+        "seconds_requested": _seconds(sc, settings),
         "seed": settings.seed,
         "writes": writes, "bytes": total, "seconds": secs,
         "mb_per_s": round(total / secs / 1e6, 2), "writes_per_s": round(writes / secs, 1),
@@ -396,7 +413,9 @@ def figures(
         "target_write_bytes_per_guest_byte": round(wrote / max(received, 1), 3),
         "target_received_bytes": received,
         "journal_bytes": status["journal_bytes"],
-        "compression_ratio": round(status["journal_bytes"] / max(received, 1), 3),
+        # An applying target (window 0) has trimmed its journal: no ratio to read there.
+        "compression_ratio": None if sc.history_window == "0" else
+        round(status["journal_bytes"] / max(received, 1), 3),
         "resyncs": sum(int(r.get("resyncs", 0)) for r in rs),
         "resync_bytes_sent": sum(int(r.get("resync_bytes_sent", 0)) for r in rs),
         "resync_last_s": max(float(r.get("resync_last_s", 0.0)) for r in rs),
@@ -609,19 +628,19 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
     rows = []
     for r in runs:
         if "error" in r:
-            rows.append([r["scenario"], "ERROR: " + r["error"][:80]] + ["-"] * 11)
+            rows.append([r["scenario"], "ERROR: " + r["error"][:80]] + ["-"] * 12)
             continue
         rows.append([
             r["scenario"], r["link"], f"{r['vms']} / {r['hosts']}", _f(r["mb_per_s"], 1),
             _f(r["writes_per_s"], 0),
             f"{_f(r['rpo_p50_s'])} / {_f(r['rpo_p99_s'])} / {_f(r['rpo_max_s'])}",
             _f(r["drain_s"]), _f(r["source_cpu_s_per_gb"], 2), _f(r["target_cpu_s_per_gb"], 2),
-            _f(r["compression_ratio"], 2),
+            _f(r["compression_ratio"], 2), _f(r["target_write_bytes_per_guest_byte"], 2),
             _resync(r),
             r["goal"], "yes" if r["goal_met"] else f"NO ({r['goal_miss']})",
         ])  # fmt: skip
     return table(["scenario", "link", "VMs / hosts", "MB/s", "writes/s", "RPO p50/p99/max s",
-                  "drain s", "src CPU s/GB", "tgt CPU s/GB", "stored/guest",
+                  "drain s", "src CPU s/GB", "tgt CPU s/GB", "stored/guest", "tgt writes/guest",
                   "resyncs / bytes / time", "goal", "met?"], rows)  # fmt: skip
 
 
@@ -690,7 +709,10 @@ def render(results: dict[str, Any]) -> str:
         f"{env['nproc']} CPUs, Python {env['python']}, seed {env['seed']}. Source(s) and "
         f"target are separate processes on loopback; plain text (`--insecure`); target "
         f"history window {env['history_window']} (journal-only ingest: acks are fsync'd, "
-        "apply is deferred); RPO sampled every 100 ms at the source.", "",
+        "apply is deferred), except `apply-*` runs (window 0: the target applies as it "
+        "goes); RPO sampled every 100 ms at the source. \"stored/guest\": journal bytes per "
+        "guest byte (compression); \"tgt writes/guest\": bytes the target process wrote "
+        "(journal, index and, when applying, replicas) per guest byte.", "",
         "## Runs", "", runs_table(runs), "",
         "## Published claims versus measured", "", anchors_table(runs, rto_doc), "",
         "## Sizing model versus measured", "", predictions_table(runs), "",
