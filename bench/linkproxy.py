@@ -5,8 +5,9 @@ one-way latency: a chunk leaves when the link has finished serialising the previ
 (``len / rate`` each) and arrives ``delay_s`` later. At most ``queue_bytes`` wait in the
 proxy per direction; beyond that it stops reading, so the sender feels TCP backpressure
 as on a real bottleneck. ``outage()`` drops every connection and refuses new ones until
-``restore()``. Used by ``bench/suite.py``; ``tc netem`` would need root and a network
-namespace, which this machine does not grant.
+``restore()``; ``stall = True`` stops forwarding without closing anything (a hung link).
+Used by ``bench/suite.py`` and by the fault tests; ``tc netem`` would need root and a
+network namespace, which this machine does not grant.
 """
 
 from __future__ import annotations
@@ -87,11 +88,13 @@ class _Direction:
 class LinkProxy:
     """Forwards 127.0.0.1:<port> to ``upstream`` through a :class:`LinkModel`."""
 
-    def __init__(self, upstream: str, link: LinkModel) -> None:
+    def __init__(self, upstream: str, link: LinkModel = LinkModel()) -> None:
         host, _, port = upstream.rpartition(":")
         self.upstream = (host, int(port))
         self.link = link
         self.down = False
+        self.stall = False
+        """While set, nothing is forwarded and no connection is closed (a hung link)."""
         self.outages = 0
         self.bytes_forwarded = 0
         self.address = ""
@@ -145,6 +148,8 @@ class LinkProxy:
                 due, data = d.pop()
                 if not data:
                     break
+                while self.stall:
+                    await asyncio.sleep(0.01)
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)

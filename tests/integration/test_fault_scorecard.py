@@ -15,9 +15,9 @@ import random
 import grpc
 import pytest
 from conftest import make_record, score, small_group
-from faults import TcpProxy
 from helpers import TargetProcess, file_digest, free_port, replica_extent
 
+from bench.linkproxy import LinkProxy
 from cdp import codec
 from cdp.resync import ProtectionConfig
 from cdp.rpc import convert
@@ -62,19 +62,19 @@ class Chaos:
         if during == "resyncing":
             score("crashes during resync")
 
-    async def cut(self, proxy: TcpProxy, seconds: float) -> None:
-        proxy.cut()
+    async def cut(self, proxy: LinkProxy, seconds: float) -> None:
+        proxy.outage()
         await asyncio.sleep(seconds)
         proxy.restore()
         score("outages survived")
 
-    async def stall(self, proxy: TcpProxy) -> None:
+    async def stall(self, proxy: LinkProxy) -> None:
         proxy.stall = True
         await asyncio.sleep(self.rng.uniform(0.1, 0.6))
         proxy.stall = False
         score("stalls survived")
 
-    async def kill_in_resync(self, proxy: TcpProxy) -> None:
+    async def kill_in_resync(self, proxy: LinkProxy) -> None:
         await self.cut(proxy, 0.6)  # past dirty_after: the source tracks writes, then resyncs
         for _ in range(200):
             if self.mode() == "resyncing":
@@ -82,7 +82,7 @@ class Chaos:
             await asyncio.sleep(0.01)
         await self.kill_and_restart()
 
-    async def inject(self, proxy: TcpProxy, kinds: list[str]) -> None:
+    async def inject(self, proxy: LinkProxy, kinds: list[str]) -> None:
         await asyncio.sleep(0.5)
         for kind in kinds:
             if kind == "cut":
@@ -123,7 +123,7 @@ async def chaos(tmp: str, seed: int, seconds: float, faults: int | list[str]) ->
         else [c.rng.choice(["cut", "stall", "kill", "kill-in-resync"]) for _ in range(faults)]
     )
     c.target.start()
-    proxy = await TcpProxy(c.target.address).start()
+    proxy = await LinkProxy(c.target.address).start()
     config = runner.SimConfig(
         target=proxy.address,
         folder=os.path.join(tmp, f"src-{seed}"),

@@ -7,8 +7,8 @@ import os
 import shutil
 
 from conftest import Running, start_target, stop_target
-from faults import TcpProxy
 
+from bench.linkproxy import LinkProxy
 from cdp.resync import Mode, ProtectionConfig
 from cdp.rpc.client import ReplicationClient
 from cdp.v1 import replication_pb2 as pb
@@ -36,7 +36,7 @@ def source_bytes(result: dict, n: int) -> bytes:
 async def test_outage_falls_back_to_dirty_map_then_resyncs(
     running_history: Running, tmp_path: str
 ) -> None:
-    proxy = await TcpProxy(running_history.address).start()
+    proxy = await LinkProxy(running_history.address).start()
     config = runner.SimConfig(
         target=proxy.address,
         folder=os.path.join(tmp_path, "src"),
@@ -52,7 +52,7 @@ async def test_outage_falls_back_to_dirty_map_then_resyncs(
 
     async def outage() -> None:
         await asyncio.sleep(0.8)
-        proxy.cut()
+        proxy.outage()
         await asyncio.sleep(1.2)  # longer than dirty_after_s: writes go to the dirty map
         proxy.restore()
 
@@ -158,7 +158,7 @@ async def test_pre_seeded_replica_sends_only_differences(tmp_path: str) -> None:
 async def test_full_buffer_does_not_stall_the_guest(
     running_history: Running, tmp_path: str
 ) -> None:
-    proxy = await TcpProxy(running_history.address).start()
+    proxy = await LinkProxy(running_history.address).start()
     proxy.stall = True  # the link hangs: nothing is acked, the buffer fills
     config = runner.SimConfig(
         target=proxy.address,
