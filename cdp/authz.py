@@ -5,8 +5,15 @@ that identity may do, from the target's ``authz.yaml``::
 
     sources:            # cdp://source/<name> -> the groups whose journals it may write
       host-a: [group1, group2]
+      host-b:           # or a mapping, to list the member ids it may stream as
+        groups: [group1]
+        members: [host-b, host-b-old]
     operators:          # cdp://operator/<name>: read calls and bookmarks, on every group
       - admin
+
+In a group spanning hosts each host streams as a named member (``member_id``). A source
+may stream as the member its certificate names, or as those its entry lists instead; no
+two sources that share a group may use the same member id, so members are told apart.
 
 Decisions are pure functions that return a :class:`Refusal` (or None to allow); the gRPC
 edge (``cdp/rpc/auth.py``) answers a refusal with its status code. This module never
@@ -15,6 +22,7 @@ imports grpc and reads a file only in :func:`load_policy`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +46,12 @@ class Policy:
     """Source name -> the groups it may write."""
     operators: frozenset[str] = frozenset()
     """Operator names; an operator may read every group and bookmark it."""
+    members: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Source name -> the member ids it may stream as, for sources whose entry lists them."""
+
+    def member_ids(self, source: str) -> frozenset[str]:
+        """The member ids ``source`` may stream as: its list, else its own name."""
+        return self.members.get(source, frozenset({source}))
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,28 @@ def check_write(policy: Policy, who: Identity | None, call: str, group: str) -> 
             f"authz.yaml: {mine})",
         )
     return None
+
+
+def check_member(
+    policy: Policy, who: Identity | None, call: str, group: str, member_id: str
+) -> Refusal | None:
+    """Refuse unless ``who`` may stream as ``member_id`` of ``group`` (empty: the group alone)."""
+    if not member_id:
+        return None
+    if who is None:
+        return _no_identity(call)
+    allowed = policy.member_ids(who.name)
+    if member_id in allowed:
+        return None
+    if who.name in policy.members:
+        mine = f"its members in the target's authz.yaml: {', '.join(sorted(allowed)) or 'none'}"
+    else:
+        mine = (f"it streams as {who.name!r}, the name in its certificate, unless "
+                f"sources.{who.name}.members in the target's authz.yaml lists others")  # fmt: skip
+    return Refusal(
+        PERMISSION_DENIED,
+        f"{call}: {who} may not stream as member {member_id!r} of group {group!r} ({mine})",
+    )
 
 
 def check_read(policy: Policy, who: Identity | None, call: str) -> Refusal | None:
@@ -136,13 +172,19 @@ def parse_policy(path: str, data: Any) -> Policy:
     sources = data.get("sources") or {}
     if not isinstance(sources, dict):
         raise ConfigError(f"{path}: sources", "must map each source name to a list of groups")
-    parsed = {
-        _name(f"{path}: sources", n): _groups(f"{path}: sources.{n}", g) for n, g in sources.items()
-    }
+    groups: dict[str, frozenset[str]] = {}
+    members: dict[str, frozenset[str]] = {}
+    for name, entry in sources.items():
+        source = _name(f"{path}: sources", name)
+        groups[source], listed = _source(f"{path}: sources.{source}", entry)
+        if listed is not None:
+            members[source] = listed
     operators = data.get("operators") or []
     if not isinstance(operators, list):
         raise ConfigError(f"{path}: operators", "must be a list of operator names")
-    return Policy(parsed, frozenset(_name(f"{path}: operators", n) for n in operators))
+    policy = Policy(groups, frozenset(_name(f"{path}: operators", n) for n in operators), members)
+    _check_members_apart(path, policy)
+    return policy
 
 
 def _name(where: str, value: Any) -> str:
@@ -152,22 +194,74 @@ def _name(where: str, value: Any) -> str:
         raise ConfigError(where, str(exc).removeprefix(f"{where}: ")) from None
 
 
+def _source(where: str, entry: Any) -> tuple[frozenset[str], frozenset[str] | None]:
+    """A source's groups, and its member ids if the entry lists them (None: it does not)."""
+    if not isinstance(entry, dict):
+        return _groups(where, entry), None
+    unknown = sorted(set(entry) - {"groups", "members"})
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", "unknown key (expected groups, members)")
+    if "groups" not in entry:
+        raise ConfigError(f"{where}.groups", "missing: the groups this source may write")
+    groups = _groups(f"{where}.groups", entry["groups"])
+    if "members" not in entry:
+        return groups, None
+    listed = entry["members"]
+    if not isinstance(listed, list):
+        raise ConfigError(
+            f"{where}.members",
+            "must be a list of member ids, e.g. [esx-01] ([] for none: the source then "
+            "streams only groups it writes alone)",
+        )
+    return groups, frozenset(_name(f"{where}.members", m) for m in listed)
+
+
 def _groups(where: str, groups: Any) -> frozenset[str]:
     if not isinstance(groups, list):
-        raise ConfigError(where, "must be a list of group names, e.g. [group1, group2]")
+        raise ConfigError(where, "must be a list of group names, e.g. [group1, group2], or a "
+                          "mapping with the keys groups and members")  # fmt: skip
     return frozenset(_name(where, g) for g in groups)
 
 
-def format_policy(sources: Mapping[str, list[str]], operators: list[str]) -> str:
-    """An authz.yaml for these sources and operators, with a header that explains it."""
-    body = {"sources": {n: sorted(g) for n, g in sources.items()}, "operators": sorted(operators)}
+def _check_members_apart(path: str, policy: Policy) -> None:
+    """Refuse a policy that lets two sources stream as the same member of one group."""
+    claimed: dict[tuple[str, str], str] = {}
+    for name in sorted(policy.sources):
+        mine = itertools.product(sorted(policy.sources[name]), sorted(policy.member_ids(name)))
+        for group, member in mine:
+            other = claimed.setdefault((group, member), name)
+            if other == name:
+                continue
+            listed, shared = (name, other) if name in policy.members else (other, name)
+            raise ConfigError(
+                f"{path}: sources.{listed}.members",
+                f"member id {member!r} of group {group!r} is also used by source {shared!r}; "
+                "within a group each member id belongs to one source (a source without members "
+                "streams as its own name)",
+            )
+
+
+def format_policy(
+    sources: Mapping[str, list[str]],
+    operators: list[str],
+    members: Mapping[str, list[str]] | None = None,
+) -> str:
+    """An authz.yaml for these sources (with their member ids, if listed) and operators."""
+    members = members or {}
+    entries = {
+        n: {"groups": sorted(g), "members": sorted(members[n])} if n in members else sorted(g)
+        for n, g in sources.items()
+    }
+    body = {"sources": entries, "operators": sorted(operators)}
     return _HEADER + yaml.safe_dump(body, default_flow_style=None, sort_keys=True)
 
 
 _HEADER = """\
 # cdp target authorization, read by `cdp target serve --tls-dir` and re-read when it
 # changes. A client's identity is its certificate's SAN URI cdp://ROLE/NAME.
-#   sources:   source name -> the consistency groups whose journals it may write
+#   sources:   source name -> the consistency groups whose journals it may write, or
+#              {groups: [...], members: [...]}: the member ids it may stream as in groups
+#              spanning hosts (without members: only the name in its certificate)
 #   operators: names that may read status, restore points, timelines and images of
 #              every group, and create bookmarks
 """

@@ -9,7 +9,8 @@ Layout of DIR (each party gets one folder to copy to its host; the CA key stays 
 
 An existing CA in DIR is reused (new certificates for the same trust), unless --new-ca;
 then the sources and operators already in authz.yaml stay, and those named are added (a
-source named again gets the groups named now). Revoking is an edit of authz.yaml.
+source named again gets the groups named now and keeps the member ids its entry lists).
+Revoking is an edit of authz.yaml.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 from cdp import authz, tls
 from cdp.cli import common
@@ -120,11 +123,13 @@ def init_certs(plan: CertsPlan) -> dict[str, Any]:
     reused = os.path.exists(os.path.join(ca_dir, tls.CA_KEY_FILE)) and not plan.new_ca
     ca = _existing_ca(ca_dir) if reused else tls.new_ca(f"cdp dev CA {secrets.token_hex(4)}")
     old = authz.load_policy(authz_path) if reused and os.path.isfile(authz_path) else None
+    policy_text = _policy_text(plan, old)
+    authz.parse_policy(authz_path, yaml.safe_load(policy_text))  # the target must accept it
     if not reused:
         tls.write_ca(ca_dir, ca)
     server = tls.issue(ca, "cdp target", hosts=plan.hosts, server=True, days=plan.days)
     tls.write_party(target_dir, ca.cert_pem(), server)
-    write_atomic(authz_path, _policy_text(plan, old).encode())
+    write_atomic(authz_path, policy_text.encode())
     made: dict[str, list[dict[str, Any]]] = {"sources": [], "operators": []}
     for name, groups in plan.sources.items():
         made["sources"].append(_client(plan, ca, tls.Identity(tls.ROLE_SOURCE, name), groups))
@@ -142,10 +147,12 @@ def init_certs(plan: CertsPlan) -> dict[str, Any]:
 def _policy_text(plan: CertsPlan, old: authz.Policy | None) -> str:
     """authz.yaml: who ``old`` authorised, plus ``plan``'s parties (named again: as now)."""
     sources, operators = dict(plan.sources), set(plan.operators)
+    members: dict[str, list[str]] = {}
     if old is not None:
         sources = {**{n: sorted(g) for n, g in old.sources.items()}, **sources}
         operators |= old.operators
-    return authz.format_policy(sources, sorted(operators))
+        members = {n: sorted(m) for n, m in old.members.items()}
+    return authz.format_policy(sources, sorted(operators), members)
 
 
 def _client(

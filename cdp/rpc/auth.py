@@ -5,7 +5,8 @@ requires one, so a client without a valid certificate never reaches this module)
 interceptor wraps every ReplicationService handler: it reads the caller's identity from
 the certificate (:func:`cdp.tls.identity_of`), asks :mod:`cdp.authz` with the target's
 authz.yaml, and answers a refusal with UNAUTHENTICATED or PERMISSION_DENIED before the
-servicer runs. It binds each session to the identity that opened it, so a session id
+servicer runs. A source may open a session only as a member (``member_id``) that the
+policy gives it, and each session is bound to the identity that opened it, so a session id
 used by another identity is refused. Health and reflection stay open to every client the
 handshake admitted. A method missing from the tables below is refused: a new RPC must
 be classified here before it is reachable over mTLS.
@@ -29,9 +30,9 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 SERVICE = "cdp.v1.ReplicationService"
 OPEN_SESSION = "OpenSession"
-"""Writes the group named in the request; the session it returns is bound to the caller."""
+"""Writes the group (and member) in the request; the session it returns is bound to the caller."""
 SESSION_CALLS = frozenset({"StreamJournal", "CompareRegions"})
-"""Write through a session: the caller must own it and may write its group."""
+"""Write through a session: the caller must own it and may still write its group and member."""
 READ_CALLS = frozenset(
     {"GetStatus", "ListRestorePoints", "GetTimeline", "ReadImage", "CreateBookmark"}
 )
@@ -66,10 +67,15 @@ class PolicyFile:
         return self._policy
 
 
-class SessionOwners:
-    """Which identity opened each live session; ``live`` maps a session to its group."""
+GroupMember = tuple[str, str]
+"""What a live session writes: its group id and member id (empty for a group one source
+streams alone)."""
 
-    def __init__(self, live: Callable[[str], str | None]) -> None:
+
+class SessionOwners:
+    """Which identity opened each live session; ``live`` maps a session to its group member."""
+
+    def __init__(self, live: Callable[[str], GroupMember | None]) -> None:
         self._live = live
         self._owners: dict[str, tls.Identity] = {}
 
@@ -82,19 +88,20 @@ class SessionOwners:
         """The identity that opened the session (None: unknown, not live)."""
         return self._owners.get(session_id)
 
-    def group(self, session_id: str) -> str | None:
-        """The group a live session writes (None: not live)."""
+    def member_of(self, session_id: str) -> GroupMember | None:
+        """The group and member a live session writes (None: not live)."""
         return self._live(session_id)
 
 
-def live_group_of(target: Target) -> Callable[[str], str | None]:
-    """A lookup from session id to the group it writes, None when the session is not live."""
+def live_member_of(target: Target) -> Callable[[str], GroupMember | None]:
+    """A lookup from session id to the group and member it writes, None when not live."""
 
-    def lookup(session_id: str) -> str | None:
+    def lookup(session_id: str) -> GroupMember | None:
         try:
-            return target.group_of_session(session_id).group_id
+            group = target.group_of_session(session_id)
         except SessionError:
             return None
+        return group.group_id, group.member_id
 
     return lookup
 
@@ -130,14 +137,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if call in READ_CALLS:
             return authz.check_read(policy, who, call)
         if call == OPEN_SESSION:
-            return authz.check_write(policy, who, call, request.group_id)
+            return _check_writer(policy, who, call, (request.group_id, request.member_id))
         if call not in SESSION_CALLS:
             return authz.Refusal(authz.PERMISSION_DENIED, f"{call}: no access rule for it")
         session = getattr(request, "session_id", "") if request is not None else ""
-        group = self.sessions.group(session)
-        if group is None:  # no or no live session: the servicer answers for the session
+        member = self.sessions.member_of(session)
+        if member is None:  # no or no live session: the servicer answers for the session
             return authz.check_source(policy, who, call)
-        return authz.check_write(policy, who, call, group) or authz.check_session(
+        return _check_writer(policy, who, call, member) or authz.check_session(
             self.sessions.owner(session), who, call
         )
 
@@ -153,8 +160,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _opened(self, who: tls.Identity | None, request: Any, response: Any) -> None:
         if who is not None:
             self.sessions.bind(response.session_id, who)
-            log.info("%s opened session %s for group %s", who, response.session_id,
-                     request.group_id)  # fmt: skip
+            log.info("%s opened session %s for group %s member %r", who, response.session_id,
+                     request.group_id, request.member_id)  # fmt: skip
 
     def _guarded(self, call: str, handler: Any) -> Any:
         """The same handler, with the access check in front of its behaviour."""
@@ -202,6 +209,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return grpc.stream_unary_rpc_method_handler(stream_unary, **codec)
 
 
+def _check_writer(
+    policy: authz.Policy, who: tls.Identity | None, call: str, member: GroupMember
+) -> authz.Refusal | None:
+    """Refuse unless ``who`` may write ``member``: its group, as its member id."""
+    group, member_id = member
+    return authz.check_write(policy, who, call, group) or authz.check_member(
+        policy, who, call, group, member_id
+    )
+
+
 async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """``first`` (unless None) followed by the rest of the stream."""
     if first is not None:
@@ -212,4 +229,4 @@ async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 def interceptor_for(authz_path: str, target: Target) -> AuthInterceptor:
     """The interceptor for a target serving mTLS with the policy in ``authz_path``."""
-    return AuthInterceptor(PolicyFile(authz_path), SessionOwners(live_group_of(target)))
+    return AuthInterceptor(PolicyFile(authz_path), SessionOwners(live_member_of(target)))

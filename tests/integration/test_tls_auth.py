@@ -16,15 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import make_record, small_group
+from conftest import make_record, small_group, start_target, stop_target
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cdp import tls
+from cdp.buffer import SourceBuffer
 from cdp.cli.certs import CertsPlan, init_certs
 from cdp.errors import RemoteError
+from cdp.group import GroupSpec
 from cdp.rpc.client import ReplicationClient
 from cdp.rpc.server import start_server
-from cdp.shipper import AckReply
+from cdp.shipper import AckReply, Shipper, ShipperConfig
 from cdp.store.rocksdb import RocksIndex
 from cdp.target import Target, TargetConfig
 from cdp.v1 import replication_pb2 as pb
@@ -34,6 +36,8 @@ from sim.workload import WorkloadSpec
 SOURCES = {"host-a": ["ga"], "host-a2": ["ga"], "host-b": ["gb"]}
 """host-a and host-a2 both write group ga (as the members of a group spanning hosts do)."""
 SPEC_A, SPEC_B = small_group("ga"), small_group("gb")
+SPEC_A2 = GroupSpec("ga", small_group("a2").vms)
+"""host-a2's VMs in group ga, when host-a and host-a2 stream ga as two members."""
 
 
 @dataclass
@@ -156,6 +160,80 @@ async def test_stolen_session_id_is_denied_for_compare_regions(secure: Secure) -
                 await thief.compare_regions(session, 0, 2**20, [0], [0])
         denied(err, "CompareRegions", "opened by source 'host-a'")
         assert await owner.compare_regions(session, 0, 2**20, [0], [0]) == [0]
+
+
+# -- members of a group spanning hosts: each source streams as its own member -------------
+
+
+def write_authz(secure: Secure, text: str) -> None:
+    """Replace the target's authz.yaml (the target reloads it on the next call)."""
+    with open(secure.authz_path(), "w") as f:
+        f.write(text)
+
+
+async def test_source_streams_only_as_the_member_its_certificate_names(secure: Secure) -> None:
+    async with secure.client("sources", "host-a") as a, secure.client("sources", "host-a2") as a2:
+        mine = (await a.open_session("host-a", SPEC_A, 0, 1, "host-a")).session_id
+        await a2.open_session("host-a2", SPEC_A2, 0, 1, "host-a2")
+        with pytest.raises(RemoteError) as err:  # host-a2 posing as host-a's member
+            await a2.open_session("host-a2", SPEC_A, 0, 1, "host-a")
+        denied(err, "OpenSession: source 'host-a2'", "member 'host-a' of group 'ga'",
+               "it streams as 'host-a2', the name in its certificate")  # fmt: skip
+        ack = await stream_one(a, mine, 1)  # host-a's session was not superseded
+        assert ack is not None and ack.durable_seq == 1
+    assert sorted(g.member_id for g in secure.target.status("ga")) == ["host-a", "host-a2"]
+
+
+async def test_shipper_with_another_hosts_member_id_stops(secure: Secure) -> None:
+    """A host misconfigured with another host's member_id gets a final PERMISSION_DENIED."""
+    buffer = SourceBuffer()
+    buffer.append(0, 0, b"\1" * 512, 1)
+    async with secure.client("sources", "host-a2") as client:
+        shipper = Shipper(SPEC_A, buffer, client, ShipperConfig("host-a2", member_id="host-a"))
+        with pytest.raises(RemoteError) as err:
+            await asyncio.wait_for(shipper.run(), 20)
+    denied(err, "source 'host-a2'", "member 'host-a'")
+    assert secure.target.status() == []
+
+
+async def test_authz_members_list_the_member_ids_a_source_may_use(secure: Secure) -> None:
+    """A host renamed in its certificate keeps streaming its old member journal."""
+    write_authz(secure, "sources:\n  host-a: [ga]\n  host-b: [gb]\n"
+                "  host-a2: {groups: [ga], members: [esx-old]}\noperators: [ops]\n")  # fmt: skip
+    async with secure.client("sources", "host-a2") as client:
+        session = (await client.open_session("host-a2", SPEC_A, 0, 1, "esx-old")).session_id
+        ack = await stream_one(client, session, 1)
+        assert ack is not None and ack.durable_seq == 1
+        with pytest.raises(RemoteError) as err:  # the list replaces the certificate's name
+            await client.open_session("host-a2", SPEC_A, 0, 1, "host-a2")
+    denied(err, "source 'host-a2'", "member 'host-a2' of group 'ga'",
+           "its members in the target's authz.yaml: esx-old")  # fmt: skip
+    assert [g.member_id for g in secure.target.status("ga")] == ["esx-old"]
+
+
+async def test_member_taken_away_in_authz_is_refused_on_the_next_call(secure: Secure) -> None:
+    async with secure.client("sources", "host-a") as client:
+        session = (await client.open_session("host-a", SPEC_A, 0, 1, "host-a")).session_id
+        write_authz(secure, "sources:\n  host-a: {groups: [ga, gc], members: []}\n"
+                    "operators: [ops]\n")  # fmt: skip
+        with pytest.raises(RemoteError) as err:
+            await stream_one(client, session, 1)
+        denied(err, "StreamJournal: source 'host-a'", "member 'host-a'", "authz.yaml: none")
+        alone = await client.open_session("host-a", small_group("gc"), 0, 1)  # no member_id
+        assert await stream_one(client, alone.session_id, 1) is not None
+    assert secure.target.status("ga")[0].durable_seq == 0
+
+
+async def test_plain_text_target_does_not_check_member_ids(tmp_path: object) -> None:
+    """Without TLS there is no identity: any source id may stream as any member."""
+    r = await start_target(os.path.join(str(tmp_path), "target"))
+    try:
+        for source, spec, member in (("host-a", SPEC_A2, "host-a2"), ("x", SPEC_A, "host-a")):
+            reply = await r.client.open_session(source, spec, 0, 1, member)
+            assert reply.session_id
+        assert sorted(g.member_id for g in r.target.status("ga")) == ["host-a", "host-a2"]
+    finally:
+        await stop_target(r)
 
 
 async def test_unknown_session_is_left_to_the_target(secure: Secure) -> None:

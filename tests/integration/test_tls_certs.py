@@ -275,6 +275,24 @@ def test_target_folder_without_authz_is_named(party: str) -> None:
         ("sources:\n  'bad name': [g]\n", "sources"),
         ("operators: admin\n", "operators"),
         ("sources: {a: [b]\n", "not valid YAML"),
+        ("sources:\n  host-a: {groups: [g], members: esx-01}\n", "sources.host-a.members: must"),
+        ("sources:\n  host-a: {groups: [g], members: [../x]}\n", "sources.host-a.members: '../x'"),
+        ("sources:\n  host-a: {members: [esx-01]}\n", "sources.host-a.groups: missing"),
+        ("sources:\n  host-a: {groups: [g], member: [x]}\n", "sources.host-a.member: unknown"),
+        ("sources:\n  host-a: {groups: g}\n", "sources.host-a.groups: must be a list"),
+        # two sources of one group may not stream as the same member (told apart)
+        (
+            "sources:\n  host-a: [g]\n  host-b: {groups: [g], members: [host-a]}\n",
+            "sources.host-b.members: member id 'host-a' of group 'g' is also used by",
+        ),
+        (
+            "sources:\n  a: {groups: [g], members: [b]}\n  b: [g]\n",
+            "sources.a.members: member id 'b' of group 'g' is also used by source 'b'",
+        ),
+        (
+            "sources:\n  a: {groups: [g], members: [m]}\n  b: {groups: [g, h], members: [m]}\n",
+            "sources.b.members: member id 'm' of group 'g' is also used by source 'a'",
+        ),
     ],
 )
 def test_bad_authz_file_names_the_key(tmp_path: str, text: str, where: str) -> None:
@@ -284,6 +302,39 @@ def test_bad_authz_file_names_the_key(tmp_path: str, text: str, where: str) -> N
     with pytest.raises(ConfigError) as err:
         authz.load_policy(path)
     assert path in str(err.value) and where in str(err.value), str(err.value)
+
+
+def test_authz_members_are_the_source_name_unless_listed(tmp_path: str) -> None:
+    path = os.path.join(str(tmp_path), "authz.yaml")
+    with open(path, "w") as f:
+        f.write("sources:\n  esx-01: [cg]\n  esx-02: {groups: [cg], members: [esx-02, old]}\n"
+                "  esx-03: {groups: [solo], members: []}\n  esx-04: {groups: [cg]}\n")  # fmt: skip
+    policy = authz.load_policy(path)
+    assert policy.sources["esx-02"] == frozenset({"cg"})
+    assert policy.member_ids("esx-01") == frozenset({"esx-01"})  # the old form: its name
+    assert policy.member_ids("esx-02") == frozenset({"esx-02", "old"})
+    assert policy.member_ids("esx-03") == frozenset()
+    assert policy.member_ids("esx-04") == frozenset({"esx-04"})  # no members key: its name
+    who = tls.Identity(tls.ROLE_SOURCE, "esx-02")
+    assert authz.check_member(policy, who, "OpenSession", "cg", "old") is None
+    assert authz.check_member(policy, who, "OpenSession", "cg", "") is None  # streams alone
+    refusal = authz.check_member(policy, who, "OpenSession", "cg", "esx-01")
+    assert refusal is not None and refusal.code == authz.PERMISSION_DENIED
+
+
+def test_again_keeps_the_members_listed_in_authz(tmp_path: str) -> None:
+    folder = str(tmp_path)
+    init(folder, "--source", "host-a=g1")
+    path = os.path.join(folder, "target", "authz.yaml")
+    with open(path, "w") as f:
+        f.write("sources:\n  host-a: {groups: [g1], members: [esx-old]}\noperators: [admin]\n")
+    init(folder, "--source", "host-a=g1,g2", "--source", "host-b=g2")
+    policy = authz.load_policy(path)
+    assert policy.sources["host-a"] == frozenset({"g1", "g2"})
+    assert policy.members == {"host-a": frozenset({"esx-old"})}
+    proc = cdp("certs", "init", folder, "--source", "esx-old=g1")  # would share member esx-old
+    assert proc.returncode != 0 and "sources.host-a.members" in proc.stderr, proc.stderr
+    assert authz.load_policy(path).members == {"host-a": frozenset({"esx-old"})}  # unchanged
 
 
 def test_empty_authz_file_allows_nobody(tmp_path: str) -> None:
