@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_debs=(qemu-utils golang-go golang-github-vmware-govmomi-dev)
+want_debs=(qemu-utils golang-go golang-github-vmware-govmomi-dev chromium)
 missing=()
 for p in "${want_debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,12 +6,9 @@ import argparse
 import time
 from typing import Any
 
-from google.protobuf import json_format
-
 from cdp.cli import common
 from cdp.rpc.client import ReplicationClient
-from cdp.rpc.convert import STATE_NAMES
-from cdp.v1 import replication_pb2 as pb
+from cdp.rpc.convert import status_to_dict as to_dict
 
 
 def add_parser(sub: Any) -> None:
@@ -29,25 +26,6 @@ async def fetch(client: ReplicationClient, group: str = "") -> list[dict[str, An
     async with client:
         resp = await client.status(group)
     return [to_dict(g) for g in resp.groups]
-
-
-def to_dict(g: pb.GroupStatus) -> dict[str, Any]:
-    """One group's status as JSON-able data, with the state by name."""
-    out = json_format.MessageToDict(
-        g, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    out["state"] = STATE_NAMES.get(g.state, "unknown")
-    for key in (
-        "durable_seq",
-        "applied_seq",
-        "journal_bytes",
-        "received_bytes",
-        "durable_source_time_unix_ns",
-        "resync_total_bytes",
-        "resync_received_bytes",
-    ):
-        out[key] = int(out[key])
-    return out
 
 
 async def run(args: argparse.Namespace) -> int:

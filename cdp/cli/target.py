@@ -11,6 +11,8 @@ import signal
 import sys
 from typing import Any
 
+from aiohttp import web
+
 from cdp.catalog import MAX_HISTORY_WINDOW_S
 from cdp.cli import common
 from cdp.errors import InvalidInputError
@@ -19,6 +21,7 @@ from cdp.rpc.server import start_server
 from cdp.store.rocksdb import RocksIndex
 from cdp.target import Target, TargetConfig
 from cdp.tls import ServerTLS, load_server_tls
+from cdp.web import parse_http_address, start_web
 
 log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "127.0.0.1:7711"
@@ -45,7 +48,15 @@ def add_parser(sub: Any) -> None:
         "--checkpoint-interval", type=float, default=1.0, metavar="SECONDS",
         help="cadence of checkpoint restore points on the timeline (default 1)",
     )  # fmt: skip
-    s.add_argument("--ready-file", help="write {address, pid} as JSON here once serving")
+    s.add_argument(
+        "--http", metavar="HOST:PORT",
+        help="also serve the on-call web page (/), a read-only JSON API (/api/v1/status, "
+        "/api/v1/groups/GROUP/timeline) and Prometheus /metrics here; plain HTTP without "
+        "authentication, off unless given (a non-loopback HOST is logged as a warning)",
+    )  # fmt: skip
+    s.add_argument(
+        "--ready-file", help="write {address, pid, http_address} as JSON here once serving"
+    )
     common.add_tls_flags(s, "DIR/target from `cdp certs init DIR`, with authz.yaml")
     s.set_defaults(handler=serve)
 
@@ -63,26 +74,44 @@ async def serve(args: argparse.Namespace) -> int:
         journal_limit_bytes=common.parse_size("--journal-limit", args.journal_limit),
         checkpoint_interval_s=args.checkpoint_interval,
     )
+    http = parse_http_address(args.http) if args.http else None
     tls = server_tls(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with Target(config, RocksIndex) as target:
-        server, port = await start_server(target, args.listen, tls)
-        host = args.listen.rpartition(":")[0]
-        address = f"{host}:{port}"
-        if args.ready_file:
-            info = {"address": address, "pid": os.getpid()}
-            write_atomic(args.ready_file, json.dumps(info).encode())
-        mode = f"mTLS, {args.tls_dir}" if tls else "PLAIN TEXT, --insecure"
-        print(f"cdp target: serving on {address} ({mode}), data in {config.data_dir}",
-              file=sys.stderr)  # fmt: skip
-        await stop.wait()
-        print("cdp target: stopping", file=sys.stderr)
-        await server.stop(grace=2.0)
+        web_runner, http_address = await _start_http(target, args.http, http)
+        try:
+            server, port = await start_server(target, args.listen, tls)
+            address = f"{args.listen.rpartition(':')[0]}:{port}"
+            if args.ready_file:
+                info = {"address": address, "pid": os.getpid(), "http_address": http_address}
+                write_atomic(args.ready_file, json.dumps(info).encode())
+            mode = f"mTLS, {args.tls_dir}" if tls else "PLAIN TEXT, --insecure"
+            print(f"cdp target: serving on {address} ({mode}), data in {config.data_dir}",
+                  file=sys.stderr)  # fmt: skip
+            await stop.wait()
+            print("cdp target: stopping", file=sys.stderr)
+            await server.stop(grace=2.0)
+        finally:
+            if web_runner:
+                await web_runner.cleanup()
     print("cdp target: stopped cleanly", file=sys.stderr)
     return common.EXIT_OK
+
+
+async def _start_http(
+    target: Target, flag: str | None, http: tuple[str, int] | None
+) -> tuple[web.AppRunner | None, str]:
+    """The web page and metrics server if --http was given, and its HOST:PORT ("" if not)."""
+    if not flag or not http:
+        return None, ""
+    runner, port = await start_web(target, *http)
+    address = f"{flag.rpartition(':')[0]}:{port}"
+    print(f"cdp target: web page and /metrics on http://{address}/ "
+          "(read-only, plain HTTP, no authentication)", file=sys.stderr)  # fmt: skip
+    return runner, address
 
 
 def server_tls(args: argparse.Namespace) -> ServerTLS | None:

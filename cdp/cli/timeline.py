@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cdp.catalog import format_ns
 from cdp.cli import common
-from cdp.v1 import replication_pb2 as pb
+from cdp.rpc.convert import timeline_to_dict as to_dict
 
 
 def add_parser(sub: Any) -> None:
@@ -16,25 +15,6 @@ def add_parser(sub: Any) -> None:
     common.add_target_group(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
-
-
-def to_dict(group: str, t: pb.GetTimelineResponse) -> dict[str, Any]:
-    """The timeline as JSON-able data."""
-    spans = [
-        {
-            "restorable": s.restorable, "cause": s.cause, "start_seq": s.start_seq,
-            "end_seq": s.end_seq, "points": s.points,
-            "start": format_ns(s.start_time_unix_ns) if s.start_time_unix_ns else None,
-            "end": format_ns(s.end_time_unix_ns) if s.end_time_unix_ns else None,
-        }
-        for s in t.spans
-    ]  # fmt: skip
-    return {
-        "group": group, "spans": spans, "history_window_s": t.history_window_seconds,
-        "available_history_s": round(t.available_history_seconds, 3),
-        "history_health": t.history_health, "history_message": t.history_message,
-        "journal_bytes": t.journal_bytes, "journal_limit_bytes": t.journal_limit_bytes,
-    }  # fmt: skip
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -1,8 +1,16 @@
-"""Conversions between cdp.v1 messages and domain values; no logic beyond the mapping."""
+"""Conversions between cdp.v1 messages, domain values and their JSON form; no logic.
+
+The JSON form of a status or timeline message is shared by ``cdp status --json``,
+``cdp timeline --json`` and the web edge (``cdp/web.py``), so the three never drift.
+"""
 
 from __future__ import annotations
 
-from cdp.catalog import Span
+from typing import Any
+
+from google.protobuf import json_format
+
+from cdp.catalog import Span, Timeline, format_ns
 from cdp.errors import InvalidInputError
 from cdp.group import DiskSpec, GroupSpec, VmSpec
 from cdp.image import ImagePlan
@@ -85,6 +93,29 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
     )  # fmt: skip
 
 
+_STATUS_INTS = (
+    "durable_seq",
+    "applied_seq",
+    "journal_bytes",
+    "received_bytes",
+    "durable_source_time_unix_ns",
+    "resync_total_bytes",
+    "resync_received_bytes",
+)
+"""uint64 fields, which protobuf's JSON mapping renders as strings."""
+
+
+def status_to_dict(g: pb.GroupStatus) -> dict[str, Any]:
+    """One group's status as JSON-able data, with the state by name."""
+    out = json_format.MessageToDict(
+        g, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    out["state"] = STATE_NAMES.get(g.state, "unknown")
+    for key in _STATUS_INTS:
+        out[key] = int(out[key])
+    return out
+
+
 def point_to_pb(p: Point) -> pb.RestorePoint:
     """A restore point message (index point kinds equal the PointKind numbers)."""
     kind = pb.PointKind.Name(p.kind)
@@ -97,6 +128,35 @@ def span_to_pb(s: Span) -> pb.TimelineSpan:
         start_seq=s.start_seq, end_seq=s.end_seq, start_time_unix_ns=s.start_ns,
         end_time_unix_ns=s.end_ns, restorable=s.restorable, cause=s.cause, points=s.points,
     )  # fmt: skip
+
+
+def timeline_to_pb(t: Timeline) -> pb.GetTimelineResponse:
+    """A group's timeline message."""
+    return pb.GetTimelineResponse(
+        spans=[span_to_pb(s) for s in t.spans],
+        history_window_seconds=t.history_window_s, available_history_seconds=t.available_s,
+        history_health=t.health, history_message=t.message, journal_bytes=t.journal_bytes,
+        journal_limit_bytes=t.journal_limit_bytes,
+    )  # fmt: skip
+
+
+def timeline_to_dict(group: str, t: pb.GetTimelineResponse) -> dict[str, Any]:
+    """The timeline as JSON-able data (times as ISO-8601 UTC)."""
+    spans = [
+        {
+            "restorable": s.restorable, "cause": s.cause, "start_seq": s.start_seq,
+            "end_seq": s.end_seq, "points": s.points,
+            "start": format_ns(s.start_time_unix_ns) if s.start_time_unix_ns else None,
+            "end": format_ns(s.end_time_unix_ns) if s.end_time_unix_ns else None,
+        }
+        for s in t.spans
+    ]  # fmt: skip
+    return {
+        "group": group, "spans": spans, "history_window_s": t.history_window_seconds,
+        "available_history_s": round(t.available_history_seconds, 3),
+        "history_health": t.history_health, "history_message": t.history_message,
+        "journal_bytes": t.journal_bytes, "journal_limit_bytes": t.journal_limit_bytes,
+    }  # fmt: skip
 
 
 def plan_to_pb(plan: ImagePlan) -> pb.ImagePlan:

@@ -157,12 +157,7 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             t = await asyncio.to_thread(self.target.timeline, request.group_id)
         except errors.CdpError as exc:
             await context.abort(status_of(exc), str(exc))
-        return pb.GetTimelineResponse(
-            spans=[convert.span_to_pb(s) for s in t.spans],
-            history_window_seconds=t.history_window_s, available_history_seconds=t.available_s,
-            history_health=t.health, history_message=t.message, journal_bytes=t.journal_bytes,
-            journal_limit_bytes=t.journal_limit_bytes,
-        )  # fmt: skip
+        return convert.timeline_to_pb(t)
 
     async def ReadImage(  # noqa: N802 - gRPC method name
         self, request: pb.ReadImageRequest, context: Context

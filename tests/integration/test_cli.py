@@ -115,7 +115,7 @@ SUBCOMMANDS = ["demo", "target", "sim", "status", "points", "timeline", "image"]
 HELP = {
     "cdp": ([], SUBCOMMANDS),
     "demo": (["demo"], ["--seconds", "--rate-mb", "--json"]),
-    "target serve": (["target", "serve"], ["--data-dir", "--listen", "--history-window"]),
+    "target serve": (["target", "serve"], ["--data-dir", "--listen", "--history-window", "--http"]),
     "sim run": (["sim", "run"], ["--target", "--seconds", "--block-size", "--json"]),
     "status": (["status"], ["--target", "--group", "--json"]),
     "points list": (["points", "list"], ["--target", "--group", "--all", "--json"]),

@@ -1,0 +1,74 @@
+"""The on-call page in a real browser: Debian chromium driven by Playwright, against
+``cdp target serve --http`` with data written by ``cdp sim run``."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from helpers import TargetProcess, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+GROUP = "browser-group"
+
+pytestmark = [
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason=f"{CHROMIUM} is missing (Debian package chromium; deploy/setup.sh installs it)",
+    ),
+    pytest.mark.slow,
+]
+
+
+def sim_run(address: str, folder: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cdp", "sim", "run", "--target", address, "--insecure",
+         "--seconds", "0.5", "--rate-mb", "2", "--group", GROUP, "--vm", "browser-vm",
+         "--disk-size", "8MiB", "--dir", folder],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_page_shows_groups_timeline_and_an_unreachable_target(tmp_path: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    http_port = free_port()
+    # History window 0: applied seqs leave the timeline, so it shows a retention gap.
+    target = TargetProcess(
+        os.path.join(tmp_path, "target"), free_port(),
+        "--http", f"127.0.0.1:{http_port}", "--history-window", "0",
+    )  # fmt: skip
+    target.start()
+    try:
+        sim_run(target.address, os.path.join(tmp_path, "src"))
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+            )
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{http_port}/")
+                row = page.locator(f'#groups tr[data-group="{GROUP}"]')
+                expect(row.locator("td.group")).to_have_text(GROUP, timeout=10_000)
+                expect(row.locator("td.state")).to_have_text("disconnected")
+                expect(row.locator("td.state")).to_have_class(re.compile("state-disconnected"))
+                expect(page.locator("#conn")).to_contain_text("connected")
+                row.click()
+                expect(page.locator("#timeline-group")).to_have_text(GROUP)
+                expect(page.locator("#timeline tr.interval").last).to_contain_text("restore points")
+                expect(page.locator("#timeline tr.gap").first).to_contain_text(
+                    "NO RESTORE POINTS (retention)"
+                )
+                expect(page.locator("#timeline-health")).to_contain_text("history:")
+                assert target.stop() == 0
+                expect(page.locator("#conn")).to_contain_text("UNREACHABLE", timeout=10_000)
+                expect(page.locator("#conn")).to_have_class("down")
+                expect(page.locator("#groups")).to_have_class(re.compile("stale"))
+            finally:
+                browser.close()
+    finally:
+        target.stop_or_kill()
