@@ -1,5 +1,7 @@
 """``cdp failover``: check, test, stop-test, run, commit, rollback, status, failback.
 
+``verify`` is its own module (:mod:`cdp.cli.verify`), registered here.
+
 Wires a plan file to the orchestrator: the vCenter connector (``cdp.failover.vsphere``)
 and the target (:class:`TargetReplication` over a gRPC ``ReplicationClient``). Prints
 steps as they finish and the final RTO; ``--json`` prints one JSON object on stdout (the
@@ -104,6 +106,9 @@ def add_parser(sub: Any) -> None:
             c.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         c.add_argument("--json", action="store_true", help="print one JSON object")
         c.set_defaults(handler=handler)
+    from cdp.cli import verify  # it builds on this module's Session
+
+    verify.add_parser(fsub)
 
 
 # ---------------------------------------------------------------- the target as failover sees it
@@ -214,7 +219,7 @@ def _login(plan: Plan) -> str:
     return f"credentials from {source}"
 
 
-class _Session:
+class Session:
     """An orchestrator and its target channel for one command."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -253,8 +258,9 @@ class _Session:
         await self.client.close()
 
 
-async def _with_session(args: argparse.Namespace, body: Callable[[_Session], Any]) -> int:
-    session = _Session(args)
+async def with_session(args: argparse.Namespace, body: Callable[[Session], Any]) -> int:
+    """Run ``body`` with a session for the plan ``args.plan``; always close it."""
+    session = Session(args)
     try:
         code: int = await body(session)
         return code
@@ -266,7 +272,7 @@ async def _with_session(args: argparse.Namespace, body: Callable[[_Session], Any
 
 
 async def _check(args: argparse.Namespace) -> int:
-    async def body(s: _Session) -> int:
+    async def body(s: Session) -> int:
         survey = await s.orch.check()
         failed = any(r.status == FAIL for r in survey.rows)
         if s.json:
@@ -282,7 +288,7 @@ async def _check(args: argparse.Namespace) -> int:
             print(f"\nplan {s.plan.name!r}: {'NOT READY' if failed else 'ready'}")
         return common.EXIT_FAILED if failed else common.EXIT_OK
 
-    return await _with_session(args, body)
+    return await with_session(args, body)
 
 
 async def _test(args: argparse.Namespace) -> int:
@@ -294,7 +300,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
-    async def body(s: _Session) -> int:
+    async def body(s: Session) -> int:
         if args.dry_run:
             return _print_dry_run(s, await s.orch.dry_run(mode, args.at, planned))
         result = await s.orch.failover(mode, args.at, planned)
@@ -305,10 +311,10 @@ async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
             common.emit_json(result)
         return common.EXIT_OK
 
-    return await _with_session(args, body)
+    return await with_session(args, body)
 
 
-async def _wait_for_decision(s: _Session) -> dict[str, Any]:
+async def _wait_for_decision(s: Session) -> dict[str, Any]:
     c = s.plan.commit
     print(
         f"waiting up to {c.timeout_s:g} s for `cdp failover commit` or `rollback` "
@@ -331,7 +337,7 @@ async def _rollback(args: argparse.Namespace) -> int:
 
 
 async def _undo(args: argparse.Namespace, kind: str) -> int:
-    async def body(s: _Session) -> int:
+    async def body(s: Session) -> int:
         if args.dry_run:
             plan = s.orch.undo_plan(kind)
             if s.json:
@@ -350,11 +356,11 @@ async def _undo(args: argparse.Namespace, kind: str) -> int:
         )
         return common.EXIT_OK
 
-    return await _with_session(args, body)
+    return await with_session(args, body)
 
 
 async def _commit(args: argparse.Namespace) -> int:
-    async def body(s: _Session) -> int:
+    async def body(s: Session) -> int:
         result = await s.orch.commit()
         _emit(
             s,
@@ -364,13 +370,13 @@ async def _commit(args: argparse.Namespace) -> int:
         )
         return common.EXIT_OK
 
-    return await _with_session(args, body)
+    return await with_session(args, body)
 
 
 async def _failback(args: argparse.Namespace) -> int:
     from cdp.failover.failback import Failback, describe  # only this command needs it
 
-    async def body(s: _Session) -> int:
+    async def body(s: Session) -> int:
         fb = s.plan.failback
         if fb is None:
             raise ConfigError(
@@ -407,7 +413,7 @@ async def _failback(args: argparse.Namespace) -> int:
         )
         return common.EXIT_OK
 
-    return await _with_session(args, body)
+    return await with_session(args, body)
 
 
 async def _status(args: argparse.Namespace) -> int:
@@ -440,7 +446,7 @@ def render_checks(rows: list[CheckRow]) -> str:
     return table + ("\n\nhints:\n" + "\n".join(hints) if hints else "")
 
 
-def _print_dry_run(s: _Session, survey: SurveyResult) -> int:
+def _print_dry_run(s: Session, survey: SurveyResult) -> int:
     failed = any(r.status == FAIL for r in survey.rows)
     op = survey.operation
     if s.json:
@@ -494,7 +500,7 @@ def render_operation(op: st.OperationPlan) -> str:
     return "\n".join(lines)
 
 
-def _print_rto(s: _Session, result: dict[str, Any]) -> None:
+def _print_rto(s: Session, result: dict[str, Any]) -> None:
     split = ", ".join(f"{k} {v:.2f} s" for k, v in result["time_by_step"].items())
     what = "test VM" if result["operation"] == st.MODE_TEST else "VM"
     print(
@@ -506,7 +512,7 @@ def _print_rto(s: _Session, result: dict[str, Any]) -> None:
     )
 
 
-def _emit(s: _Session, result: dict[str, Any], text: str) -> None:
+def _emit(s: Session, result: dict[str, Any], text: str) -> None:
     if s.json:
         common.emit_json(result)
     else:

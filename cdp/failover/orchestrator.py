@@ -131,9 +131,13 @@ class Orchestrator:
     # ---------------------------------------------------------------- test / run
 
     async def failover(
-        self, mode: str, at: str = "latest", planned: bool = False
+        self, mode: str, at: str = "latest", planned: bool = False, origin: str = ""
     ) -> dict[str, Any]:
-        """Start (or resume) a test or live failover; return its summary with the RTO."""
+        """Start (or resume) a test or live failover; return its summary with the RTO.
+
+        ``origin`` names the command that started it (``verify``), recorded in the log so
+        that command can tell its own leftovers from an operator's operation.
+        """
         if planned and self.plan.protected_site is None:
             raise PreconditionError(
                 "--planned needs the protected site's vCenter to stop the source VMs",
@@ -144,14 +148,14 @@ class Orchestrator:
         with self.log.locked():
             active = self.log.load()
             if active is None:
-                return await self._start(mode, at, planned)
-            self._check_resumable(active, mode, planned, at)
+                return await self._start(mode, at, planned, origin)
+            self._check_resumable(active, mode, planned, at, origin)
             if active["status"] in (sl.TESTING, sl.AWAITING_COMMIT):
                 self.report(Event("info", f"{_what(active)} already finished: {active['status']}"))
                 return summary(active)
             return await self._resume(active)
 
-    async def _start(self, mode: str, at: str, planned: bool) -> dict[str, Any]:
+    async def _start(self, mode: str, at: str, planned: bool, origin: str) -> dict[str, Any]:
         survey = await self.survey.run(mode, at, planned)
         self._report_survey(survey)
         if survey.site_exception is not None:
@@ -168,6 +172,7 @@ class Orchestrator:
                 "datacenter": self.plan.recovery.datacenter,
                 "operation": mode,
                 "planned": planned,
+                "origin": origin,
                 "at": at,
                 "status": sl.RUNNING,
                 "started_unix": now,
@@ -223,12 +228,23 @@ class Orchestrator:
             points,
         )
 
-    def _check_resumable(self, active: dict[str, Any], mode: str, planned: bool, at: str) -> None:
+    def _check_resumable(
+        self, active: dict[str, Any], mode: str, planned: bool, at: str, origin: str
+    ) -> None:
         if active["status"] == sl.UNDOING:
             verb = "stop-test" if active["operation"] == st.MODE_TEST else "rollback"
             raise OperationStateError(
                 f"a {verb} of plan {self.plan.name!r} is half done",
                 hint=f"run `cdp failover {verb}` again to finish it",
+            )
+        started_by = active.get("origin", "")
+        if started_by != origin:  # never resume (and then stop) another command's operation
+            by = started_by or ("test" if active["operation"] == st.MODE_TEST else "run")
+            raise OperationStateError(
+                f"{_what(active)} of plan {self.plan.name!r} is active "
+                f"({active['status']}, started by `cdp failover {by}`)",
+                hint="finish it first: stop-test for a test (`verify` also cleans up its own), "
+                "commit or rollback for a failover",
             )
         if active["operation"] != mode or bool(active["planned"]) != planned:
             raise OperationStateError(

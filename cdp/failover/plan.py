@@ -44,6 +44,8 @@ DEFAULT_SHUTDOWN_TIMEOUT_S = 300.0
 DEFAULT_DRAIN_QUIET_S = 3.0
 DEFAULT_DRAIN_TIMEOUT_S = 600.0
 DEFAULT_FAILBACK_SUFFIX = "-failback"
+DEFAULT_VERIFY_TIMEOUT_S = 300.0
+"""How long a verification hook may run before it is killed (and the VM fails), seconds."""
 ADAPTERS = ("vmxnet3", "e1000e", "e1000")
 COMMIT_ACTIONS = ("commit", "rollback")
 SHUTDOWNS = ("guest", "power_off")
@@ -117,6 +119,15 @@ class NicSettings:
 
 
 @dataclass(frozen=True)
+class VerifyHook:
+    """A program ``cdp failover verify`` runs per recovered VM; exit status 0 means pass."""
+
+    command: tuple[str, ...]
+    """Program and arguments (no shell); a relative program path is relative to the plan."""
+    timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
+
+
+@dataclass(frozen=True)
 class VmSettings:
     """One VM to recover and the hardware it gets."""
 
@@ -124,6 +135,8 @@ class VmSettings:
     cpus: int = 1
     memory_mb: int = 1024
     nics: tuple[NicSettings, ...] = ()
+    verify: VerifyHook | None = None
+    """This VM's verification hook; replaces the plan-wide one."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,8 @@ class Plan:
     rpo_sla_s: float = DEFAULT_RPO_SLA_S
     protected_site: ProtectedSite | None = None
     failback: FailbackSettings | None = None
+    verify: VerifyHook | None = None
+    """The plan-wide verification hook (``cdp failover verify``), for VMs without their own."""
 
     def vms(self) -> list[tuple[str, VmSettings]]:
         """Every VM of the plan with its group name, in plan order."""
@@ -240,13 +255,14 @@ def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
         "boot_order",
         "commit",
         "failback",
+        "verify",
     )
     version = top.integer("version", required=True)
     if version != PLAN_VERSION:
         raise ConfigError("version", f"{version} is not supported; this cdp reads version 1")
     base = os.path.dirname(os.path.abspath(path))
     networks = _networks(top.sequence("network_mappings", required=False))
-    groups = _groups(top.sequence("groups", required=True), networks)
+    groups = _groups(top.sequence("groups", required=True), networks, base)
     vms = [vm.name for g in groups for vm in g.vms]
     plan = Plan(
         name=top.name("name"),
@@ -263,6 +279,7 @@ def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
         rpo_sla_s=top.number("rpo_sla_s", default=DEFAULT_RPO_SLA_S, low=0.0),
         protected_site=_protected(top.child("protected_site", required=False), base),
         failback=_failback(top.child("failback", required=False), base),
+        verify=_verify(top.child("verify", required=False), base),
     )
     if plan.failback is not None:
         if plan.protected_site is None:
@@ -403,7 +420,7 @@ def _networks(items: list[Section]) -> tuple[NetworkMapping, ...]:
 
 
 def _groups(
-    items: list[Section], networks: tuple[NetworkMapping, ...]
+    items: list[Section], networks: tuple[NetworkMapping, ...], base: str
 ) -> tuple[GroupSettings, ...]:
     if not items:
         raise ConfigError("groups", "list at least one group")
@@ -417,13 +434,13 @@ def _groups(
         vm_items = item.sequence("vms", required=True)
         if not vm_items:
             raise ConfigError(item.key("vms"), "list at least one VM")
-        vms = tuple(_vm(v, networks, seen_vms) for v in vm_items)
+        vms = tuple(_vm(v, networks, seen_vms, base) for v in vm_items)
         out.append(GroupSettings(name, vms))
     return tuple(out)
 
 
-def _vm(m: Section, networks: tuple[NetworkMapping, ...], seen: set[str]) -> VmSettings:
-    m.allow("name", "cpus", "memory_mb", "nics")
+def _vm(m: Section, networks: tuple[NetworkMapping, ...], seen: set[str], base: str) -> VmSettings:
+    m.allow("name", "cpus", "memory_mb", "nics", "verify")
     name = m.name("name")
     if name in seen:
         raise ConfigError(m.key("name"), f"VM {name!r} is listed twice")
@@ -444,7 +461,25 @@ def _vm(m: Section, networks: tuple[NetworkMapping, ...], seen: set[str]) -> VmS
         cpus=m.integer("cpus", default=1, low=1, high=768),
         memory_mb=m.integer("memory_mb", default=1024, low=4, high=24 * 2**20),
         nics=tuple(nics),
+        verify=_verify(m.child("verify", required=False), base),
     )
+
+
+def _verify(m: Section | None, base: str) -> VerifyHook | None:
+    if m is None:
+        return None
+    m.allow("command", "timeout_s")
+    command = m.strings("command")
+    if not command:
+        raise ConfigError(
+            m.key("command"),
+            "required: the program and its arguments, as a list",
+            hint='e.g. command: ["/usr/local/bin/check-vm", "--quick"]',
+        )
+    if "/" in command[0]:  # a path, not a name looked up in PATH
+        command[0] = plan_path(base, command[0])
+    timeout_s = m.number("timeout_s", DEFAULT_VERIFY_TIMEOUT_S, low=0.1, high=86400.0)
+    return VerifyHook(tuple(command), timeout_s)
 
 
 def _boot_order(items: list[Section], vms: list[str]) -> tuple[BootGroup, ...]:

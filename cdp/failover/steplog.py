@@ -104,10 +104,10 @@ class StepLog:
         return dest
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the plan's lock; OperationStateError if another command holds it."""
+    def locked(self, name: str = "lock") -> Iterator[None]:
+        """Hold the plan's lock file ``name``; OperationStateError if another command holds it."""
         os.makedirs(self.folder, exist_ok=True)
-        path = os.path.join(self.folder, "lock")
+        path = os.path.join(self.folder, name)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             try:
