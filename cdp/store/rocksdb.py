@@ -12,13 +12,21 @@ Keys (group names cannot contain NUL)::
 
 Entries and points are written with ``sync=False``: they are rebuilt from the segments
 after a crash. Metadata is written synced. rocksdict holds the GIL while it writes.
+
+Every use of the handle holds one lock. The committer, the applier and the checkpoint
+loop reach the index from different threads. A reopen after a failed write closes the
+handle, and rocksdict releases the GIL there, so without the lock another thread's call
+met "Already mutably borrowed". That failed the group's apply loop after a full disk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import struct
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Concatenate, ParamSpec, TypeVar
 
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
@@ -45,6 +53,23 @@ def _translate(path: str, exc: Exception) -> CdpError:
     return CdpError(f"index {path}: {text}")
 
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _locked(
+    method: Callable[Concatenate[RocksIndex, _P], _T],
+) -> Callable[Concatenate[RocksIndex, _P], _T]:
+    """Run the method holding the index's lock (see the module's docstring)."""
+
+    def locked(self: RocksIndex, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(locked, method)
+    return locked
+
+
 @contextlib.contextmanager
 def _translated(path: str) -> Iterator[None]:
     try:
@@ -66,6 +91,7 @@ class RocksIndex:
     def __init__(self, path: str) -> None:
         self._path = path
         self._broken = False
+        self._lock = threading.RLock()
         with _translated(path):
             self._db = self._open()
         self._fast = WriteOptions()
@@ -78,6 +104,7 @@ class RocksIndex:
         opts.create_if_missing(True)
         return Rdict(self._path, options=opts)
 
+    @_locked
     def _write(self, batch: WriteBatch, opts: WriteOptions) -> None:
         """Write a batch; after a failure, reopen the database first."""
         with _translated(self._path):
@@ -122,11 +149,13 @@ class RocksIndex:
         batch.put(_key(b"t", group, _TIME.pack(ns, p.seq)), bytes([p.kind]) + p.label.encode())
         batch.put(_key(b"p", group, _U64.pack(p.seq)), _U64.pack(ns))
 
+    @_locked
     def get(self, group: str, seq: int) -> IndexEntry | None:
         """The entry for ``seq``."""
         value = self._db.get(_key(b"r", group, _U64.pack(seq)))
         return None if value is None else unpack_entry(seq, value)
 
+    @_locked
     def last_seq(self, group: str) -> int:
         """Highest indexed seq; 0 if none."""
         prefix = _key(b"r", group)
@@ -136,6 +165,7 @@ class RocksIndex:
             return int(_U64.unpack(it.key()[-8:])[0])
         return 0
 
+    @_locked
     def seq_at_time(self, group: str, source_ns: int) -> int | None:
         """Newest point at or before ``source_ns``."""
         prefix = _key(b"t", group)
@@ -146,6 +176,7 @@ class RocksIndex:
             return int(_TIME.unpack(it.key()[len(prefix) :])[1])
         return None
 
+    @_locked
     def points(
         self, group: str, start_ns: int, end_ns: int, after: tuple[int, int] | None, limit: int
     ) -> list[Point]:
@@ -179,6 +210,7 @@ class RocksIndex:
             it.next()
         return tuple(names)
 
+    @_locked
     def point_at(self, group: str, seq: int) -> Point | None:
         """The point at ``seq``."""
         ns = self._db.get(_key(b"p", group, _U64.pack(seq)))
@@ -197,6 +229,7 @@ class RocksIndex:
         self._put_point(batch, group, Point(point.seq, ns, point.kind, point.label))
         self._write(batch, self._fast)
 
+    @_locked
     def entries(self, group: str, first: int, last: int) -> list[IndexEntry]:
         """Entries first..last, in seq order."""
         prefix = _key(b"r", group)
@@ -211,6 +244,7 @@ class RocksIndex:
             it.next()
         return out
 
+    @_locked
     def events(self, group: str) -> list[Point]:
         """Resync markers, in seq order."""
         prefix = _key(b"e", group)
@@ -224,6 +258,7 @@ class RocksIndex:
             it.next()
         return out
 
+    @_locked
     def get_bookmark(self, group: str, name: str) -> int | None:
         """Seq of a bookmark."""
         value = self._db.get(_key(b"b", group, name.encode()))
@@ -239,6 +274,7 @@ class RocksIndex:
         batch.put(_key(b"b", group, name.encode()), _U64.pack(seq))
         batch.put(_key(b"B", group, _U64.pack(seq) + name.encode()), b"")
 
+    @_locked
     def delete_upto(self, group: str, seq: int) -> None:
         """Forget entries and points with seq < ``seq``."""
         batch = WriteBatch(raw_mode=True)
@@ -255,6 +291,7 @@ class RocksIndex:
             it.next()
         self._write(batch, self._fast)
 
+    @_locked
     def get_meta(self, key: str) -> bytes | None:
         """Metadata value."""
         value = self._db.get(b"m\0" + key.encode())
@@ -266,6 +303,7 @@ class RocksIndex:
         batch.put(b"m\0" + key.encode(), value)
         self._write(batch, self._synced)
 
+    @_locked
     def close(self) -> None:
         """Flush the WAL and close (a handle a failed write left broken is just closed)."""
         with _translated(self._path):

@@ -344,3 +344,51 @@ def _reopen_scenario(make: Callable[[], Index]) -> None:
     fill(idx, "g", [[(5, 50)]])
     idx = make()
     assert idx.last_seq("g") == 5 and idx.seq_at_time("g", 60) == 5
+
+
+def test_rocks_reopen_while_other_threads_use_the_index(tmp_path: Path) -> None:
+    # After a failed write (e.g. a full volume) the next write reopens the handle. The
+    # committer, applier and checkpoint loop use the index from their own threads; in the
+    # full-volume test one of them met "Already mutably borrowed" during such a reopen
+    # and the group's apply loop failed for good.
+    import threading
+
+    from cdp.index import POINT_CHECKPOINT, Point
+
+    idx = RocksIndex(str(tmp_path / "idx"))
+    idx.put_batch("g", [entry(s, 1000 + s) for s in range(1, 200)])
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reopening_writer() -> None:
+        try:
+            for s in range(200, 400):
+                idx._broken = True  # as after a failed write: the next write reopens
+                idx.put_batch("g", [entry(s, 1000 + s)])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                assert idx.get("g", 5) is not None
+                idx.points("g", 0, 2**62, None, 50)
+                idx.tag_point("g", Point(7, 1007, POINT_CHECKPOINT))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reopening_writer)]
+    threads += [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    idx.close()
+    assert not errors, errors[:3]
+    reopened = RocksIndex(str(tmp_path / "idx"))
+    try:
+        assert reopened.last_seq("g") == 399
+    finally:
+        reopened.close()
