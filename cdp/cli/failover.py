@@ -420,6 +420,10 @@ async def _status(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
     orch = Orchestrator(plan, _connector(plan.vcenter, 1), _NoTarget())
     status = orch.status()
+    if plan.failback is not None:
+        from cdp.failover.failback import failback_status
+
+        status["failback"] = failback_status(plan)
     if args.json:
         common.emit_json(status)
     else:
@@ -520,7 +524,27 @@ def _emit(s: Session, result: dict[str, Any], text: str) -> None:
 
 
 def render_status(status: dict[str, Any]) -> str:
-    """The active operation in a few lines."""
+    """The active operation in a few lines, then the failback's (when the plan has one)."""
+    out = _render_operation(status)
+    if "failback" in status:
+        out += "\n" + render_failback(status["failback"])
+    return out
+
+
+def render_failback(fb: dict[str, Any]) -> str:
+    """The failback's progress in a line or two."""
+    if not fb["active"]:
+        return f"failback: none active (last finished: {fb['last'] or 'none'})"
+    line = (
+        f"failback: {fb['status']}, {fb['steps_done']}/{fb['steps']} steps done, "
+        f"{fb['regions_sent']:,} regions / {common.fmt_bytes(fb['bytes_sent'])} sent back"
+    )
+    if fb.get("rto_back_s") is not None:
+        line += f"; RTO back {fb['rto_back_s']:.2f} s"
+    return line
+
+
+def _render_operation(status: dict[str, Any]) -> str:
     if not status["active"]:
         last = status["last"] or "none"
         return f"plan {status['plan']!r}: no active operation (last finished: {last})"

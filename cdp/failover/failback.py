@@ -495,6 +495,20 @@ def describe(step: dict[str, Any]) -> str:
     return text
 
 
+def failback_status(plan: Plan) -> dict[str, Any]:
+    """The plan's failback for ``cdp failover status``, read from its step log alone.
+
+    The active failback's summary, or ``last``: the newest finished one's file in history
+    (None when there was none). Neither vCenter nor a target is called.
+    """
+    log = sl.StepLog(os.path.join(plan.state_dir, plan.name), LOG_NAME)
+    data = log.load()
+    if data is not None:
+        return {"active": True, **summary(data)}
+    newest = _newest(os.path.join(log.folder, "history"))
+    return {"active": False, "last": os.path.basename(newest) if newest else None}
+
+
 def summary(data: dict[str, Any]) -> dict[str, Any]:
     """The operator's view of a failback log."""
     steps = data["steps"]

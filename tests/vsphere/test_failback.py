@@ -283,11 +283,24 @@ async def test_crash_mid_failback_then_the_same_command_resumes(
     done = [s["id"] for s in log["steps"] if s["done"]]
     assert done[0] == "commit-failover" and "bookmark:g1" in done and "failover-back" not in done
     assert "committed" in log["failover_log"]
+    plan = str(site.plans[-1])
+    code, out, err = await _cdp("status", "--plan", plan, "--json")
+    assert code == 0, err
+    fb = json.loads(out)["failback"]
+    assert fb["active"] and fb["status"] == "running"
+    assert fb["steps_done"] == len(done) < fb["steps"]
+    code, out, err = await _cdp("status", "--plan", plan)
+    assert code == 0, err
+    assert f"failback: running, {len(done)}/{fb['steps']} steps done" in out
 
     orch = orchestrator(site, protected, home)
     result = await failback(orch, home).run()
 
     assert result["status"] == "failed-back"
+    code, out, err = await _cdp("status", "--plan", plan, "--json")
+    assert code == 0, err
+    fb = json.loads(out)["failback"]
+    assert fb["active"] is False and fb["last"].endswith("-failback-failed-back.json")
     assert Counter(v[0] for v in inventory(home.si)) == Counter(VMS)  # never registered twice
     assert vms(home.si) == {vm: (f"[fb-ds] {vm}-dr/{vm}.vmx", "poweredOn") for vm in VMS}
     assert inventory(site.si) == []
