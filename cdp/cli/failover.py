@@ -302,7 +302,7 @@ async def _run(args: argparse.Namespace) -> int:
 async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
     async def body(s: Session) -> int:
         if args.dry_run:
-            return _print_dry_run(s, await s.orch.dry_run(mode, args.at, planned))
+            return print_dry_run(s, await s.orch.dry_run(mode, args.at, planned))
         result = await s.orch.failover(mode, args.at, planned)
         _print_rto(s, result)
         if mode == st.MODE_LIVE and not getattr(args, "no_wait", False):
@@ -450,7 +450,13 @@ def render_checks(rows: list[CheckRow]) -> str:
     return table + ("\n\nhints:\n" + "\n".join(hints) if hints else "")
 
 
-def _print_dry_run(s: Session, survey: SurveyResult) -> int:
+def print_dry_run(
+    s: Session, survey: SurveyResult, extra: dict[str, Any] | None = None, more: str = ""
+) -> int:
+    """Print a dry run's readiness table and operation plan; exit 1 if a check failed.
+
+    JSON gets ``extra``'s keys added; text gets ``more`` after the plan.
+    """
     failed = any(r.status == FAIL for r in survey.rows)
     op = survey.operation
     if s.json:
@@ -461,12 +467,15 @@ def _print_dry_run(s: Session, survey: SurveyResult) -> int:
                 "dry_run": True,
                 "checks": [dataclasses.asdict(r) for r in survey.rows],
                 "operation": op.to_json() if op else None,
+                **(extra or {}),
             }
         )
         return common.EXIT_FAILED if failed else common.EXIT_OK
     print(render_checks(survey.rows))
     if op is not None:
         print("\n" + render_operation(op))
+    if more:
+        print("\n" + more)
     print("\ndry run: nothing was changed")
     return common.EXIT_FAILED if failed else common.EXIT_OK
 

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import shutil
 import signal
 from typing import Any
 
 from cdp.cli import common
-from cdp.cli.failover import Session, render_checks, render_operation, with_session
+from cdp.cli.failover import Session, print_dry_run, with_session
 from cdp.failover import steps as st
-from cdp.failover.checks import FAIL
 from cdp.failover.orchestrator import Event
 from cdp.failover.plan import load_plan
 from cdp.failover.steplog import StepLog
@@ -106,30 +104,13 @@ def _report(s: Session, outcome: Outcome) -> int:
 async def _dry_run(s: Session, verifier: Verifier, at: str) -> int:
     """The test failover's dry run plus what each VM would be checked for; changes nothing."""
     survey = await s.orch.dry_run(st.MODE_TEST, at)
-    failed = any(r.status == FAIL for r in survey.rows)
     checks = verifier.describe(survey.operation) if survey.operation else []
-    code = common.EXIT_FAILED if failed else common.EXIT_OK
-    if s.json:
-        common.emit_json(
-            {
-                "plan": s.plan.name,
-                "ready": not failed,
-                "dry_run": True,
-                "checks": [dataclasses.asdict(r) for r in survey.rows],
-                "operation": survey.operation.to_json() if survey.operation else None,
-                "verify": checks,
-            }
-        )
-        return code
-    print(render_checks(survey.rows))
-    if survey.operation is not None:
-        print("\n" + render_operation(survey.operation))
-    print("\nthen, per VM: poweredOn, each disk a valid VMDK of its size, the hook; then stop-test")
+    lines = ["then, per VM: poweredOn, each disk a valid VMDK of its size, the hook; "
+             "then stop-test"]  # fmt: skip
     for c in checks:
         hook = " ".join(c["hook"]["command"]) if c["hook"] else "no hook"
-        print(f"  {c['name']}: {len(c['disks'])} disk(s), qemu-img {c['qemu_img']}, {hook}")
-    print("dry run: nothing was changed")
-    return code
+        lines.append(f"  {c['name']}: {len(c['disks'])} disk(s), qemu-img {c['qemu_img']}, {hook}")
+    return print_dry_run(s, survey, {"verify": checks}, "\n".join(lines))
 
 
 def _history(args: argparse.Namespace) -> int:
