@@ -30,6 +30,7 @@ from bench import capacity, ingest, plot, rto, trace
 from bench.linkproxy import LinkModel, LinkProxy, mbit
 from cdp.rpo import percentile
 from cdp.shipper import DEFAULT_BATCH_BYTES
+from sim.runner import group_rpo_log
 
 REPO = Path(__file__).resolve().parent.parent
 TRACES = REPO / "bench" / "traces"
@@ -242,7 +243,7 @@ def hosts(sc: Scenario) -> list[int]:
 def rpo_logs(root: str, host: int, vms: int) -> list[str]:
     """The RPO logs of one host's groups (``--rpo-log PATH``; ``PATH.i`` with ``--groups``)."""
     path = os.path.join(root, f"rpo-{host}.jsonl")
-    return [path] if vms == 1 else [f"{path}.{i}" for i in range(vms)]
+    return [group_rpo_log(path, i, vms) for i in range(vms)]
 
 
 def sim_commands(
@@ -623,12 +624,19 @@ def _resync(r: dict[str, Any]) -> str:
     return f"{r['resyncs']} / {mb:,.1f} MB / {r['resync_last_s']:.2f} s"
 
 
+RUN_HEADERS = ("scenario", "link", "VMs / hosts", "MB/s", "writes/s", "RPO p50/p99/max s",
+               "drain s", "src CPU s/GB", "tgt CPU s/GB", "stored/guest", "tgt writes/guest",
+               "resyncs / bytes / time", "goal", "met?")  # fmt: skip
+
+
 def runs_table(runs: list[dict[str, Any]]) -> str:
     """One row per run: throughput, RPO, CPU, compression, goal."""
     rows = []
     for r in runs:
         if "error" in r:
-            rows.append([r["scenario"], "ERROR: " + r["error"][:80]] + ["-"] * 12)
+            rows.append(
+                [r["scenario"], "ERROR: " + r["error"][:80]] + ["-"] * (len(RUN_HEADERS) - 2)
+            )
             continue
         rows.append([
             r["scenario"], r["link"], f"{r['vms']} / {r['hosts']}", _f(r["mb_per_s"], 1),
@@ -639,9 +647,7 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
             _resync(r),
             r["goal"], "yes" if r["goal_met"] else f"NO ({r['goal_miss']})",
         ])  # fmt: skip
-    return table(["scenario", "link", "VMs / hosts", "MB/s", "writes/s", "RPO p50/p99/max s",
-                  "drain s", "src CPU s/GB", "tgt CPU s/GB", "stored/guest", "tgt writes/guest",
-                  "resyncs / bytes / time", "goal", "met?"], rows)  # fmt: skip
+    return table(list(RUN_HEADERS), rows)
 
 
 def anchors_table(runs: list[dict[str, Any]], rto_doc: dict[str, Any] | None = None) -> str:

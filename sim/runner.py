@@ -177,6 +177,11 @@ async def run(
     }
 
 
+def group_rpo_log(path: str, i: int, groups: int) -> str:
+    """Where group ``i`` of ``groups`` logs its RPO: ``path`` alone, ``path.i`` for several."""
+    return path if groups == 1 else f"{path}.{i}"
+
+
 def group_configs(config: SimConfig, groups: int) -> list[SimConfig]:
     """``groups`` copies of one host's settings, each its own consistency group.
 
@@ -194,7 +199,7 @@ def group_configs(config: SimConfig, groups: int) -> list[SimConfig]:
             source_id=f"{config.source_id}-{i}",
             folder=os.path.join(config.folder, f"group-{i}"),
             workload=dataclasses.replace(config.workload, seed=config.workload.seed + i),
-            rpo_log=f"{config.rpo_log}.{i}" if config.rpo_log else "",
+            rpo_log=group_rpo_log(config.rpo_log, i, groups) if config.rpo_log else "",
         )  # fmt: skip
         for i in range(groups)
     ]
