@@ -81,7 +81,7 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with Target(config, RocksIndex) as target:
-        web_runner, http_address = await _start_http(target, args.http, http)
+        web_runner, http_address = await _start_http(target, http)
         try:
             server, port = await start_server(target, args.listen, tls)
             address = f"{args.listen.rpartition(':')[0]}:{port}"
@@ -102,13 +102,14 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 async def _start_http(
-    target: Target, flag: str | None, http: tuple[str, int] | None
+    target: Target, http: tuple[str, int] | None
 ) -> tuple[web.AppRunner | None, str]:
     """The web page and metrics server if --http was given, and its HOST:PORT ("" if not)."""
-    if not flag or not http:
+    if http is None:
         return None, ""
+    host = http[0]
     runner, port = await start_web(target, *http)
-    address = f"{flag.rpartition(':')[0]}:{port}"
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     print(f"cdp target: web page and /metrics on http://{address}/ "
           "(read-only, plain HTTP, no authentication)", file=sys.stderr)  # fmt: skip
     return runner, address
