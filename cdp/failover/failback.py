@@ -48,11 +48,7 @@ from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError
 from cdp.failover import steplog as sl
 from cdp.failover import steps as st
 from cdp.failover.errors import OperationStateError
-from cdp.failover.orchestrator import (
-    Event,
-    Orchestrator,
-    Reporter,
-)
+from cdp.failover.orchestrator import Event, Orchestrator, Reporter
 from cdp.failover.plan import (
     CommitPolicy,
     FailbackSettings,

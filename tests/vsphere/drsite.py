@@ -100,6 +100,20 @@ def write_vm_files(folder: Path, name: str) -> None:
     (folder / "vmware.log").write_text("")
 
 
+def register_protected_vms(si: Any, source: Path) -> None:
+    """The simulator's VMs (folders under ``source``) registered and powered on at the
+    protected site, on a datastore ``prod-ds`` mapped onto ``source``."""
+    for vm in VMS:
+        write_vm_files(source / vm, vm)
+    mount(si, source, "prod-ds")
+    dc = find_one(si, vim.Datacenter, "DC0")
+    pool = find_one(si, vim.ClusterComputeResource, "DC0_C0").resourcePool
+    for vm in VMS:
+        path = f"[prod-ds] {vm}/{vm}.vmx"
+        made = wait(dc.vmFolder.RegisterVM_Task(path=path, name=vm, asTemplate=False, pool=pool))
+        wait(made.PowerOnVM_Task())
+
+
 @dataclass
 class DrSite:
     """A recovery site ready for failover (see the module docstring)."""

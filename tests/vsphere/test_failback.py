@@ -45,8 +45,8 @@ from .drsite import (
     find_one,
     inventory,
     mount,
+    register_protected_vms,
     wait,
-    write_vm_files,
 )
 from .harness import Inventory, Vcsim, start_vcsim
 
@@ -83,16 +83,7 @@ class Home:
 async def home(protected: Vcsim, site: DrSite) -> AsyncIterator[Home]:
     """Original VMs running at the protected site; an original-site target, mounted."""
     si = protected.connect()
-    source = site.root / "source"
-    for vm in VMS:
-        write_vm_files(source / vm, vm)
-    mount(si, source, "prod-ds")
-    dc = find_one(si, vim.Datacenter, "DC0")
-    pool = find_one(si, vim.ClusterComputeResource, "DC0_C0").resourcePool
-    for vm in VMS:
-        path = f"[prod-ds] {vm}/{vm}.vmx"
-        made = wait(dc.vmFolder.RegisterVM_Task(path=path, name=vm, asTemplate=False, pool=pool))
-        wait(made.PowerOnVM_Task())
+    register_protected_vms(si, site.root / "source")
     target = await start_target(str(site.root / "home-target"), history_window_s=3600.0)
     h = Home(si, target, ReplicationClient(target.address))
     h.replicas.mkdir(parents=True, exist_ok=True)

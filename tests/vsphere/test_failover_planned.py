@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyVmomi import vim
 
 from cdp.errors import PreconditionError
 from cdp.failover import vsphere
@@ -24,7 +23,7 @@ from cdp.failover.errors import ReadinessError
 from cdp.failover.faults import server_thumbprint
 from cdp.failover.plan import Credentials
 
-from .drsite import GROUP, VMS, DrSite, find_one, inventory, mount, wait, write_vm_files
+from .drsite import GROUP, VMS, DrSite, inventory, register_protected_vms
 from .harness import Inventory, Vcsim, start_vcsim
 
 
@@ -41,16 +40,7 @@ def protected(vcsim_binary: Path, tmp_path: Path) -> Iterator[Vcsim]:
 def run_sources(site: DrSite, prod: Vcsim) -> Any:
     """Register the simulator's VMs (their real disks) at the protected site, powered on."""
     si = prod.connect()
-    source = site.root / "source"
-    for vm in VMS:
-        write_vm_files(source / vm, vm)
-    mount(si, source, "prod-ds")
-    dc = find_one(si, vim.Datacenter, "DC0")
-    pool = find_one(si, vim.ClusterComputeResource, "DC0_C0").resourcePool
-    for vm in VMS:
-        path = f"[prod-ds] {vm}/{vm}.vmx"
-        made = wait(dc.vmFolder.RegisterVM_Task(path=path, name=vm, asTemplate=False, pool=pool))
-        wait(made.PowerOnVM_Task())
+    register_protected_vms(si, site.root / "source")
     return si
 
 
