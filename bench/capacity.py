@@ -27,7 +27,7 @@ import lz4.frame
 
 from bench import trace as tracemod
 from cdp.errors import InvalidInputError
-from cdp.rpo import SAMPLE_INTERVAL_S, percentile
+from cdp.source.rpo import SAMPLE_INTERVAL_S, percentile
 from sim.trace_workload import TraceData, TraceWrite
 
 RECORD_OVERHEAD_BYTES = 64

@@ -28,9 +28,9 @@ from typing import Any
 from bench.report import environment, markdown
 from cdp.cli.image import export_image
 from cdp.group import DiskSpec, GroupSpec, VmSpec
+from cdp.journal.store.rocksdb import RocksIndex
 from cdp.rpc.server import start_server
-from cdp.store.rocksdb import RocksIndex
-from cdp.target import Target, TargetConfig
+from cdp.target.target import Target, TargetConfig
 from sim.workload import Workload, WorkloadSpec
 
 GiB, MiB = 2**30, 2**20
@@ -44,9 +44,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 async def one_case(work: str, disk_bytes: int, changed_bytes: int, seed: int) -> dict[str, Any]:
     """Write ``changed_bytes`` to one disk of ``disk_bytes``, export latest, time it."""
-    from cdp.buffer import SourceBuffer
     from cdp.rpc.client import ReplicationClient
-    from cdp.shipper import Shipper, ShipperConfig
+    from cdp.source.buffer import SourceBuffer
+    from cdp.source.shipper import Shipper, ShipperConfig
 
     data_dir = os.path.join(work, "target")
     target = Target(

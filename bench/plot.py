@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cdp.rpo import SAMPLE_INTERVAL_S
+from cdp.source.rpo import SAMPLE_INTERVAL_S
 
 
 def write_rates(samples: Sequence[Sequence[float]]) -> list[tuple[float, float]]:

@@ -122,9 +122,9 @@ def mount_datastore(url: Any, path: Path) -> None:
 
 async def write_source(address: str, folder: Path, vms: list[str], seed: int) -> int:
     """Simulated guests write WRITES_PER_VM random 4 KiB blocks each; drain; return bytes."""
-    from cdp.buffer import SourceBuffer
     from cdp.rpc.client import ReplicationClient
-    from cdp.shipper import Shipper, ShipperConfig
+    from cdp.source.buffer import SourceBuffer
+    from cdp.source.shipper import Shipper, ShipperConfig
     from sim.filter import ReplicationFilter
     from sim.vm import SimHost, SimVM
 
@@ -209,10 +209,10 @@ async def one_case(work: Path, binary: str, n: int, seed: int) -> dict[str, Any]
     from cdp.failover.faults import server_thumbprint
     from cdp.failover.orchestrator import Orchestrator
     from cdp.failover.plan import Credentials, load_plan
+    from cdp.journal.store.rocksdb import RocksIndex
     from cdp.rpc.client import ReplicationClient
     from cdp.rpc.server import start_server
-    from cdp.store.rocksdb import RocksIndex
-    from cdp.target import Target, TargetConfig
+    from cdp.target.target import Target, TargetConfig
 
     vms = [f"vm{i:03d}" for i in range(n)]
     data_dir = work / "target"

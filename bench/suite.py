@@ -28,8 +28,8 @@ from typing import Any
 
 from bench import capacity, ingest, plot, rto, trace
 from bench.linkproxy import LinkModel, LinkProxy, mbit
-from cdp.rpo import percentile
-from cdp.shipper import DEFAULT_BATCH_BYTES
+from cdp.source.rpo import percentile
+from cdp.source.shipper import DEFAULT_BATCH_BYTES
 from sim.runner import group_rpo_log
 
 REPO = Path(__file__).resolve().parent.parent

@@ -26,9 +26,9 @@ from prometheus_client.registry import Collector
 
 from cdp.errors import CdpError, InvalidInputError, NotFoundError, PreconditionError
 from cdp.group import check_name
-from cdp.replicated_group import GroupState
 from cdp.rpc.convert import status_to_dict, status_to_pb, timeline_to_dict, timeline_to_pb
-from cdp.target import GroupStatus, Target
+from cdp.target.member import GroupState
+from cdp.target.target import GroupStatus, Target
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from cdp.buffer import SourceBuffer
 from cdp.record import KIND_APP_CONSISTENT, KIND_BOOKMARK, Record
+from cdp.source.buffer import SourceBuffer
 from sim.filter import Io, Verdict
 from sim.vm import SimVM
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from cdp.buffer import SourceBuffer
 from cdp.record import KIND_CONSISTENCY
+from cdp.source.buffer import SourceBuffer
 from sim.agent import QuiesceGate
 
 MARKER_PREFIX = "cg-"

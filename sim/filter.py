@@ -15,8 +15,8 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from cdp.buffer import SourceBuffer
-from cdp.resync import Protection
+from cdp.source.buffer import SourceBuffer
+from cdp.source.protection import Protection
 from sim.disk import VirtualDisk
 
 

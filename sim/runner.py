@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from cdp.buffer import DEFAULT_BUFFER_BYTES, SourceBuffer
-from cdp.resync import Mode, Protection, ProtectionConfig
 from cdp.rpc.client import ReplicationClient
-from cdp.rpo import SAMPLE_INTERVAL_S, RpoSeries, rpo_seconds
-from cdp.shipper import Shipper, ShipperConfig
+from cdp.source.buffer import DEFAULT_BUFFER_BYTES, SourceBuffer
+from cdp.source.protection import Mode, Protection, ProtectionConfig
+from cdp.source.rpo import SAMPLE_INTERVAL_S, RpoSeries, rpo_seconds
+from cdp.source.shipper import Shipper, ShipperConfig
 from cdp.tls import ClientTLS
 from sim.agent import GuestAgent, QuiesceGate
 from sim.filter import ReplicationFilter

@@ -11,11 +11,11 @@ import pytest
 
 from cdp import codec
 from cdp.group import DiskSpec, GroupSpec, VmSpec
+from cdp.journal.store.rocksdb import RocksIndex
 from cdp.record import Record
 from cdp.rpc.client import ReplicationClient
 from cdp.rpc.server import start_server
-from cdp.store.rocksdb import RocksIndex
-from cdp.target import Target, TargetConfig
+from cdp.target.target import Target, TargetConfig
 
 MiB = 2**20
 

@@ -14,7 +14,7 @@ import time
 from cdp.errors import RemoteError
 from cdp.group import GroupSpec
 from cdp.record import Record
-from cdp.shipper import AckReply, JournalStream, SessionReply, Transport
+from cdp.source.shipper import AckReply, JournalStream, SessionReply, Transport
 
 
 class CuttingStream:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cdp.catalog import format_ns, parse_time
 from cdp.cli import common
 from cdp.errors import InvalidInputError
+from cdp.restore.catalog import format_ns, parse_time
 from cdp.v1 import replication_pb2 as pb
 
 KIND_NAMES = {

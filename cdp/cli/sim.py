@@ -115,7 +115,7 @@ def sim_config(args: argparse.Namespace, folder: str, default_vm: str) -> Any:
 
 def protection_config(args: argparse.Namespace) -> Any:
     """The dirty-map and resync settings from the flags."""
-    from cdp.resync import ProtectionConfig
+    from cdp.source.protection import ProtectionConfig
 
     region = common.parse_size("--region-size", args.region_size)
     if region % 512 or not 4096 <= region <= 64 * 2**20:

@@ -13,13 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
-from cdp.catalog import MAX_HISTORY_WINDOW_S
 from cdp.cli import common
 from cdp.errors import InvalidInputError
 from cdp.fsutil import write_atomic
+from cdp.journal.store.rocksdb import RocksIndex
+from cdp.restore.catalog import MAX_HISTORY_WINDOW_S
 from cdp.rpc.server import start_server
-from cdp.store.rocksdb import RocksIndex
-from cdp.target import Target, TargetConfig
+from cdp.target.target import Target, TargetConfig
 from cdp.tls import ServerTLS, load_server_tls
 from cdp.web import parse_http_address, start_web
 

@@ -19,12 +19,12 @@ import time
 from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 
-from cdp.buffer import SourceBuffer
 from cdp.errors import RemoteError
 from cdp.fsutil import fsync_dir
 from cdp.group import GroupSpec
-from cdp.resync import Protection, ProtectionConfig, RegionTransport
-from cdp.shipper import Shipper, ShipperConfig, Transport
+from cdp.source.buffer import SourceBuffer
+from cdp.source.protection import Protection, ProtectionConfig, RegionTransport
+from cdp.source.shipper import Shipper, ShipperConfig, Transport
 
 SOURCE_BUFFER_BYTES = 64 * 2**20
 CONNECT_TIMEOUT_S = 30.0

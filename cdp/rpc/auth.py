@@ -23,7 +23,7 @@ import grpc
 
 from cdp import authz, tls
 from cdp.errors import CdpError, SessionError
-from cdp.target import Target
+from cdp.target.target import Target
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]

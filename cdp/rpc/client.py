@@ -1,4 +1,4 @@
-"""The gRPC client: the shipper's :class:`cdp.shipper.Transport` and the status call.
+"""The gRPC client: the shipper's :class:`cdp.source.shipper.Transport` and the status call.
 
 gRPC errors become :class:`cdp.errors.RemoteError` here and nowhere else.
 """
@@ -17,8 +17,8 @@ from cdp.group import GroupSpec
 from cdp.record import Record
 from cdp.rpc import convert
 from cdp.rpc.server import MAX_MESSAGE_BYTES
-from cdp.shipper import AckReply, SessionReply
-from cdp.target import PROTOCOL_VERSION
+from cdp.source.shipper import AckReply, SessionReply
+from cdp.target.target import PROTOCOL_VERSION
 from cdp.tls import ClientTLS
 from cdp.v1 import replication_pb2 as pb
 from cdp.v1 import replication_pb2_grpc as pb_grpc

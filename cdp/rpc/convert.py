@@ -10,14 +10,14 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from cdp.catalog import Span, Timeline, format_ns
 from cdp.errors import InvalidInputError
 from cdp.group import DiskSpec, GroupSpec, VmSpec
-from cdp.image import ImagePlan
-from cdp.index import Point
-from cdp.intake import split_payload
+from cdp.journal.index import Point
 from cdp.record import KIND_WRITE, Record
-from cdp.target import GroupState, GroupStatus
+from cdp.restore.catalog import Span, Timeline, format_ns
+from cdp.restore.image import ImagePlan
+from cdp.target.intake import split_payload
+from cdp.target.target import GroupState, GroupStatus
 from cdp.v1 import replication_pb2 as pb
 
 STATES = {

@@ -1,6 +1,6 @@
 """The target's gRPC server: ReplicationService, health and reflection.
 
-Thin adapter: decode, call :class:`cdp.target.Target`, encode. Domain errors become
+Thin adapter: decode, call :class:`cdp.target.target.Target`, encode. Domain errors become
 gRPC status codes in exactly one place, :func:`status_of`.
 """
 
@@ -17,10 +17,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cdp import errors
-from cdp.committer import Ack
-from cdp.intake import check_limits
 from cdp.rpc import auth, convert
-from cdp.target import PROTOCOL_VERSION, Target
+from cdp.target.committer import Ack
+from cdp.target.intake import check_limits
+from cdp.target.target import PROTOCOL_VERSION, Target
 from cdp.tls import ServerTLS
 from cdp.v1 import replication_pb2 as pb
 from cdp.v1 import replication_pb2_grpc as pb_grpc

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from cdp import codec
 from cdp.errors import RemoteError
-from cdp.intake import split_payload
 from cdp.rpc import convert
 from cdp.rpc.client import GrpcJournalStream, ReplicationClient, translated
-from cdp.shipper import AckReply
+from cdp.source.shipper import AckReply
+from cdp.target.intake import split_payload
 from cdp.v1 import replication_pb2 as pb
 
 MiB = 2**20

@@ -21,7 +21,7 @@ from cdp.errors import RemoteError
 from cdp.group import GroupSpec
 from cdp.rpc import convert
 from cdp.rpc.client import GrpcJournalStream, ReplicationClient, translated
-from cdp.shipper import AckReply
+from cdp.source.shipper import AckReply
 from cdp.v1 import replication_pb2 as pb
 
 MiB = 2**20

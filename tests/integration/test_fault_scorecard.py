@@ -19,9 +19,9 @@ from helpers import TargetProcess, file_digest, free_port, replica_extent
 
 from bench.linkproxy import LinkProxy
 from cdp import codec
-from cdp.resync import ProtectionConfig
 from cdp.rpc import convert
 from cdp.rpc.client import ReplicationClient
+from cdp.source.protection import ProtectionConfig
 from sim import runner
 from sim.workload import WorkloadSpec
 

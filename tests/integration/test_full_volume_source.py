@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import start_target, stop_target
 
-from cdp.resync import ProtectionConfig
+from cdp.source.protection import ProtectionConfig
 from sim import runner
 from sim.workload import WorkloadSpec
 

@@ -22,8 +22,8 @@ import pytest
 from conftest import Running, make_record, small_group, start_target, stop_target
 
 from cdp.errors import RemoteError, StorageFullError
+from cdp.journal.segment import scan
 from cdp.record import Record
-from cdp.segment import scan
 
 PAGE = 4096
 GROUP = "g1"

@@ -1,4 +1,4 @@
-"""cdp.journal.Journal on real segment files, with MemoryIndex and with RocksIndex:
+"""cdp.journal.journal.Journal on real segment files, with MemoryIndex and with RocksIndex:
 durability, torn tails, rolling, release, index rebuild, and index-ahead corruption."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from conftest import make_record
 
 from cdp import naming
 from cdp.errors import JournalCorruptError
-from cdp.index import Index
-from cdp.journal import Journal
+from cdp.journal.index import Index
+from cdp.journal.journal import Journal
+from cdp.journal.segment import scan
+from cdp.journal.store.memory import MemoryIndex
+from cdp.journal.store.rocksdb import RocksIndex
 from cdp.record import HEADER_SIZE, Record
-from cdp.segment import scan
-from cdp.store.memory import MemoryIndex
-from cdp.store.rocksdb import RocksIndex
 
 GROUP = "g1"
 

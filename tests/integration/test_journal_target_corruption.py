@@ -16,8 +16,8 @@ from conftest import Running, make_record, small_group, start_target, stop_targe
 
 from cdp import naming
 from cdp.errors import RemoteError
+from cdp.journal.segment import scan
 from cdp.record import HEADER_SIZE, Record, encode
-from cdp.segment import scan
 from cdp.v1 import replication_pb2 as pb
 
 GROUP = "g1"

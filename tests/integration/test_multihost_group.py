@@ -9,10 +9,10 @@ import random
 import pytest
 from conftest import Running
 
-from cdp.buffer import SourceBuffer
 from cdp.errors import RemoteError
 from cdp.group import GroupSpec
-from cdp.shipper import Shipper, ShipperConfig
+from cdp.source.buffer import SourceBuffer
+from cdp.source.shipper import Shipper, ShipperConfig
 from cdp.v1 import replication_pb2 as pb
 from sim.agent import QuiesceGate
 from sim.coordinator import ConsistencyCoordinator

@@ -9,8 +9,8 @@ import shutil
 from conftest import Running, start_target, stop_target
 
 from bench.linkproxy import LinkProxy
-from cdp.resync import Mode, ProtectionConfig
 from cdp.rpc.client import ReplicationClient
+from cdp.source.protection import Mode, ProtectionConfig
 from cdp.v1 import replication_pb2 as pb
 from sim import runner
 from sim.workload import WorkloadSpec

@@ -11,9 +11,9 @@ from conftest import start_target, stop_target
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdp.buffer import SourceBuffer
 from cdp.rpc.client import ReplicationClient
-from cdp.shipper import Shipper, ShipperConfig
+from cdp.source.buffer import SourceBuffer
+from cdp.source.shipper import Shipper, ShipperConfig
 from cdp.v1 import replication_pb2 as pb
 from sim.agent import BufferedApp, GuestAgent, QuiesceGate, bookmark
 from sim.filter import ReplicationFilter, ShadowLog

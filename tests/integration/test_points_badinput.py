@@ -20,16 +20,16 @@ from typing import Any
 import pytest
 from conftest import Running, make_record, small_group, start_target, stop_target
 
-import cdp.target as target_mod
+import cdp.target.target as target_mod
 from cdp import codec
-from cdp.buffer import SourceBuffer
-from cdp.catalog import format_ns
 from cdp.errors import RemoteError
-from cdp.index import Point
+from cdp.journal.index import Point
 from cdp.record import KIND_APP_CONSISTENT, KIND_BOOKMARK, Record
+from cdp.restore.catalog import format_ns
 from cdp.rpc import convert
 from cdp.rpc.client import ReplicationClient, iterate, translated
-from cdp.shipper import Shipper, ShipperConfig
+from cdp.source.buffer import SourceBuffer
+from cdp.source.shipper import Shipper, ShipperConfig
 from cdp.v1 import replication_pb2 as pb
 
 MiB = 2**20

@@ -11,8 +11,8 @@ from helpers import CuttingTransport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdp.buffer import SourceBuffer
-from cdp.shipper import Shipper, ShipperConfig
+from cdp.source.buffer import SourceBuffer
+from cdp.source.shipper import Shipper, ShipperConfig
 
 DISKS = 3
 DISK_BYTES = 64 * 512

@@ -10,8 +10,8 @@ from conftest import Running, make_record, small_group
 
 from cdp import codec
 from cdp.errors import RemoteError
-from cdp.progress import ResyncProgress
 from cdp.record import KIND_RESYNC_END, KIND_RESYNC_START, Record
+from cdp.target.resync_progress import ResyncProgress
 from cdp.v1 import replication_pb2 as pb
 
 SIZE = 1 << 20

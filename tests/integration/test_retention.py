@@ -9,8 +9,8 @@ import time
 import pytest
 from conftest import Running, make_record, small_group, start_target, stop_target
 
-from cdp.catalog import history_health
 from cdp.errors import RemoteError
+from cdp.restore.catalog import history_health
 
 
 async def write_batches(

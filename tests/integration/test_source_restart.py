@@ -7,7 +7,7 @@ import os
 
 from conftest import Running
 
-from cdp.resync import ProtectionConfig
+from cdp.source.protection import ProtectionConfig
 from sim import runner
 from sim.workload import WorkloadSpec
 

@@ -20,15 +20,15 @@ from conftest import make_record, small_group, start_target, stop_target
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cdp import tls
-from cdp.buffer import SourceBuffer
 from cdp.cli.certs import CertsPlan, init_certs
 from cdp.errors import RemoteError
 from cdp.group import GroupSpec
+from cdp.journal.store.rocksdb import RocksIndex
 from cdp.rpc.client import ReplicationClient
 from cdp.rpc.server import start_server
-from cdp.shipper import AckReply, Shipper, ShipperConfig
-from cdp.store.rocksdb import RocksIndex
-from cdp.target import Target, TargetConfig
+from cdp.source.buffer import SourceBuffer
+from cdp.source.shipper import AckReply, Shipper, ShipperConfig
+from cdp.target.target import Target, TargetConfig
 from cdp.v1 import replication_pb2 as pb
 from sim import runner
 from sim.workload import WorkloadSpec

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdp.dirtymap import DirtyMap
+from cdp.source.dirtymap import DirtyMap
 
 
 def test_mark_take_in_disk_order_and_clear() -> None:

@@ -1,4 +1,4 @@
-"""The cdp.index.Index contract, run against every implementation.
+"""The cdp.journal.index.Index contract, run against every implementation.
 
 MemoryIndex (tests' stand-in) and RocksIndex (the target's real index, on tmp_path)
 must answer every call the same way; RocksIndex must also survive a reopen.
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cdp.index import Index, IndexEntry
-from cdp.store.memory import MemoryIndex
-from cdp.store.rocksdb import RocksIndex
+from cdp.journal.index import Index, IndexEntry
+from cdp.journal.store.memory import MemoryIndex
+from cdp.journal.store.rocksdb import RocksIndex
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 # groups whose names share prefixes (byte order: "g" < "g-1" < "g.1" < "g1" < "g10")
@@ -353,7 +353,7 @@ def test_rocks_reopen_while_other_threads_use_the_index(tmp_path: Path) -> None:
     # and the group's apply loop failed for good.
     import threading
 
-    from cdp.index import POINT_CHECKPOINT, Point
+    from cdp.journal.index import POINT_CHECKPOINT, Point
 
     idx = RocksIndex(str(tmp_path / "idx"))
     idx.put_batch("g", [entry(s, 1000 + s) for s in range(1, 200)])

@@ -1,4 +1,4 @@
-"""cdp.segment on real files: scan stops at the first bad byte with a reason, and
+"""cdp.journal.segment on real files: scan stops at the first bad byte with a reason, and
 Segment.read/append/truncate verify what they touch."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from conftest import make_record
 
 from cdp.errors import JournalCorruptError
+from cdp.journal.segment import Segment, scan
 from cdp.record import HEADER_SIZE, MAGIC, MAX_WRITE_BYTES, Record, encode
-from cdp.segment import Segment, scan
 
 # header field offsets (cdp/record.py docstring)
 SEQ_AT, FRAME_LEN_AT, LENGTH_AT = 8, 20, 32

@@ -14,10 +14,10 @@ import time
 
 from conftest import small_group
 
-from cdp.buffer import SourceBuffer
 from cdp.group import GroupSpec
 from cdp.record import Record
-from cdp.shipper import AckReply, SessionReply, Shipper, ShipperConfig
+from cdp.source.buffer import SourceBuffer
+from cdp.source.shipper import AckReply, SessionReply, Shipper, ShipperConfig
 
 WRITE = os.urandom(512)
 

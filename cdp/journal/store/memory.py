@@ -5,12 +5,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
-from cdp.index import POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point
+from cdp.journal.index import POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point
 from cdp.record import EVENT_KINDS
 
 
 class MemoryIndex:
-    """Dict-backed :class:`cdp.index.Index`."""
+    """Dict-backed :class:`cdp.journal.index.Index`."""
 
     def __init__(self) -> None:
         self._entries: dict[str, dict[int, IndexEntry]] = {}

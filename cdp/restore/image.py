@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from cdp import codec
 from cdp.errors import JournalCorruptError
-from cdp.index import IndexEntry, Point
-from cdp.journal import Journal
+from cdp.journal.index import IndexEntry, Point
+from cdp.journal.journal import Journal
 from cdp.record import KIND_WRITE
 
 CHUNK = 4 * 2**20

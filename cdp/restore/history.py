@@ -19,8 +19,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from cdp import intake
-from cdp.catalog import PageKey, Span, Timeline, expand, format_ns, history_health, parse_time
 from cdp.errors import (
     BookmarkExistsError,
     InvalidInputError,
@@ -28,10 +26,20 @@ from cdp.errors import (
     PointOutsideHistoryError,
     PreconditionError,
 )
-from cdp.index import POINT_BOOKMARK, POINT_CONSISTENCY, Point
+from cdp.journal.index import POINT_BOOKMARK, POINT_CONSISTENCY, Point
+from cdp.restore.catalog import (
+    PageKey,
+    Span,
+    Timeline,
+    expand,
+    format_ns,
+    history_health,
+    parse_time,
+)
+from cdp.target import intake
 
 if TYPE_CHECKING:
-    from cdp.target import ReplicatedGroup, TargetConfig
+    from cdp.target.target import ReplicatedGroup, TargetConfig
 
 _ALL = (-(2**63), 2**63 - 1)
 MARKER_PREFIX = "cg-"

@@ -1,7 +1,7 @@
 """The journal index seam: seq -> record location, time -> seq, and small metadata.
 
 The index is derived data: the journal rebuilds it from the segments on open, so it is
-written without fsync on the hot path. Implementations live in ``cdp/store/``.
+written without fsync on the hot path. Implementations live in ``cdp/journal/store/``.
 """
 
 from __future__ import annotations

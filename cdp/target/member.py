@@ -2,7 +2,7 @@
 
 A :class:`ReplicatedGroup` holds what the target keeps for one member key (see
 :func:`member_key`): its journal, committer, replica set, applier and catalog, and the
-state of the source session that streams into it. :class:`cdp.target.Target` owns the
+state of the source session that streams into it. :class:`cdp.target.target.Target` owns the
 groups, their sessions and loops; nothing here starts a task, knows a session map or
 knows about grpc.
 """
@@ -14,20 +14,20 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from cdp.applier import Applier
-from cdp.catalog import Catalog
-from cdp.committer import Ack, Committer
 from cdp.errors import CdpError, JournalCorruptError
 from cdp.group import GroupSpec
-from cdp.image import PlanCache
-from cdp.index import Index
-from cdp.journal import Journal
-from cdp.progress import ResyncProgress
+from cdp.journal.index import Index
+from cdp.journal.journal import Journal
 from cdp.record import KIND_RESYNC_START
-from cdp.replica import ReplicaSet
+from cdp.restore.catalog import Catalog
+from cdp.restore.image import PlanCache
+from cdp.target.applier import Applier
+from cdp.target.committer import Ack, Committer
+from cdp.target.replica import ReplicaSet
+from cdp.target.resync_progress import ResyncProgress
 
 if TYPE_CHECKING:
-    from cdp.target import TargetConfig
+    from cdp.target.target import TargetConfig
 
 log = logging.getLogger("cdp.target")
 """The target's logger: to an operator a group's messages are the target's."""

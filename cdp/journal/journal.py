@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from cdp import naming
 from cdp.errors import JournalCorruptError
 from cdp.fsutil import fsync_dir
-from cdp.index import Index, IndexEntry
+from cdp.journal.index import Index, IndexEntry
+from cdp.journal.segment import Segment, scan
 from cdp.record import KIND_WRITE, Record, encode
-from cdp.segment import Segment, scan
 
 log = logging.getLogger(__name__)
 

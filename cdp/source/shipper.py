@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cdp.buffer import SourceBuffer
 from cdp.errors import CdpError, PreconditionError, RemoteError
 from cdp.group import GroupSpec
 from cdp.record import Record
+from cdp.source.buffer import SourceBuffer
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from cdp.errors import (
     SeqGapError,
 )
 from cdp.group import SECTOR
-from cdp.index import IndexEntry
+from cdp.journal.index import IndexEntry
 from cdp.record import KIND_BOOKMARK, MARKER_KINDS, MAX_WRITE_BYTES, Record
 
 TIME_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")

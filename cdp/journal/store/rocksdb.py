@@ -1,4 +1,4 @@
-r"""RocksDB index through rocksdict: the target's real :class:`cdp.index.Index`.
+r"""RocksDB index through rocksdict: the target's real :class:`cdp.journal.index.Index`.
 
 Keys (group names cannot contain NUL)::
 
@@ -31,7 +31,14 @@ from typing import Concatenate, ParamSpec, TypeVar
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from cdp.errors import CdpError, StorageFullError
-from cdp.index import POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point, pack_entry, unpack_entry
+from cdp.journal.index import (
+    POINT_CRASH,
+    POINT_OF_RECORD_KIND,
+    IndexEntry,
+    Point,
+    pack_entry,
+    unpack_entry,
+)
 from cdp.record import EVENT_KINDS
 
 _U64 = struct.Struct(">Q")
@@ -81,7 +88,7 @@ def _translated(path: str) -> Iterator[None]:
 
 
 class RocksIndex:
-    """RocksDB-backed :class:`cdp.index.Index` in one directory.
+    """RocksDB-backed :class:`cdp.journal.index.Index` in one directory.
 
     A write that fails (e.g. the volume is full) leaves RocksDB refusing further writes;
     the handle is then closed and reopened before the next use, so intake resumes by

@@ -14,7 +14,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from cdp.journal import Journal
+from cdp.journal.journal import Journal
 from cdp.record import Record
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cdp import codec
-from cdp.buffer import SourceBuffer
-from cdp.dirtymap import DEFAULT_REGION_BYTES, DirtyMap
 from cdp.errors import CdpError
 from cdp.record import KIND_RESYNC_END, KIND_RESYNC_START
+from cdp.source.buffer import SourceBuffer
+from cdp.source.dirtymap import DEFAULT_REGION_BYTES, DirtyMap
 
 log = logging.getLogger(__name__)
 

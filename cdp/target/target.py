@@ -1,7 +1,7 @@
 """The replication target: groups, sessions, intake, group commit and apply.
 
 ``async with Target(config) as target`` opens the index and every known group (each a
-:class:`cdp.replicated_group.ReplicatedGroup`, re-exported here with its states), starts
+:class:`cdp.target.member.ReplicatedGroup`, re-exported here with its states), starts
 their committers and apply loops, and on exit drains and closes them. The RPC edge
 (``cdp/rpc/server.py``) calls :meth:`Target.open_session`, :meth:`Target.submit` and
 :meth:`Target.status`; nothing here knows about grpc.
@@ -21,14 +21,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from cdp import intake
-from cdp.catalog import (
-    DEFAULT_CHECKPOINT_INTERVAL_S,
-    DEFAULT_HISTORY_WINDOW_S,
-    PageKey,
-    Timeline,
-)
-from cdp.committer import Ack
 from cdp.errors import (
     CdpError,
     ImageMovedError,
@@ -38,16 +30,24 @@ from cdp.errors import (
     StorageFullError,
 )
 from cdp.group import GroupSpec, check_name, validate_group
-from cdp.history import History, MultiHistory, SingleHistory
-from cdp.image import ImagePlan, plan_image, read_image, region_hashes
-from cdp.index import POINT_CRASH, Index, Point
-from cdp.journal import DEFAULT_SEGMENT_BYTES
-from cdp.progress import ResyncProgress
+from cdp.journal.index import POINT_CRASH, Index, Point
+from cdp.journal.journal import DEFAULT_SEGMENT_BYTES
 from cdp.record import KIND_BOOKMARK, Record
-from cdp.replica import extent_path
-from cdp.replicated_group import GroupState as GroupState
-from cdp.replicated_group import ReplicatedGroup as ReplicatedGroup
-from cdp.replicated_group import member_key
+from cdp.restore.catalog import (
+    DEFAULT_CHECKPOINT_INTERVAL_S,
+    DEFAULT_HISTORY_WINDOW_S,
+    PageKey,
+    Timeline,
+)
+from cdp.restore.history import History, MultiHistory, SingleHistory
+from cdp.restore.image import ImagePlan, plan_image, read_image, region_hashes
+from cdp.target import intake
+from cdp.target.committer import Ack
+from cdp.target.member import GroupState as GroupState
+from cdp.target.member import ReplicatedGroup as ReplicatedGroup
+from cdp.target.member import member_key
+from cdp.target.replica import extent_path
+from cdp.target.resync_progress import ResyncProgress
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 from cdp import codec
 from cdp.errors import JournalCorruptError
-from cdp.index import Index
-from cdp.journal import Journal
-from cdp.replica import ReplicaSet
+from cdp.journal.index import Index
+from cdp.journal.journal import Journal
+from cdp.target.replica import ReplicaSet
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass, field
 
 from cdp.errors import InvalidInputError, NotFoundError, PointOutsideHistoryError
-from cdp.index import POINT_BOOKMARK, POINT_CHECKPOINT, POINT_CRASH, Index, Point
-from cdp.intake import TIME_LIKE
+from cdp.journal.index import POINT_BOOKMARK, POINT_CHECKPOINT, POINT_CRASH, Index, Point
 from cdp.record import KIND_RESYNC_END, KIND_RESYNC_START
+from cdp.target.intake import TIME_LIKE
 
 DEFAULT_CHECKPOINT_INTERVAL_S = 1.0
 """Cadence of the target's checkpoints (browsable points on the timeline)."""

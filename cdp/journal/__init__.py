@@ -1,0 +1,6 @@
+"""The journal: append-only segments of write records and the index derived from them.
+
+Modules: ``journal`` (one group's segments, durable point and index), ``segment``
+(segment files, scanned and verified on open), ``index`` (the index seam), ``store/``
+(its implementations: RocksDB, in-memory). Imports only the value modules.
+"""

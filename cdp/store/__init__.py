@@ -1,1 +1,0 @@
-"""Implementations of the :class:`cdp.index.Index` seam."""
