@@ -21,25 +21,43 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import json
 import os
 import re
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.ingest_scenarios import (
+    ALIASES,
+    MODES,
+    RATE_TOLERANCE,
+    RPO_P99_GOAL_S,
+    SCENARIOS,
+    Scenario,
+    judge,
+    num,
+    resolve,
+)
+from bench.monitor import Monitor, journaled_rates
+from bench.processes import REPO, CaseError, env, start_target, stop_process, tail, tls_flags
+from bench.procfs import (
+    machine_cpu,
+    other_processes,
+    proc_cpu_split_s,
+    proc_io,
+    proc_threads_cpu_s,
+    self_cpu_s,
+    thread_cpu_delta,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
 GROUP = "bench-group"
 SOURCE_ID = "sim-host-1"
@@ -50,16 +68,10 @@ DISK_SIZE = "2GiB"
 COMPRESSIBILITY = 0.5
 POLL_S = 0.05
 """How often the target's status and /proc counters are read during a case."""
-READY_TIMEOUT_S = 60.0
 APPLY_TIMEOUT_S = 300.0
 SIM_GRACE_S = 300.0
 """Time a source may take beyond its writing seconds (start-up, drain, closing its disks)."""
-RPO_P99_GOAL_S = 0.5
-RATE_TOLERANCE = 0.97
-"""At the goal rate, the source must write this share of goal x seconds for the goal to count."""
-MODES = ("max", "at-target-rate")
 SHM = "/dev/shm"
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 SIM_FIELDS = (
     "writes", "bytes", "acked_seq", "seconds", "writes_per_s", "mb_per_s", "rpo_p50_s",
@@ -84,49 +96,6 @@ FIELDS = (
     "loadavg_1m_at_start",
 )  # fmt: skip
 """Every field of a successful case's result."""
-
-
-@dataclass(frozen=True)
-class Goal:
-    """The issue's aim for one scenario."""
-
-    metric: str
-    """``writes_per_s`` or ``mb_per_s`` (10^6 bytes/s)."""
-    value: float
-
-    def text(self, mode: str) -> str:
-        unit = "writes/s" if self.metric == "writes_per_s" else "MB/s"
-        base = f">= {self.value:,.0f} {unit}"
-        return base if mode == "max" else f"{base}, RPO p99 < {RPO_P99_GOAL_S} s"
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One workload shape."""
-
-    name: str
-    pattern: str
-    block_size: str
-    goal: Goal
-
-    def rate_flags(self, mode: str) -> list[str]:
-        """The ``cdp sim run`` flags that set the write rate of ``mode``."""
-        if mode == "max":
-            return ["--rate-mb", "0"]
-        if self.goal.metric == "writes_per_s":
-            return ["--iops", _num(self.goal.value)]
-        return ["--rate-mb", _num(self.goal.value)]
-
-
-SCENARIOS = {
-    s.name: s
-    for s in (
-        Scenario("4k-random", "random", "4k", Goal("writes_per_s", 20_000)),
-        Scenario("64k-random", "random", "64k", Goal("mb_per_s", 300)),
-        Scenario("1m-sequential", "sequential", "1m", Goal("mb_per_s", 500)),
-    )
-}
-ALIASES = {"4k": "4k-random", "64k": "64k-random", "1m": "1m-sequential"}
 
 
 @dataclass(frozen=True)
@@ -163,89 +132,6 @@ class Settings:
         return re.fullmatch(r"0+(\.0*)?[a-z]*", self.history_window.strip().lower()) is not None
 
 
-@dataclass
-class Sample:
-    """One reading of the target during a case."""
-
-    t_s: float
-    durable_seq: int
-    applied_seq: int
-    target_cpu_s: float
-    received_bytes: int = 0
-    """Guest bytes the target took into the journal so far (its status' received_bytes)."""
-
-
-@dataclass
-class Monitor:
-    """Polls the target's status and the processes' /proc counters."""
-
-    address: str
-    target_pid: int
-    poll_s: float
-    tls_dir: str = ""
-    """An operator's certificate folder for the status calls ("" for plain text)."""
-    t0: float = field(default_factory=time.monotonic)
-    samples: list[Sample] = field(default_factory=list)
-    source_pid: int = 0
-    source_io: dict[str, int] = field(default_factory=dict)
-    source_threads: ThreadCpu = field(default_factory=dict)
-    """The source's per-thread CPU at its last reading before it exited."""
-    task: asyncio.Future[None] | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.ensure_future(self.run())
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-
-    async def run(self) -> None:
-        from cdp import tls
-        from cdp.errors import RemoteError
-        from cdp.rpc.client import ReplicationClient
-
-        creds = tls.load_client_tls(self.tls_dir) if self.tls_dir else None
-        client = ReplicationClient(self.address, creds)
-        try:
-            while True:
-                durable = applied = received = 0
-                with contextlib.suppress(RemoteError):
-                    for g in (await client.status("")).groups:
-                        if g.group_id == GROUP:
-                            durable, applied = g.durable_seq, g.applied_seq
-                            received = g.received_bytes
-                cpu = proc_cpu_s(self.target_pid)
-                t = round(time.monotonic() - self.t0, 3)
-                self.samples.append(Sample(t, durable, applied, cpu, received))
-                if self.source_pid:
-                    self.source_io = proc_io(self.source_pid) or self.source_io
-                    self.source_threads = proc_threads_cpu_s(self.source_pid) or self.source_threads
-                await asyncio.sleep(self.poll_s)
-        finally:
-            await client.close()
-
-    @property
-    def latest(self) -> Sample | None:
-        return self.samples[-1] if self.samples else None
-
-    async def wait_for(self, attr: str, seq: int, timeout_s: float) -> bool:
-        """Wait until the newest sample's ``attr`` reaches ``seq``."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.task is not None and self.task.done():
-                raise CaseError(f"polling the target failed: {self.task.exception()!r}")
-            s = self.latest
-            if s is not None and getattr(s, attr) >= seq:
-                return True
-            await asyncio.sleep(self.poll_s / 2)
-        return False
-
-    def first_time(self, attr: str, seq: int) -> float | None:
-        return next((s.t_s for s in self.samples if getattr(s, attr) >= seq), None)
-
-
 REPEAT_FIELDS = (
     "writes_per_s", "mb_per_s", "rpo_p50_s", "rpo_p99_s", "rpo_max_s", "source_cpu_s_per_gb",
     "target_cpu_s_per_gb", "apply_lag_s", "other_cpu_s", "goal_met",
@@ -253,191 +139,7 @@ REPEAT_FIELDS = (
 """What is kept of every run of a repeated case."""
 
 
-def journaled_rates(samples: list[Sample], final_seq: int) -> tuple[float, float, float]:
-    """(records/s, MB/s, seconds) the target made durable, from the first status reading
-    that showed a durable record to the first that showed ``final_seq`` durable."""
-    first = next((s for s in samples if s.durable_seq > 0), None)
-    last = next((s for s in samples if s.durable_seq >= final_seq), None)
-    if first is None or last is None or last.t_s <= first.t_s:
-        return 0.0, 0.0, 0.0
-    span = last.t_s - first.t_s
-    records = (last.durable_seq - first.durable_seq) / span
-    mb = (last.received_bytes - first.received_bytes) / span / 1e6
-    return round(records, 1), round(mb, 2), round(span, 3)
-
-
-class CaseError(Exception):
-    """A case could not be run to the end."""
-
-
-# -- /proc ------------------------------------------------------------------------------
-
-
-def proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads), from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15)
-
-
-def proc_cpu_split_s(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK
-
-
-@dataclass
-class MachineReading:
-    """CPU use of the whole machine at one instant (seconds since boot)."""
-
-    busy_s: float
-    """user + nice + system + irq + softirq + steal of /proc/stat."""
-    iowait_s: float
-    kernel_threads_s: float
-    """Children of kthreadd (pid 2), e.g. the page cache writeback workers."""
-    processes: dict[int, tuple[str, float]]
-    """Every user process: pid -> (name, CPU seconds)."""
-
-
-def machine_cpu() -> MachineReading:
-    """Read /proc/stat and every /proc/<pid>/stat."""
-    with open("/proc/stat") as f:
-        cpu = [int(x) for x in f.readline().split()[1:]]
-    busy = cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6] + (cpu[7] if len(cpu) > 7 else 0)
-    kernel = 0
-    procs: dict[int, tuple[str, float]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                head, _, rest = f.read().rpartition(")")
-        except OSError:
-            continue
-        fields = rest.split()
-        ticks = int(fields[11]) + int(fields[12])
-        if fields[1] == "2" or name == "2":
-            kernel += ticks
-        else:
-            procs[int(name)] = (head.partition("(")[2], ticks / _CLK_TCK)
-    return MachineReading(busy / _CLK_TCK, cpu[4] / _CLK_TCK, kernel / _CLK_TCK, procs)
-
-
-def other_processes(
-    before: MachineReading, after: MachineReading, skip: set[int], top: int = 5
-) -> list[list[Any]]:
-    """The busiest other processes alive at both readings: [[pid, name, CPU seconds]].
-
-    Processes that start and end inside the window (a test run's subprocesses) are not
-    listed; their CPU is in ``other_cpu_s``.
-    """
-    rows = []
-    for pid, (name, cpu) in after.processes.items():
-        if pid in skip or pid not in before.processes:
-            continue
-        used = cpu - before.processes[pid][1]
-        if used >= 0.05:
-            rows.append([pid, name, round(used, 2)])
-    return sorted(rows, key=lambda r: -r[2])[:top]
-
-
-def _self_cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-ThreadCpu = dict[int, tuple[str, float, float]]
-"""tid -> (name, user CPU seconds, system CPU seconds)."""
-
-
-def proc_threads_cpu_s(pid: int) -> ThreadCpu:
-    """User and system CPU seconds of each thread of a process."""
-    out: ThreadCpu = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                head, _, rest = f.read().rpartition(")")
-        except OSError:
-            continue
-        fields = rest.split()
-        comm = head.partition("(")[2]
-        out[int(tid)] = (comm, int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK)
-    return out
-
-
-def thread_cpu_delta(before: ThreadCpu, after: ThreadCpu, pid: int) -> list[list[Any]]:
-    """[[tid, name, CPU s, user s, system s]] of the threads that used CPU between two
-    readings, busiest first; the thread whose tid is ``pid`` is named "main"."""
-    rows = []
-    for tid, (comm, user, system) in after.items():
-        _, user0, system0 = before.get(tid, (comm, 0.0, 0.0))
-        u, s = user - user0, system - system0
-        if u + s > 0:
-            name = "main" if tid == pid else comm
-            rows.append([tid, name, round(u + s, 2), round(u, 2), round(s, 2)])
-    return sorted(rows, key=lambda r: -r[2])
-
-
-def proc_io(pid: int) -> dict[str, int]:
-    """/proc/<pid>/io as a dict ({} if the process is gone or the file is unreadable)."""
-    try:
-        with open(f"/proc/{pid}/io") as f:
-            pairs = (line.partition(": ") for line in f)
-            return {k: int(v) for k, _, v in pairs if v.strip()}
-    except (OSError, ValueError):
-        return {}
-
-
 # -- processes --------------------------------------------------------------------------
-
-
-def _env() -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
-
-
-async def start_target(
-    python: str, root: str, history_window: str = "0", tls: bool = False
-) -> tuple[subprocess.Popen[bytes], str, int]:
-    """Start ``cdp target serve`` on a free loopback port; return it, its address and pid."""
-    ready = os.path.join(root, "target.ready")
-    cmd = [python, "-m", "cdp", "target", "serve", "--data-dir", os.path.join(root, "target"),
-           "--listen", "127.0.0.1:0", "--ready-file", ready,
-           "--history-window", history_window,
-           *tls_flags(root, "target" if tls else "")]  # fmt: skip
-    with open(os.path.join(root, "target.log"), "wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO, env=_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log_tail = _tail(root, "target.log")
-            raise CaseError(f"the target exited with {proc.returncode}: {log_tail}")
-        if os.path.exists(ready):
-            with open(ready) as f:
-                info = json.load(f)
-            return proc, str(info["address"]), int(info["pid"])
-        await asyncio.sleep(0.05)
-    stop_process(proc)
-    raise CaseError(f"the target did not start within {READY_TIMEOUT_S:.0f} s")
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> int:
-    """SIGTERM, then SIGKILL after ``timeout_s``; return the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return int(proc.returncode)
 
 
 def sim_command(
@@ -447,9 +149,9 @@ def sim_command(
     return [
         settings.python, "-m", "cdp", "sim", "run", "--target", address, "--json",
         "--group", GROUP, "--pattern", scenario.pattern, "--block-size", scenario.block_size,
-        *scenario.rate_flags(mode), "--seconds", _num(settings.seconds),
+        *scenario.rate_flags(mode), "--seconds", num(settings.seconds),
         "--disk-size", settings.disk_size, "--disks", str(settings.disks),
-        "--compressibility", _num(settings.compressibility), "--seed", str(settings.seed),
+        "--compressibility", num(settings.compressibility), "--seed", str(settings.seed),
         "--dir", source_folder(settings, root),
         *tls_flags(root, f"sources/{SOURCE_ID}" if settings.tls else ""),
     ]  # fmt: skip
@@ -459,14 +161,9 @@ def make_certs(python: str, root: str) -> None:
     """``cdp certs init <root>/certs`` with a certificate for the source."""
     cmd = [python, "-m", "cdp", "certs", "init", os.path.join(root, "certs"),
            "--source", f"{SOURCE_ID}={GROUP}", "--json"]  # fmt: skip
-    r = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, check=False)
+    r = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise CaseError(f"cdp certs init failed: {r.stderr.strip()[-500:]}")
-
-
-def tls_flags(root: str, party: str) -> list[str]:
-    """``--tls-dir <root>/certs/<party>``, or ``--insecure`` when ``party`` is empty."""
-    return ["--tls-dir", os.path.join(root, "certs", party)] if party else ["--insecure"]
 
 
 def default_source_dir(disk_size: str, disks: int) -> str | None:
@@ -511,7 +208,7 @@ async def run_source(cmd: list[str], root: str, monitor: Monitor, timeout_s: flo
     t0 = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(
-            cmd, cwd=REPO, env=_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            cmd, cwd=REPO, env=env(), stdin=subprocess.DEVNULL, stdout=out, stderr=err
         )
     monitor.source_pid = proc.pid
 
@@ -533,20 +230,12 @@ async def run_source(cmd: list[str], root: str, monitor: Monitor, timeout_s: flo
     with open(out_path) as f:
         lines = [line for line in f.read().splitlines() if line.strip()]
     if code != 0 or not lines:
-        raise CaseError(f"the source exited with {code}: {_tail(root, 'sim.log')}")
+        raise CaseError(f"the source exited with {code}: {tail(root, 'sim.log')}")
     try:
         result = json.loads(lines[-1])
     except json.JSONDecodeError as exc:
         raise CaseError(f"the source's last line is not JSON: {lines[-1][:200]!r}") from exc
     return SimRun(result, user_s + sys_s, wall_s, proc.pid, user_s, sys_s)
-
-
-def _tail(root: str, name: str, lines: int = 15) -> str:
-    try:
-        with open(os.path.join(root, name), errors="replace") as f:
-            return "\n".join(f.read().splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 # -- one case ---------------------------------------------------------------------------
@@ -572,7 +261,7 @@ async def run_case(scenario: Scenario, mode: str, settings: Settings) -> dict[st
         if target is not None:
             code = stop_process(target)
             if code != 0:
-                print(f"bench: target exited with {code}: {_tail(root, 'target.log')}",
+                print(f"bench: target exited with {code}: {tail(root, 'target.log')}",
                       file=sys.stderr)  # fmt: skip
         if settings.keep:
             print(f"bench: kept {root}", file=sys.stderr)
@@ -588,9 +277,9 @@ async def _measure(
     scenario: Scenario, mode: str, settings: Settings, root: str, address: str, pid: int
 ) -> dict[str, Any]:
     operator = os.path.join(root, "certs", "operators", "admin") if settings.tls else ""
-    monitor = Monitor(address, pid, settings.poll_s, operator)
+    monitor = Monitor(address, pid, settings.poll_s, operator, group=GROUP)
     cpu0, io0, threads0 = proc_cpu_split_s(pid), proc_io(pid), proc_threads_cpu_s(pid)
-    machine0, self0, load0 = machine_cpu(), _self_cpu_s(), os.getloadavg()[0]
+    machine0, self0, load0 = machine_cpu(), self_cpu_s(), os.getloadavg()[0]
     t_cpu0 = time.monotonic()
     monitor.start()
     profilers: list[Any] = []
@@ -610,7 +299,7 @@ async def _measure(
     finally:
         await monitor.stop()
     cpu1, io1 = proc_cpu_split_s(pid), proc_io(pid)
-    machine1, self1 = machine_cpu(), _self_cpu_s()
+    machine1, self1 = machine_cpu(), self_cpu_s()
     window_s = time.monotonic() - t_cpu0
     cpu_s = sum(cpu1) - sum(cpu0)
     threads = thread_cpu_delta(threads0, proc_threads_cpu_s(pid), pid)
@@ -701,39 +390,6 @@ def _figures(
     return out
 
 
-def judge(scenario: Scenario, mode: str, r: dict[str, Any]) -> str:
-    """Why the case misses its goal; "" when it meets it.
-
-    ``max``: the rate the target journaled (records or MB per second, measured at the
-    target) reaches the goal. The guest writes as fast as it can and, since the source
-    falls back to its dirty map when its buffer is full (the guest never waits), the
-    guest's own rate says nothing about replication there.
-    ``at-target-rate``: the source wrote the goal's volume, every write was journaled (no
-    dirty-map fallback) and RPO p99 < 0.5 s.
-    """
-    goal = scenario.goal
-    unit = "writes/s" if goal.metric == "writes_per_s" else "MB/s"
-    why = []
-    if r.get("target_applies", True) and r["applied_seq"] < r["acked_seq"]:
-        why.append("not every acked write was applied")
-    if mode == "max":
-        got = float(r[f"journaled_{goal.metric}"])
-        if got < goal.value:
-            why.append(f"journaled {got:,.1f} {unit} < {goal.value:,.0f}")
-        return "; ".join(why)
-    # The volume written in the requested seconds: the source's own seconds also count its
-    # workload set-up (~0.2 s), which would understate the rate of a short run.
-    done = r["writes"] if goal.metric == "writes_per_s" else r["bytes"] / 1e6
-    want = goal.value * r["seconds_requested"]
-    if done < RATE_TOLERANCE * want:
-        why.append(f"source wrote only {done:,.0f} of {want:,.0f} {unit.split('/')[0]}")
-    if r.get("resyncs", 0) or r["acked_seq"] < r["writes"]:
-        why.append(f"source fell back to its dirty map ({r.get('resyncs', 0)} resyncs)")
-    if r["rpo_p99_s"] >= RPO_P99_GOAL_S:
-        why.append(f"RPO p99 {r['rpo_p99_s']} s >= {RPO_P99_GOAL_S} s")
-    return "; ".join(why)
-
-
 async def _start_profilers(
     scenario: Scenario, mode: str, settings: Settings, monitor: Monitor, target_pid: int,
     source: asyncio.Future[SimRun],
@@ -759,22 +415,6 @@ async def _start_profilers(
 
 
 # -- a whole run ------------------------------------------------------------------------
-
-
-def resolve(names: list[str] | None) -> list[Scenario]:
-    """Scenarios by name or alias, in the given order (all when ``names`` is empty)."""
-    if not names:
-        return list(SCENARIOS.values())
-    out = []
-    for name in names:
-        key = ALIASES.get(name.lower(), name.lower())
-        if key not in SCENARIOS:
-            raise SystemExit(
-                f"bench: unknown scenario {name!r}; choose from {', '.join(SCENARIOS)} "
-                f"(or {', '.join(ALIASES)})"
-            )
-        out.append(SCENARIOS[key])
-    return out
 
 
 async def run_all(
@@ -895,9 +535,3 @@ def main(args: argparse.Namespace) -> int:
     print(f"\nbench: results in {out_dir}/results.json and table.md", file=sys.stderr)
     if any("error" in r for r in results):
         return 2
-    return 1 if args.check and not all(r["goal_met"] for r in results) else 0
-
-
-def _num(x: float) -> str:
-    """A number as a short command-line argument (no trailing .0)."""
-    return f"{x:g}" if float(x) != int(x) else str(int(x))

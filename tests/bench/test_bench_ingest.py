@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import ingest, report
+from bench import ingest, ingest_scenarios, monitor, report
 
-TINY = ingest.Scenario("tiny-4k", "random", "4k", ingest.Goal("writes_per_s", 500))
+TINY = ingest_scenarios.Scenario(
+    "tiny-4k", "random", "4k", ingest_scenarios.Goal("writes_per_s", 500)
+)
 
 
 async def test_one_tiny_case_has_every_figure(tmp_path: Path) -> None:
@@ -51,32 +53,35 @@ async def test_one_tiny_case_has_every_figure(tmp_path: Path) -> None:
 def test_goal_judgement() -> None:
     base = {"writes": 100_000, "acked_seq": 100_000, "applied_seq": 100_000, "resyncs": 0,
             "bytes": 100_000 * 4096, "seconds_requested": 5.0}  # fmt: skip
-    sc = ingest.SCENARIOS["4k-random"]
-    assert ingest.judge(sc, "max", {**base, "journaled_writes_per_s": 20_001.0}) == ""
-    slow = ingest.judge(sc, "max", {**base, "journaled_writes_per_s": 19_000.0})
+    sc = ingest_scenarios.SCENARIOS["4k-random"]
+    assert ingest_scenarios.judge(sc, "max", {**base, "journaled_writes_per_s": 20_001.0}) == ""
+    slow = ingest_scenarios.judge(sc, "max", {**base, "journaled_writes_per_s": 19_000.0})
     assert "19,000.0 writes/s < 20,000" in slow
     at_rate = {**base, "writes_per_s": 19_300.0, "rpo_p99_s": 0.2}
-    assert ingest.judge(sc, "at-target-rate", at_rate) == ""
-    assert "RPO p99" in ingest.judge(sc, "at-target-rate", {**at_rate, "rpo_p99_s": 0.5})
+    assert ingest_scenarios.judge(sc, "at-target-rate", at_rate) == ""
+    assert "RPO p99" in ingest_scenarios.judge(sc, "at-target-rate", {**at_rate, "rpo_p99_s": 0.5})
     short = {**at_rate, "writes": 90_000, "acked_seq": 90_000, "applied_seq": 90_000}
-    assert "wrote only" in ingest.judge(sc, "at-target-rate", short)
-    assert "dirty map" in ingest.judge(sc, "at-target-rate", {**at_rate, "resyncs": 1})
+    assert "wrote only" in ingest_scenarios.judge(sc, "at-target-rate", short)
+    assert "dirty map" in ingest_scenarios.judge(sc, "at-target-rate", {**at_rate, "resyncs": 1})
     behind = {**base, "journaled_writes_per_s": 3e4, "applied_seq": 1}
-    assert "applied" in ingest.judge(sc, "max", behind)
+    assert "applied" in ingest_scenarios.judge(sc, "max", behind)
 
 
 def test_journaled_rates_from_status_samples() -> None:
-    samples = [ingest.Sample(0.0, 0, 0, 0.0, 0), ingest.Sample(1.0, 100, 0, 0.1, 409_600),
-               ingest.Sample(3.0, 300, 0, 0.3, 1_228_800)]  # fmt: skip
-    assert ingest.journaled_rates(samples, 300) == (100.0, 0.41, 2.0)
-    assert ingest.journaled_rates(samples, 301) == (0.0, 0.0, 0.0)
+    samples = [monitor.Sample(0.0, 0, 0, 0.0, 0), monitor.Sample(1.0, 100, 0, 0.1, 409_600),
+               monitor.Sample(3.0, 300, 0, 0.3, 1_228_800)]  # fmt: skip
+    assert monitor.journaled_rates(samples, 300) == (100.0, 0.41, 2.0)
+    assert monitor.journaled_rates(samples, 301) == (0.0, 0.0, 0.0)
 
 
 def test_scenarios_resolve_by_name_and_alias() -> None:
-    assert [s.name for s in ingest.resolve(["4k", "1m-sequential"])] == [
+    assert [s.name for s in ingest_scenarios.resolve(["4k", "1m-sequential"])] == [
         "4k-random",
         "1m-sequential",
     ]
-    assert len(ingest.resolve(None)) == 3
-    assert ingest.SCENARIOS["64k-random"].rate_flags("at-target-rate") == ["--rate-mb", "300"]
-    assert ingest.SCENARIOS["1m-sequential"].rate_flags("max") == ["--rate-mb", "0"]
+    assert len(ingest_scenarios.resolve(None)) == 3
+    assert ingest_scenarios.SCENARIOS["64k-random"].rate_flags("at-target-rate") == [
+        "--rate-mb",
+        "300",
+    ]
+    assert ingest_scenarios.SCENARIOS["1m-sequential"].rate_flags("max") == ["--rate-mb", "0"]
