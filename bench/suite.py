@@ -8,6 +8,10 @@ consistency groups (``--groups``), optionally through :class:`bench.linkproxy.Li
 the suite pools them, and writes per run ``<name>.json`` and ``<name>.png`` and, for the
 suite, ``report.md`` and ``results.json``. Plain text on loopback (``--insecure``), as
 in DESIGN.md's speed facts.
+
+This module owns running and measuring: one scenario's processes and figures, the suite,
+the sweep, the RTO runs and the command line. The scenarios are in bench/suite_scenarios.py,
+the Markdown report in bench/suite_report.py.
 """
 
 from __future__ import annotations
@@ -26,23 +30,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, ingest, plot, rto, trace
-from bench.linkproxy import LinkModel, LinkProxy, mbit
+from bench import capacity, plot, rto, trace
+from bench.linkproxy import LinkProxy
+from bench.processes import REPO, CaseError, env, start_target, stop_process, tail
+from bench.procfs import proc_cpu_s, proc_io
+from bench.suite_report import render
+from bench.suite_scenarios import (
+    HISTORY_WINDOW,
+    LOOPBACK,
+    SWEEP_P99_S,
+    Scenario,
+    hosts,
+    scenarios,
+    sweep_scenarios,
+)
 from cdp.source.rpo import percentile
 from cdp.source.shipper import DEFAULT_BATCH_BYTES
 from sim.runner import group_rpo_log
 
-REPO = Path(__file__).resolve().parent.parent
-TRACES = REPO / "bench" / "traces"
 QUICK_SECONDS = 4.0
 FULL_SECONDS = 20.0
-HISTORY_WINDOW = "1h"
 SIM_TIMEOUT_S = 240.0
 APPLY_WAIT_S = 120.0
-LOOPBACK = LinkModel()
-SWEEP_FULL = (10_000, 20_000, 25_000, 30_000, 35_000, 40_000, 45_000, 50_000, 60_000)
-SWEEP_QUICK = (20_000, 30_000, 40_000, 50_000)
-SWEEP_P99_S = 1.0
 RATE_TOLERANCE = 0.97
 """A run "held" its rate when the guest wrote this share of rate x seconds."""
 
@@ -56,113 +65,6 @@ FIELDS = (
     "outage_s", "goal", "goal_met", "goal_miss", "predicted", "case_wall_s", "samples",
 )  # fmt: skip
 """Every field of a run's JSON (``samples``: pooled [t_s, rpo_s, bytes] every 100 ms)."""
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One named, seeded run: a workload, a link, a number of VMs."""
-
-    name: str
-    what: str
-    flags: tuple[str, ...] = ()
-    """``cdp sim run`` workload flags (rate, pattern, size...)."""
-    link: LinkModel = LOOPBACK
-    vms: int = 1
-    """VMs, each its own consistency group."""
-    vms_per_host: int = 1
-    """VMs per simulated host: one ``cdp sim run --groups K`` process per host."""
-    outage: tuple[float, float] | None = None
-    """(start, length) in seconds since the first RPO sample: the link is down then."""
-    trace: str = ""
-    """An MSR/fio trace file, or ``bursts`` for the synthetic burst trace."""
-    speedup: float = 1.0
-    goal_p99_s: float = 1.0
-    min_mb_s: float = 0.0
-    """The guest must write at least this share x seconds (0: no rate goal)."""
-    disk_size: str = "1GiB"
-    disks: int = 2
-    seconds: float | None = None
-    """Overrides the suite's seconds (e.g. short sweep steps)."""
-    history_window: str = HISTORY_WINDOW
-    """The target's ``--history-window``; "0" applies as it goes (journal + apply writes)."""
-
-
-def _w(*flags: str) -> tuple[str, ...]:
-    return flags
-
-
-def scenarios(seconds: float, quick: bool) -> list[Scenario]:
-    """The suite, in report order."""
-    burst_phase = max(1.0, seconds / 3)
-    out_at, out_len = max(1.0, seconds * 0.25), max(3.0, seconds * 0.25)
-    r64 = _w("--pattern", "random", "--block-size", "64k")
-    s = [
-        Scenario("4k-random-20k-iops", "4 KiB random at 20,000 writes/s (fixed IOPS)",
-                 _w("--pattern", "random", "--block-size", "4k", "--iops", "20000"),
-                 goal_p99_s=0.5, min_mb_s=20_000 * 4096 / 1e6),
-        Scenario("64k-random-300mb", "64 KiB random at 300 MB/s", (*r64, "--rate-mb", "300"),
-                 goal_p99_s=0.5, min_mb_s=300),
-        Scenario("1m-sequential-300mb", "1 MiB sequential at 300 MB/s",
-                 _w("--pattern", "sequential", "--block-size", "1m", "--rate-mb", "300"),
-                 min_mb_s=300),
-        Scenario("mixed-100mb", "mixed sizes 512 B-1 MiB, random places, 100 MB/s",
-                 _w("--pattern", "mixed", "--rate-mb", "100"), min_mb_s=100),
-        Scenario("bursts-4k", f"4 KiB: 2,000/s, 20,000/s (10x) for {burst_phase:g} s, 2,000/s",
-                 trace="bursts"),
-        Scenario("overwrite-4k", "4 KiB overwrites in a 2 % hot set, 10,000 writes/s",
-                 _w("--pattern", "overwrite", "--block-size", "4k", "--iops", "10000")),
-        Scenario("compressible-64k", "64 KiB random, 90 % compressible, 200 MB/s",
-                 (*r64, "--rate-mb", "200", "--compressibility", "0.9"), min_mb_s=200),
-        Scenario("incompressible-64k", "64 KiB random, incompressible, 200 MB/s",
-                 (*r64, "--rate-mb", "200", "--compressibility", "0"), min_mb_s=200),
-        Scenario("apply-64k-100mb", "64 KiB random at 100 MB/s, target applying as it goes "
-                 "(history window 0): journal + replica writes",
-                 (*r64, "--rate-mb", "100"), min_mb_s=100, history_window="0"),
-    ]  # fmt: skip
-    for n in (1, 4, 16):
-        s.append(Scenario(f"vms-{n}", f"{n} VM(s) on one host, each its own group, 10 MB/s of "
-                          "64 KiB each", (*r64, "--rate-mb", "10"), vms=n, vms_per_host=n,
-                          disk_size="256MiB", disks=1, min_mb_s=10 * n))  # fmt: skip
-    s.append(Scenario("vms-16-4-hosts", "16 VMs on 4 hosts (4 source processes), each VM its "
-                      "own group, 10 MB/s of 64 KiB each: the sources share the target's 2 "
-                      "cores", (*r64, "--rate-mb", "10"), vms=16, vms_per_host=4,
-                      disk_size="256MiB", disks=1, min_mb_s=160,
-                      goal_p99_s=float("inf")))  # fmt: skip
-    s += [
-        Scenario("link-1gbit", "64 KiB at 100 MB/s through a 1 Gbit/s link",
-                 (*r64, "--rate-mb", "100"), LinkModel("1 Gbit/s", mbit(1000))),
-        Scenario("link-100mbit-under", "64 KiB at 10 MB/s (~5 MB/s lz4) through 100 Mbit/s",
-                 (*r64, "--rate-mb", "10"), LinkModel("100 Mbit/s", mbit(100))),
-        Scenario("link-100mbit-over", "64 KiB at 40 MB/s (~20 MB/s lz4) through 100 Mbit/s",
-                 (*r64, "--rate-mb", "40"), LinkModel("100 Mbit/s", mbit(100)),
-                 goal_p99_s=float("inf")),
-        Scenario("rtt-20ms", "4 KiB at 5,000 writes/s over a 20 ms round trip",
-                 _w("--pattern", "random", "--block-size", "4k", "--iops", "5000"),
-                 LinkModel("20 ms RTT", 0.0, 0.010)),
-        Scenario("rtt-80ms", "4 KiB at 5,000 writes/s over an 80 ms round trip",
-                 _w("--pattern", "random", "--block-size", "4k", "--iops", "5000"),
-                 LinkModel("80 ms RTT", 0.0, 0.040)),
-        Scenario("outage", f"64 KiB at 20 MB/s, link down {out_len:g} s at {out_at:g} s "
-                 "(dirty map after 1 s)",
-                 (*r64, "--rate-mb", "20", "--dirty-after", "1"), outage=(out_at, out_len),
-                 goal_p99_s=float("inf")),
-        Scenario("trace-msr", "replay bench/traces/sample-msr.csv (MSR CSV), speed-up 1",
-                 trace=str(TRACES / "sample-msr.csv")),
-        Scenario("trace-fio", "replay bench/traces/sample.fio (fio iolog v2), speed-up 1",
-                 trace=str(TRACES / "sample.fio")),
-    ]  # fmt: skip
-    return s
-
-
-def sweep_scenarios(quick: bool) -> list[Scenario]:
-    """The 4 KiB rate sweep, lowest rate first."""
-    return [
-        Scenario(f"sweep-4k-{rate // 1000}k", f"rate sweep: 4 KiB random at {rate:,} writes/s",
-                 _w("--pattern", "random", "--block-size", "4k", "--iops", str(rate)),
-                 goal_p99_s=SWEEP_P99_S, min_mb_s=rate * 4096 / 1e6,
-                 seconds=3.0 if quick else 10.0)
-        for rate in (SWEEP_QUICK if quick else SWEEP_FULL)
-    ]  # fmt: skip
 
 
 @dataclass
@@ -201,7 +103,7 @@ async def run_scenario(sc: Scenario, settings: Settings) -> dict[str, Any]:
     target: subprocess.Popen[bytes] | None = None
     proxy: LinkProxy | None = None
     try:
-        target, address, pid = await ingest.start_target(settings.python, root, sc.history_window)
+        target, address, pid = await start_target(settings.python, root, sc.history_window)
         if sc.link != LOOPBACK or sc.outage:
             proxy = await LinkProxy(address, sc.link).start()
         out = await _measure(sc, settings, root, src_root, address, pid, proxy)
@@ -209,7 +111,7 @@ async def run_scenario(sc: Scenario, settings: Settings) -> dict[str, Any]:
         if proxy is not None:
             await proxy.close()
         if target is not None:
-            ingest.stop_process(target)
+            stop_process(target)
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(src_root, ignore_errors=True)
     out["case_wall_s"] = round(time.monotonic() - t_case, 2)
@@ -232,12 +134,6 @@ def _trace_flags(sc: Scenario, root: str, seconds: float) -> tuple[list[str], tr
     flags = ["--trace", path, "--speedup", f"{sc.speedup:g}", "--disks", str(len(tr.disks)),
              "--disk-size", str(tr.disk_bytes)]  # fmt: skip
     return flags, tr
-
-
-def hosts(sc: Scenario) -> list[int]:
-    """How many VMs each simulated host (source process) runs."""
-    per = max(1, sc.vms_per_host)
-    return [min(per, sc.vms - i) for i in range(0, sc.vms, per)]
 
 
 def rpo_logs(root: str, host: int, vms: int) -> list[str]:
@@ -272,20 +168,18 @@ async def _run_sim(cmd: list[str], root: str, i: int) -> dict[str, Any]:
     out_path, err_path = os.path.join(root, f"sim-{i}.out"), os.path.join(root, f"sim-{i}.log")
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = await asyncio.create_subprocess_exec(
-            *cmd, cwd=REPO, env=ingest._env(), stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            *cmd, cwd=REPO, env=env(), stdin=subprocess.DEVNULL, stdout=out, stderr=err
         )
     try:
         code = await asyncio.wait_for(proc.wait(), SIM_TIMEOUT_S)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise ingest.CaseError(f"source {i} ran longer than {SIM_TIMEOUT_S:.0f} s") from None
+        raise CaseError(f"source {i} ran longer than {SIM_TIMEOUT_S:.0f} s") from None
     lines = Path(out_path).read_text().split("\n")
     lines = [x for x in lines if x.strip()]
     if code != 0 or not lines:
-        raise ingest.CaseError(
-            f"source {i} exited with {code}: {ingest._tail(root, f'sim-{i}.log')}"
-        )
+        raise CaseError(f"source {i} exited with {code}: {tail(root, f'sim-{i}.log')}")
     return dict(json.loads(lines[-1]))
 
 
@@ -318,7 +212,7 @@ async def _measure(
     proxy: LinkProxy | None,
 ) -> dict[str, Any]:  # fmt: skip
     cmds, tr = sim_commands(sc, settings, proxy.address if proxy else address, root, src_root)
-    cpu0, io0 = ingest.proc_cpu_s(pid), ingest.proc_io(pid)
+    cpu0, io0 = proc_cpu_s(pid), proc_io(pid)
     outage = asyncio.ensure_future(_outage(sc, proxy, root))
     try:
         results = await asyncio.gather(*(_run_sim(c, root, i) for i, c in enumerate(cmds)))
@@ -326,8 +220,8 @@ async def _measure(
         outage.cancel()
     outage_s = outage.result() if outage.done() and not outage.cancelled() else 0.0
     status = await _target_status(address, applied=sc.history_window == "0")
-    cpu_s = ingest.proc_cpu_s(pid) - cpu0
-    wrote = ingest.proc_io(pid).get("write_bytes", 0) - io0.get("write_bytes", 0)
+    cpu_s = proc_cpu_s(pid) - cpu0
+    wrote = proc_io(pid).get("write_bytes", 0) - io0.get("write_bytes", 0)
     sources = []
     for h, r in enumerate(results):
         groups = r.get("groups", [r])
@@ -355,7 +249,7 @@ async def _target_status(address: str, applied: bool = False) -> dict[str, int]:
         groups = (await client.status("")).groups
         while applied and any(g.applied_seq < g.durable_seq for g in groups):
             if time.monotonic() > deadline:
-                raise ingest.CaseError(f"the target did not apply within {APPLY_WAIT_S:.0f} s")
+                raise CaseError(f"the target did not apply within {APPLY_WAIT_S:.0f} s")
             await asyncio.sleep(0.1)
             groups = (await client.status("")).groups
     finally:
@@ -484,15 +378,6 @@ def judge(sc: Scenario, r: dict[str, Any]) -> None:
 # -- the suite -------------------------------------------------------------------------
 
 
-ANCHORS = (
-    ("Zerto (VPG journal)", "checkpoints every ~5 s; RPO 'seconds'",
-     "4k-random-20k-iops", "restore point at every batch, checkpoint every 1 s"),
-    ("Veeam CDP", "RPO as low as 2 s; 15 s default policy", "vms-16", ""),
-    ("vSphere Replication", "RPO 5 min minimum; up to 24 point-in-time instances", "outage", ""),
-)  # fmt: skip
-"""(product, published claim, our scenario measured beside it, note)."""
-
-
 async def run_suite(settings: Settings) -> dict[str, Any]:
     """Run every scenario, then the rate sweep; write the files; return the results."""
     os.makedirs(settings.out, exist_ok=True)
@@ -516,7 +401,7 @@ async def _run_and_save(sc: Scenario, settings: Settings) -> dict[str, Any]:
     print(f"bench suite: {sc.name} ...", file=sys.stderr, flush=True)
     try:
         r = await run_scenario(sc, settings)
-    except (ingest.CaseError, OSError, TimeoutError) as exc:
+    except (CaseError, OSError, TimeoutError) as exc:
         print(f"bench suite: {sc.name} failed: {exc}", file=sys.stderr)
         return {"scenario": sc.name, "what": sc.what, "error": str(exc)}
     base = os.path.join(settings.out, sc.name)
@@ -598,152 +483,6 @@ def environment(settings: Settings) -> dict[str, Any]:
         "quick": settings.quick, "seconds": settings.seconds, "seed": settings.seed,
         "history_window": HISTORY_WINDOW, "tls": False,
     }  # fmt: skip
-
-
-# -- report ----------------------------------------------------------------------------
-
-
-def _f(x: Any, nd: int = 3) -> str:
-    if x is None or x == "":
-        return "-"
-    if isinstance(x, float):
-        return f"{x:,.{nd}f}"
-    return f"{x:,}" if isinstance(x, int) else str(x)
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
-def _resync(r: dict[str, Any]) -> str:
-    if not r["resyncs"]:
-        return "-"
-    mb = r["resync_bytes_sent"] / 1e6
-    return f"{r['resyncs']} / {mb:,.1f} MB / {r['resync_last_s']:.2f} s"
-
-
-RUN_HEADERS = ("scenario", "link", "VMs / hosts", "MB/s", "writes/s", "RPO p50/p99/max s",
-               "drain s", "src CPU s/GB", "tgt CPU s/GB", "stored/guest", "tgt writes/guest",
-               "resyncs / bytes / time", "goal", "met?")  # fmt: skip
-
-
-def runs_table(runs: list[dict[str, Any]]) -> str:
-    """One row per run: throughput, RPO, CPU, compression, goal."""
-    rows = []
-    for r in runs:
-        if "error" in r:
-            rows.append(
-                [r["scenario"], "ERROR: " + r["error"][:80]] + ["-"] * (len(RUN_HEADERS) - 2)
-            )
-            continue
-        rows.append([
-            r["scenario"], r["link"], f"{r['vms']} / {r['hosts']}", _f(r["mb_per_s"], 1),
-            _f(r["writes_per_s"], 0),
-            f"{_f(r['rpo_p50_s'])} / {_f(r['rpo_p99_s'])} / {_f(r['rpo_max_s'])}",
-            _f(r["drain_s"]), _f(r["source_cpu_s_per_gb"], 2), _f(r["target_cpu_s_per_gb"], 2),
-            _f(r["compression_ratio"], 2), _f(r["target_write_bytes_per_guest_byte"], 2),
-            _resync(r),
-            r["goal"], "yes" if r["goal_met"] else f"NO ({r['goal_miss']})",
-        ])  # fmt: skip
-    return table(list(RUN_HEADERS), rows)
-
-
-def anchors_table(runs: list[dict[str, Any]], rto_doc: dict[str, Any] | None = None) -> str:
-    """Published claims of other products beside our measured figures."""
-    by = {r["scenario"]: r for r in runs if "error" not in r}
-    rows = []
-    for product, claim, scenario, note in ANCHORS:
-        r = by.get(scenario)
-        got = "-" if r is None else (
-            f"cdp `{scenario}`: RPO p50 {_f(r['rpo_p50_s'])} s, p99 {_f(r['rpo_p99_s'])} s, "
-            f"max {_f(r['rpo_max_s'])} s at {_f(r['mb_per_s'], 1)} MB/s"
-        )  # fmt: skip
-        rows.append([product, f"published claim: {claim}", f"measured: {got}", note or "-"])
-    if rto_doc and "results" in rto_doc:
-        got = ", ".join(f"{r['vms']} VMs {r['rto_s']:.2f} s" for r in rto_doc["results"])
-        rows.append(["Zerto, Veeam, vSphere Replication", "published claim: no measured RTO",
-                     f"measured: cdp `failover run` RTO {got}",
-                     "against vcsim: vCenter API time only, no real guest boot"])  # fmt: skip
-    return table(["product", "published claim (vendor docs, not measured here)",
-                  "measured (cdp, this run, this machine)", "note"], rows)  # fmt: skip
-
-
-def predictions_table(runs: list[dict[str, Any]]) -> str:
-    """The sizing model beside the measured run, where the model applies."""
-    rows = []
-    for r in runs:
-        p = r.get("predicted") or {}
-        if not p:
-            continue
-        rows.append([
-            r["scenario"], _f(p.get("wire_mb_s"), 2), _f(p.get("batch_serialization_s"), 4),
-            _f(p.get("rpo_at_end_of_writes_s")), _f(p.get("rpo_p99_s")),
-            _f(r["rpo_p99_s"]), _f(p.get("rpo_max_s")), _f(r["rpo_max_s"]),
-            _f(p.get("drain_s")), _f(r["drain_s"]),
-            _f(p.get("journal_bytes")), _f(r["journal_bytes"]),
-            _f(p.get("bandwidth_for_rpo_1s_mbit_s"), 1),
-        ])  # fmt: skip
-    return table(
-        [
-            "scenario",
-            "predicted wire MB/s",
-            "predicted 1 MiB-batch serialization s",
-            "predicted RPO at end of writes s",
-            "predicted RPO p99 s",
-            "measured RPO p99 s",
-            "predicted RPO max s",
-            "measured RPO max s",
-            "predicted drain s",
-            "measured drain s",
-            "predicted journal B",
-            "measured journal B",
-            "predicted bandwidth for RPO 1 s (Mbit/s)",
-        ],
-        rows,
-    )
-
-
-def render(results: dict[str, Any]) -> str:
-    """The Markdown report."""
-    env, runs, sweep = results["env"], results["runs"], results["sweep"]
-    rto_doc = results.get("rto")
-    parts = [
-        "# cdp RPO benchmark suite", "",
-        f"{'Quick' if env['quick'] else 'Full'} run, {env['date']}, commit {env['commit']}, "
-        f"{env['nproc']} CPUs, Python {env['python']}, seed {env['seed']}. Source(s) and "
-        f"target are separate processes on loopback; plain text (`--insecure`); target "
-        f"history window {env['history_window']} (journal-only ingest: acks are fsync'd, "
-        "apply is deferred), except `apply-*` runs (window 0: the target applies as it "
-        "goes); RPO sampled every 100 ms at the source. \"stored/guest\": journal bytes per "
-        "guest byte (compression); \"tgt writes/guest\": bytes the target process wrote "
-        "(journal, index and, when applying, replicas) per guest byte.", "",
-        "## Runs", "", runs_table(runs), "",
-        "## Published claims versus measured", "", anchors_table(runs, rto_doc), "",
-        "## Sizing model versus measured", "", predictions_table(runs), "",
-    ]  # fmt: skip
-    if sweep:
-        parts += ["## Rate sweep (4 KiB random)", "",
-                  f"Highest rate with RPO p99 < {sweep['p99_goal_s']:g} s and the rate held: "
-                  f"**{sweep['highest_writes_per_s']:,} writes/s**; {sweep['stopped']} (a rate "
-                  "not held means the simulated source, one process, could not write "
-                  "faster).", "",
-                  runs_table(sweep["steps"]), ""]  # fmt: skip
-    if rto_doc:
-        parts += ["## Failover RTO (vcsim)", "", rto_section(rto_doc), ""]
-    return "\n".join(parts)
-
-
-def rto_section(doc: dict[str, Any]) -> str:
-    """The RTO table from ``bench rto``, or why it was not measured."""
-    if "error" in doc:
-        return doc["error"]
-    return (
-        "From `failover run` to the last VM powered on, against the vSphere API simulator "
-        "with a real target (see `python -m bench rto` and docs/FAILOVER.md); time spent in "
-        "each step kind in seconds.\n\n" + rto.render(doc)
-    )
 
 
 # -- command line ----------------------------------------------------------------------

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import capacity, linkproxy, rto, suite, trace
+from bench import capacity, linkproxy, rto, suite, suite_report, suite_scenarios, trace
 from bench.linkproxy import LinkModel, LinkProxy
 
-TINY = suite.Scenario(
+TINY = suite_scenarios.Scenario(
     "tiny-4k", "4 KiB random at 500 writes/s",
     ("--pattern", "random", "--block-size", "4k", "--iops", "500"),
     disk_size="64MiB", seconds=1.5,
@@ -56,7 +56,7 @@ async def test_a_tiny_scenario_writes_json_png_and_report(tmp_path: Path) -> Non
     out = Path(settings.out)
     assert json.loads((out / "tiny-4k.json").read_text())["scenario"] == "tiny-4k"
     assert (out / "tiny-4k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    report = suite.render({"env": suite.environment(settings), "runs": [r], "sweep": None})
+    report = suite_report.render({"env": suite.environment(settings), "runs": [r], "sweep": None})
     assert "| tiny-4k |" in report
     assert "published claim" in report and "measured" in report
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "run data was not removed"
@@ -65,17 +65,17 @@ async def test_a_tiny_scenario_writes_json_png_and_report(tmp_path: Path) -> Non
 async def test_three_vms_on_two_hosts_through_a_capped_link_replaying_a_trace(
     tmp_path: Path,
 ) -> None:
-    sc = suite.Scenario(
+    sc = suite_scenarios.Scenario(
         "tiny-trace", "fio trace, 3 VMs on 2 hosts, 100 Mbit/s",
         link=LinkModel("100 Mbit/s", 12.5e6), vms=3, vms_per_host=2,
-        trace=str(suite.TRACES / "sample.fio"), speedup=4.0,
+        trace=str(suite_scenarios.TRACES / "sample.fio"), speedup=4.0,
     )  # fmt: skip
-    assert suite.hosts(sc) == [2, 1]
+    assert suite_scenarios.hosts(sc) == [2, 1]
     r = await suite.run_scenario(sc, _settings(tmp_path))
 
     _check_run(r)
     assert r["hosts"] == 2
-    tr = trace.load(str(suite.TRACES / "sample.fio"))
+    tr = trace.load(str(suite_scenarios.TRACES / "sample.fio"))
     assert r["writes"] == 3 * len(tr.writes) and r["bytes"] == 3 * tr.bytes
     assert r["rpo_samples"] >= 3 * 5, "every group's RPO log is pooled"
     assert r["predicted"]["batch_serialization_s"] > 0  # type: ignore[index]
@@ -83,7 +83,9 @@ async def test_three_vms_on_two_hosts_through_a_capped_link_replaying_a_trace(
 
 
 def test_scenarios_are_named_seeded_and_cover_the_issue() -> None:
-    names = [s.name for s in suite.scenarios(4, True) + suite.sweep_scenarios(True)]
+    names = [
+        s.name for s in suite_scenarios.scenarios(4, True) + suite_scenarios.sweep_scenarios(True)
+    ]
     assert len(names) == len(set(names))
     for want in ("4k-random-20k-iops", "64k-random-300mb", "1m-sequential-300mb", "mixed-100mb",
                  "bursts-4k", "overwrite-4k", "compressible-64k", "incompressible-64k",
@@ -202,7 +204,7 @@ async def test_the_report_has_a_measured_failover_rto(tmp_path: Path) -> None:
     assert case["vms"] == 2 and case["rto_s"] > 0
     assert case["by_step"]["power-on"] > 0 and case["bytes_to_prepare"] > 0
     assert json.loads((Path(settings.out) / "rto.json").read_text())["results"][0]["vms"] == 2
-    report = suite.render({"env": suite.environment(settings), "runs": [], "sweep": None,
+    report = suite_report.render({"env": suite.environment(settings), "runs": [], "sweep": None,
                            "rto": doc})  # fmt: skip
     assert "## Failover RTO (vcsim)" in report
     assert re.search(rf"\| 2 +\| {case['rto_s']:.3f} +\|", report), report
@@ -220,7 +222,7 @@ async def test_without_vcsim_the_report_says_rto_was_not_measured(
     doc = await suite.run_rto(settings)
 
     assert doc == {"error": "failover RTO not measured: go: command not found"}
-    report = suite.render({"env": suite.environment(settings), "runs": [], "sweep": None,
+    report = suite_report.render({"env": suite.environment(settings), "runs": [], "sweep": None,
                            "rto": doc})  # fmt: skip
     assert "failover RTO not measured: go: command not found" in report
 
@@ -229,7 +231,7 @@ def test_above_the_cap_the_model_predicts_the_peak_after_the_writes_stop() -> No
     # 40 MB/s of 64 KiB writes stored at half size (20 MB/s) for 4 s into 12.5 MB/s: the
     # backlog drains 4 x (20 / 12.5 - 1) = 2.4 s after the writes stop, and the last write
     # waits that long, so the peak RPO is ~2.4 s, not the 1.5 s reached as writing stops.
-    sc = suite.Scenario("over", "over the cap", link=LinkModel("100 Mbit/s", 12.5e6))
+    sc = suite_scenarios.Scenario("over", "over the cap", link=LinkModel("100 Mbit/s", 12.5e6))
     writes = int(40e6 * 4 / 65536)
     r = {"bytes": writes * 65536, "writes": writes, "batches": writes // 16, "seconds": 4.0,
          "mb_per_s": 40.0, "compression_ratio": 0.5, "samples": [[0.1, 0.0, 0]]}  # fmt: skip
