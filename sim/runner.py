@@ -3,6 +3,10 @@
 Used by ``cdp sim run``, ``cdp demo`` and ``bench/``. One host, one consistency group
 holding all its VMs, one shipper. RPO is sampled every 100 ms from the source's view
 (its buffer and the acks it got), which is what DESIGN.md defines.
+
+A run goes in phases, each its own function: set up (``_set_up``: host, filters, buffer,
+protection, shipper), wait at the start barrier, start the background tasks (``_start``),
+write and drain (``_write_and_drain``), stop (``_stop``) and report (``_report``).
 """
 
 from __future__ import annotations
@@ -93,6 +97,62 @@ async def run(
     With ``start``, wait there once set up, so that groups sharing this event loop begin
     writing together (a group's set-up blocks the loop for a while).
     """
+    parts = _set_up(config)
+    if start is not None:
+        await start.wait()
+    tasks = _start(parts, config, on_progress)
+    try:
+        write_s, drain_s = await _write_and_drain(parts, config, tasks, on_progress)
+    finally:
+        await _stop(parts, tasks)
+    return _report(parts, config, write_s, drain_s, _cpu_s() - tasks.cpu0)
+
+
+@dataclass
+class _Parts:
+    """One run's host and source side, wired together before the start barrier."""
+
+    host: SimHost
+    buffer: SourceBuffer
+    protection: Protection
+    agent: GuestAgent
+    client: ReplicationClient
+    shipper: Shipper
+    workload: Workload
+    series: RpoSeries = field(default_factory=RpoSeries)
+    counters: dict[str, int] = field(default_factory=lambda: {"writes": 0, "bytes": 0})
+    """The guest's writes and bytes so far."""
+    t0: float = 0.0
+    """When writing began (monotonic seconds)."""
+
+    def reading(self) -> Progress:
+        """The run as it stands now."""
+        now = time.time_ns()
+        buffer = self.buffer
+        rpo = self.protection.rpo_s(now)
+        if rpo is None:
+            rpo = rpo_seconds(now, len(buffer), buffer.acked_ns, buffer.oldest_ns())
+        return Progress(
+            time.monotonic() - self.t0, self.counters["writes"], self.counters["bytes"],
+            buffer.acked_seq, rpo, buffer.bytes_held, self.shipper.connected,
+            self.protection.mode.value,
+        )  # fmt: skip
+
+
+@dataclass
+class _Tasks:
+    """The background tasks of a started run, and where its CPU count began."""
+
+    guard: asyncio.Future[None]
+    ship: asyncio.Future[None]
+    sampler: asyncio.Future[None]
+    points: asyncio.Future[Any]
+    log: TextIO | None
+    cpu0: float
+
+
+def _set_up(config: SimConfig) -> _Parts:
+    """The host, its filters, buffer, protection, agent and shipper: nothing runs yet."""
     host = build_host(config)
     spec = host.group_spec(config.group)
     buffer = SourceBuffer(config.buffer_bytes)
@@ -105,72 +165,81 @@ async def run(
     client = ReplicationClient(config.target, config.tls)
     shipper = Shipper(spec, buffer, client, ShipperConfig(config.source_id))
     shipper.on_resync_required = protection.rejoin
-    series = RpoSeries()
     workload = Workload(config.workload, [config.disk_bytes] * config.disks_per_vm * len(host.vms))
-    if start is not None:
-        await start.wait()
-    guard = asyncio.ensure_future(protection.run(shipper, client))
+    return _Parts(host, buffer, protection, agent, client, shipper, workload)
+
+
+def _start(
+    parts: _Parts, config: SimConfig, on_progress: Callable[[Progress], None] | None
+) -> _Tasks:
+    """Start protection, shipping, RPO sampling and application-consistent points."""
+    guard = asyncio.ensure_future(parts.protection.run(parts.shipper, parts.client))
     cpu0 = _cpu_s()
-    ship = asyncio.ensure_future(shipper.run())
-    t0 = time.monotonic()
-    counters = {"writes": 0, "bytes": 0}
-
-    def reading() -> Progress:
-        now = time.time_ns()
-        rpo = protection.rpo_s(now)
-        if rpo is None:
-            rpo = rpo_seconds(now, len(buffer), buffer.acked_ns, buffer.oldest_ns())
-        return Progress(
-            time.monotonic() - t0, counters["writes"], counters["bytes"], buffer.acked_seq,
-            rpo, buffer.bytes_held, shipper.connected, protection.mode.value,
-        )  # fmt: skip
-
+    ship = asyncio.ensure_future(parts.shipper.run())
+    parts.t0 = time.monotonic()
     log = open(config.rpo_log, "a", encoding="utf-8") if config.rpo_log else None  # noqa: SIM115
-    sampler = asyncio.ensure_future(_sample(reading, series, on_progress, log))
+    sampler = asyncio.ensure_future(_sample(parts.reading, parts.series, on_progress, log))
     every = config.app_consistent_every_s
-    points = asyncio.ensure_future(agent.run_every(every) if every else asyncio.sleep(0))
-    try:
-        await _drive(host, config, workload, counters, ship)
-        write_s = time.monotonic() - t0
-        drain_start = time.monotonic()
-        await _wait_drained(shipper, ship, protection, config.drain_timeout_s)
-        drain_s = time.monotonic() - drain_start
-        sampler.cancel()
-        _record(reading(), series, on_progress, log)  # the closing sample, after the drain
-    finally:
-        sampler.cancel()
-        if log is not None:
-            log.close()
-        points.cancel()
-        guard.cancel()
-        ship.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await ship
-        await client.close()
-        host.close()
-    cpu_s = _cpu_s() - cpu0
+    points = asyncio.ensure_future(parts.agent.run_every(every) if every else asyncio.sleep(0))
+    return _Tasks(guard, ship, sampler, points, log, cpu0)
+
+
+async def _write_and_drain(
+    parts: _Parts, config: SimConfig, tasks: _Tasks,
+    on_progress: Callable[[Progress], None] | None,
+) -> tuple[float, float]:  # fmt: skip
+    """Drive the workload, wait until every write is acked; (writing s, draining s)."""
+    await _drive(parts.host, config, parts.workload, parts.counters, tasks.ship)
+    write_s = time.monotonic() - parts.t0
+    drain_start = time.monotonic()
+    await _wait_drained(parts.shipper, tasks.ship, parts.protection, config.drain_timeout_s)
+    drain_s = time.monotonic() - drain_start
+    tasks.sampler.cancel()
+    _record(parts.reading(), parts.series, on_progress, tasks.log)  # the closing sample
+    return write_s, drain_s
+
+
+async def _stop(parts: _Parts, tasks: _Tasks) -> None:
+    """Cancel the run's tasks, close the RPO log, the channel and the disks."""
+    tasks.sampler.cancel()
+    if tasks.log is not None:
+        tasks.log.close()
+    tasks.points.cancel()
+    tasks.guard.cancel()
+    tasks.ship.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await tasks.ship
+    await parts.client.close()
+    parts.host.close()
+
+
+def _report(
+    parts: _Parts, config: SimConfig, write_s: float, drain_s: float, cpu_s: float
+) -> dict[str, Any]:
+    """The figures of a finished run (``cdp sim run --json`` prints these)."""
+    written, stats = parts.counters["bytes"], parts.protection.stats
     return {
-        "writes": counters["writes"],
-        "bytes": counters["bytes"],
-        "acked_seq": buffer.acked_seq,
+        "writes": parts.counters["writes"],
+        "bytes": written,
+        "acked_seq": parts.buffer.acked_seq,
         "seconds": round(write_s, 3),
-        "mb_per_s": round(counters["bytes"] / write_s / 1e6, 2),
-        "writes_per_s": round(counters["writes"] / write_s, 1),
+        "mb_per_s": round(written / write_s / 1e6, 2),
+        "writes_per_s": round(parts.counters["writes"] / write_s, 1),
         "drain_s": round(drain_s, 3),
-        "sessions": shipper.sessions,
-        "batches": shipper.batches_sent,
+        "sessions": parts.shipper.sessions,
+        "batches": parts.shipper.batches_sent,
         "source_cpu_s": round(cpu_s, 3),
-        "source_cpu_s_per_gb": round(cpu_s / max(counters["bytes"], 1) * 1e9, 3),
-        **{k: round(v, 4) for k, v in series.summary().items()},
-        "rpo_samples": len(series.samples),
-        "app_consistent_points": len(agent.points),
-        "resyncs": protection.stats.resyncs,
-        "resync_regions_sent": protection.stats.regions_sent,
-        "resync_bytes_sent": protection.stats.bytes_sent,
-        "resync_last_s": round(protection.stats.last_resync_s, 3),
+        "source_cpu_s_per_gb": round(cpu_s / max(written, 1) * 1e9, 3),
+        **{k: round(v, 4) for k, v in parts.series.summary().items()},
+        "rpo_samples": len(parts.series.samples),
+        "app_consistent_points": len(parts.agent.points),
+        "resyncs": stats.resyncs,
+        "resync_regions_sent": stats.regions_sent,
+        "resync_bytes_sent": stats.bytes_sent,
+        "resync_last_s": round(stats.last_resync_s, 3),
         "disks": [
             {"vm": vm.vm_id, "disk": n, "vmdk": d.descriptor_path}
-            for vm in host.vms
+            for vm in parts.host.vms
             for n, d in enumerate(vm.disks)
         ],
         "group": config.group,
