@@ -336,17 +336,13 @@ def _figures(
     missing = [k for k in SIM_FIELDS if k not in r]
     if missing:
         raise CaseError(f"the source's JSON lacks {missing}")
-    last_sample = monitor.latest
+    last = monitor.latest
     # Bytes the target took in: the guest's writes, or fewer plus resync data when the
     # source fell back to its dirty map. The target's costs are per byte it took in.
-    taken = max(last_sample.received_bytes if last_sample else 0, 1)
+    taken = max(last.received_bytes if last else 0, 1)
     final = int(r["acked_seq"])
-    t_durable = monitor.first_time("durable_seq", final)
-    t_applied = monitor.first_time("applied_seq", final)
-    lag = None if t_durable is None or t_applied is None else max(0.0, t_applied - t_durable)
-    backlog = max((s.durable_seq - s.applied_seq for s in monitor.samples), default=0)
+    lag = monitor.apply_lag_s(final)
     journaled = journaled_rates(monitor.samples, final)
-    last = monitor.latest
     wrote = io1.get("write_bytes", 0) - io0.get("write_bytes", 0)
     out: dict[str, Any] = {
         "scenario": scenario.name, "mode": mode, "pattern": scenario.pattern,
@@ -371,7 +367,7 @@ def _figures(
         "durable_seq": last.durable_seq if last else 0,
         "applied_seq": last.applied_seq if last else 0,
         "apply_lag_s": None if lag is None else round(lag, 3),
-        "apply_backlog_max": backlog,
+        "apply_backlog_max": monitor.apply_backlog_max(),
         "journaled_writes_per_s": journaled[0],
         "journaled_mb_per_s": journaled[1],
         "journaled_interval_s": journaled[2],

@@ -105,6 +105,16 @@ class Monitor:
         """Seconds since the start at which ``attr`` first reached ``seq`` (None: never)."""
         return next((s.t_s for s in self.samples if getattr(s, attr) >= seq), None)
 
+    def apply_lag_s(self, seq: int) -> float | None:
+        """Seconds from the first sample with ``seq`` durable to the first with it applied."""
+        t_durable = self.first_time("durable_seq", seq)
+        t_applied = self.first_time("applied_seq", seq)
+        return None if t_durable is None or t_applied is None else max(0.0, t_applied - t_durable)
+
+    def apply_backlog_max(self) -> int:
+        """The most records any sample showed durable but not yet applied."""
+        return max((s.durable_seq - s.applied_seq for s in self.samples), default=0)
+
 
 def journaled_rates(samples: list[Sample], final_seq: int) -> tuple[float, float, float]:
     """(records/s, MB/s, seconds) the target made durable, from the first status reading

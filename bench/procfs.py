@@ -14,17 +14,25 @@ from typing import Any
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(path: str) -> tuple[str, list[str]]:
+    """(command name, the fields after it) of a /proc stat file; OSError when it is gone.
+
+    The name is between the first "(" and the last ")", and may hold spaces and ")".
+    """
+    with open(path) as f:
+        head, _, rest = f.read().rpartition(")")
+    return head.partition("(")[2], rest.split()
+
+
 def proc_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (all its threads), from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
+    fields = _stat(f"/proc/{pid}/stat")[1]
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15)
 
 
 def proc_cpu_split_s(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of a process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
+    fields = _stat(f"/proc/{pid}/stat")[1]
     return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK
 
 
@@ -52,16 +60,14 @@ def machine_cpu() -> MachineReading:
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/stat") as f:
-                head, _, rest = f.read().rpartition(")")
+            comm, fields = _stat(f"/proc/{name}/stat")
         except OSError:
             continue
-        fields = rest.split()
         ticks = int(fields[11]) + int(fields[12])
         if fields[1] == "2" or name == "2":
             kernel += ticks
         else:
-            procs[int(name)] = (head.partition("(")[2], ticks / _CLK_TCK)
+            procs[int(name)] = (comm, ticks / _CLK_TCK)
     return MachineReading(busy / _CLK_TCK, cpu[4] / _CLK_TCK, kernel / _CLK_TCK, procs)
 
 
@@ -102,12 +108,9 @@ def proc_threads_cpu_s(pid: int) -> ThreadCpu:
         return out
     for tid in tids:
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                head, _, rest = f.read().rpartition(")")
+            comm, fields = _stat(f"/proc/{pid}/task/{tid}/stat")
         except OSError:
             continue
-        fields = rest.split()
-        comm = head.partition("(")[2]
         out[int(tid)] = (comm, int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK)
     return out
 
