@@ -531,3 +531,4 @@ def main(args: argparse.Namespace) -> int:
     print(f"\nbench: results in {out_dir}/results.json and table.md", file=sys.stderr)
     if any("error" in r for r in results):
         return 2
+    return 1 if args.check and not all(r["goal_met"] for r in results) else 0

@@ -85,3 +85,19 @@ def test_scenarios_resolve_by_name_and_alias() -> None:
         "300",
     ]
     assert ingest_scenarios.SCENARIOS["1m-sequential"].rate_flags("max") == ["--rate-mb", "0"]
+
+
+def test_the_command_line_runs_a_case_and_returns_its_exit_code(tmp_path: Path) -> None:
+    from bench.__main__ import main
+
+    out = tmp_path / "out"
+    argv = ["ingest", "--scenario", "4k", "--mode", "at-target-rate", "--seconds", "1",
+            "--disk-size", "64MiB", "--source-dir", "case", "--work-dir", str(tmp_path),
+            "--out", str(out), "--check"]  # fmt: skip
+    code = main(argv)
+
+    doc = json.loads((out / "results.json").read_text())
+    (r,) = doc["results"]
+    assert "error" not in r, r.get("error")
+    assert code == (0 if r["goal_met"] else 1)
+    assert (out / "table.md").read_text().count("4k-random") >= 1
