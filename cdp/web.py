@@ -6,7 +6,10 @@ target's process and event loop and reads the target at request or scrape time.
 
 It must never change anything at the target: every route is a GET. It serves plain
 HTTP without authentication (docs/SECURITY.md), so it shows only what ``cdp status``
-and ``cdp timeline`` show, never journal or image data.
+and ``cdp timeline`` show, never journal or image data. It must never starve the gRPC
+service it shares a process with: connections are capped and idle ones closed, requests
+naming another Host are refused (DNS rebinding), and every response forbids inline code
+and content sniffing.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -44,7 +48,26 @@ STATES = (
 """Every value of the ``state`` label of ``cdp_group_state``."""
 LABELS = ["group", "member"]
 """Labels of every per-group metric; ``member`` is "" for a group streamed by one source."""
+ALLOWED_HOSTS: web.AppKey[frozenset[str]] = web.AppKey("allowed_hosts", frozenset)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+DEFAULT_MAX_CONNECTIONS = 64
+"""Concurrent HTTP connections served; past it a new one is closed at once, so a flood of
+idle sockets cannot take the file descriptors the gRPC service needs."""
+DEFAULT_IDLE_S = 10.0
+"""A connection idle this long (no request yet, or between requests) is closed."""
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+"""Sent with every response: no inline or foreign code, no sniffing, no framing."""
+STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
+"""Files of ``web_static/`` served under ``/static/``, with their content types."""
 
 
 # -- address ------------------------------------------------------------------------------
@@ -57,6 +80,37 @@ def parse_http_address(text: str) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise InvalidInputError("--http", f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:8080")
     return host, int(port)
+
+
+def host_of(header: str) -> str:
+    """The host part of a ``Host`` header (no port, no IPv6 brackets), lower case."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    name, _, port = header.rpartition(":")
+    return name if name and port.isdigit() and ":" not in name else header
+
+
+def default_allowed_hosts(bound_host: str, extra: tuple[str, ...] = ()) -> frozenset[str]:
+    """Host names the web page answers to: loopback's, this machine's, the bound one, extra."""
+    names = {"localhost", socket.gethostname(), socket.getfqdn(), bound_host, *extra}
+    return frozenset(n.lower() for n in names if n)
+
+
+def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
+    """Whether a request's ``Host`` header may be answered.
+
+    An IP literal is always fine (DNS rebinding needs a name the attacker controls); a
+    name must be one of ``allowed``; a request without ``Host`` (HTTP/1.0) is answered.
+    """
+    if header is None:
+        return True
+    host = host_of(header)
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host in allowed
 
 
 def is_loopback(host: str) -> bool:
@@ -157,9 +211,21 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 async def get_index(request: web.Request) -> web.Response:
     """The on-call page (static; it polls the JSON API)."""
-    page = resources.files("cdp").joinpath("web_static", "index.html").read_bytes()
+    return _static("index.html", "text/html")
+
+
+async def get_static(request: web.Request) -> web.Response:
+    """The page's script and style sheet (inline code is forbidden by the CSP)."""
+    name = request.match_info["name"]
+    if name not in STATIC_FILES:
+        raise NotFoundError(f"no static file {name!r}")
+    return _static(name, STATIC_FILES[name])
+
+
+def _static(name: str, content_type: str) -> web.Response:
+    body = resources.files("cdp").joinpath("web_static", name).read_bytes()
     return web.Response(
-        body=page, content_type="text/html", charset="utf-8",
+        body=body, content_type=content_type, charset="utf-8",
         headers={"Cache-Control": "no-cache"},
     )  # fmt: skip
 
@@ -189,22 +255,130 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response(body, status=status)
 
 
-def create_app(target: Target) -> web.Application:
+@web.middleware
+async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse requests whose ``Host`` names another site (421), before any handler runs."""
+    header = request.headers.get("Host")
+    if not host_allowed(header, request.app[ALLOWED_HOSTS]):
+        body = {"error": f"Host {header!r} is not this target's; pass --http-allow-host "
+                "NAME to serve it under that name", "status": 421}  # fmt: skip
+        return web.json_response(body, status=421)
+    return await handler(request)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
+
+
+def create_app(target: Target, allowed_hosts: frozenset[str] | None = None) -> web.Application:
     """The read-only web app of ``target``, with its own metrics registry."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[host_middleware, error_middleware])
+    app.on_response_prepare.append(_security_headers)
     app[TARGET] = target
+    app[ALLOWED_HOSTS] = allowed_hosts or default_allowed_hosts("")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(TargetCollector(target))
     app[REGISTRY] = registry
     app.router.add_get("/", get_index)
+    app.router.add_get("/static/{name}", get_static)
     app.router.add_get("/api/v1/status", get_status)
     app.router.add_get("/api/v1/groups/{group}/timeline", get_timeline)
     app.router.add_get("/metrics", get_metrics)
     return app
 
 
-async def start_web(target: Target, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve the app on host:port (warned if reachable from other machines); the bound port."""
+class _Capped(asyncio.Protocol):
+    """One HTTP connection: aiohttp's handler behind a cap on live connections.
+
+    Past the cap, the oldest connection that never sent a byte makes room (an idle flood
+    cannot lock the page out); if every one has spoken, the new connection is closed at
+    once, without a word in the log: the file descriptors belong to gRPC first.
+    """
+
+    def __init__(self, inner: asyncio.Protocol, live: dict[_Capped, None], cap: int) -> None:
+        self._inner, self._live, self._cap = inner, live, cap
+        self._transport: asyncio.Transport | None = None
+        self.spoke = False
+        """Whether the peer has sent anything yet."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Serve it if under the cap (evicting a silent one if need be), else abort it."""
+        transport = cast(asyncio.Transport, transport)
+        if len(self._live) >= self._cap:
+            silent = next((c for c in self._live if not c.spoke), None)
+            if silent is None:
+                transport.abort()
+                return
+            silent.evict()
+        self._live[self] = None
+        self._transport = transport
+        self._inner.connection_made(transport)
+
+    def evict(self) -> None:
+        """Close this connection to make room for a newer one."""
+        self._live.pop(self, None)
+        if self._transport is not None:
+            self._transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget it; tell aiohttp if it was served."""
+        self._live.pop(self, None)
+        if self._transport is not None:
+            self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Forward to aiohttp."""
+        self.spoke = True
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        """Forward to aiohttp."""
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        """Forward to aiohttp."""
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        """Forward to aiohttp."""
+        self._inner.resume_writing()
+
+
+class _CappedSite(web.TCPSite):
+    """A TCP site whose connections go through :class:`_Capped`."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, cap: int) -> None:
+        super().__init__(runner, host, port)
+        self._cap = cap
+        self._live: dict[_Capped, None] = {}
+        """Live connections, oldest first."""
+
+    async def start(self) -> None:
+        """Listen; each accepted connection is counted against the cap."""
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+
+        def factory() -> asyncio.Protocol:
+            return _Capped(server(), self._live, self._cap)
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(factory, self._host, self._port)
+
+
+async def start_web(
+    target: Target,
+    host: str,
+    port: int,
+    allow_hosts: tuple[str, ...] = (),
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    idle_s: float = DEFAULT_IDLE_S,
+) -> tuple[web.AppRunner, int]:
+    """Serve the app on host:port (warned if reachable from other machines); the bound port.
+
+    At most ``max_connections`` at once, each closed after ``idle_s`` without a request;
+    requests must name this host (``allow_hosts`` adds names, e.g. a proxy's).
+    """
     if not is_loopback(host):
         log.warning(
             "--http %s:%d is not a loopback address: the web page and /metrics are plain "
@@ -213,9 +387,10 @@ async def start_web(target: Target, host: str, port: int) -> tuple[web.AppRunner
             "proxy in front to share it",
             host, port,
         )  # fmt: skip
-    runner = web.AppRunner(create_app(target), access_log=None)
+    app = create_app(target, default_allowed_hosts(host, allow_hosts))
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=idle_s)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = _CappedSite(runner, host, port, max_connections)
     try:
         await site.start()
     except OSError as exc:

@@ -16,6 +16,7 @@ Revoking is an edit of authz.yaml.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from cdp.group import check_name
 TARGET_HOSTS = ("127.0.0.1", "localhost")
 """Names every target certificate carries, so loopback works out of the box."""
 DEFAULT_OPERATOR = "admin"
+"""The operator made when a new CA is made and no ``--operator`` is named; never added later."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class CertsPlan:
     hosts: tuple[str, ...] = TARGET_HOSTS
     sources: dict[str, list[str]] = field(default_factory=dict)
     """Source name -> the groups it may write."""
-    operators: tuple[str, ...] = (DEFAULT_OPERATOR,)
+    operators: tuple[str, ...] = ()
+    """Operators named; with a new CA and none named, :data:`DEFAULT_OPERATOR`."""
     days: int = tls.DEFAULT_LEAF_DAYS
     new_ca: bool = False
 
@@ -66,8 +69,9 @@ def add_parser(sub: Any) -> None:
     )  # fmt: skip
     i.add_argument(
         "--operator", action="append", default=[], metavar="NAME",
-        help=f"an operator's certificate: reads every group, bookmarks (repeat; "
-        f"default {DEFAULT_OPERATOR})",
+        help=f"an operator's certificate: reads every group, bookmarks (repeat; with a "
+        f"new CA and none named: {DEFAULT_OPERATOR}; adding to an existing DIR adds only "
+        "what is named)",
     )  # fmt: skip
     i.add_argument(
         "--days", type=int, default=tls.DEFAULT_LEAF_DAYS,
@@ -84,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
         os.path.abspath(args.dir),
         tuple(dict.fromkeys([*TARGET_HOSTS, *args.host])),
         parse_sources(args.source),
-        tuple(dict.fromkeys(check_name("--operator", o) for o in args.operator))
-        or (DEFAULT_OPERATOR,),
+        tuple(dict.fromkeys(check_name("--operator", o) for o in args.operator)),
         args.days,
         args.new_ca,
     )
@@ -123,6 +126,8 @@ def init_certs(plan: CertsPlan) -> dict[str, Any]:
     reused = os.path.exists(os.path.join(ca_dir, tls.CA_KEY_FILE)) and not plan.new_ca
     ca = _existing_ca(ca_dir) if reused else tls.new_ca(f"cdp dev CA {secrets.token_hex(4)}")
     old = authz.load_policy(authz_path) if reused and os.path.isfile(authz_path) else None
+    if not plan.operators and not reused:
+        plan = dataclasses.replace(plan, operators=(DEFAULT_OPERATOR,))
     policy_text = _policy_text(plan, old)
     authz.parse_policy(authz_path, yaml.safe_load(policy_text))  # the target must accept it
     if not reused:
@@ -191,11 +196,16 @@ def render(r: dict[str, Any]) -> str:
     lines += [f"source    {s['folder']}  groups: {', '.join(s['groups'])}" for s in r["sources"]]
     lines += [f"operator  {o['folder']}" for o in r["operators"]]
     src = r["sources"][0]["folder"] if r["sources"] else os.path.join(r["folder"], "sources/NAME")
+    op = (
+        r["operators"][0]["folder"]
+        if r["operators"]
+        else os.path.join(r["folder"], "operators/NAME")
+    )
     lines += [
         "",
         "Copy each folder to its host, then:",
         f"  cdp target serve --data-dir DATA --listen HOST:PORT --tls-dir {t['folder']}",
         f"  cdp sim run --target HOST:PORT --group GROUP --tls-dir {src}",
-        f"  cdp status --target HOST:PORT --tls-dir {r['operators'][0]['folder']}",
+        f"  cdp status --target HOST:PORT --tls-dir {op}",
     ]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from cdp import logs
 from cdp.cli import certs, common, demo, failover, image, points, sim, status, target, timeline
 from cdp.errors import CdpError
 
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logs.install(logging.root.handlers)
     handler: Callable[[argparse.Namespace], object] = args.handler
     try:
         result = handler(args)

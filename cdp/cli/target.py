@@ -55,6 +55,11 @@ def add_parser(sub: Any) -> None:
         "authentication, off unless given (a non-loopback HOST is logged as a warning)",
     )  # fmt: skip
     s.add_argument(
+        "--http-allow-host", action="append", default=[], metavar="NAME",
+        help="a host name the web page may be reached by besides this machine's and "
+        "localhost (e.g. a reverse proxy's); other Host headers get 421 (DNS rebinding)",
+    )  # fmt: skip
+    s.add_argument(
         "--ready-file", help="write {address, pid, http_address} as JSON here once serving"
     )
     common.add_tls_flags(s, "DIR/target from `cdp certs init DIR`, with authz.yaml")
@@ -81,7 +86,7 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with Target(config, RocksIndex) as target:
-        web_runner, http_address = await _start_http(target, http)
+        web_runner, http_address = await _start_http(target, http, args.http_allow_host)
         try:
             server, port = await start_server(target, args.listen, tls)
             address = f"{args.listen.rpartition(':')[0]}:{port}"
@@ -102,13 +107,13 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 async def _start_http(
-    target: Target, http: tuple[str, int] | None
+    target: Target, http: tuple[str, int] | None, allow_hosts: list[str]
 ) -> tuple[web.AppRunner | None, str]:
     """The web page and metrics server if --http was given, and its HOST:PORT ("" if not)."""
     if http is None:
         return None, ""
     host = http[0]
-    runner, port = await start_web(target, *http)
+    runner, port = await start_web(target, *http, allow_hosts=tuple(allow_hosts))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     print(f"cdp target: web page and /metrics on http://{address}/ "
           "(read-only, plain HTTP, no authentication)", file=sys.stderr)  # fmt: skip

@@ -357,3 +357,16 @@ def test_identity_needs_exactly_one_cdp_uri_and_client_usage() -> None:
     assert tls.identity_of(b"not a certificate") is None
     one = tls.issue(ca, "o", identity=tls.Identity("operator", "ops"))
     assert tls.identity_of(one.cert_pem()) == tls.Identity("operator", "ops")
+
+
+def test_adding_a_source_adds_only_that_source(tmp_path: str) -> None:
+    """Issue 13 #11: re-running ``certs init`` to add a source minted an ``admin``
+    operator and put it into the authz.yaml a running target reloads."""
+    folder = str(tmp_path)
+    init(folder, "--source", "host-a=g1", "--operator", "ops")
+    again = init(folder, "--source", "host-b=g2")
+    assert again["operators"] == []
+    assert not os.path.exists(os.path.join(folder, "operators", "admin"))
+    policy = authz.load_policy(os.path.join(folder, "target", "authz.yaml"))
+    assert policy.operators == frozenset({"ops"})
+    assert set(policy.sources) == {"host-a", "host-b"}

@@ -135,8 +135,16 @@ async def test_index_page_is_served(served: Served) -> None:
         assert resp.status == 200
         assert resp.content_type == "text/html"
         page = await resp.text()
-    assert "/api/v1/status" in page and "UNREACHABLE" in page
-    assert "http://" not in page and "https://" not in page  # no CDN, nothing external
+    assert '<script src="/static/app.js">' in page and "<style" not in page
+    async with served.http.get(served.base + "/static/app.js") as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/javascript"
+        script = await resp.text()
+    assert "/api/v1/status" in script and "UNREACHABLE" in script
+    for text in (page, script):
+        assert "http://" not in text and "https://" not in text  # no CDN, nothing external
+    async with served.http.get(served.base + "/static/../web.py") as resp:
+        assert resp.status == 404
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
