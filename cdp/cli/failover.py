@@ -22,8 +22,6 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from cdp.cli import common
-from cdp.cli.image import export_image
-from cdp.cli.points import KIND_NAMES
 from cdp.errors import (
     BookmarkExistsError,
     CdpError,
@@ -36,6 +34,7 @@ from cdp.errors import (
 from cdp.failover import steps as st
 from cdp.failover.checks import FAIL, CheckRow
 from cdp.failover.errors import DatastoreFullError
+from cdp.failover.export import export_image, point_facts
 from cdp.failover.orchestrator import Event, Orchestrator
 from cdp.failover.plan import Plan, VCenterSettings, load_plan, resolve_credentials
 from cdp.failover.replication import GroupFacts, ImageFacts, PointFacts, ReplicaDisk, ReplicaVm
@@ -150,11 +149,7 @@ class TargetReplication:
             r = await export_image(self.client, group, vm, disk, at, None)
         except RemoteError as exc:
             raise _translate(exc, self.client.address, at) from exc
-        p = r["point"]
-        point = PointFacts(p["seq"], p["source_time_unix_ns"], p["kind"], p["label"])
-        return ImageFacts(
-            point, r["base_seq"], r["records"], r["record_bytes"], r["capacity_bytes"]
-        )
+        return r.image
 
     async def export(self, group: str, vm: str, disk: int, at: str, out_path: str) -> int:
         """Write the disk at ``at`` as a flat VMDK (descriptor + sparse extent)."""
@@ -166,7 +161,7 @@ class TargetReplication:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DatastoreFullError(out_path, f"writing the image: {exc.strerror}") from exc
             raise
-        return int(r["bytes_written"])
+        return r.bytes_written
 
     async def bookmark(self, group: str, name: str) -> PointFacts:
         """Bookmark the newest durable restore point."""
@@ -176,7 +171,7 @@ class TargetReplication:
             if exc.code == "ALREADY_EXISTS":
                 raise BookmarkExistsError(group, name) from exc
             raise _translate(exc, self.client.address) from exc
-        return PointFacts(p.seq, p.source_time_unix_ns, KIND_NAMES.get(p.kind, "unknown"), p.label)
+        return point_facts(p)
 
 
 def _translate(exc: RemoteError, address: str, at: str = "") -> CdpError:
