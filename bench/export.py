@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import environment, markdown
-from cdp.cli.image import export_image
+from cdp.failover.export import export_image
 from cdp.group import DiskSpec, GroupSpec, VmSpec
 from cdp.journal.store.rocksdb import RocksIndex
 from cdp.rpc.server import start_server
@@ -81,7 +81,7 @@ async def one_case(work: str, disk_bytes: int, changed_bytes: int, seed: int) ->
         await server.stop(grace=1)
     return {
         "disk_gib": disk_bytes / GiB, "changed_mib": changed_bytes / MiB,
-        "records": result["records"], "bytes_streamed": result["bytes_written"],
+        "records": result.image.records, "bytes_streamed": result.bytes_written,
         "export_s": round(export_s, 3),
         "changed_mb_per_s": round(changed_bytes / export_s / 1e6, 1),
     }  # fmt: skip

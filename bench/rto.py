@@ -204,11 +204,11 @@ def plan_file(
 
 async def one_case(work: Path, binary: str, n: int, seed: int) -> dict[str, Any]:
     """Fail over ``n`` VMs, time it, roll back."""
-    from cdp.cli.failover import TargetReplication
     from cdp.failover import vsphere
     from cdp.failover.faults import server_thumbprint
     from cdp.failover.orchestrator import Orchestrator
     from cdp.failover.plan import Credentials, load_plan
+    from cdp.failover.remote import TargetReplication
     from cdp.journal.store.rocksdb import RocksIndex
     from cdp.rpc.client import ReplicationClient
     from cdp.rpc.server import start_server

@@ -31,8 +31,8 @@ from typing import Any
 from cdp import tls
 from cdp.cli import common, sim
 from cdp.cli.certs import CertsPlan, init_certs
-from cdp.cli.image import export_image
 from cdp.errors import CdpError, InvalidInputError
+from cdp.failover.export import export_image
 from cdp.rpc.client import ReplicationClient
 
 DEMO_GROUP = "demo-group"

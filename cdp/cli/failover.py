@@ -3,7 +3,7 @@
 ``verify`` is its own module (:mod:`cdp.cli.verify`), registered here.
 
 Wires a plan file to the orchestrator: the vCenter connector (``cdp.failover.vsphere``)
-and the target (:class:`TargetReplication` over a gRPC ``ReplicationClient``). Prints
+and the target (:class:`cdp.failover.remote.TargetReplication` over a gRPC client). Prints
 steps as they finish and the final RTO; ``--json`` prints one JSON object on stdout (the
 progress lines then go to stderr). Exit codes: 0 done, 1 a check or step failed,
 2 bad plan or flags, 3 vCenter or the target unreachable or answering an error.
@@ -13,42 +13,31 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
 import logging
-import os
-import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
-from cdp.cli import common
-from cdp.cli.image import export_image
-from cdp.cli.points import KIND_NAMES
+from cdp.cli import common, verify
+from cdp.cli.failover_common import (
+    Session,
+    connector,
+    print_dry_run,
+    render_checks,
+    with_session,
+)
 from cdp.errors import (
-    BookmarkExistsError,
-    CdpError,
     ConfigError,
-    InvalidInputError,
-    NotFoundError,
-    PointOutsideHistoryError,
-    RemoteError,
 )
 from cdp.failover import steps as st
-from cdp.failover.checks import FAIL, CheckRow
-from cdp.failover.errors import DatastoreFullError
-from cdp.failover.orchestrator import Event, Orchestrator
-from cdp.failover.plan import Plan, VCenterSettings, load_plan, resolve_credentials
-from cdp.failover.replication import GroupFacts, ImageFacts, PointFacts, ReplicaDisk, ReplicaVm
-from cdp.failover.survey import SurveyResult
-from cdp.failover.vcenter import VCenter
+from cdp.failover.checks import FAIL
+from cdp.failover.orchestrator import Orchestrator
+from cdp.failover.plan import load_plan
+from cdp.failover.remote import TargetReplication
 from cdp.rpc.client import ReplicationClient
-from cdp.rpc.convert import STATE_NAMES
 from cdp.tls import load_client_tls
 
 log = logging.getLogger(__name__)
-
-_STATE_ORDER = ["replicating", "disconnected", "resyncing", "resync_required", "error"]
-"""Group states from best to worst; a group spanning hosts reports its worst member's."""
 
 
 def add_parser(sub: Any) -> None:
@@ -106,166 +95,7 @@ def add_parser(sub: Any) -> None:
             c.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         c.add_argument("--json", action="store_true", help="print one JSON object")
         c.set_defaults(handler=handler)
-    from cdp.cli import verify  # it builds on this module's Session
-
     verify.add_parser(fsub)
-
-
-# ---------------------------------------------------------------- the target as failover sees it
-
-
-class TargetReplication:
-    """:class:`cdp.failover.replication.Replication` over a gRPC client."""
-
-    def __init__(self, client: ReplicationClient) -> None:
-        self.client = client
-
-    async def group(self, name: str) -> GroupFacts:
-        """The group's state (members folded: worst state, oldest durable time)."""
-        try:
-            resp = await self.client.status(name)
-        except RemoteError as exc:
-            raise _translate(exc, self.client.address) from exc
-        members = list(resp.groups)
-        if not members:
-            raise NotFoundError(f"no group {name!r} at the target")
-        states = [STATE_NAMES.get(m.state, "error") for m in members]
-        vms = {vm.vm_id: vm for m in members for vm in m.vms}
-        return GroupFacts(
-            name=name,
-            state=max(states, key=_STATE_ORDER.index),
-            durable_seq=sum(m.durable_seq for m in members),
-            durable_ns=min(m.durable_source_time_unix_ns for m in members),
-            vms=tuple(
-                ReplicaVm(
-                    v.vm_id, tuple(ReplicaDisk(i, d.capacity_bytes) for i, d in enumerate(v.disks))
-                )
-                for v in vms.values()
-            ),
-        )
-
-    async def image_plan(self, group: str, vm: str, disk: int, at: str) -> ImageFacts:
-        """Resolve a restore point for one disk (no data read)."""
-        try:
-            r = await export_image(self.client, group, vm, disk, at, None)
-        except RemoteError as exc:
-            raise _translate(exc, self.client.address, at) from exc
-        p = r["point"]
-        point = PointFacts(p["seq"], p["source_time_unix_ns"], p["kind"], p["label"])
-        return ImageFacts(
-            point, r["base_seq"], r["records"], r["record_bytes"], r["capacity_bytes"]
-        )
-
-    async def export(self, group: str, vm: str, disk: int, at: str, out_path: str) -> int:
-        """Write the disk at ``at`` as a flat VMDK (descriptor + sparse extent)."""
-        try:
-            r = await export_image(self.client, group, vm, disk, at, out_path)
-        except RemoteError as exc:
-            raise _translate(exc, self.client.address, at) from exc
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DatastoreFullError(out_path, f"writing the image: {exc.strerror}") from exc
-            raise
-        return int(r["bytes_written"])
-
-    async def bookmark(self, group: str, name: str) -> PointFacts:
-        """Bookmark the newest durable restore point."""
-        try:
-            p = await self.client.create_bookmark(group, name)
-        except RemoteError as exc:
-            if exc.code == "ALREADY_EXISTS":
-                raise BookmarkExistsError(group, name) from exc
-            raise _translate(exc, self.client.address) from exc
-        return PointFacts(p.seq, p.source_time_unix_ns, KIND_NAMES.get(p.kind, "unknown"), p.label)
-
-
-def _translate(exc: RemoteError, address: str, at: str = "") -> CdpError:
-    """Target errors failover gives a specific meaning (the server's hint is kept)."""
-    text, _, server_hint = str(exc).split(": ", 1)[-1].partition(" (hint: ")
-    server_hint = server_hint.removesuffix(")")
-    points_hint = "list restorable points with `cdp points list` or `cdp timeline`"
-    if exc.code == "OUT_OF_RANGE":
-        return PointOutsideHistoryError(
-            f"restore point {at!r} is outside the history: {text}", hint=server_hint or points_hint
-        )
-    if exc.code == "NOT_FOUND" and at and text.startswith("at:"):
-        return NotFoundError(f"restore point {at!r} not found: {text}", hint=points_hint)
-    if exc.code == "NOT_FOUND":
-        hint = server_hint or "the plan names a group or VM the target does not have"
-        return NotFoundError(text, hint=hint)
-    if exc.code == "INVALID_ARGUMENT" and at:
-        return InvalidInputError("--at", text)
-    if exc.code == "UNAVAILABLE":
-        exc.hint = f"is the target running at {address} (plan key target.address)?"
-    return exc
-
-
-# ---------------------------------------------------------------- wiring
-
-
-def _connector(settings: VCenterSettings, pool: int) -> Callable[[], VCenter]:
-    def connect() -> VCenter:
-        from cdp.failover import vsphere  # pyVmomi costs ~60 ms: only when vCenter is used
-
-        credentials = resolve_credentials(settings.credentials, os.environ)
-        return vsphere.connect(settings, credentials, pool)
-
-    return connect
-
-
-def _login(plan: Plan) -> str:
-    c = plan.vcenter.credentials
-    source = f"file {c.file}" if c.file else f"env {c.user_env}/{c.password_env}"
-    return f"credentials from {source}"
-
-
-class Session:
-    """An orchestrator and its target channel for one command."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.plan = load_plan(args.plan)
-        self.json = bool(args.json)
-        self.out: TextIO = sys.stderr if self.json else sys.stdout
-        tls = load_client_tls(self.plan.target_tls_dir) if self.plan.target_tls_dir else None
-        if tls is None:
-            log.warning("plan target.insecure: talking to the target in plain text")
-        self.client = ReplicationClient(self.plan.target_address, tls)
-        protected = self.plan.protected_site
-        self.orch = Orchestrator(
-            self.plan,
-            _connector(self.plan.vcenter, self.plan.recovery.parallel),
-            TargetReplication(self.client),
-            connect_protected=_connector(protected.vcenter, 2) if protected else None,
-            login=_login(self.plan),
-            report=self.progress,
-        )
-
-    def progress(self, e: Event) -> None:
-        """Print one progress event."""
-        if e.kind == "step":
-            line = f"[{e.index:>3}/{e.total}] {e.seconds:7.3f} s  {e.text}"
-        elif e.kind == "step-failed":
-            line = f"[{e.index:>3}/{e.total}]  FAILED    {e.text}"
-        elif e.kind == "phase":
-            line = f"-- {e.text}"
-        else:
-            line = ("warning: " if e.kind == "warn" else "") + e.text
-        print(line, file=self.out, flush=True)
-
-    async def close(self) -> None:
-        """Log out of vCenter, close the channel."""
-        self.orch.close()
-        await self.client.close()
-
-
-async def with_session(args: argparse.Namespace, body: Callable[[Session], Any]) -> int:
-    """Run ``body`` with a session for the plan ``args.plan``; always close it."""
-    session = Session(args)
-    try:
-        code: int = await body(session)
-        return code
-    finally:
-        await session.close()
 
 
 # ---------------------------------------------------------------- commands
@@ -418,7 +248,7 @@ async def _failback(args: argparse.Namespace) -> int:
 
 async def _status(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
-    orch = Orchestrator(plan, _connector(plan.vcenter, 1), _NoTarget())
+    orch = Orchestrator(plan, connector(plan.vcenter, 1), _NoTarget())
     status = orch.status()
     if plan.failback is not None:
         from cdp.failover.failback import failback_status
@@ -439,78 +269,6 @@ class _NoTarget:
 
 
 # ---------------------------------------------------------------- rendering
-
-
-def render_checks(rows: list[CheckRow]) -> str:
-    """The readiness table, with hints under it for rows that are not pass."""
-    table = common.table(
-        ["CHECK", "RESULT", "DETAIL"], [[r.name, r.status.upper(), r.detail] for r in rows]
-    )
-    hints = [f"  {r.name}: {r.hint}" for r in rows if r.hint and r.status != "pass"]
-    return table + ("\n\nhints:\n" + "\n".join(hints) if hints else "")
-
-
-def print_dry_run(
-    s: Session, survey: SurveyResult, extra: dict[str, Any] | None = None, more: str = ""
-) -> int:
-    """Print a dry run's readiness table and operation plan; exit 1 if a check failed.
-
-    JSON gets ``extra``'s keys added; text gets ``more`` after the plan.
-    """
-    failed = any(r.status == FAIL for r in survey.rows)
-    op = survey.operation
-    if s.json:
-        common.emit_json(
-            {
-                "plan": s.plan.name,
-                "ready": not failed,
-                "dry_run": True,
-                "checks": [dataclasses.asdict(r) for r in survey.rows],
-                "operation": op.to_json() if op else None,
-                **(extra or {}),
-            }
-        )
-        return common.EXIT_FAILED if failed else common.EXIT_OK
-    print(render_checks(survey.rows))
-    if op is not None:
-        print("\n" + render_operation(op))
-    if more:
-        print("\n" + more)
-    print("\ndry run: nothing was changed")
-    return common.EXIT_FAILED if failed else common.EXIT_OK
-
-
-def render_operation(op: st.OperationPlan) -> str:
-    """The plan of an operation: point, placement, steps, bytes, RTO estimate."""
-    lines = [f"{'planned ' if op.planned else ''}{op.operation} failover"]
-    for group, p in op.points.items():
-        if p is None:
-            lines.append(f"  group {group}: restore point bookmarked after the drain")
-            continue
-        label = f" {p.label!r}" if p.label else ""
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(p.time_ns / 1e9))
-        lines.append(f"  group {group}: restore point seq {p.seq} ({p.kind}{label}, {when} UTC)")
-    rows = [
-        [
-            v.vm,
-            v.name,
-            v.host,
-            v.boot_group,
-            str(len(v.hardware.disks)),
-            ", ".join(n.network for n in v.hardware.nics) or "-",
-        ]
-        for v in op.vms
-    ]
-    lines.append(
-        common.table(["VM", "REGISTERED AS", "HOST", "BOOT GROUP", "DISKS", "NETWORKS"], rows)
-    )
-    lines.append("steps:")
-    lines += [f"  {n:>3}. phase {s.phase}: {s.describe()}" for n, s in enumerate(op.steps, 1)]
-    lines.append(
-        f"bytes to prepare: {common.fmt_bytes(op.bytes_to_prepare)}; "
-        f"RTO estimate: {op.rto_estimate_s:.1f} s"
-    )
-    return "\n".join(lines)
 
 
 def _print_rto(s: Session, result: dict[str, Any]) -> None:

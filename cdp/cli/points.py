@@ -7,15 +7,9 @@ from typing import Any
 
 from cdp.cli import common
 from cdp.errors import InvalidInputError
-from cdp.restore.catalog import format_ns, parse_time
+from cdp.failover.export import point_facts
+from cdp.restore.catalog import parse_time
 from cdp.v1 import replication_pb2 as pb
-
-KIND_NAMES = {
-    pb.POINT_KIND_CRASH_CONSISTENT: "crash-consistent",
-    pb.POINT_KIND_CHECKPOINT: "checkpoint",
-    pb.POINT_KIND_BOOKMARK: "bookmark",
-    pb.POINT_KIND_APP_CONSISTENT: "app-consistent",
-}
 
 
 def add_parser(sub: Any) -> None:
@@ -42,11 +36,7 @@ def add_parser(sub: Any) -> None:
 
 def point_dict(p: pb.RestorePoint) -> dict[str, Any]:
     """A restore point as JSON-able data."""
-    return {
-        "seq": p.seq, "time": format_ns(p.source_time_unix_ns),
-        "source_time_unix_ns": p.source_time_unix_ns,
-        "kind": KIND_NAMES.get(p.kind, "unknown"), "label": p.label,
-    }  # fmt: skip
+    return point_facts(p).to_json()
 
 
 async def list_points(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import signal
 from typing import Any
 
 from cdp.cli import common
-from cdp.cli.failover import Session, print_dry_run, with_session
+from cdp.cli.failover_common import Session, print_dry_run, with_session
 from cdp.failover import steps as st
 from cdp.failover.orchestrator import Event
 from cdp.failover.plan import load_plan

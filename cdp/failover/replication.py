@@ -1,14 +1,16 @@
 """The seam to the replication target: what failover asks of it, in plain values.
 
-The CLI wires :class:`Replication` to a gRPC ``ReplicationClient`` (cdp/cli/failover.py);
-failover never imports grpc. Images are exported, never the base or the journal touched:
-reading an image is read-only at the target.
+:class:`cdp.failover.remote.TargetReplication` implements :class:`Replication` over a
+gRPC ``ReplicationClient``; failover never imports grpc. Images are exported, never the
+base or the journal touched: reading an image is read-only at the target.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+from cdp.restore.catalog import format_ns
 
 STATE_REPLICATING = "replicating"
 STATE_DISCONNECTED = "disconnected"
@@ -58,6 +60,13 @@ class PointFacts:
     time_ns: int
     kind: str
     label: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The point as ``cdp points`` and ``cdp image export --json`` print it."""
+        return {
+            "seq": self.seq, "time": format_ns(self.time_ns),
+            "source_time_unix_ns": self.time_ns, "kind": self.kind, "label": self.label,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)

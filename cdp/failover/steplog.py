@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from cdp.failover.errors import OperationStateError
+from cdp.failover.records import LOG_VERSION, check_version
 from cdp.fsutil import fsync_dir, write_atomic
 
-LOG_VERSION = 1
 OPERATION_FILE = "operation.json"
 
 # operation statuses
@@ -55,7 +55,8 @@ class StepLog:
         """Read the active operation, or None when there is none.
 
         A log left with a final status (a crash between recording it and archiving) is
-        archived now, so a new operation never overwrites it.
+        archived now, so a new operation never overwrites it. A log of another format
+        version is refused (OperationStateError naming both versions) and left as it is.
         """
         try:
             with open(self.path, encoding="utf-8") as f:
@@ -68,6 +69,10 @@ class StepLog:
                 hint="restore it from history/ or move it away to start over (check vCenter "
                 "for VMs it registered first)",
             ) from exc
+        if self.data is not None:
+            data, self.data = self.data, None
+            check_version(data, self.path)
+            self.data = data
         if self.data is not None and self.data.get("status") in FINAL:
             with contextlib.suppress(FileNotFoundError):  # another command archived it
                 self.archive()

@@ -23,11 +23,11 @@ import yaml
 from conftest import Running, start_target, stop_target
 from pyVmomi import vim
 
-from cdp.cli.failover import TargetReplication
 from cdp.failover import vsphere
 from cdp.failover.faults import server_thumbprint
 from cdp.failover.orchestrator import Event, Orchestrator
 from cdp.failover.plan import Credentials, Plan, load_plan
+from cdp.failover.remote import TargetReplication
 from cdp.rpc.client import ReplicationClient
 from cdp.source.buffer import SourceBuffer
 from cdp.source.shipper import Shipper, ShipperConfig

@@ -26,7 +26,6 @@ import pytest
 from conftest import Running, start_target, stop_target
 from pyVmomi import vim
 
-from cdp.cli.failover import TargetReplication
 from cdp.errors import ConfigError, PreconditionError
 from cdp.failover import vsphere
 from cdp.failover.errors import OperationStateError
@@ -34,6 +33,7 @@ from cdp.failover.failback import Failback, back_plan
 from cdp.failover.faults import server_thumbprint
 from cdp.failover.orchestrator import Orchestrator
 from cdp.failover.plan import Credentials, parse_plan
+from cdp.failover.remote import TargetReplication
 from cdp.failover.vcenter import VCenter
 from cdp.rpc.client import ReplicationClient
 

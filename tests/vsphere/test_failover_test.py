@@ -9,8 +9,8 @@ import json
 import pytest
 from pyVmomi import vim
 
-from cdp.cli.image import export_image
 from cdp.failover.errors import OperationStateError
+from cdp.failover.export import export_image
 
 from .drsite import DS_NAME, GROUP, VMS, DrSite, find_one, inventory, tree
 

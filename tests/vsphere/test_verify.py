@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from cdp.cli.image import export_image
 from cdp.errors import ConfigError
+from cdp.failover.export import export_image
 from cdp.failover.plan import parse_plan
 from cdp.failover.probes import check_disk
 from cdp.failover.verify import Verifier

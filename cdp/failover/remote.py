@@ -1,0 +1,111 @@
+"""The failover seam to the target over gRPC: :class:`TargetReplication`.
+
+Implements :class:`cdp.failover.replication.Replication` on a ``ReplicationClient``: status
+folded into :class:`GroupFacts`, images through :func:`cdp.failover.export.export_image`,
+bookmarks as :class:`PointFacts`. Target errors that failover gives a meaning (a point
+outside the history, an unknown group, a full datastore) become their cdp errors here;
+this module never imports grpc itself (the client does).
+"""
+
+from __future__ import annotations
+
+import errno
+
+from cdp.errors import (
+    BookmarkExistsError,
+    CdpError,
+    InvalidInputError,
+    NotFoundError,
+    PointOutsideHistoryError,
+    RemoteError,
+)
+from cdp.failover.errors import DatastoreFullError
+from cdp.failover.export import export_image, point_facts
+from cdp.failover.replication import GroupFacts, ImageFacts, PointFacts, ReplicaDisk, ReplicaVm
+from cdp.rpc.client import ReplicationClient
+from cdp.rpc.convert import STATE_NAMES
+
+_STATE_ORDER = ["replicating", "disconnected", "resyncing", "resync_required", "error"]
+"""Group states from best to worst; a group spanning hosts reports its worst member's."""
+
+
+class TargetReplication:
+    """:class:`cdp.failover.replication.Replication` over a gRPC client."""
+
+    def __init__(self, client: ReplicationClient) -> None:
+        self.client = client
+
+    async def group(self, name: str) -> GroupFacts:
+        """The group's state (members folded: worst state, oldest durable time)."""
+        try:
+            resp = await self.client.status(name)
+        except RemoteError as exc:
+            raise _translate(exc, self.client.address) from exc
+        members = list(resp.groups)
+        if not members:
+            raise NotFoundError(f"no group {name!r} at the target")
+        states = [STATE_NAMES.get(m.state, "error") for m in members]
+        vms = {vm.vm_id: vm for m in members for vm in m.vms}
+        return GroupFacts(
+            name=name,
+            state=max(states, key=_STATE_ORDER.index),
+            durable_seq=sum(m.durable_seq for m in members),
+            durable_ns=min(m.durable_source_time_unix_ns for m in members),
+            vms=tuple(
+                ReplicaVm(
+                    v.vm_id, tuple(ReplicaDisk(i, d.capacity_bytes) for i, d in enumerate(v.disks))
+                )
+                for v in vms.values()
+            ),
+        )
+
+    async def image_plan(self, group: str, vm: str, disk: int, at: str) -> ImageFacts:
+        """Resolve a restore point for one disk (no data read)."""
+        try:
+            r = await export_image(self.client, group, vm, disk, at, None)
+        except RemoteError as exc:
+            raise _translate(exc, self.client.address, at) from exc
+        return r.image
+
+    async def export(self, group: str, vm: str, disk: int, at: str, out_path: str) -> int:
+        """Write the disk at ``at`` as a flat VMDK (descriptor + sparse extent)."""
+        try:
+            r = await export_image(self.client, group, vm, disk, at, out_path)
+        except RemoteError as exc:
+            raise _translate(exc, self.client.address, at) from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DatastoreFullError(out_path, f"writing the image: {exc.strerror}") from exc
+            raise
+        return r.bytes_written
+
+    async def bookmark(self, group: str, name: str) -> PointFacts:
+        """Bookmark the newest durable restore point."""
+        try:
+            p = await self.client.create_bookmark(group, name)
+        except RemoteError as exc:
+            if exc.code == "ALREADY_EXISTS":
+                raise BookmarkExistsError(group, name) from exc
+            raise _translate(exc, self.client.address) from exc
+        return point_facts(p)
+
+
+def _translate(exc: RemoteError, address: str, at: str = "") -> CdpError:
+    """Target errors failover gives a specific meaning (the server's hint is kept)."""
+    text, _, server_hint = str(exc).split(": ", 1)[-1].partition(" (hint: ")
+    server_hint = server_hint.removesuffix(")")
+    points_hint = "list restorable points with `cdp points list` or `cdp timeline`"
+    if exc.code == "OUT_OF_RANGE":
+        return PointOutsideHistoryError(
+            f"restore point {at!r} is outside the history: {text}", hint=server_hint or points_hint
+        )
+    if exc.code == "NOT_FOUND" and at and text.startswith("at:"):
+        return NotFoundError(f"restore point {at!r} not found: {text}", hint=points_hint)
+    if exc.code == "NOT_FOUND":
+        hint = server_hint or "the plan names a group or VM the target does not have"
+        return NotFoundError(text, hint=hint)
+    if exc.code == "INVALID_ARGUMENT" and at:
+        return InvalidInputError("--at", text)
+    if exc.code == "UNAVAILABLE":
+        exc.hint = f"is the target running at {address} (plan key target.address)?"
+    return exc
