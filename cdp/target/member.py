@@ -87,9 +87,8 @@ class ReplicatedGroup:
     def open(self) -> None:
         """Recover the journal from disk; a corrupt journal or replica puts the group in ERROR."""
         try:
-            self.replica.check()
             report = self.journal.open(floor_seq=self.applier.applied_seq)
-        except (JournalCorruptError, ReplicaCorruptError) as exc:
+        except JournalCorruptError as exc:
             log.error("group %s: %s", self.spec.group_id, exc)
             self.fail(exc)
             return
@@ -97,6 +96,11 @@ class ReplicatedGroup:
         events = self.catalog.index.events(self.key)
         self.resync.active = bool(events) and events[-1].kind == KIND_RESYNC_START
         log.info("group %s: journal open: %s", self.spec.group_id, report)
+        try:
+            self.replica.check()
+        except ReplicaCorruptError as exc:  # kept, never recreated blank
+            log.error("group %s: %s", self.spec.group_id, exc)
+            self.fail(exc)
 
     def fail(self, exc: CdpError) -> None:
         """Stop the group: no intake, no apply, until an operator acts."""
