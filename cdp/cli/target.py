@@ -76,6 +76,7 @@ async def serve(args: argparse.Namespace) -> int:
     )
     http = parse_http_address(args.http) if args.http else None
     tls = server_tls(args)
+    os.umask(0o077)  # RocksDB's own files too: data at rest is for the target's user only
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

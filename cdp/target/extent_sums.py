@@ -43,7 +43,9 @@ of the recovery datastore, whose layout DESIGN.md fixes."""
 
 def sums_path(replica_root: str, vm_id: str, extent_name: str) -> str:
     """Path of the sums file of a replica extent (its folder is created 0700)."""
-    folder = os.path.join(os.path.dirname(os.path.abspath(replica_root)), SUMS_FOLDER, vm_id)
+    top = os.path.join(os.path.dirname(os.path.abspath(replica_root)), SUMS_FOLDER)
+    folder = os.path.join(top, vm_id)
+    os.makedirs(top, mode=0o700, exist_ok=True)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     return os.path.join(folder, extent_name + SUMS_SUFFIX)
 

@@ -141,7 +141,9 @@ class Target:
 
     async def __aenter__(self) -> Target:
         for d in (self.config.journal_dir, self.config.replica_dir, self.config.index_dir):
-            os.makedirs(d, exist_ok=True)
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            os.chmod(d, 0o700)  # data at rest is private, also in folders made before
+        os.chmod(self.config.data_dir, 0o700)
         self.index = await asyncio.to_thread(self._index_factory, self.config.index_dir)
         for spec in self._stored_specs():
             await asyncio.to_thread(self._start_group, spec)
