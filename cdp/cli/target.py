@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cdp.cli import common
+from cdp.cli import common, scrub
 from cdp.errors import InvalidInputError
 from cdp.fsutil import write_atomic
 from cdp.journal.store.rocksdb import RocksIndex
@@ -59,6 +59,7 @@ def add_parser(sub: Any) -> None:
     )
     common.add_tls_flags(s, "DIR/target from `cdp certs init DIR`, with authz.yaml")
     s.set_defaults(handler=serve)
+    scrub.add_parser(tsub)
 
 
 async def serve(args: argparse.Namespace) -> int:

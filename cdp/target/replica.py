@@ -136,6 +136,7 @@ class ReplicaSet:
         }
         """Regions marked damaged, per disk: refused to readers until a resync covers them."""
         self._coverage: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        self._announced: dict[int, set[int]] = {}
 
     def _open_disk(self, path: str, sums: ExtentSums) -> int:
         """Open an extent and its sums; record what is wrong in :attr:`problems`."""
@@ -215,14 +216,24 @@ class ReplicaSet:
             self._sums[disk].sync()
             self.damaged[disk].add(region)
 
-    def damage_reason(self) -> str:
-        """Why the group needs a resync for its damaged base regions; "" if none."""
+    def take_damage_reason(self) -> str:
+        """Why the source must resync for damaged regions not yet announced; "" if none.
+
+        Each damaged region is announced once (per process): the source's resync that
+        follows compares every region and sends the damaged ones again, so asking at
+        every handshake would only loop.
+        """
+        fresh = {
+            d: sorted(r - self._announced.get(d, set())) for d, r in sorted(self.damaged.items())
+        }
         parts = [
-            f"VM {self._sums[d].vm_id!r} disk {self._sums[d].disk} regions {sorted(r)[:8]}"
-            for d, r in sorted(self.damaged.items())
+            f"VM {self._sums[d].vm_id!r} disk {self._sums[d].disk} regions {r[:8]}"
+            for d, r in fresh.items()
             if r
         ]
-        return ("base replica damaged: " + "; ".join(parts)) if parts else ""
+        for d, r in fresh.items():
+            self._announced.setdefault(d, set()).update(r)
+        return ("base replica damaged, a resync rewrites it: " + "; ".join(parts)) if parts else ""
 
     def write(self, disk: int, offset: int, data: bytes) -> None:
         """Write ``data`` at ``offset`` of group disk ``disk`` (not yet durable)."""
@@ -285,17 +296,21 @@ class ReplicaSet:
         return mark
 
     def scrub_disk(self, disk: int) -> Iterator[tuple[int, ReplicaCorruptError | None]]:
-        """Verify every region of a disk that holds data; yield (bytes read, damage or None)."""
+        """Verify every region of a disk that holds data; yield (region, damage or None)."""
         fd, sums = self._fds[disk], self._sums[disk]
         base = VerifiedExtent(fd, sums)
+        seen: set[int] = set()
         for lo, hi in base.data_regions(0, sums.capacity_bytes):
             for region in regions_of(lo, hi - lo):
+                if region in seen:
+                    continue
+                seen.add(region)
                 try:
                     sums.read_verified(fd, region)
                 except ReplicaCorruptError as exc:
-                    yield REGION_READ, exc
+                    yield region, exc
                     continue
-                yield REGION_READ, None
+                yield region, None
 
     def disks(self) -> int:
         """How many disks the set has."""
@@ -309,10 +324,6 @@ class ReplicaSet:
         for sums in self._sums:
             sums.close()
         self._fds.clear()
-
-
-REGION_READ = 1
-"""Unit of the scrub's progress: regions read."""
 
 
 def _touched_regions(writes: list[tuple[int, int, int]]) -> dict[int, set[int]]:

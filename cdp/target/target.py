@@ -276,7 +276,9 @@ class Target:
         await group.quiesce()
         durable = group.journal.durable_seq
         group.expected_seq = durable + 1
-        reason = _resync_reason(durable, oldest_held_seq, next_seq) or group.replica.damage_reason()
+        reason = (
+            _resync_reason(durable, oldest_held_seq, next_seq) or group.replica.take_damage_reason()
+        )
         session_id = uuid.uuid4().hex
         group.session_id, group.source_id = session_id, source_id
         group.state = GroupState.RESYNC_REQUIRED if reason else GroupState.REPLICATING

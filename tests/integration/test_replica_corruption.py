@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import glob
+import json
 import os
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import MiB, Running, make_record, score, small_group, start_target, stop_target
 
+from cdp import codec
 from cdp.errors import RemoteError
 from cdp.record import Record
 
@@ -152,6 +156,63 @@ async def test_damaged_replica_is_never_exported_as_good(tmp_path: Path, case: s
     assert verdict != "WRONG", f"{case}: a damaged replica was exported as good"
     if not case.startswith("sums: deleted"):
         assert verdict == "refused"
+
+
+def run_scrub(data_dir: str) -> tuple[int, dict[str, object]]:
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    p = subprocess.run(
+        [sys.executable, "-m", "cdp", "target", "scrub", "--data-dir", data_dir, "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert p.returncode in (0, 1), p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
+async def test_scrub_finds_the_damaged_region_and_a_resync_repairs_it(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "target")
+    want = source_data()
+    r = await start_target(data_dir)
+    try:
+        await send_all(r, want)
+    finally:
+        await stop_target(r)
+    code, clean = run_scrub(data_dir)
+    assert code == 0 and clean["damage"] == [] and clean["regions_checked"] == 3
+    flip(extent(data_dir), MiB + 4096)
+    code, found = run_scrub(data_dir)
+    assert code == 1
+    assert [(d["vm_id"], d["disk"], d["region"]) for d in found["damage"]] == [(VM, 0, 1)]
+
+    r = await start_target(data_dir)
+    try:
+        reply = await r.client.open_session("host-a", SPEC, 0, 13)
+        assert reply.resync_required and "region" in reply.resync_reason
+        reply = await r.client.open_session("host-a", SPEC, 0, 13)  # asked once, not forever
+        assert not reply.resync_required
+        region = 64 * 1024  # what the source's resync compares and sends
+        offsets = list(range(0, 4 * MiB, region))
+        hashes = [codec.checksum(want[o : o + region]) for o in offsets]
+        differing = await r.client.compare_regions(reply.session_id, 0, region, offsets, hashes)
+        assert differing == list(range(MiB, 2 * MiB, region))
+        now = time.time_ns()
+        recs = [
+            make_record(13 + i, 0, o, want[o : o + region], now + i)
+            for i, o in enumerate(differing)
+        ]
+        stream = r.client.stream(reply.session_id)
+        await stream.send(recs)
+        assert (await stream.recv()) is not None
+        stream.cancel()
+        for _ in range(400):
+            if (await r.client.status(GROUP)).groups[0].applied_seq == 12 + len(recs):
+                break
+            await asyncio.sleep(0.01)
+        assert await export(r) == want
+    finally:
+        await stop_target(r)
+    code, after = run_scrub(data_dir)
+    assert code == 0 and after["damage"] == []
+    TABLE.append(("extent flipped, scrub + resync", "repaired", "scrub exit 1, then 0"))
 
 
 def test_zz_print_replica_corruption_table(capsys: pytest.CaptureFixture[str]) -> None:
