@@ -15,6 +15,7 @@
     ├── ImageMovedError            base moved while an image was read    (ABORTED)
     ├── ChecksumError              payload does not match its xxh3       (DATA_LOSS)
     ├── JournalCorruptError        bad bytes found in a segment on disk  (DATA_LOSS)
+    ├── ReplicaCorruptError        a base replica extent fails its sums  (DATA_LOSS)
     ├── StorageFullError           journal or volume full                (RESOURCE_EXHAUSTED)
     └── RemoteError                the peer answered with an error (client side)
 
@@ -125,6 +126,29 @@ class JournalCorruptError(CdpError):
             hint="the records from here on cannot be used; the group needs a resync",
         )
         self.path, self.offset, self.reason, self.seq = path, offset, reason, seq
+
+
+class ReplicaCorruptError(CdpError):
+    """A base replica extent (or its sums file) is damaged, missing or cut short.
+
+    ``region`` is the damaged region's number (``region_bytes`` each), or None when the
+    whole file is concerned (missing, truncated).
+    """
+
+    def __init__(
+        self, vm_id: str, disk: int, region: int | None, region_bytes: int, detail: str
+    ) -> None:
+        where = (
+            f" region {region} (bytes {region * region_bytes}..{(region + 1) * region_bytes - 1})"
+            if region is not None
+            else ""
+        )
+        super().__init__(
+            f"replica of VM {vm_id!r} disk {disk}{where}: {detail}",
+            hint="images that read it are refused; the base replica must be rebuilt from the "
+            "source (see docs/ARCHITECTURE.md, 'Replica checksums and scrub')",
+        )
+        self.vm_id, self.disk, self.region, self.detail = vm_id, disk, region, detail
 
 
 class StorageFullError(CdpError):

@@ -2,6 +2,7 @@
 
 ``write_atomic``: write a temp file, fsync it, rename it over the target, fsync the
 folder. After a crash the target holds either the old or the new content, never a mix.
+Files are created 0600 (owner only): what cdp stores is disk data and its metadata.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def write_atomic(path: str, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically and durably."""
     folder = os.path.dirname(os.path.abspath(path))
     tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
         os.fsync(fd)

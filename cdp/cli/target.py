@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cdp.cli import common
+from cdp.cli import common, scrub
 from cdp.errors import InvalidInputError
 from cdp.fsutil import write_atomic
 from cdp.journal.store.rocksdb import RocksIndex
@@ -64,6 +64,7 @@ def add_parser(sub: Any) -> None:
     )
     common.add_tls_flags(s, "DIR/target from `cdp certs init DIR`, with authz.yaml")
     s.set_defaults(handler=serve)
+    scrub.add_parser(tsub)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -81,6 +82,7 @@ async def serve(args: argparse.Namespace) -> int:
     )
     http = parse_http_address(args.http) if args.http else None
     tls = server_tls(args)
+    os.umask(0o077)  # RocksDB's own files too: data at rest is for the target's user only
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

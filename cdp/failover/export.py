@@ -101,7 +101,7 @@ async def export_image(
         return ImageExport(group, vm, disk, at, image)
     written = 0
     extent = extent_of(out)
-    fd = os.open(extent, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = os.open(extent, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.ftruncate(fd, plan.capacity_bytes)
         async for msg in stream:

@@ -69,7 +69,7 @@ class Journal:
         segments are gone, so the journal may start above 1). Raises
         :class:`JournalCorruptError` when acknowledged records are missing or bad.
         """
-        os.makedirs(self.dir, exist_ok=True)
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
         firsts = sorted(
             s for s in (naming.parse_segment(n) for n in os.listdir(self.dir)) if s is not None
         )

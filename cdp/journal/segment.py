@@ -93,7 +93,7 @@ class Segment:
         self.size = size
         self.last_seq = last_seq
         """Seq of the last record appended; first_seq - 1 when empty."""
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def append(self, records: list[Record], heads: list[bytes]) -> int:
         """Append records (``heads`` are their encoded headers); return the start offset.

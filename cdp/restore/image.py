@@ -6,23 +6,42 @@ bytes) chunks in offset order, skipping holes: only regions where the base holds
 (found with SEEK_DATA) or a record wrote are read. The cost therefore grows with the
 data actually present and changed, not with the disk's virtual size. The caller keeps
 apply paused while it reads, so the base does not move underneath.
+
+The base is read through a :class:`BaseExtent`, which checks every region it returns
+against the replica's checksums and raises
+:class:`cdp.errors.ReplicaCorruptError` on damage: a damaged base is never exported.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from cdp import codec
-from cdp.errors import JournalCorruptError
+from cdp.errors import JournalCorruptError, ReplicaCorruptError
 from cdp.journal.index import IndexEntry, Point
 from cdp.journal.journal import Journal
 from cdp.record import KIND_WRITE
 
 CHUNK = 4 * 2**20
 """Bytes per image chunk; chunks are aligned to this."""
+
+
+class BaseExtent(Protocol):
+    """A base replica extent, read region-checked."""
+
+    def data_regions(self, offset: int, end: int) -> list[tuple[int, int]]:
+        """[lo, hi) spans in [offset, end) that may hold data, sorted, disjoint."""
+
+    def read(self, start: int, stop: int) -> bytes:
+        """Bytes [start, stop), verified; raises ReplicaCorruptError on damage."""
+
+
+DAMAGED_REGION_HASH = 0
+"""What :func:`region_hashes` answers for a region over a damaged base: it never equals
+a source's hash (XXH3 of real bytes is 0 with chance 2**-64), so the source re-sends it."""
 
 
 @dataclass(frozen=True)
@@ -80,33 +99,29 @@ def plan_image(
 
 
 def read_image(
-    journal: Journal, base_extent: str, plan: ImagePlan, offset: int, length: int
+    journal: Journal, base: BaseExtent, plan: ImagePlan, offset: int, length: int
 ) -> Iterator[tuple[int, bytes]]:
     """Yield (offset, data) pieces of the image within [offset, offset + length).
 
-    Only regions that hold data are produced: the base extent's data regions (SEEK_DATA)
-    and the records' extents, merged, cut into pieces of at most CHUNK bytes.
+    Only regions that hold data are produced: the base extent's data regions and the
+    records' extents, merged, cut into pieces of at most CHUNK bytes.
     """
     end = min(offset + length, plan.capacity_bytes)
     entries = [e for e in plan.entries if e.disk_offset < end and e.disk_offset + e.length > offset]
     by_chunk = _bucket(entries, CHUNK)
-    fd = os.open(base_extent, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        spans = [(max(e.disk_offset, offset), min(e.disk_offset + e.length, end)) for e in entries]
-        regions = _merge([*spans, *_data_regions(fd, offset, end)])
-        cache: dict[int, bytes] = {}
-        for lo, hi in regions:
-            start = lo
-            while start < hi:
-                stop = min((start // CHUNK + 1) * CHUNK, hi)  # pieces never cross a chunk edge
-                buf = bytearray(os.pread(fd, stop - start, start).ljust(stop - start, b"\0"))
-                for e in by_chunk.get(start // CHUNK, []):
-                    if e.disk_offset < stop and e.disk_offset + e.length > start:
-                        _overlay(buf, start, stop, e, _record_data(journal, e, cache))
-                yield start, bytes(buf)
-                start = stop
-    finally:
-        os.close(fd)
+    spans = [(max(e.disk_offset, offset), min(e.disk_offset + e.length, end)) for e in entries]
+    regions = _merge([*spans, *base.data_regions(offset, end)])
+    cache: dict[int, bytes] = {}
+    for lo, hi in regions:
+        start = lo
+        while start < hi:
+            stop = min((start // CHUNK + 1) * CHUNK, hi)  # pieces never cross a chunk edge
+            buf = bytearray(base.read(start, stop).ljust(stop - start, b"\0"))
+            for e in by_chunk.get(start // CHUNK, []):
+                if e.disk_offset < stop and e.disk_offset + e.length > start:
+                    _overlay(buf, start, stop, e, _record_data(journal, e, cache))
+            yield start, bytes(buf)
+            start = stop
 
 
 def _bucket(entries: list[IndexEntry], size: int) -> dict[int, list[IndexEntry]]:
@@ -129,21 +144,6 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _data_regions(fd: int, offset: int, end: int) -> Iterator[tuple[int, int]]:
-    """[lo, hi) regions in [offset, end) where the base extent holds data."""
-    pos = offset
-    while pos < end:
-        try:
-            data = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError:  # ENXIO: no data after pos
-            return
-        if data >= end:
-            return
-        hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
-        yield data, hole
-        pos = hole
-
-
 def _record_data(journal: Journal, e: IndexEntry, cache: dict[int, bytes]) -> bytes:
     """A record's data, verified; the last few are cached (records span pieces)."""
     if e.seq in cache:
@@ -164,23 +164,25 @@ def _overlay(buf: bytearray, start: int, stop: int, e: IndexEntry, data: bytes) 
 
 
 def region_hashes(
-    journal: Journal, base_extent: str, plan: ImagePlan, offsets: list[int], region_bytes: int
+    journal: Journal, base: BaseExtent, plan: ImagePlan, offsets: list[int], region_bytes: int
 ) -> list[int]:
     """XXH3-64 of each region ``[offset, offset + region_bytes)`` of the image.
 
-    Regions are clipped at the capacity. One pass: records are bucketed by region.
+    Regions are clipped at the capacity. One pass: records are bucketed by region. A
+    region over a damaged base answers :data:`DAMAGED_REGION_HASH`, so that a resync
+    sends it again (which is how a damaged base is repaired).
     """
     by_region = _bucket(plan.entries, region_bytes)
-    fd = os.open(base_extent, os.O_RDONLY | os.O_CLOEXEC)
     cache: dict[int, bytes] = {}
     out = []
-    try:
-        for offset in offsets:
-            stop = min(offset + region_bytes, plan.capacity_bytes)
-            buf = bytearray(os.pread(fd, stop - offset, offset).ljust(stop - offset, b"\0"))
-            for e in by_region.get(offset // region_bytes, []):
-                _overlay(buf, offset, stop, e, _record_data(journal, e, cache))
-            out.append(codec.checksum(buf))
-    finally:
-        os.close(fd)
+    for offset in offsets:
+        stop = min(offset + region_bytes, plan.capacity_bytes)
+        try:
+            buf = bytearray(base.read(offset, stop).ljust(stop - offset, b"\0"))
+        except ReplicaCorruptError:
+            out.append(DAMAGED_REGION_HASH)
+            continue
+        for e in by_region.get(offset // region_bytes, []):
+            _overlay(buf, offset, stop, e, _record_data(journal, e, cache))
+        out.append(codec.checksum(buf))
     return out

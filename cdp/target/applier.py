@@ -7,6 +7,8 @@ read back from the journal and verified again (a record corrupted on disk is rep
 with its segment and seq, never applied), the replica is synced, the applied seq is
 stored, and the segments wholly below it are released. A crash between those steps
 re-applies a suffix of the same records in the same order, which leaves the same bytes.
+The replica's region checksums move in the same round, before the applied seq (see
+:class:`cdp.target.replica.ReplicaSet`): a region is verified before it is written.
 
 Images read the base while apply is paused (:meth:`Applier.pause`); only the journal
 size limit may override a pause, and then :attr:`Applier.base_generation` changes so
@@ -26,6 +28,7 @@ from cdp import codec
 from cdp.errors import JournalCorruptError
 from cdp.journal.index import Index
 from cdp.journal.journal import Journal
+from cdp.record import KIND_WRITE
 from cdp.target.replica import ReplicaSet
 
 log = logging.getLogger(__name__)
@@ -166,9 +169,13 @@ class Applier:
                 plan.upto_seq,
             )  # fmt: skip
         last = min(plan.upto_seq, self.applied_seq + max_records)
+        entries = self.journal.index_entries(self.applied_seq + 1, last)
+        writes = [(e.disk, e.disk_offset, e.length) for e in entries if e.kind == KIND_WRITE]
+        self.replica.begin(writes)
         count = self._apply_range(self.applied_seq + 1, last)
-        self.replica.sync()
+        self.replica.sync()  # new region sums too, before the applied seq moves
         self._index.put_meta(applied_key(self.journal.group), _U64.pack(last))
+        self.replica.finish()
         self.applied_seq = last
         self.base_generation += 1
         self.journal.release_upto(last)

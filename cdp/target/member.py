@@ -14,14 +14,14 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from cdp.errors import CdpError, JournalCorruptError
+from cdp.errors import CdpError, JournalCorruptError, ReplicaCorruptError
 from cdp.group import GroupSpec
 from cdp.journal.index import Index
 from cdp.journal.journal import Journal
 from cdp.record import KIND_RESYNC_START
 from cdp.restore.catalog import Catalog
 from cdp.restore.image import PlanCache
-from cdp.target.applier import Applier
+from cdp.target.applier import Applier, load_applied
 from cdp.target.committer import Ack, Committer
 from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
@@ -62,7 +62,8 @@ class ReplicatedGroup:
         self.capacities = tuple(d.spec.capacity_bytes for d in spec.disks())
         self.journal = Journal(config.journal_dir, spec.group_id, index, config.segment_bytes)
         self.committer = Committer(self.journal)
-        self.replica = ReplicaSet(config.replica_dir, spec)
+        had_data = load_applied(index, spec.group_id) > 0
+        self.replica = ReplicaSet(config.replica_dir, spec, had_data)
         self.applier = Applier(
             self.journal, self.replica, index, config.history_window_s, config.journal_limit_bytes
         )
@@ -84,7 +85,7 @@ class ReplicatedGroup:
         self.bookmark_lock = asyncio.Lock()
 
     def open(self) -> None:
-        """Recover the journal from disk; a corrupt journal puts the group in ERROR."""
+        """Recover the journal from disk; a corrupt journal or replica puts the group in ERROR."""
         try:
             report = self.journal.open(floor_seq=self.applier.applied_seq)
         except JournalCorruptError as exc:
@@ -95,6 +96,11 @@ class ReplicatedGroup:
         events = self.catalog.index.events(self.key)
         self.resync.active = bool(events) and events[-1].kind == KIND_RESYNC_START
         log.info("group %s: journal open: %s", self.spec.group_id, report)
+        try:
+            self.replica.check()
+        except ReplicaCorruptError as exc:  # kept, never recreated blank
+            log.error("group %s: %s", self.spec.group_id, exc)
+            self.fail(exc)
 
     def fail(self, exc: CdpError) -> None:
         """Stop the group: no intake, no apply, until an operator acts."""

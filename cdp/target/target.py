@@ -46,7 +46,6 @@ from cdp.target.committer import Ack
 from cdp.target.member import GroupState as GroupState
 from cdp.target.member import ReplicatedGroup as ReplicatedGroup
 from cdp.target.member import member_key
-from cdp.target.replica import extent_path
 from cdp.target.resync_progress import ResyncProgress
 
 log = logging.getLogger(__name__)
@@ -142,7 +141,9 @@ class Target:
 
     async def __aenter__(self) -> Target:
         for d in (self.config.journal_dir, self.config.replica_dir, self.config.index_dir):
-            os.makedirs(d, exist_ok=True)
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            os.chmod(d, 0o700)  # data at rest is private, also in folders made before
+        os.chmod(self.config.data_dir, 0o700)
         self.index = await asyncio.to_thread(self._index_factory, self.config.index_dir)
         for spec in self._stored_specs():
             await asyncio.to_thread(self._start_group, spec)
@@ -275,7 +276,9 @@ class Target:
         await group.quiesce()
         durable = group.journal.durable_seq
         group.expected_seq = durable + 1
-        reason = _resync_reason(durable, oldest_held_seq, next_seq)
+        reason = (
+            _resync_reason(durable, oldest_held_seq, next_seq) or group.replica.take_damage_reason()
+        )
         session_id = uuid.uuid4().hex
         group.session_id, group.source_id = session_id, source_id
         group.state = GroupState.RESYNC_REQUIRED if reason else GroupState.REPLICATING
@@ -393,13 +396,12 @@ class Target:
         capacity = intake.check_regions(g.capacities, disk, region_bytes, offsets, hashes)
         async with _paused(g):
             latest = Point(g.journal.durable_seq, g.journal.durable_ns, POINT_CRASH)
-            ref = g.spec.disks()[disk]
             plan = await asyncio.to_thread(
                 plan_image, g.journal, latest, g.applier.applied_seq, disk, capacity, g.plans
             )
-            extent = extent_path(self.config.replica_dir, ref.vm_id, ref.index_in_vm)
+            base = g.replica.base(disk)
             theirs = await asyncio.to_thread(
-                region_hashes, g.journal, extent, plan, offsets, region_bytes
+                region_hashes, g.journal, base, plan, offsets, region_bytes
             )
         return [o for o, mine, t in zip(offsets, hashes, theirs, strict=True) if mine != t]
 
@@ -440,7 +442,7 @@ class Target:
             )  # fmt: skip
             plan = dataclasses.replace(plan, point=point)
             generation = g.applier.base_generation
-            extent = extent_path(self.config.replica_dir, vm_id, disk)
+            extent = g.replica.base(ref.number)
 
             def reader(offset: int, length: int) -> Iterator[tuple[int, bytes]]:
                 for chunk in read_image(g.journal, extent, plan, offset, length):

@@ -1,0 +1,224 @@
+"""Damaged base replica extents, seen through a real target restart and a real export.
+
+Every case writes known data through the gRPC stream into a target that applies at once
+(history window 0), stops it, damages the replica extent or its sums file on disk,
+starts it again and reads the image at "latest". The verdict per case is one of:
+``refused`` (DATA_LOSS / the group in ERROR naming the file), ``correct`` (the image is
+the source's bytes) or ``WRONG``. No case may be WRONG; the table is printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import glob
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import MiB, Running, make_record, score, small_group, start_target, stop_target
+
+from cdp import codec
+from cdp.errors import RemoteError
+from cdp.record import Record
+
+GROUP = "rc"
+SPEC = small_group(GROUP, disks=1, size=4 * MiB)
+VM = f"{GROUP}-vm0"
+TABLE: list[tuple[str, str, str]] = []
+
+
+def source_data() -> bytes:
+    """The source disk: 3 MiB of random bytes then 1 MiB of zeros."""
+    return random.Random(5).randbytes(3 * MiB) + bytes(MiB)
+
+
+async def send_all(r: Running, data: bytes) -> None:
+    now = time.time_ns()
+    recs: list[Record] = [
+        make_record(i + 1, 0, i * 256 * 1024, data[i * 256 * 1024 : (i + 1) * 256 * 1024], now + i)
+        for i in range(12)
+    ]
+    reply = await r.client.open_session("host-a", SPEC, 0, 1)
+    stream = r.client.stream(reply.session_id)
+    try:
+        for i in range(0, 12, 4):
+            await stream.send(recs[i : i + 4])
+            ack = await stream.recv()
+            assert ack is not None
+    finally:
+        stream.cancel()
+    for _ in range(400):
+        st = (await r.client.status(GROUP)).groups[0]
+        if st.applied_seq == 12:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("apply did not catch up")
+
+
+async def export(r: Running) -> bytes:
+    """The image at latest, as a client exports it (holes are zeros)."""
+    out = bytearray(4 * MiB)
+    stream = r.client.read_image(GROUP, VM, 0, "latest")
+    first = await anext(stream)
+    assert first.plan.capacity_bytes == 4 * MiB
+    async for msg in stream:
+        out[msg.offset_bytes : msg.offset_bytes + len(msg.data)] = msg.data
+    return bytes(out)
+
+
+def extent(data_dir: str) -> str:
+    return os.path.join(data_dir, "replicas", VM, f"{VM}_0-flat.vmdk")
+
+
+def sums_file(data_dir: str) -> str:
+    (path,) = glob.glob(os.path.join(data_dir, "**", f"{VM}_0-flat.vmdk.sums"), recursive=True)
+    return path
+
+
+def flip(path: str, at: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(at)
+        b = f.read(8)
+        f.seek(at)
+        f.write(bytes(x ^ 0xFF for x in b))
+
+
+def zero(path: str, at: int, n: int = 64 * 1024) -> None:
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(bytes(n))
+
+
+def punch(path: str, at: int, n: int = 64 * 1024) -> None:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        punch_hole, keep_size = 0x02, 0x01
+        assert libc.fallocate(fd, punch_hole | keep_size, ctypes.c_long(at), ctypes.c_long(n)) == 0
+    finally:
+        os.close(fd)
+
+
+def truncate(path: str, size: int) -> None:
+    os.truncate(path, size)
+
+
+CASES: dict[str, Callable[[str], None]] = {
+    "extent: 8 bytes flipped": lambda d: flip(extent(d), MiB + 12345),
+    "extent: 64 KiB zeroed": lambda d: zero(extent(d), 2 * MiB),
+    "extent: 64 KiB hole punched": lambda d: punch(extent(d), 64 * 1024),
+    "extent: truncated to 2 MiB": lambda d: truncate(extent(d), 2 * MiB),
+    "extent: deleted": lambda d: os.unlink(extent(d)),
+    "extent: zero region written": lambda d: flip(extent(d), 3 * MiB + 100),
+    "sums: 8 bytes flipped": lambda d: flip(sums_file(d), 24 + 8),
+    "sums: truncated": lambda d: truncate(sums_file(d), 24 + 8),
+    "sums: deleted (rebuilt, loud)": lambda d: os.unlink(sums_file(d)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_damaged_replica_is_never_exported_as_good(tmp_path: Path, case: str) -> None:
+    data_dir = str(tmp_path / "target")
+    want = source_data()
+    r = await start_target(data_dir)
+    try:
+        await send_all(r, want)
+        assert await export(r) == want
+    finally:
+        await stop_target(r)
+    CASES[case](data_dir)
+
+    r = await start_target(data_dir)
+    try:
+        try:
+            got = await export(r)
+            verdict = "correct" if got == want else "WRONG"
+            detail = ""
+        except RemoteError as exc:
+            verdict, detail = "refused", exc.code
+            assert exc.code in ("DATA_LOSS",), exc
+            assert VM in str(exc) and "disk 0" in str(exc), exc
+        error = r.target.status(GROUP)[0].error
+        if error:
+            detail += " + group in ERROR: " + error.split(":")[1].strip()[:50]
+    finally:
+        await stop_target(r)
+    TABLE.append((case, verdict, detail))
+    score("corruptions tried")
+    score("corruptions silently wrong", verdict == "WRONG")
+    assert verdict != "WRONG", f"{case}: a damaged replica was exported as good"
+    if not case.startswith("sums: deleted"):
+        assert verdict == "refused"
+
+
+def run_scrub(data_dir: str) -> tuple[int, dict[str, object]]:
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    p = subprocess.run(
+        [sys.executable, "-m", "cdp", "target", "scrub", "--data-dir", data_dir, "--json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert p.returncode in (0, 1), p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
+async def test_scrub_finds_the_damaged_region_and_a_resync_repairs_it(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "target")
+    want = source_data()
+    r = await start_target(data_dir)
+    try:
+        await send_all(r, want)
+    finally:
+        await stop_target(r)
+    code, clean = run_scrub(data_dir)
+    assert code == 0 and clean["damage"] == [] and clean["regions_checked"] == 3
+    flip(extent(data_dir), MiB + 4096)
+    code, found = run_scrub(data_dir)
+    assert code == 1
+    assert [(d["vm_id"], d["disk"], d["region"]) for d in found["damage"]] == [(VM, 0, 1)]
+
+    r = await start_target(data_dir)
+    try:
+        reply = await r.client.open_session("host-a", SPEC, 0, 13)
+        assert reply.resync_required and "region" in reply.resync_reason
+        reply = await r.client.open_session("host-a", SPEC, 0, 13)  # asked once, not forever
+        assert not reply.resync_required
+        region = 64 * 1024  # what the source's resync compares and sends
+        offsets = list(range(0, 4 * MiB, region))
+        hashes = [codec.checksum(want[o : o + region]) for o in offsets]
+        differing = await r.client.compare_regions(reply.session_id, 0, region, offsets, hashes)
+        assert differing == list(range(MiB, 2 * MiB, region))
+        now = time.time_ns()
+        recs = [
+            make_record(13 + i, 0, o, want[o : o + region], now + i)
+            for i, o in enumerate(differing)
+        ]
+        stream = r.client.stream(reply.session_id)
+        await stream.send(recs)
+        assert (await stream.recv()) is not None
+        stream.cancel()
+        for _ in range(400):
+            if (await r.client.status(GROUP)).groups[0].applied_seq == 12 + len(recs):
+                break
+            await asyncio.sleep(0.01)
+        assert await export(r) == want
+    finally:
+        await stop_target(r)
+    code, after = run_scrub(data_dir)
+    assert code == 0 and after["damage"] == []
+    TABLE.append(("extent flipped, scrub + resync", "repaired", "scrub exit 1, then 0"))
+
+
+def test_zz_print_replica_corruption_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """Print the matrix (runs after the cases in this module)."""
+    with capsys.disabled():
+        print("\nreplica corruption matrix")
+        for case, verdict, detail in TABLE:
+            print(f"  {case:34} {verdict:8} {detail}")
+    assert all(v != "WRONG" for _, v, _ in TABLE)
