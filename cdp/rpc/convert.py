@@ -16,8 +16,8 @@ from cdp.journal.index import Point
 from cdp.record import KIND_WRITE, Record
 from cdp.restore.catalog import Span, Timeline, format_ns
 from cdp.restore.image import ImagePlan
+from cdp.status import GroupState, GroupStatus
 from cdp.target.intake import split_payload
-from cdp.target.target import GroupState, GroupStatus
 from cdp.v1 import replication_pb2 as pb
 
 STATES = {
@@ -89,7 +89,7 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         lag_seconds=s.lag_s, journal_bytes=s.journal_bytes, received_bytes=s.received_bytes,
         state=STATES[s.state], source_id=s.source_id, vms=vms_to_pb(s.spec),
         resync_total_bytes=s.resync.total_bytes, resync_received_bytes=s.resync.received_bytes,
-        resync_eta_seconds=s.resync.eta_s(),
+        resync_eta_seconds=s.resync.eta_s,
     )  # fmt: skip
 
 
