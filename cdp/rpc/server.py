@@ -17,10 +17,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cdp import errors
-from cdp.rpc import auth, convert
+from cdp.rpc import auth, convert, wire
 from cdp.target.committer import Ack
 from cdp.target.intake import check_limits
-from cdp.target.target import PROTOCOL_VERSION, Target
+from cdp.target.target import Target
 from cdp.tls import ServerTLS
 from cdp.v1 import replication_pb2 as pb
 from cdp.v1 import replication_pb2_grpc as pb_grpc
@@ -28,8 +28,6 @@ from cdp.v1 import replication_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 
-MAX_MESSAGE_BYTES = 64 * 2**20
-"""gRPC message cap; well above the batch limit so oversized batches get our own error."""
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10000
 DRAIN_GRACE_S = 0.5
@@ -70,14 +68,14 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
     ) -> pb.OpenSessionResponse:
         """Handshake for one group."""
         try:
-            if request.protocol_version != PROTOCOL_VERSION:
+            if request.protocol_version != wire.PROTOCOL_VERSION:
                 raise errors.PreconditionError(
                     f"protocol_version: {request.protocol_version} is not supported; "
-                    f"this target speaks {PROTOCOL_VERSION}"
+                    f"this target speaks {wire.PROTOCOL_VERSION}"
                 )
             if not 0 < len(request.source_id) <= 128 or not request.source_id.isprintable():
                 raise errors.InvalidInputError("source_id", "must be 1-128 printable characters")
-            spec = convert.spec_from_pb(request.group_id, list(request.vms))
+            spec = wire.spec_from_pb(request.group_id, list(request.vms))
             info = await self.target.open_session(
                 request.source_id, spec, request.oldest_held_seq, request.next_seq,
                 request.member_id,
@@ -236,7 +234,7 @@ class _Stream:
                     raise errors.SessionError("session_id: changed within one stream")
                 self.session = req.session_id
                 check_limits(len(req.records), len(req.payload), self.target.config.limits)
-                records = convert.records_from_pb(req)
+                records = wire.records_from_pb(req)
                 await self._room.acquire()
                 try:
                     fut = self.target.submit(req.session_id, records)
@@ -296,8 +294,7 @@ async def start_server(
     server = grpc.aio.server(
         interceptors=[auth.interceptor_for(tls.authz_path, target)] if tls else None,
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            *wire.MESSAGE_OPTIONS,
             ("grpc.so_reuseport", 0),
         ],
     )

@@ -57,22 +57,6 @@ class GroupView:
     """Whether a bookmark name is already used (durable or in flight)."""
 
 
-def split_payload(lengths: list[int], payload: bytes) -> list[bytes]:
-    """Cut a batch payload into per-record frames, checking the sizes add up."""
-    total = sum(lengths)
-    if total != len(payload):
-        raise InvalidInputError(
-            "payload",
-            f"is {len(payload)} bytes but records' compressed_length_bytes add up to {total}",
-        )
-    view = memoryview(payload)
-    frames, pos = [], 0
-    for n in lengths:
-        frames.append(bytes(view[pos : pos + n]))
-        pos += n
-    return frames
-
-
 def check_limits(n_records: int, payload_bytes: int, limits: Limits) -> None:
     """Reject a batch that is larger than the target accepts."""
     if n_records > limits.max_records:

@@ -42,7 +42,6 @@ from cdp.target.replica import extent_path
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
 APPLY_RETRY_S = 1.0
 """How long an apply loop waits after the volume was full."""
 
