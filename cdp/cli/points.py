@@ -7,7 +7,7 @@ from typing import Any
 
 from cdp.cli import common
 from cdp.errors import InvalidInputError
-from cdp.restore.catalog import format_ns, parse_time
+from cdp.restore.spec import format_ns, parse_time
 from cdp.v1 import replication_pb2 as pb
 
 KIND_NAMES = {

@@ -28,17 +28,16 @@ from cdp.errors import (
 )
 from cdp.group import GroupSpec
 from cdp.journal.index import POINT_BOOKMARK, POINT_CONSISTENCY, IndexEntry, Point
-from cdp.restore.catalog import (
-    Catalog,
-    PageKey,
-    Span,
-    Timeline,
-    expand,
+from cdp.restore.catalog import Catalog, PageKey, Span, Timeline, expand, history_health
+from cdp.restore.spec import (
+    AtSeq,
+    AtTime,
+    Latest,
+    check_bookmark_name,
+    check_label,
     format_ns,
-    history_health,
-    parse_time,
+    parse_at,
 )
-from cdp.target import intake
 
 _ALL = (-(2**63), 2**63 - 1)
 MARKER_PREFIX = "cg-"
@@ -181,7 +180,7 @@ class SingleHistory(Generic[M]):
     async def bookmark(self, name: str) -> Point:
         """Name the newest durable restore point."""
         index, key = self.m.catalog.index, self.m.key
-        intake.check_bookmark_name("name", intake.check_label("name", name.encode()))
+        check_bookmark_name("name", check_label("name", name.encode()))
         async with self.m.bookmark_lock:
             if self.m.bookmark_taken(name):
                 raise BookmarkExistsError(self.group_id, name)
@@ -304,44 +303,45 @@ class MultiHistory(Generic[M]):
 
     def resolve(self, at: str) -> Point:
         """latest, a marker number, an ISO time or a bookmark name."""
-        at = at.strip()
-        markers = self._markers()
-        if not at:
+        if not at.strip():
             raise InvalidInputError("at", "give latest, a marker number, a time or a bookmark")
+        markers = self._markers()
         if not markers:
             raise NotFoundError(
                 f"at: group {self.group_id!r} has no consistency marker in every member yet"
             )
-        if at == "latest":
+        spec = parse_at(at)
+        if isinstance(spec, Latest):
             return self._labelled(markers[-1])
+        if isinstance(spec, AtSeq):
+            return self._by_marker(spec.n, markers)
+        if isinstance(spec, AtTime):
+            return self._by_time(spec, markers)
         names = self._bookmark_names()
-        if at.isdigit() or intake.TIME_LIKE.match(at) or at not in names:
-            return self._resolve_numbered(at, markers)
-        p = self._resolve_numbered(str(names[at]), markers, f"bookmark {at!r}")
-        return Point(p.seq, p.source_ns, POINT_BOOKMARK, at)
+        if spec.name not in names:
+            raise NotFoundError(f"at: group {self.group_id!r} has no bookmark named {spec.name!r}")
+        p = self._by_marker(names[spec.name], markers, f"bookmark {spec.name!r}")
+        return Point(p.seq, p.source_ns, POINT_BOOKMARK, spec.name)
 
-    def _resolve_numbered(self, at: str, markers: list[_Marker], what: str = "") -> Point:
-        if at.isdigit():
-            n = int(at)
-            found = next((m for m in markers if m.n == n), None)
-            if found is None:
-                if n < markers[0].n:
-                    raise PointOutsideHistoryError(
-                        f"at: {what or f'marker {n}'} is older than the history window; the oldest "
-                        f"restorable marker is {markers[0].n}"
-                    )
-                raise NotFoundError(f"at: marker {n} is not in every member of {self.group_id!r}")
-            return self._labelled(found)
-        if intake.TIME_LIKE.match(at):
-            ns = parse_time("at", at)
-            before = [m for m in markers if m.group_point().source_ns <= ns]
-            if not before:
+    def _by_marker(self, n: int, markers: list[_Marker], what: str = "") -> Point:
+        found = next((m for m in markers if m.n == n), None)
+        if found is None:
+            if n < markers[0].n:
                 raise PointOutsideHistoryError(
-                    f"at: no restorable marker at or before {at}; the oldest is at "
-                    f"{format_ns(markers[0].group_point().source_ns)}"
+                    f"at: {what or f'marker {n}'} is older than the history window; the oldest "
+                    f"restorable marker is {markers[0].n}"
                 )
-            return self._labelled(before[-1])
-        raise NotFoundError(f"at: group {self.group_id!r} has no bookmark named {at!r}")
+            raise NotFoundError(f"at: marker {n} is not in every member of {self.group_id!r}")
+        return self._labelled(found)
+
+    def _by_time(self, spec: AtTime, markers: list[_Marker]) -> Point:
+        before = [m for m in markers if m.group_point().source_ns <= spec.ns]
+        if not before:
+            raise PointOutsideHistoryError(
+                f"at: no restorable marker at or before {spec.text}; the oldest is at "
+                f"{format_ns(markers[0].group_point().source_ns)}"
+            )
+        return self._labelled(before[-1])
 
     def member_of(self, vm_id: str) -> M:
         """The member journal holding a VM."""
@@ -356,7 +356,7 @@ class MultiHistory(Generic[M]):
 
     async def bookmark(self, name: str) -> Point:
         """Name the newest common marker."""
-        intake.check_bookmark_name("name", intake.check_label("name", name.encode()))
+        check_bookmark_name("name", check_label("name", name.encode()))
         async with self.members[0].bookmark_lock:
             names = self._bookmark_names()
             if name in names:

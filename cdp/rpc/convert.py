@@ -14,8 +14,9 @@ from google.protobuf import json_format
 
 from cdp.errors import InvalidInputError
 from cdp.journal.index import Point
-from cdp.restore.catalog import Span, Timeline, format_ns
+from cdp.restore.catalog import Span, Timeline
 from cdp.restore.image import ImagePlan
+from cdp.restore.spec import format_ns
 from cdp.rpc.wire import vms_to_pb
 from cdp.status import GroupState, GroupStatus
 from cdp.v1 import replication_pb2 as pb

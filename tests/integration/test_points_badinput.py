@@ -25,7 +25,7 @@ from cdp import codec
 from cdp.errors import RemoteError
 from cdp.journal.index import Point
 from cdp.record import KIND_APP_CONSISTENT, KIND_BOOKMARK, Record
-from cdp.restore.catalog import format_ns
+from cdp.restore.spec import format_ns
 from cdp.rpc import wire
 from cdp.rpc.client import ReplicationClient, iterate, translated
 from cdp.source.buffer import SourceBuffer
