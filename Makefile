@@ -1,5 +1,5 @@
 # Developer entry points. `make test` is what CI runs (.ci/run) and what the README says.
-.PHONY: setup demo test check protos protos-check bench lint typecheck
+.PHONY: setup demo test check protos protos-check bench lint typecheck layers
 
 setup:
 	bash deploy/setup.sh
@@ -11,7 +11,7 @@ test:
 	bash deploy/test.sh
 
 # Static checks and the generated-code drift check.
-check: lint typecheck protos-check
+check: lint typecheck layers protos-check
 
 lint:
 	.venv/bin/ruff check cdp sim bench tests
@@ -19,6 +19,10 @@ lint:
 
 typecheck:
 	.venv/bin/mypy
+
+# Layer rules and zero import cycles: contracts in pyproject.toml [tool.importlinter].
+layers:
+	.venv/bin/lint-imports
 
 protos:
 	.venv/bin/python -m grpc_tools.protoc -I protos --python_out=. --grpc_python_out=. \

@@ -31,8 +31,8 @@ from prometheus_client.registry import Collector
 from cdp.errors import CdpError, InvalidInputError, NotFoundError, PreconditionError
 from cdp.group import check_name
 from cdp.rpc.convert import status_to_dict, status_to_pb, timeline_to_dict, timeline_to_pb
-from cdp.target.member import GroupState
-from cdp.target.target import GroupStatus, Target
+from cdp.status import GroupState, GroupStatus
+from cdp.target.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -170,10 +170,10 @@ _GAUGES: list[tuple[str, str, Callable[[GroupStatus], float]]] = [
      lambda s: s.journal_bytes),
     ("cdp_group_resync_remaining_bytes",
      "Bytes a running resync still has to send (0 when no resync runs)",
-     lambda s: max(0, s.resync.total_bytes - s.resync.received_bytes) if s.resync.active else 0),
+     lambda s: s.resync.remaining_bytes),
     ("cdp_group_resync_eta_seconds",
      "Seconds a running resync needs at its rate so far (0 when unknown or not running)",
-     lambda s: s.resync.eta_s()),
+     lambda s: s.resync.eta_s),
 ]  # fmt: skip
 """Name, help (with units) and value of every per-group gauge."""
 

@@ -9,4 +9,5 @@ bash deploy/setup.sh
 .venv/bin/ruff check cdp sim bench tests
 .venv/bin/ruff format --check cdp sim bench tests
 .venv/bin/mypy
+.venv/bin/lint-imports
 bash deploy/protos-check.sh

@@ -15,7 +15,8 @@ from cdp.journal.store.rocksdb import RocksIndex
 from cdp.record import Record
 from cdp.rpc.client import ReplicationClient
 from cdp.rpc.server import start_server
-from cdp.target.target import Target, TargetConfig
+from cdp.target.config import TargetConfig
+from cdp.target.target import Target
 
 MiB = 2**20
 

@@ -11,7 +11,7 @@ from typing import Any
 from cdp.cli import common
 from cdp.errors import InvalidInputError
 from cdp.failover.export import check_out, export_image
-from cdp.restore.catalog import format_ns
+from cdp.restore.spec import format_ns
 
 
 def add_parser(sub: Any) -> None:

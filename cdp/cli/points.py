@@ -8,7 +8,7 @@ from typing import Any
 from cdp.cli import common
 from cdp.errors import InvalidInputError
 from cdp.failover.export import point_facts
-from cdp.restore.catalog import parse_time
+from cdp.restore.spec import parse_time
 from cdp.v1 import replication_pb2 as pb
 
 

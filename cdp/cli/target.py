@@ -19,7 +19,8 @@ from cdp.fsutil import write_atomic
 from cdp.journal.store.rocksdb import RocksIndex
 from cdp.restore.catalog import MAX_HISTORY_WINDOW_S
 from cdp.rpc.server import start_server
-from cdp.target.target import Target, TargetConfig
+from cdp.target.config import TargetConfig
+from cdp.target.target import Target
 from cdp.tls import ServerTLS, load_server_tls
 from cdp.web import parse_http_address, start_web
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cdp.restore.catalog import format_ns
+from cdp.restore.spec import format_ns
 
 STATE_REPLICATING = "replicating"
 STATE_DISCONNECTED = "disconnected"

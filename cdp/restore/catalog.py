@@ -8,14 +8,13 @@ left the history window and are never offered.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass, field
 
-from cdp.errors import InvalidInputError, NotFoundError, PointOutsideHistoryError
+from cdp.errors import NotFoundError, PointOutsideHistoryError
 from cdp.journal.index import POINT_BOOKMARK, POINT_CHECKPOINT, POINT_CRASH, Index, Point
 from cdp.record import KIND_RESYNC_END, KIND_RESYNC_START
-from cdp.target.intake import TIME_LIKE
+from cdp.restore.spec import AtBookmark, AtSeq, AtTime, Latest, parse_at
 
 DEFAULT_CHECKPOINT_INTERVAL_S = 1.0
 """Cadence of the target's checkpoints (browsable points on the timeline)."""
@@ -24,11 +23,9 @@ MAX_HISTORY_WINDOW_S = 30 * 86400.0
 HEALTH_WARNING = 0.85
 HEALTH_ERROR = 0.75
 MAX_COUNT = 1_000_000
+"""Timeline point counts stop here (reported as at least this many)."""
 OPEN_END = 2**63 - 1
 """End seq of a gap that is still open (a resync in progress)."""
-MIN_NS, MAX_NS = -(2**63) + 1, 2**63 - 1
-"""Times are signed 64-bit Unix nanoseconds on the wire and in the index."""
-"""Timeline point counts stop here (reported as at least this many)."""
 
 
 @dataclass(frozen=True)
@@ -68,25 +65,6 @@ class Timeline:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def format_ns(ns: int) -> str:
-    """An ISO-8601 UTC time with milliseconds."""
-    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="milliseconds")
-
-
-def parse_time(field_name: str, text: str) -> int:
-    """Unix ns of an ISO-8601 time; a time without zone is UTC."""
-    try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidInputError(field_name, f"{text!r} is not an ISO-8601 time") from exc
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    ns = int(t.timestamp() * 1e9)
-    if not MIN_NS <= ns <= MAX_NS:
-        raise InvalidInputError(field_name, f"{text!r} is outside 1678..2261 (Unix nanoseconds)")
-    return ns
-
-
 PageKey = tuple[int, int, int]
 """Where a listing page ends: (time ns, seq, entries of that seq already listed)."""
 
@@ -110,12 +88,10 @@ class Catalog:
         self.index = index
         self.group = group
 
-    def resolve(self, spec: str, base_seq: int, durable_seq: int, durable_ns: int) -> Point:
-        """The restore point ``spec`` names: latest, a seq, an ISO time or a bookmark."""
-        spec = spec.strip()
-        if not spec:
-            raise InvalidInputError("at", "give latest, a restore point seq, a time or a bookmark")
-        if spec == "latest":
+    def resolve(self, text: str, base_seq: int, durable_seq: int, durable_ns: int) -> Point:
+        """The restore point ``text`` names: latest, a seq, an ISO time or a bookmark."""
+        spec = parse_at(text)
+        if isinstance(spec, Latest):
             if durable_seq == 0:
                 raise NotFoundError(f"at: group {self.group!r} has no restore point yet")
             gap = self.in_gap(durable_seq)
@@ -123,15 +99,18 @@ class Catalog:
                 return self._by_seq(gap.start_seq - 1, base_seq, durable_seq, "latest")
             point = self.index.point_at(self.group, durable_seq)
             return point or Point(durable_seq, durable_ns, POINT_CRASH)
-        if spec.isdigit():
-            return self._by_seq(int(spec), base_seq, durable_seq)
-        if TIME_LIKE.match(spec):
-            return self._by_time(parse_time("at", spec), spec, base_seq)
-        seq = self.index.get_bookmark(self.group, spec)
+        if isinstance(spec, AtSeq):
+            return self._by_seq(spec.n, base_seq, durable_seq)
+        if isinstance(spec, AtTime):
+            return self._by_time(spec.ns, spec.text, base_seq)
+        return self._by_bookmark(spec, base_seq, durable_seq)
+
+    def _by_bookmark(self, spec: AtBookmark, base_seq: int, durable_seq: int) -> Point:
+        seq = self.index.get_bookmark(self.group, spec.name)
         if seq is None:
-            raise NotFoundError(f"at: group {self.group!r} has no bookmark named {spec!r}")
-        point = self._by_seq(seq, base_seq, durable_seq, f"bookmark {spec!r}")
-        return Point(point.seq, point.source_ns, POINT_BOOKMARK, spec)
+            raise NotFoundError(f"at: group {self.group!r} has no bookmark named {spec.name!r}")
+        point = self._by_seq(seq, base_seq, durable_seq, f"bookmark {spec.name!r}")
+        return Point(point.seq, point.source_ns, POINT_BOOKMARK, spec.name)
 
     def _by_seq(self, seq: int, base_seq: int, durable_seq: int, what: str = "") -> Point:
         what = what or f"restore point {seq}"

@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Generic, Protocol, TypeVar
 
 from cdp.errors import (
     BookmarkExistsError,
@@ -26,26 +26,83 @@ from cdp.errors import (
     PointOutsideHistoryError,
     PreconditionError,
 )
-from cdp.journal.index import POINT_BOOKMARK, POINT_CONSISTENCY, Point
-from cdp.restore.catalog import (
-    PageKey,
-    Span,
-    Timeline,
-    expand,
+from cdp.group import GroupSpec
+from cdp.journal.index import POINT_BOOKMARK, POINT_CONSISTENCY, IndexEntry, Point
+from cdp.restore.catalog import Catalog, PageKey, Span, Timeline, expand, history_health
+from cdp.restore.spec import (
+    AtSeq,
+    AtTime,
+    Latest,
+    check_bookmark_name,
+    check_label,
     format_ns,
-    history_health,
-    parse_time,
+    parse_at,
 )
-from cdp.target import intake
-
-if TYPE_CHECKING:
-    from cdp.target.target import ReplicatedGroup, TargetConfig
 
 _ALL = (-(2**63), 2**63 - 1)
 MARKER_PREFIX = "cg-"
 
 
-class History(Protocol):
+class MemberView(Protocol):
+    """What a history reads of one member journal (the target's ``Member``)."""
+
+    @property
+    def key(self) -> str:
+        """The member key: names the member's index rows and catalog."""
+
+    @property
+    def spec(self) -> GroupSpec:
+        """The member's VMs."""
+
+    @property
+    def created_ns(self) -> int:
+        """When the member was first registered (Unix ns)."""
+
+    @property
+    def catalog(self) -> Catalog:
+        """The member's restore points."""
+
+    @property
+    def bookmark_lock(self) -> asyncio.Lock:
+        """Held while a bookmark name is checked and written."""
+
+    @property
+    def durable_seq(self) -> int:
+        """Newest durable seq."""
+
+    @property
+    def durable_ns(self) -> int:
+        """Source time of the newest durable record."""
+
+    @property
+    def applied_seq(self) -> int:
+        """Newest seq applied to the base: older points are no longer restorable."""
+
+    @property
+    def size_cuts(self) -> int:
+        """Apply rounds forced by the journal size limit."""
+
+    def journal_bytes(self) -> int:
+        """Bytes of journal on disk."""
+
+    def lookup(self, seq: int) -> IndexEntry | None:
+        """The index entry of a seq still in the journal."""
+
+    def holds_vm(self, vm_id: str) -> bool:
+        """Whether the member streams this VM."""
+
+    def bookmark_taken(self, name: str) -> bool:
+        """Whether a bookmark has this name, durable or in flight."""
+
+    async def quiesce(self) -> None:
+        """Wait until every queued batch is durable or failed."""
+
+
+M = TypeVar("M", bound=MemberView)
+"""The member type a history hands back (the target's ``Member``)."""
+
+
+class History(Protocol[M]):
     """What the target asks of a group's history."""
 
     def points(
@@ -57,10 +114,10 @@ class History(Protocol):
     def resolve(self, at: str) -> Point:
         """The group restore point ``at`` names."""
 
-    def member_of(self, vm_id: str) -> ReplicatedGroup:
+    def member_of(self, vm_id: str) -> M:
         """The member journal holding a VM."""
 
-    def member_seq(self, point: Point, member: ReplicatedGroup) -> int:
+    def member_seq(self, point: Point, member: M) -> int:
         """The seq in ``member``'s journal that ``point`` corresponds to."""
 
     async def bookmark(self, name: str) -> Point:
@@ -70,14 +127,14 @@ class History(Protocol):
         """Intervals, gaps and history health."""
 
 
-def _member_by_vm(members: list[ReplicatedGroup], group_id: str, vm_id: str) -> ReplicatedGroup:
+def _member_by_vm(members: list[M], group_id: str, vm_id: str) -> M:
     for m in members:
-        if any(vm.vm_id == vm_id for vm in m.spec.vms):
+        if m.holds_vm(vm_id):
             return m
     raise NotFoundError(f"vm_id: group {group_id!r} has no VM {vm_id!r}")
 
 
-def _health(config: TargetConfig, spans: list[Span], created_ns: int) -> tuple[float, str, str]:
+def _health(window_s: float, spans: list[Span], created_ns: int) -> tuple[float, str, str]:
     """History available now (back to the oldest restorable point) and its grade.
 
     Measured from now, not from the newest point: an idle source loses no history.
@@ -85,64 +142,66 @@ def _health(config: TargetConfig, spans: list[Span], created_ns: int) -> tuple[f
     now = time.time_ns()
     first = next((s for s in spans if s.restorable), None)
     available = (now - first.start_ns) / 1e9 if first is not None and first.start_ns else 0.0
-    health, message = history_health(config.history_window_s, available, (now - created_ns) / 1e9)
+    health, message = history_health(window_s, available, (now - created_ns) / 1e9)
     return available, health, message
 
 
-class SingleHistory:
+class SingleHistory(Generic[M]):
     """History of a group streamed by one source."""
 
-    def __init__(self, member: ReplicatedGroup, config: TargetConfig) -> None:
+    def __init__(self, member: M, window_s: float, journal_limit_bytes: int) -> None:
         self.m = member
-        self.config = config
-        self.group_id = member.group_id
+        self.window_s = window_s
+        """The history window promised (seconds)."""
+        self.journal_limit_bytes = journal_limit_bytes
+        self.group_id = member.spec.group_id
 
     def points(
         self, start_ns: int, end_ns: int, after: PageKey | None, limit: int,
         labelled_only: bool,
     ) -> list[Point]:  # fmt: skip
         """Restorable points, oldest first."""
-        base = self.m.applier.applied_seq
+        base = self.m.applied_seq
         return self.m.catalog.restorable(base, start_ns, end_ns, after, limit, labelled_only)
 
     def resolve(self, at: str) -> Point:
         """The restore point ``at`` names."""
-        j = self.m.journal
-        return self.m.catalog.resolve(at, self.m.applier.applied_seq, j.durable_seq, j.durable_ns)
+        m = self.m
+        return m.catalog.resolve(at, m.applied_seq, m.durable_seq, m.durable_ns)
 
-    def member_of(self, vm_id: str) -> ReplicatedGroup:
+    def member_of(self, vm_id: str) -> M:
         """The (only) member, if it holds the VM."""
         return _member_by_vm([self.m], self.group_id, vm_id)
 
-    def member_seq(self, point: Point, member: ReplicatedGroup) -> int:
+    def member_seq(self, point: Point, member: M) -> int:
         """Points are seqs of the only member."""
         return point.seq
 
     async def bookmark(self, name: str) -> Point:
         """Name the newest durable restore point."""
         index, key = self.m.catalog.index, self.m.key
-        intake.check_bookmark_name("name", intake.check_label("name", name.encode()))
+        check_bookmark_name("name", check_label("name", name.encode()))
         async with self.m.bookmark_lock:
             if self.m.bookmark_taken(name):
                 raise BookmarkExistsError(self.group_id, name)
             await self.m.quiesce()
-            seq = self.m.journal.durable_seq
+            seq = self.m.durable_seq
             if seq == 0:
                 raise PreconditionError(
                     f"group_id: group {self.group_id!r} has nothing durable yet"
                 )
             await asyncio.to_thread(index.put_bookmark, key, name, seq)
-        return Point(seq, self.m.journal.durable_ns, POINT_BOOKMARK, name)
+        return Point(seq, self.m.durable_ns, POINT_BOOKMARK, name)
 
     def timeline(self) -> Timeline:
         """Restorable intervals and gaps, with the history's health."""
         m = self.m
-        base, durable = m.applier.applied_seq, m.journal.durable_seq
+        base, durable = m.applied_seq, m.durable_seq
         oldest = m.catalog.restorable(base, *_ALL, None, 1, False)
         cursor = oldest[0].seq if oldest else max(base, 1)
         spans: list[Span] = []
         if base > 0 and cursor > 1:  # seqs before the first batch end are no gap
-            cause = "retention (journal size limit)" if m.applier.size_cuts else "retention"
+            cause = "retention (journal size limit)" if m.size_cuts else "retention"
             spans.append(Span(1, cursor - 1, 0, self._time_of(cursor - 1), False, cause))
         for gap in m.catalog.gaps():
             end = min(gap.end_seq, durable)
@@ -155,21 +214,21 @@ class SingleHistory:
             cursor = end + 1
         if durable >= cursor:
             spans.append(self._interval(cursor, durable))
-        available, health, message = _health(self.config, spans, m.created_ns)
+        available, health, message = _health(self.window_s, spans, m.created_ns)
         return Timeline(
-            spans, self.config.history_window_s, available, health, message,
-            m.journal.bytes_on_disk(), self.config.journal_limit_bytes, m.applier.size_cuts,
+            spans, self.window_s, available, health, message,
+            m.journal_bytes(), self.journal_limit_bytes, m.size_cuts,
         )  # fmt: skip
 
     def _interval(self, first: int, last: int) -> Span:
-        count = self.m.catalog.count(self.m.applier.applied_seq, first, last)
+        count = self.m.catalog.count(self.m.applied_seq, first, last)
         return Span(first, last, self._time_of(first), self._time_of(last), True, "", count)
 
     def _time_of(self, seq: int) -> int:
         point = self.m.catalog.index.point_at(self.m.key, seq)
         if point is not None:
             return point.source_ns
-        entry = self.m.journal.lookup(seq)
+        entry = self.m.lookup(seq)
         return entry.source_ns if entry else 0
 
 
@@ -186,13 +245,17 @@ class _Marker:
         return Point(self.n, ns, kind, label or f"{MARKER_PREFIX}{self.n}")
 
 
-class MultiHistory:
+class MultiHistory(Generic[M]):
     """History of a group whose VMs sit on several hosts (member journals)."""
 
-    def __init__(self, group_id: str, members: list[ReplicatedGroup], config: TargetConfig) -> None:
+    def __init__(
+        self, group_id: str, members: list[M], window_s: float, journal_limit_bytes: int
+    ) -> None:
         self.group_id = group_id
         self.members = members
-        self.config = config
+        self.window_s = window_s
+        """The history window promised (seconds)."""
+        self.journal_limit_bytes = journal_limit_bytes
         self.index = members[0].catalog.index
 
     def _markers(self) -> list[_Marker]:
@@ -200,7 +263,7 @@ class MultiHistory:
         per_member: dict[str, dict[int, Point]] = {}
         for m in self.members:
             found: dict[int, Point] = {}
-            base = m.applier.applied_seq
+            base = m.applied_seq
             for p in m.catalog.restorable(base, *_ALL, None, 10**9, True):
                 if p.kind == POINT_CONSISTENCY and p.label.startswith(MARKER_PREFIX):
                     found[int(p.label[len(MARKER_PREFIX) :])] = p
@@ -240,50 +303,51 @@ class MultiHistory:
 
     def resolve(self, at: str) -> Point:
         """latest, a marker number, an ISO time or a bookmark name."""
-        at = at.strip()
-        markers = self._markers()
-        if not at:
+        if not at.strip():
             raise InvalidInputError("at", "give latest, a marker number, a time or a bookmark")
+        markers = self._markers()
         if not markers:
             raise NotFoundError(
                 f"at: group {self.group_id!r} has no consistency marker in every member yet"
             )
-        if at == "latest":
+        spec = parse_at(at)
+        if isinstance(spec, Latest):
             return self._labelled(markers[-1])
+        if isinstance(spec, AtSeq):
+            return self._by_marker(spec.n, markers)
+        if isinstance(spec, AtTime):
+            return self._by_time(spec, markers)
         names = self._bookmark_names()
-        if at.isdigit() or intake.TIME_LIKE.match(at) or at not in names:
-            return self._resolve_numbered(at, markers)
-        p = self._resolve_numbered(str(names[at]), markers, f"bookmark {at!r}")
-        return Point(p.seq, p.source_ns, POINT_BOOKMARK, at)
+        if spec.name not in names:
+            raise NotFoundError(f"at: group {self.group_id!r} has no bookmark named {spec.name!r}")
+        p = self._by_marker(names[spec.name], markers, f"bookmark {spec.name!r}")
+        return Point(p.seq, p.source_ns, POINT_BOOKMARK, spec.name)
 
-    def _resolve_numbered(self, at: str, markers: list[_Marker], what: str = "") -> Point:
-        if at.isdigit():
-            n = int(at)
-            found = next((m for m in markers if m.n == n), None)
-            if found is None:
-                if n < markers[0].n:
-                    raise PointOutsideHistoryError(
-                        f"at: {what or f'marker {n}'} is older than the history window; the oldest "
-                        f"restorable marker is {markers[0].n}"
-                    )
-                raise NotFoundError(f"at: marker {n} is not in every member of {self.group_id!r}")
-            return self._labelled(found)
-        if intake.TIME_LIKE.match(at):
-            ns = parse_time("at", at)
-            before = [m for m in markers if m.group_point().source_ns <= ns]
-            if not before:
+    def _by_marker(self, n: int, markers: list[_Marker], what: str = "") -> Point:
+        found = next((m for m in markers if m.n == n), None)
+        if found is None:
+            if n < markers[0].n:
                 raise PointOutsideHistoryError(
-                    f"at: no restorable marker at or before {at}; the oldest is at "
-                    f"{format_ns(markers[0].group_point().source_ns)}"
+                    f"at: {what or f'marker {n}'} is older than the history window; the oldest "
+                    f"restorable marker is {markers[0].n}"
                 )
-            return self._labelled(before[-1])
-        raise NotFoundError(f"at: group {self.group_id!r} has no bookmark named {at!r}")
+            raise NotFoundError(f"at: marker {n} is not in every member of {self.group_id!r}")
+        return self._labelled(found)
 
-    def member_of(self, vm_id: str) -> ReplicatedGroup:
+    def _by_time(self, spec: AtTime, markers: list[_Marker]) -> Point:
+        before = [m for m in markers if m.group_point().source_ns <= spec.ns]
+        if not before:
+            raise PointOutsideHistoryError(
+                f"at: no restorable marker at or before {spec.text}; the oldest is at "
+                f"{format_ns(markers[0].group_point().source_ns)}"
+            )
+        return self._labelled(before[-1])
+
+    def member_of(self, vm_id: str) -> M:
         """The member journal holding a VM."""
         return _member_by_vm(self.members, self.group_id, vm_id)
 
-    def member_seq(self, point: Point, member: ReplicatedGroup) -> int:
+    def member_seq(self, point: Point, member: M) -> int:
         """The member's seq of marker ``point.seq``."""
         marker = next((m for m in self._markers() if m.n == point.seq), None)
         if marker is None:
@@ -292,7 +356,7 @@ class MultiHistory:
 
     async def bookmark(self, name: str) -> Point:
         """Name the newest common marker."""
-        intake.check_bookmark_name("name", intake.check_label("name", name.encode()))
+        check_bookmark_name("name", check_label("name", name.encode()))
         async with self.members[0].bookmark_lock:
             names = self._bookmark_names()
             if name in names:
@@ -312,8 +376,8 @@ class MultiHistory:
         """One interval of common markers, after a retention gap if history was cut."""
         markers = self._markers()
         spans: list[Span] = []
-        cut = any(m.applier.applied_seq > 0 for m in self.members)
-        size_cuts = sum(m.applier.size_cuts for m in self.members)
+        cut = any(m.applied_seq > 0 for m in self.members)
+        size_cuts = sum(m.size_cuts for m in self.members)
         if markers and (cut or markers[0].n > 1):
             cause = "retention (journal size limit)" if size_cuts else "retention"
             if markers[0].n > 1:
@@ -324,9 +388,9 @@ class MultiHistory:
                 Span(first.seq, last.seq, first.source_ns, last.source_ns, True, "", len(markers))
             )
         created = min(m.created_ns for m in self.members)
-        available, health, message = _health(self.config, spans, created)
-        journal = sum(m.journal.bytes_on_disk() for m in self.members)
+        available, health, message = _health(self.window_s, spans, created)
+        journal = sum(m.journal_bytes() for m in self.members)
         return Timeline(
-            spans, self.config.history_window_s, available, health, message, journal,
-            self.config.journal_limit_bytes, size_cuts,
+            spans, self.window_s, available, health, message, journal,
+            self.journal_limit_bytes, size_cuts,
         )  # fmt: skip

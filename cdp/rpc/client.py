@@ -15,10 +15,8 @@ import grpc
 from cdp.errors import InvalidInputError, RemoteError
 from cdp.group import GroupSpec
 from cdp.record import Record
-from cdp.rpc import convert
-from cdp.rpc.server import MAX_MESSAGE_BYTES
+from cdp.rpc import wire
 from cdp.source.shipper import AckReply, SessionReply
-from cdp.target.target import PROTOCOL_VERSION
 from cdp.tls import ClientTLS
 from cdp.v1 import replication_pb2 as pb
 from cdp.v1 import replication_pb2_grpc as pb_grpc
@@ -38,8 +36,7 @@ PLAIN_HINT = (
     "connections: pass --tls-dir instead of --insecure"
 )
 _OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    *wire.MESSAGE_OPTIONS,
     ("grpc.initial_reconnect_backoff_ms", 50),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
@@ -71,7 +68,7 @@ class GrpcJournalStream:
 
     async def send(self, records: list[Record]) -> None:
         """Send one batch."""
-        msg = convert.records_to_pb(self._session_id, records)
+        msg = wire.records_to_pb(self._session_id, records)
         try:
             await self._call.write(msg)
         except (asyncio.InvalidStateError, grpc.aio.AioRpcError) as exc:
@@ -147,8 +144,8 @@ class ReplicationClient:
     ) -> SessionReply:  # fmt: skip
         """Handshake for one group (or one member of a group spanning hosts)."""
         req = pb.OpenSessionRequest(
-            protocol_version=PROTOCOL_VERSION, source_id=source_id, group_id=spec.group_id,
-            vms=convert.vms_to_pb(spec), oldest_held_seq=oldest_held_seq, next_seq=next_seq,
+            protocol_version=wire.PROTOCOL_VERSION, source_id=source_id, group_id=spec.group_id,
+            vms=wire.vms_to_pb(spec), oldest_held_seq=oldest_held_seq, next_seq=next_seq,
             member_id=member_id,
         )  # fmt: skip
         async with self._rpc():

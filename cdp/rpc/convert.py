@@ -1,5 +1,7 @@
 """Conversions between cdp.v1 messages, domain values and their JSON form; no logic.
 
+The journal stream's codecs, which both ends of the link use, are in :mod:`cdp.rpc.wire`.
+
 The JSON form of a status or timeline message is shared by ``cdp status --json``,
 ``cdp timeline --json`` and the web edge (``cdp/web.py``), so the three never drift.
 """
@@ -11,13 +13,12 @@ from typing import Any
 from google.protobuf import json_format
 
 from cdp.errors import InvalidInputError
-from cdp.group import DiskSpec, GroupSpec, VmSpec
 from cdp.journal.index import Point
-from cdp.record import KIND_WRITE, Record
-from cdp.restore.catalog import Span, Timeline, format_ns
+from cdp.restore.catalog import Span, Timeline
 from cdp.restore.image import ImagePlan
-from cdp.target.intake import split_payload
-from cdp.target.target import GroupState, GroupStatus
+from cdp.restore.spec import format_ns
+from cdp.rpc.wire import vms_to_pb
+from cdp.status import GroupState, GroupStatus
 from cdp.v1 import replication_pb2 as pb
 
 STATES = {
@@ -30,57 +31,6 @@ STATES = {
 STATE_NAMES = {v: k for k, v in STATES.items()}
 
 
-def spec_from_pb(group_id: str, vms: list[pb.VmSpec]) -> GroupSpec:
-    """A group spec from a handshake's VM list."""
-    return GroupSpec(
-        group_id,
-        tuple(
-            VmSpec(vm.vm_id, tuple(DiskSpec(d.disk_id, d.capacity_bytes) for d in vm.disks))
-            for vm in vms
-        ),
-    )
-
-
-def vms_to_pb(spec: GroupSpec) -> list[pb.VmSpec]:
-    """The VM list of a group spec."""
-    return [
-        pb.VmSpec(
-            vm_id=vm.vm_id,
-            disks=[
-                pb.DiskSpec(disk_id=d.disk_id, capacity_bytes=d.capacity_bytes) for d in vm.disks
-            ],
-        )
-        for vm in spec.vms
-    ]
-
-
-def records_from_pb(req: pb.StreamJournalRequest) -> list[Record]:
-    """Records of a batch with their frames cut out of the payload."""
-    heads = req.records
-    frames = split_payload([h.compressed_length_bytes for h in heads], req.payload)
-    out = []
-    for i, (h, frame) in enumerate(zip(heads, frames, strict=True)):
-        if h.seq == 0:
-            raise InvalidInputError(f"records[{i}].seq", "seqs start at 1")
-        out.append(
-            Record(h.seq, h.disk_index, h.offset_bytes, h.length_bytes,
-                   h.source_time_unix_ns, h.xxh3_64, frame, h.kind or KIND_WRITE)
-        )  # fmt: skip
-    return out
-
-
-def records_to_pb(session_id: str, records: list[Record]) -> pb.StreamJournalRequest:
-    """A batch message for ``records``."""
-    req = pb.StreamJournalRequest(session_id=session_id)
-    add = req.records.add
-    for r in records:
-        add(seq=r.seq, disk_index=r.disk, offset_bytes=r.offset, length_bytes=r.length,
-            compressed_length_bytes=len(r.frame), source_time_unix_ns=r.source_ns,
-            xxh3_64=r.data_xxh3, kind=r.kind if r.is_marker else 0)  # fmt: skip
-    req.payload = b"".join(r.frame for r in records)
-    return req
-
-
 def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
     """One group's status message."""
     return pb.GroupStatus(
@@ -89,7 +39,7 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         lag_seconds=s.lag_s, journal_bytes=s.journal_bytes, received_bytes=s.received_bytes,
         state=STATES[s.state], source_id=s.source_id, vms=vms_to_pb(s.spec),
         resync_total_bytes=s.resync.total_bytes, resync_received_bytes=s.resync.received_bytes,
-        resync_eta_seconds=s.resync.eta_s(),
+        resync_eta_seconds=s.resync.eta_s,
     )  # fmt: skip
 
 

@@ -1,26 +1,28 @@
 """The target's gRPC server: ReplicationService, health and reflection.
 
 Thin adapter: decode, call :class:`cdp.target.target.Target`, encode. Domain errors become
-gRPC status codes in exactly one place, :func:`status_of`.
+gRPC status codes in exactly one place: :func:`status_of` is the table, and every handler
+is wrapped by :func:`unary` or :func:`streaming`, which end the call with that status.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cdp import errors
-from cdp.rpc import auth, convert
+from cdp.rpc import auth, convert, wire
 from cdp.target.committer import Ack
 from cdp.target.intake import check_limits
-from cdp.target.target import PROTOCOL_VERSION, Target
+from cdp.target.target import Target
 from cdp.tls import ServerTLS
 from cdp.v1 import replication_pb2 as pb
 from cdp.v1 import replication_pb2_grpc as pb_grpc
@@ -28,8 +30,6 @@ from cdp.v1 import replication_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 
-MAX_MESSAGE_BYTES = 64 * 2**20
-"""gRPC message cap; well above the batch limit so oversized batches get our own error."""
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10000
 DRAIN_GRACE_S = 0.5
@@ -60,31 +60,66 @@ def status_of(exc: errors.CdpError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+S = TypeVar("S")
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+def unary(
+    method: Callable[[S, Req, Context], Awaitable[Resp]],
+) -> Callable[[S, Req, Context], Coroutine[Any, Any, Resp]]:
+    """A unary handler whose domain errors end the call with their status (:func:`status_of`)."""
+
+    @functools.wraps(method)
+    async def handler(self: S, request: Req, context: Context) -> Resp:
+        try:
+            return await method(self, request, context)
+        except errors.CdpError as exc:
+            await context.abort(status_of(exc), str(exc))
+
+    return handler
+
+
+def streaming(
+    method: Callable[[S, Req, Context], AsyncGenerator[Resp, None]],
+) -> Callable[[S, Req, Context], AsyncIterator[Resp]]:
+    """A streaming handler whose domain errors end the call with their status."""
+
+    @functools.wraps(method)
+    async def handler(self: S, request: Req, context: Context) -> AsyncIterator[Resp]:
+        try:  # aclosing: a cancelled call closes the inner stream (and its pauses) at once
+            async with contextlib.aclosing(method(self, request, context)) as messages:
+                async for message in messages:
+                    yield message
+        except errors.CdpError as exc:
+            await context.abort(status_of(exc), str(exc))
+
+    return handler
+
+
 class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[misc]
     """cdp.v1.ReplicationService over a :class:`Target`."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
 
+    @unary
     async def OpenSession(  # noqa: N802 - gRPC method name
         self, request: pb.OpenSessionRequest, context: Context
     ) -> pb.OpenSessionResponse:
         """Handshake for one group."""
-        try:
-            if request.protocol_version != PROTOCOL_VERSION:
-                raise errors.PreconditionError(
-                    f"protocol_version: {request.protocol_version} is not supported; "
-                    f"this target speaks {PROTOCOL_VERSION}"
-                )
-            if not 0 < len(request.source_id) <= 128 or not request.source_id.isprintable():
-                raise errors.InvalidInputError("source_id", "must be 1-128 printable characters")
-            spec = convert.spec_from_pb(request.group_id, list(request.vms))
-            info = await self.target.open_session(
-                request.source_id, spec, request.oldest_held_seq, request.next_seq,
-                request.member_id,
-            )  # fmt: skip
-        except errors.CdpError as exc:
-            await context.abort(status_of(exc), str(exc))
+        if request.protocol_version != wire.PROTOCOL_VERSION:
+            raise errors.PreconditionError(
+                f"protocol_version: {request.protocol_version} is not supported; "
+                f"this target speaks {wire.PROTOCOL_VERSION}"
+            )
+        if not 0 < len(request.source_id) <= 128 or not request.source_id.isprintable():
+            raise errors.InvalidInputError("source_id", "must be 1-128 printable characters")
+        spec = wire.spec_from_pb(request.group_id, list(request.vms))
+        info = await self.target.open_session(
+            request.source_id, spec, request.oldest_held_seq, request.next_seq,
+            request.member_id,
+        )  # fmt: skip
         return pb.OpenSessionResponse(
             session_id=info.session_id, durable_seq=info.durable_seq,
             durable_source_time_unix_ns=info.durable_source_ns,
@@ -93,11 +128,12 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             max_batch_records=info.limits.max_records, window_bytes=info.window_bytes,
         )  # fmt: skip
 
+    @streaming
     async def StreamJournal(  # noqa: N802 - gRPC method name
         self,
         request_iterator: AsyncIterator[pb.StreamJournalRequest],
         context: Context,
-    ) -> AsyncIterator[pb.StreamJournalResponse]:
+    ) -> AsyncGenerator[pb.StreamJournalResponse, None]:
         """Take batches, answer with acks as they become durable."""
         stream = _Stream(self.target)
         reader = asyncio.ensure_future(stream.read(request_iterator))
@@ -108,8 +144,6 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
                     durable_source_time_unix_ns=ack.source_ns,
                     window_bytes=self.target.config.window_bytes,
                 )
-        except errors.CdpError as exc:
-            await context.abort(status_of(exc), str(exc))
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -117,95 +151,82 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             if stream.session:
                 self.target.end_session(stream.session)
 
+    @unary
     async def ListRestorePoints(  # noqa: N802 - gRPC method name
         self, request: pb.ListRestorePointsRequest, context: Context
     ) -> pb.ListRestorePointsResponse:
         """A page of restore points."""
-        try:
-            size = request.page_size or DEFAULT_PAGE_SIZE
-            if size > MAX_PAGE_SIZE:
-                raise errors.InvalidInputError("page_size", f"at most {MAX_PAGE_SIZE}")
-            end = request.end_time_unix_ns or 2**63 - 1
-            if request.start_time_unix_ns > end:
-                raise errors.InvalidInputError("end_time_unix_ns", "is before start_time_unix_ns")
-            after = convert.decode_page_token(request.page_token)
-            points = await asyncio.to_thread(
-                self.target.list_points, request.group_id, request.start_time_unix_ns, end,
-                after, size + 1, request.labelled_only,
-            )  # fmt: skip
-        except errors.CdpError as exc:
-            await context.abort(status_of(exc), str(exc))
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        if size > MAX_PAGE_SIZE:
+            raise errors.InvalidInputError("page_size", f"at most {MAX_PAGE_SIZE}")
+        end = request.end_time_unix_ns or 2**63 - 1
+        if request.start_time_unix_ns > end:
+            raise errors.InvalidInputError("end_time_unix_ns", "is before start_time_unix_ns")
+        after = convert.decode_page_token(request.page_token)
+        points = await asyncio.to_thread(
+            self.target.list_points, request.group_id, request.start_time_unix_ns, end,
+            after, size + 1, request.labelled_only,
+        )  # fmt: skip
         token = convert.encode_page_token(points[:size], after) if len(points) > size else ""
         return pb.ListRestorePointsResponse(
             points=[convert.point_to_pb(p) for p in points[:size]], next_page_token=token
         )
 
+    @unary
     async def CreateBookmark(  # noqa: N802 - gRPC method name
         self, request: pb.CreateBookmarkRequest, context: Context
     ) -> pb.CreateBookmarkResponse:
         """Name the newest durable point."""
-        try:
-            point = await self.target.create_bookmark(request.group_id, request.name)
-        except errors.CdpError as exc:
-            await context.abort(status_of(exc), str(exc))
+        point = await self.target.create_bookmark(request.group_id, request.name)
         return pb.CreateBookmarkResponse(point=convert.point_to_pb(point))
 
+    @unary
     async def GetTimeline(  # noqa: N802 - gRPC method name
         self, request: pb.GetTimelineRequest, context: Context
     ) -> pb.GetTimelineResponse:
         """Intervals, gaps and history health."""
-        try:
-            t = await asyncio.to_thread(self.target.timeline, request.group_id)
-        except errors.CdpError as exc:
-            await context.abort(status_of(exc), str(exc))
+        t = await asyncio.to_thread(self.target.timeline, request.group_id)
         return convert.timeline_to_pb(t)
 
+    @streaming
     async def ReadImage(  # noqa: N802 - gRPC method name
         self, request: pb.ReadImageRequest, context: Context
-    ) -> AsyncIterator[pb.ReadImageResponse]:
+    ) -> AsyncGenerator[pb.ReadImageResponse, None]:
         """The plan, then the image's data chunks in offset order."""
-        try:
-            for name in ("offset_bytes", "length_bytes"):
-                if getattr(request, name) % 512:
-                    raise errors.InvalidInputError(name, "must be a multiple of 512")
-            async with self.target.image(
-                request.group_id, request.vm_id, request.disk, request.at
-            ) as (plan, reader):
-                if request.offset_bytes > plan.capacity_bytes:
-                    raise errors.InvalidInputError(
-                        "offset_bytes", f"past the disk's capacity {plan.capacity_bytes}"
-                    )
-                yield pb.ReadImageResponse(plan=convert.plan_to_pb(plan))
-                if request.dry_run:
-                    return
-                length = request.length_bytes or plan.capacity_bytes
-                chunks = reader(request.offset_bytes, length)
-                while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-                    yield pb.ReadImageResponse(offset_bytes=chunk[0], data=chunk[1])
-        except errors.CdpError as exc:
-            await context.abort(status_of(exc), str(exc))
+        for name in ("offset_bytes", "length_bytes"):
+            if getattr(request, name) % 512:
+                raise errors.InvalidInputError(name, "must be a multiple of 512")
+        image = self.target.image(request.group_id, request.vm_id, request.disk, request.at)
+        async with image as (plan, reader):
+            if request.offset_bytes > plan.capacity_bytes:
+                raise errors.InvalidInputError(
+                    "offset_bytes", f"past the disk's capacity {plan.capacity_bytes}"
+                )
+            yield pb.ReadImageResponse(plan=convert.plan_to_pb(plan))
+            if request.dry_run:
+                return
+            length = request.length_bytes or plan.capacity_bytes
+            chunks = reader(request.offset_bytes, length)
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                yield pb.ReadImageResponse(offset_bytes=chunk[0], data=chunk[1])
 
+    @unary
     async def CompareRegions(  # noqa: N802 - gRPC method name
         self, request: pb.CompareRegionsRequest, context: Context
     ) -> pb.CompareRegionsResponse:
         """Regions whose hash differs at the target."""
-        try:
-            differing = await self.target.compare_regions(
-                request.session_id, request.disk_index, request.region_bytes,
-                list(request.offsets), list(request.xxh3_64),
-            )  # fmt: skip
-        except errors.CdpError as exc:
-            await context.abort(status_of(exc), str(exc))
+        differing = await self.target.compare_regions(
+            request.session_id, request.disk_index, request.region_bytes,
+            list(request.offsets), list(request.xxh3_64),
+        )  # fmt: skip
         return pb.CompareRegionsResponse(differing_offsets=differing)
 
+    @unary
     async def GetStatus(  # noqa: N802 - gRPC method name
         self, request: pb.GetStatusRequest, context: Context
     ) -> pb.GetStatusResponse:
         """Status of one group or all."""
-        try:
-            found = self.target.status(request.group_id)
-        except errors.CdpError as exc:
-            await context.abort(status_of(exc), str(exc))
+        found = self.target.status(request.group_id)
         return pb.GetStatusResponse(groups=[convert.status_to_pb(s) for s in found])
 
 
@@ -237,7 +258,7 @@ class _Stream:
                     raise errors.SessionError("session_id: changed within one stream")
                 self.session = req.session_id
                 check_limits(len(req.records), len(req.payload), self.target.config.limits)
-                records = convert.records_from_pb(req)
+                records = wire.records_from_pb(req)
                 await self._room.acquire()
                 try:
                     fut = self.target.submit(req.session_id, records)
@@ -297,8 +318,7 @@ async def start_server(
     server = grpc.aio.server(
         interceptors=[auth.interceptor_for(tls.authz_path, target)] if tls else None,
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            *wire.MESSAGE_OPTIONS,
             ("grpc.so_reuseport", 0),
         ],
     )

@@ -8,7 +8,6 @@ found, naming the field; a batch that fails changes nothing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,13 +24,10 @@ from cdp.errors import (
 from cdp.group import SECTOR
 from cdp.journal.index import IndexEntry
 from cdp.record import KIND_BOOKMARK, MARKER_KINDS, MAX_WRITE_BYTES, Record
+from cdp.restore.spec import check_bookmark_name, check_label
 
-TIME_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
-"""What an ISO-8601 restore point spec starts with."""
 DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 8 * 2**20
 DEFAULT_MAX_BATCH_RECORDS = 8192
-MAX_LABEL = 128
-"""Longest bookmark name or marker label, in characters."""
 
 
 @dataclass(frozen=True)
@@ -55,22 +51,6 @@ class GroupView:
     lookup: Callable[[int], IndexEntry | None]
     bookmark_taken: Callable[[str], bool]
     """Whether a bookmark name is already used (durable or in flight)."""
-
-
-def split_payload(lengths: list[int], payload: bytes) -> list[bytes]:
-    """Cut a batch payload into per-record frames, checking the sizes add up."""
-    total = sum(lengths)
-    if total != len(payload):
-        raise InvalidInputError(
-            "payload",
-            f"is {len(payload)} bytes but records' compressed_length_bytes add up to {total}",
-        )
-    view = memoryview(payload)
-    frames, pos = [], 0
-    for n in lengths:
-        frames.append(bytes(view[pos : pos + n]))
-        pos += n
-    return frames
 
 
 def check_limits(n_records: int, payload_bytes: int, limits: Limits) -> None:
@@ -146,28 +126,6 @@ def _check_marker(view: GroupView, i: int, rec: Record, names: set[str]) -> None
         if label in names or view.bookmark_taken(label):
             raise BookmarkExistsError(view.group, label)
         names.add(label)
-
-
-def check_label(field: str, raw: bytes) -> str:
-    """Decode and check a marker label or bookmark name: 1-128 printable characters."""
-    try:
-        label = raw.decode()
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(field, "is not UTF-8") from exc
-    if not 0 < len(label) <= MAX_LABEL or not label.isprintable():
-        raise InvalidInputError(field, f"{label!r} is not 1-{MAX_LABEL} printable characters")
-    return label
-
-
-def check_bookmark_name(field: str, name: str) -> str:
-    """A bookmark name must be usable as ``--at``: no outer spaces, not read as another spec."""
-    if name != name.strip():
-        raise InvalidInputError(field, f"{name!r} starts or ends with white space")
-    if name == "latest" or name.isdigit() or TIME_LIKE.match(name):
-        raise InvalidInputError(
-            field, f"{name!r} reads as 'latest', a seq or a time; choose another name"
-        )
-    return name
 
 
 def _check_payload(view: GroupView, rec: Record) -> None:

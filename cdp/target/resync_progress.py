@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from cdp.record import KIND_RESYNC_END, KIND_RESYNC_START, KIND_WRITE, Record
+from cdp.status import ResyncStatus
 
 _BYTES = re.compile(r"bytes=(\d+)")
 
@@ -44,3 +45,7 @@ class ResyncProgress:
             return 0.0
         left = max(0, self.total_bytes - self.received_bytes)
         return left / (self.received_bytes / elapsed)
+
+    def snapshot(self) -> ResyncStatus:
+        """The resync as a status value, its ETA taken now."""
+        return ResyncStatus(self.active, self.total_bytes, self.received_bytes, self.eta_s())

@@ -18,10 +18,9 @@ from hypothesis import strategies as st
 
 from cdp import codec
 from cdp.errors import RemoteError
-from cdp.rpc import convert
+from cdp.rpc import wire
 from cdp.rpc.client import GrpcJournalStream, ReplicationClient, translated
 from cdp.source.shipper import AckReply
-from cdp.target.intake import split_payload
 from cdp.v1 import replication_pb2 as pb
 
 MiB = 2**20
@@ -55,7 +54,7 @@ def valid_batch(rng: random.Random, session: str, first: int) -> pb.StreamJourna
         data = rng.randbytes(length) if rng.random() < 0.5 else bytes([rng.getrandbits(8)]) * length
         offset = 512 * rng.randrange((CAP - length) // 512 + 1)
         recs.append(make_record(first + i, rng.randrange(2), offset, data, ts=time.time_ns()))
-    return convert.records_to_pb(session, recs)
+    return wire.records_to_pb(session, recs)
 
 
 Mutation = Callable[[random.Random, pb.StreamJournalRequest, int, int], None]
@@ -162,7 +161,7 @@ class Model:
         self.durable = 0
 
     def accept(self, req: pb.StreamJournalRequest, ack_seq: int) -> None:
-        frames = split_payload([r.compressed_length_bytes for r in req.records], req.payload)
+        frames = wire.split_payload([r.compressed_length_bytes for r in req.records], req.payload)
         fresh = [(r, f) for r, f in zip(req.records, frames, strict=True) if r.seq > self.durable]
         for r, frame in fresh:
             data = codec.decompress(frame, r.length_bytes)

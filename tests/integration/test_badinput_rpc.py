@@ -19,7 +19,7 @@ from conftest import Running, make_record, small_group
 from cdp import codec
 from cdp.errors import RemoteError
 from cdp.group import GroupSpec
-from cdp.rpc import convert
+from cdp.rpc import wire
 from cdp.rpc.client import GrpcJournalStream, ReplicationClient, translated
 from cdp.source.shipper import AckReply
 from cdp.v1 import replication_pb2 as pb
@@ -69,7 +69,7 @@ def handshake(spec: GroupSpec = SPEC, **fields: object) -> pb.OpenSessionRequest
         protocol_version=1,
         source_id="host-a",
         group_id=spec.group_id,
-        vms=convert.vms_to_pb(spec),
+        vms=wire.vms_to_pb(spec),
         oldest_held_seq=0,
         next_seq=0,
     )
@@ -126,7 +126,7 @@ async def prime(r: Running) -> tuple[str, Snap]:
     reply = await r.client.open_session("host-a", SPEC, 0, 1)
     assert reply.durable_seq == 0
     recs = [make_record(i + 1, 0, i * 4096, DATA[i]) for i in range(3)]
-    acks = await exchange(r.client, convert.records_to_pb(reply.session_id, recs))
+    acks = await exchange(r.client, wire.records_to_pb(reply.session_id, recs))
     assert acks[-1].durable_seq == 3
     await wait_applied(r, 3)
     assert read_extent(r, 0, 512) == DATA[0]
@@ -147,12 +147,12 @@ async def assert_unchanged(r: Running, before: Snap, zeros_at: tuple[int, int] |
         assert read_extent(r, offset, length, n=disk) == bytes(length)
     # the group still takes the next seq
     nxt = make_record(before.durable_seq + 1, 1, SIZE - 512, b"z" * 512)
-    acks = await exchange(r.client, convert.records_to_pb(reply.session_id, [nxt]))
+    acks = await exchange(r.client, wire.records_to_pb(reply.session_id, [nxt]))
     assert acks[-1].durable_seq == before.durable_seq + 1
 
 
 def batch(session: str, *recs: object) -> pb.StreamJournalRequest:
-    return convert.records_to_pb(session, list(recs))  # type: ignore[arg-type]
+    return wire.records_to_pb(session, list(recs))  # type: ignore[arg-type]
 
 
 async def rejected(r: Running, req: pb.StreamJournalRequest, code: str, *words: str) -> str:
@@ -616,7 +616,7 @@ async def test_reopen_group_with_other_disks_is_failed_precondition(
     assert "vms" in str(info.value) and GROUP in str(info.value)
     await assert_unchanged(running, before)
     st = await running.client.status(GROUP)
-    assert list(st.groups[0].vms) == convert.vms_to_pb(SPEC)
+    assert list(st.groups[0].vms) == wire.vms_to_pb(SPEC)
 
 
 async def test_vm_already_in_another_group_is_failed_precondition(running: Running) -> None:

@@ -19,7 +19,7 @@ from helpers import TargetProcess, file_digest, free_port, replica_extent
 
 from bench.linkproxy import LinkProxy
 from cdp import codec
-from cdp.rpc import convert
+from cdp.rpc import wire
 from cdp.rpc.client import ReplicationClient
 from cdp.source.protection import ProtectionConfig
 from sim import runner
@@ -164,7 +164,7 @@ async def test_malformed_messages_are_rejected_and_the_target_stays_healthy(runn
         offset = rng.randrange(0, 3) * 512 + rng.choice([0, 0, 1])
         data = os.urandom(rng.choice([512, 1024, 4096]))
         rec = make_record(reply.durable_seq + 1, rng.randrange(3), offset, data)
-        req = convert.records_to_pb(reply.session_id, [rec])
+        req = wire.records_to_pb(reply.session_id, [rec])
         field = rng.choice(["offset", "length", "xxh3", "payload", "disk", "seq", "clen", "none"])
         r = req.records[0]
         if field == "offset":

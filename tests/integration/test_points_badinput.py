@@ -25,8 +25,8 @@ from cdp import codec
 from cdp.errors import RemoteError
 from cdp.journal.index import Point
 from cdp.record import KIND_APP_CONSISTENT, KIND_BOOKMARK, Record
-from cdp.restore.catalog import format_ns
-from cdp.rpc import convert
+from cdp.restore.spec import format_ns
+from cdp.rpc import wire
 from cdp.rpc.client import ReplicationClient, iterate, translated
 from cdp.source.buffer import SourceBuffer
 from cdp.source.shipper import Shipper, ShipperConfig
@@ -545,8 +545,8 @@ async def test_inband_duplicate_bookmark_in_pipelined_batches(
     monkeypatch.setattr(journal, "sync", slow_sync)
     await src.open()
     reqs = [  # pipelined: the second batch arrives before the first is durable
-        convert.records_to_pb(src.session, [write(4), marker(5, "pipelined")]),
-        convert.records_to_pb(src.session, [write(6), marker(7, "pipelined")]),
+        wire.records_to_pb(src.session, [write(4), marker(5, "pipelined")]),
+        wire.records_to_pb(src.session, [write(6), marker(7, "pipelined")]),
     ]
     with pytest.raises(RemoteError) as info:
         await journal_call(hist.client, reqs)
@@ -665,7 +665,7 @@ async def test_unknown_record_kind_is_invalid(hist: Running, kind: int) -> None:
 async def test_negative_record_kind_is_invalid(hist: Running) -> None:
     src = await history(hist, 1)
     await src.open()
-    req = convert.records_to_pb(src.session, [write(4)])
+    req = wire.records_to_pb(src.session, [write(4)])
     req.records[0].kind = -3  # type: ignore[assignment]
     with pytest.raises(RemoteError) as info:
         await journal_call(hist.client, [req])

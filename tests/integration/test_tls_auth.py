@@ -28,7 +28,8 @@ from cdp.rpc.client import ReplicationClient
 from cdp.rpc.server import start_server
 from cdp.source.buffer import SourceBuffer
 from cdp.source.shipper import AckReply, Shipper, ShipperConfig
-from cdp.target.target import Target, TargetConfig
+from cdp.target.config import TargetConfig
+from cdp.target.target import Target
 from cdp.v1 import replication_pb2 as pb
 from sim import runner
 from sim.workload import WorkloadSpec

@@ -1,0 +1,113 @@
+"""The ``--at`` grammar: what names a restore point, and the names and times inside it.
+
+A spec is ``latest``, a seq (for a group on several hosts: a consistency marker
+number), an ISO-8601 time, or a bookmark name; :func:`parse_at` turns the text into one
+typed value. Bookmark names are checked here too (:func:`check_bookmark_name`), so that
+no name can read as another spec. Times have one string form (:func:`format_ns`) and
+one parser (:func:`parse_time`). Pure: imports only value modules; never looks a point up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from cdp.errors import InvalidInputError
+
+TIME_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
+"""What an ISO-8601 restore point spec starts with."""
+LATEST = "latest"
+"""The spec of the newest restorable point."""
+MAX_LABEL = 128
+"""Longest bookmark name or marker label, in characters."""
+MIN_NS, MAX_NS = -(2**63) + 1, 2**63 - 1
+"""Times are signed 64-bit Unix nanoseconds on the wire and in the index."""
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The newest restorable point."""
+
+
+@dataclass(frozen=True)
+class AtSeq:
+    """A point by number: a seq, or a consistency marker number for a multi-host group."""
+
+    n: int
+
+
+@dataclass(frozen=True)
+class AtTime:
+    """The newest point at or before a time."""
+
+    ns: int
+    """Unix nanoseconds."""
+    text: str
+    """The time as the operator wrote it (for messages)."""
+
+
+@dataclass(frozen=True)
+class AtBookmark:
+    """A point by bookmark name."""
+
+    name: str
+
+
+AtSpec = Latest | AtSeq | AtTime | AtBookmark
+"""A parsed ``--at``."""
+
+
+def parse_at(text: str, field: str = "at") -> AtSpec:
+    """The typed value of a restore point spec (outer white space ignored), or raise."""
+    text = text.strip()
+    if not text:
+        raise InvalidInputError(field, "give latest, a restore point seq, a time or a bookmark")
+    if text == LATEST:
+        return Latest()
+    if text.isdigit():
+        return AtSeq(int(text))
+    if TIME_LIKE.match(text):
+        return AtTime(parse_time(field, text), text)
+    return AtBookmark(text)
+
+
+def format_ns(ns: int) -> str:
+    """An ISO-8601 UTC time with milliseconds."""
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def parse_time(field_name: str, text: str) -> int:
+    """Unix ns of an ISO-8601 time; a time without zone is UTC."""
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInputError(field_name, f"{text!r} is not an ISO-8601 time") from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    ns = int(t.timestamp() * 1e9)
+    if not MIN_NS <= ns <= MAX_NS:
+        raise InvalidInputError(field_name, f"{text!r} is outside 1678..2261 (Unix nanoseconds)")
+    return ns
+
+
+def check_label(field: str, raw: bytes) -> str:
+    """Decode and check a marker label or bookmark name: 1-128 printable characters."""
+    try:
+        label = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(field, "is not UTF-8") from exc
+    if not 0 < len(label) <= MAX_LABEL or not label.isprintable():
+        raise InvalidInputError(field, f"{label!r} is not 1-{MAX_LABEL} printable characters")
+    return label
+
+
+def check_bookmark_name(field: str, name: str) -> str:
+    """A bookmark name must be usable as ``--at``: no outer spaces, not read as another spec."""
+    if name != name.strip():
+        raise InvalidInputError(field, f"{name!r} starts or ends with white space")
+    if name == LATEST or name.isdigit() or TIME_LIKE.match(name):
+        raise InvalidInputError(
+            field, f"{name!r} reads as 'latest', a seq or a time; choose another name"
+        )
+    return name

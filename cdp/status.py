@@ -1,0 +1,60 @@
+"""Replication status of a group member as values: its state names and a snapshot.
+
+Pure values, shared by the target (which takes the snapshot), the RPC edge and the web
+page (which encode it) and the CLI (which prints the decoded message). Imports nothing
+of the project but the group value types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdp.group import GroupSpec
+
+
+class GroupState:
+    """Replication states of a group member, as the status call reports them."""
+
+    REPLICATING = "replicating"
+    DISCONNECTED = "disconnected"
+    RESYNC_REQUIRED = "resync_required"
+    RESYNCING = "resyncing"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ResyncStatus:
+    """A member's resync at the time of the snapshot."""
+
+    active: bool
+    total_bytes: int
+    """Bytes the source announced it will send (0: unknown)."""
+    received_bytes: int
+    eta_s: float
+    """Seconds left at the rate so far; 0 when unknown or not running."""
+
+    @property
+    def remaining_bytes(self) -> int:
+        """Bytes still to come while the resync runs; 0 when none runs."""
+        return max(0, self.total_bytes - self.received_bytes) if self.active else 0
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """A snapshot of one group member's replication state."""
+
+    spec: GroupSpec
+    """The member's VMs (``spec.group_id`` is the group)."""
+    group_id: str
+    member_id: str
+    state: str
+    source_id: str
+    durable_seq: int
+    durable_source_ns: int
+    applied_seq: int
+    lag_s: float
+    """Seconds from the source time of the newest durable write to now (0 before any)."""
+    journal_bytes: int
+    received_bytes: int
+    error: str
+    resync: ResyncStatus

@@ -1,0 +1,87 @@
+"""A target Member driven directly, without gRPC: handshake, intake, acks, end of session.
+
+Real Journal and committer thread on tmp_path, the in-memory index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cdp import codec
+from cdp.errors import SeqGapError
+from cdp.group import DiskSpec, GroupSpec, VmSpec
+from cdp.journal.store.memory import MemoryIndex
+from cdp.record import Record
+from cdp.status import GroupState
+from cdp.target.config import TargetConfig
+from cdp.target.member import Member
+
+SPEC = GroupSpec("g", (VmSpec("vm", (DiskSpec("d0", 1 << 20),)),))
+
+
+def write(seq: int, fill: bytes = b"x") -> Record:
+    data = fill * 4096
+    return Record(seq, 0, seq * 4096, len(data), 1_000 + seq, codec.checksum(data),
+                  codec.compress(data))  # fmt: skip
+
+
+@pytest.fixture
+async def member(tmp_path: Path) -> AsyncIterator[Member]:
+    config = TargetConfig(str(tmp_path))
+    for d in (config.journal_dir, config.replica_dir):
+        Path(d).mkdir(parents=True)
+    m = Member("g", SPEC, config, MemoryIndex())
+    m.start()
+    try:
+        yield m
+    finally:
+        await m.stop()
+        m.close()
+
+
+async def test_open_accept_ack_after_durability(member: Member) -> None:
+    info = await member.open_session("host-a", 0, 1)
+    assert (info.durable_seq, info.resync_required) == (0, False)
+    assert member.status(0).state == GroupState.REPLICATING
+    ack = await asyncio.wait_for(member.accept([write(1), write(2)]), 10)
+    assert ack.durable_seq == 2 == member.durable_seq
+    status = member.status(0)
+    assert (status.durable_seq, status.received_bytes, status.source_id) == (2, 8192, "host-a")
+
+
+async def test_seq_gap_refused_naming_the_field(member: Member) -> None:
+    await member.open_session("host-a", 0, 1)
+    with pytest.raises(SeqGapError, match=r"records\.seq: expected seq 1, got 3"):
+        member.accept([write(3)])
+    assert member.status(0).received_bytes == 0  # nothing changed
+    assert (await asyncio.wait_for(member.accept([write(1)]), 10)).durable_seq == 1
+
+
+async def test_resent_durable_record_acked_and_dropped(member: Member) -> None:
+    await member.open_session("host-a", 0, 1)
+    await asyncio.wait_for(member.accept([write(1), write(2)]), 10)
+    info = await member.open_session("host-a", 1, 3)  # a new session re-sends 2, then 3
+    assert info.durable_seq == 2
+    ack = await asyncio.wait_for(member.accept([write(2), write(3)]), 10)
+    assert ack.durable_seq == 3
+    assert member.status(0).received_bytes == 3 * 4096  # seq 2 was counted once
+
+
+async def test_resync_required_when_source_lost_seqs(member: Member) -> None:
+    info = await member.open_session("host-a", 5, 9)
+    assert info.resync_required and "seqs in between are lost" in info.resync_reason
+    assert member.status(0).state == GroupState.RESYNC_REQUIRED
+
+
+async def test_end_session_disconnects_only_the_live_one(member: Member) -> None:
+    old = await member.open_session("host-a", 0, 1)
+    new = await member.open_session("host-a", 0, 1)
+    member.end_session(old.session_id)  # a superseded session ending changes nothing
+    assert member.status(0).state == GroupState.REPLICATING
+    member.end_session(new.session_id)
+    assert member.status(0).state == GroupState.DISCONNECTED
+    assert member.session_id == ""
