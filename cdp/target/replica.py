@@ -202,7 +202,8 @@ class ReplicaSet:
                     self.mark_damaged(disk, region, exc)
         for disk, regions in sorted(touched.items()):
             text = "\n".join(str(r) for r in sorted(regions))
-            write_atomic(self._sums[disk].path + PENDING_SUFFIX, text.encode())
+            with _full_disk(self.root):
+                write_atomic(self._sums[disk].path + PENDING_SUFFIX, text.encode())
             self._touched.setdefault(disk, set()).update(regions)
         self._writes = writes
 

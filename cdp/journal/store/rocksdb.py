@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -59,6 +60,8 @@ def _translate(path: str, exc: Exception) -> CdpError:
         return StorageFullError(path, f"index: {text}")
     return CdpError(f"index {path}: {text}")
 
+
+log = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -312,8 +315,17 @@ class RocksIndex:
 
     @_locked
     def close(self) -> None:
-        """Flush the WAL and close (a handle a failed write left broken is just closed)."""
+        """Flush the WAL and close (a handle a failed write left broken is just closed).
+
+        Once the WAL is synced, a close that cannot write its memtable out (a full volume)
+        loses nothing: the next open replays the WAL. It is logged, not raised, so a
+        target on a full volume still stops cleanly.
+        """
         with _translated(self._path):
             if not self._broken:
                 self._db.flush_wal(True)
-            self._db.close()
+        try:
+            with _translated(self._path):
+                self._db.close()
+        except StorageFullError as exc:
+            log.warning("%s; the synced WAL holds every entry and the next open replays it", exc)
