@@ -30,7 +30,8 @@ from cdp.failover.export import export_image
 from cdp.group import DiskSpec, GroupSpec, VmSpec
 from cdp.journal.store.rocksdb import RocksIndex
 from cdp.rpc.server import start_server
-from cdp.target.target import Target, TargetConfig
+from cdp.target.config import TargetConfig
+from cdp.target.target import Target
 from sim.workload import Workload, WorkloadSpec
 
 GiB, MiB = 2**30, 2**20

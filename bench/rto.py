@@ -212,7 +212,8 @@ async def one_case(work: Path, binary: str, n: int, seed: int) -> dict[str, Any]
     from cdp.journal.store.rocksdb import RocksIndex
     from cdp.rpc.client import ReplicationClient
     from cdp.rpc.server import start_server
-    from cdp.target.target import Target, TargetConfig
+    from cdp.target.config import TargetConfig
+    from cdp.target.target import Target
 
     vms = [f"vm{i:03d}" for i in range(n)]
     data_dir = work / "target"

@@ -36,7 +36,7 @@ from cdp.restore.image import ImagePlan, plan_image, read_image, region_hashes
 from cdp.status import GroupStatus
 from cdp.target import intake
 from cdp.target.committer import Ack
-from cdp.target.config import TargetConfig as TargetConfig
+from cdp.target.config import TargetConfig
 from cdp.target.member import Member, SessionInfo, member_key, split_key
 
 log = logging.getLogger(__name__)
