@@ -28,6 +28,9 @@ from cdp.fsutil import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
+PUBLIC_MODE = 0o644
+"""Mode of certificates: public by nature, readable by every local user (keys are 0600)."""
+
 ROLE_SOURCE = "source"
 """A protected host: may write the journals of the groups the target's authz.yaml lists."""
 ROLE_OPERATOR = "operator"
@@ -197,8 +200,8 @@ def write_party(folder: str, ca_cert_pem: bytes, issued: Issued) -> list[str]:
     """Write ``ca.pem``, ``cert.pem`` and ``key.pem`` (0600) into ``folder``; their paths."""
     os.makedirs(folder, mode=0o700, exist_ok=True)
     paths = [os.path.join(folder, f) for f in (CA_FILE, CERT_FILE, KEY_FILE)]
-    write_atomic(paths[0], ca_cert_pem)
-    write_atomic(paths[1], issued.cert_pem())
+    write_atomic(paths[0], ca_cert_pem, PUBLIC_MODE)
+    write_atomic(paths[1], issued.cert_pem(), PUBLIC_MODE)
     write_private(paths[2], issued.key_pem())
     return paths
 
@@ -206,7 +209,7 @@ def write_party(folder: str, ca_cert_pem: bytes, issued: Issued) -> list[str]:
 def write_ca(folder: str, ca: Issued) -> None:
     """Keep the CA's certificate and key (0600) in its own folder."""
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    write_atomic(os.path.join(folder, CA_FILE), ca.cert_pem())
+    write_atomic(os.path.join(folder, CA_FILE), ca.cert_pem(), PUBLIC_MODE)
     write_private(os.path.join(folder, CA_KEY_FILE), ca.key_pem())
 
 

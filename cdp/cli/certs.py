@@ -134,7 +134,7 @@ def init_certs(plan: CertsPlan) -> dict[str, Any]:
         tls.write_ca(ca_dir, ca)
     server = tls.issue(ca, "cdp target", hosts=plan.hosts, server=True, days=plan.days)
     tls.write_party(target_dir, ca.cert_pem(), server)
-    write_atomic(authz_path, policy_text.encode())
+    write_atomic(authz_path, policy_text.encode(), tls.PUBLIC_MODE)
     made: dict[str, list[dict[str, Any]]] = {"sources": [], "operators": []}
     for name, groups in plan.sources.items():
         made["sources"].append(_client(plan, ca, tls.Identity(tls.ROLE_SOURCE, name), groups))
