@@ -28,6 +28,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,12 @@ import pytest
 from pyVmomi import vim
 
 from cdp.errors import CdpError
+from cdp.failover.faults import server_thumbprint
 from cdp.rpc.client import ReplicationClient
 from cdp.source.shipper import Shipper, ShipperConfig
 
-from .drsite import GROUP, VMS, DrSite, find_one, inventory, wait
+from .drsite import GROUP, VMS, DrSite, find_one, inventory, register_protected_vms, wait
+from .harness import Inventory, Vcsim, start_vcsim
 
 REPO = Path(__file__).resolve().parents[2]
 MARK = b"written-by-the-recovered-guest-after-failover".ljust(4096, b"!")
@@ -321,3 +324,61 @@ async def test_verify_during_an_active_failover_records_skipped(site: DrSite) ->
     records = list((site.state_dir / "dr-test" / "verifications").glob("*.json"))
     results = [json.loads(r.read_text())["result"] for r in records]
     assert "failed" not in results, results
+
+
+# ---------------------------------------------------------------- defect 4: planned failure
+
+
+@pytest.fixture
+def protected(vcsim_binary: Path, tmp_path: Path) -> Iterator[Vcsim]:
+    """The protected site's vCenter (no DR port groups)."""
+    sim = start_vcsim(vcsim_binary, Inventory(portgroups=()), tmp_path / "prod-vcsim.log")
+    try:
+        yield sim
+    finally:
+        sim.close()
+
+
+def planned_plan(site: DrSite, prod: Vcsim, **protected_over: Any) -> str:
+    """A plan with ``protected_site`` = ``prod`` (power off, short drain), written to disk."""
+    protected_site = {
+        "vcenter": {
+            "url": f"https://{prod.host}:{prod.port}/sdk",
+            "credentials": {"file": str(site.root / "vcenter.cred")},
+            "tls": {"thumbprint": server_thumbprint(prod.host, prod.port, 5)},
+        },
+        "datacenter": "DC0",
+        "shutdown": "power_off",
+        "drain_quiet_s": 0.5,
+        "drain_timeout_s": 20,
+        **protected_over,
+    }
+    return str(site.write_plan(site.plan_dict(protected_site=protected_site)))
+
+
+async def test_failed_planned_failover_restores_or_reports_production(
+    site: DrSite, protected: Vcsim
+) -> None:
+    """A planned failover whose drain times out after the protected VMs were stopped:
+    production is powered back on automatically or, failing that, the first line of
+    `status` says production is stopped (and gives the command that restarts it)."""
+    prod_si = protected.connect()
+    register_protected_vms(prod_si, site.root / "source")
+    plan = planned_plan(site, protected, drain_timeout_s=1.5)
+    assert site.source is not None
+    # The journal never goes quiet (writes keep arriving), so the drain times out.
+    busy = asyncio.ensure_future(site.source.write(100_000, pause_s=0.01))
+    try:
+        code, out, err = await failover("run", "--plan", plan, "--planned", "--no-wait")
+    finally:
+        busy.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await busy
+    assert code == 1, out + err
+    assert inventory(site.si) == []  # nothing came up at the recovery site
+
+    code, out, _ = await failover("status", "--plan", plan)
+
+    first = out.splitlines()[0]
+    production_on = power(prod_si) == {"db01": "poweredOn", "app01": "poweredOn"}
+    assert production_on or ("production" in first and "stopped" in first), (power(prod_si), out)
