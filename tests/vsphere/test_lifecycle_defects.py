@@ -14,6 +14,7 @@ fails on ece6b4a:
   test_old_source_is_fenced_after_commit                                   defect 3
   test_run_at_another_point_on_an_active_failover_exits_1                 defect 5
   test_failed_planned_failover_restores_or_reports_production             defect 4
+  test_failback_over_mtls_with_certs_init_certificates                    defect 2
   test_status_shows_the_restore_point_in_text                             defect 8
   test_status_after_kill_9_does_not_say_running                           defect 8
   test_status_after_commit_says_next_failback                             defect 8
@@ -27,12 +28,14 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import TargetProcess, free_port
 from pyVmomi import vim
 
 from cdp.errors import CdpError
@@ -40,7 +43,7 @@ from cdp.failover.faults import server_thumbprint
 from cdp.rpc.client import ReplicationClient
 from cdp.source.shipper import Shipper, ShipperConfig
 
-from .drsite import GROUP, VMS, DrSite, find_one, inventory, register_protected_vms, wait
+from .drsite import GROUP, VMS, DrSite, find_one, inventory, mount, register_protected_vms, wait
 from .harness import Inventory, Vcsim, start_vcsim
 
 REPO = Path(__file__).resolve().parents[2]
@@ -339,7 +342,9 @@ def protected(vcsim_binary: Path, tmp_path: Path) -> Iterator[Vcsim]:
         sim.close()
 
 
-def planned_plan(site: DrSite, prod: Vcsim, **protected_over: Any) -> str:
+def planned_plan(
+    site: DrSite, prod: Vcsim, failback: dict[str, Any] | None = None, **protected_over: Any
+) -> str:
     """A plan with ``protected_site`` = ``prod`` (power off, short drain), written to disk."""
     protected_site = {
         "vcenter": {
@@ -353,7 +358,8 @@ def planned_plan(site: DrSite, prod: Vcsim, **protected_over: Any) -> str:
         "drain_timeout_s": 20,
         **protected_over,
     }
-    return str(site.write_plan(site.plan_dict(protected_site=protected_site)))
+    extra = {"failback": failback} if failback else {}
+    return str(site.write_plan(site.plan_dict(protected_site=protected_site, **extra)))
 
 
 async def test_failed_planned_failover_restores_or_reports_production(
@@ -382,3 +388,65 @@ async def test_failed_planned_failover_restores_or_reports_production(
     first = out.splitlines()[0]
     production_on = power(prod_si) == {"db01": "poweredOn", "app01": "poweredOn"}
     assert production_on or ("production" in first and "stopped" in first), (power(prod_si), out)
+
+
+# ---------------------------------------------------------------- defect 2: failback, mTLS
+
+
+@pytest.fixture
+def home_mtls(site: DrSite) -> Iterator[tuple[TargetProcess, Path]]:
+    """The original-site target as `cdp target serve --tls-dir` (a subprocess) with the
+    folders of `cdp certs init`: a source `dr-reverse` for the reverse groups, an operator."""
+    pki = site.root / "pki"
+    subprocess.run(
+        [sys.executable, "-m", "cdp", "certs", "init", str(pki), "--source",
+         f"dr-reverse={GROUP}-failback", "--operator", "dr-oncall"],
+        env=_env(), check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    data = site.root / "home-target"
+    home = TargetProcess(str(data), free_port(), "--tls-dir", str(pki / "target"))
+    home.start()
+    try:
+        yield home, pki
+    finally:
+        home.stop_or_kill()
+
+
+async def test_failback_over_mtls_with_certs_init_certificates(
+    site: DrSite, protected: Vcsim, home_mtls: tuple[TargetProcess, Path]
+) -> None:
+    """Failback to an original-site target that serves mutual TLS, with the certificate
+    folders `cdp certs init` writes and the documented plan key
+    (`failback.target.tls_dir` = a source's folder): the failback completes (exit 0) and
+    the VMs run at the original site; no PERMISSION_DENIED at the seed step."""
+    home, pki = home_mtls
+    prod_si = protected.connect()
+    register_protected_vms(prod_si, site.root / "source")
+    replicas = Path(home.data_dir) / "replicas"
+    replicas.mkdir(parents=True, exist_ok=True)
+    mount(prod_si, replicas, "fb-ds")
+    failback = {
+        "target": {"address": home.address, "tls_dir": str(pki / "sources" / "dr-reverse")},
+        "seed_path": str(site.root / "source"),
+        "site": {
+            "datacenter": "DC0",
+            "cluster": "DC0_C0",
+            "datastore": {"name": "fb-ds", "path": str(replicas)},
+            "power_on_timeout_s": 10,
+        },
+    }
+    plan = planned_plan(site, protected, drain_quiet_s=0.3, failback=failback)
+    code, out, err = await failover("run", "--plan", plan, "--planned", "--no-wait")
+    assert code == 0, out + err
+    code, out, err = await failover("commit", "--plan", plan)
+    assert code == 0, out + err
+    assert site.source is not None
+    await site.source.stop()  # the original host is down: no forward replication
+    site.source = None
+    guest_writes(site)
+
+    code, out, err = await failover("failback", "--plan", plan, timeout=180)
+
+    assert code == 0, out + err
+    assert "PERMISSION_DENIED" not in err
+    assert power(prod_si) == {"db01": "poweredOn", "app01": "poweredOn"}
