@@ -15,6 +15,10 @@ fails on ece6b4a:
   test_run_at_another_point_on_an_active_failover_exits_1                 defect 5
   test_failed_planned_failover_restores_or_reports_production             defect 4
   test_failback_over_mtls_with_certs_init_certificates                    defect 2
+  test_closed_stdout_does_not_kill_a_run                                  defect 10
+  test_ctrl_c_in_the_commit_wait_says_state_and_how_to_resume             defect 10
+  test_failback_dry_run_text_lists_disks_seeds_and_bytes                  defect 13
+  test_bytes_to_prepare_follows_the_disks_data_not_the_journal            defect 9
   test_status_shows_the_restore_point_in_text                             defect 8
   test_status_after_kill_9_does_not_say_running                           defect 8
   test_status_after_commit_says_next_failback                             defect 8
@@ -43,7 +47,17 @@ from cdp.failover.faults import server_thumbprint
 from cdp.rpc.client import ReplicationClient
 from cdp.source.shipper import Shipper, ShipperConfig
 
-from .drsite import GROUP, VMS, DrSite, find_one, inventory, mount, register_protected_vms, wait
+from .drsite import (
+    DISK_BYTES,
+    GROUP,
+    VMS,
+    DrSite,
+    find_one,
+    inventory,
+    mount,
+    register_protected_vms,
+    wait,
+)
 from .harness import Inventory, Vcsim, start_vcsim
 
 REPO = Path(__file__).resolve().parents[2]
@@ -450,3 +464,124 @@ async def test_failback_over_mtls_with_certs_init_certificates(
     assert code == 0, out + err
     assert "PERMISSION_DENIED" not in err
     assert power(prod_si) == {"db01": "poweredOn", "app01": "poweredOn"}
+
+
+# ---------------------------------------------------------------- defect 10: the terminal
+
+
+async def test_closed_stdout_does_not_kill_a_run(site: DrSite) -> None:
+    """`cdp failover run ... | head -1`: the reader goes away after the first line (as a
+    dropped SSH session does). The run must still finish: both VMs end up powered on and
+    the operation awaits its decision, not half-done."""
+    plan = str(site.write_plan())
+    assert site.source is not None
+    await site.source.stop()
+    site.source = None
+    proc = await asyncio.create_subprocess_shell(
+        f"{sys.executable} -m cdp failover run --plan {plan} --no-wait | head -1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL, cwd=str(REPO), env=_env(),
+    )  # fmt: skip
+    await asyncio.wait_for(proc.communicate(), 90)
+    try:
+        async with asyncio.timeout(30):  # give a detached run time to finish
+            while power(site.si) != {"db01": "poweredOn", "app01": "poweredOn"}:
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        pytest.fail(f"the run died when its stdout closed; the VMs: {power(site.si)}")
+
+    code, out, err = await failover("status", "--plan", plan, "--json")
+
+    assert code == 0, err
+    status = json.loads(out)
+    assert status["status"] == "awaiting-commit", status
+
+
+async def test_ctrl_c_in_the_commit_wait_says_state_and_how_to_resume(site: DrSite) -> None:
+    """SIGINT while `run` waits for commit/rollback: it says the state it leaves (the VMs
+    are up, awaiting commit) and the command that resumes the wait, not a silent 130."""
+    plan = str(site.write_plan())
+    assert site.source is not None
+    await site.source.stop()
+    site.source = None
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cdp", "failover", "run", "--plan", plan,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL, cwd=str(REPO), env=_env(),
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    seen = b""
+    async with asyncio.timeout(60):
+        while b"waiting up to 60 s for `cdp failover commit`" not in seen:
+            line = await proc.stdout.readline()
+            assert line, "run ended before waiting for its decision"
+            seen += line
+    proc.send_signal(signal.SIGINT)
+    rest, err = await asyncio.wait_for(proc.communicate(), 30)
+    said = (rest + err).decode()
+
+    assert proc.returncode == 130, said
+    assert "awaiting-commit" in said or "awaiting commit" in said, said
+    assert f"cdp failover run --plan {plan}" in said, said
+
+
+# ---------------------------------------------------------------- defect 13: output
+
+
+async def test_failback_dry_run_text_lists_disks_seeds_and_bytes(
+    site: DrSite, protected: Vcsim
+) -> None:
+    """`failback --dry-run` in text (as documented) prints the disks with their seed
+    files and the bytes to compare, as `--json` does."""
+    prod_si = protected.connect()
+    register_protected_vms(prod_si, site.root / "source")
+    home = TargetProcess(str(site.root / "home-target"), free_port())
+    home.start()
+    try:
+        replicas = Path(home.data_dir) / "replicas"
+        replicas.mkdir(parents=True, exist_ok=True)
+        mount(prod_si, replicas, "fb-ds")
+        failback = {
+            "target": {"address": home.address, "insecure": True},
+            "seed_path": str(site.root / "source"),
+            "site": {
+                "datacenter": "DC0",
+                "cluster": "DC0_C0",
+                "datastore": {"name": "fb-ds", "path": str(replicas)},
+            },
+        }
+        plan = planned_plan(site, protected, drain_quiet_s=0.3, failback=failback)
+        code, out, err = await failover("run", "--plan", plan, "--planned", "--no-wait")
+        assert code == 0, out + err
+        code, out, err = await failover("failback", "--plan", plan, "--dry-run", "--json")
+        assert code == 0, out + err
+        disks = json.loads(out)["disks"]
+
+        code, out, err = await failover("failback", "--plan", plan, "--dry-run")
+    finally:
+        home.stop_or_kill()
+
+    assert code == 0, out + err
+    for disk in disks:
+        seed = next(v for k, v in disk.items() if "seed" in k and isinstance(v, str))
+        assert seed in out, (disk, out)
+    assert "bytes" in out or "MB" in out or "MiB" in out, out
+
+
+# ---------------------------------------------------------------- defect 9: estimates
+
+
+async def test_bytes_to_prepare_follows_the_disks_data_not_the_journal(site: DrSite) -> None:
+    """Many overwrites of the same blocks: the images to export hold at most the disks'
+    capacity, so `bytes_to_prepare` (what the datastore room check asks for) must not
+    exceed it, however much journal history there is."""
+    assert site.source is not None
+    await site.source.write(3000)  # 12 MB of 4 KiB writes onto 2 x 4 MiB disks
+    plan = str(site.write_plan())
+    capacity = 2 * DISK_BYTES
+
+    code, out, err = await failover("run", "--plan", plan, "--dry-run", "--json")
+
+    assert code == 0, out + err
+    prepare = json.loads(out)["operation"]["bytes_to_prepare"]
+    assert prepare <= capacity, f"bytes_to_prepare {prepare:,} > the disks' {capacity:,} bytes"
