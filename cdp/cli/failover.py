@@ -75,9 +75,9 @@ def add_parser(sub: Any) -> None:
         if "at" in extra:
             c.add_argument(
                 "--at",
-                default="latest",
-                help="restore point: latest, a seq, an "
-                "ISO-8601 time or a bookmark name (default latest)",
+                default=None,
+                help="restore point: latest, a seq, an ISO-8601 time or a bookmark name "
+                "(default latest; on a resume, the point the first run fixed)",
             )
         if "planned" in extra:
             c.add_argument(
@@ -132,7 +132,7 @@ async def _run(args: argparse.Namespace) -> int:
 async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
     async def body(s: Session) -> int:
         if args.dry_run:
-            return print_dry_run(s, await s.orch.dry_run(mode, args.at, planned))
+            return print_dry_run(s, await s.orch.dry_run(mode, args.at or "latest", planned))
         result = await s.orch.failover(mode, args.at, planned)
         _print_rto(s, result)
         if mode == st.MODE_LIVE and not getattr(args, "no_wait", False):

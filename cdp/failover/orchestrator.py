@@ -33,6 +33,7 @@ from cdp.failover.replication import Replication
 from cdp.failover.summary import last_power_on, summary
 from cdp.failover.survey import DEFAULT_RPO_PROBE_S, Survey, SurveyResult
 from cdp.failover.vcenter import VCenter
+from cdp.restore.catalog import format_ns
 
 DECISION_POLL_S = 0.2
 """How often a live failover waiting for commit/rollback reads the step log, seconds."""
@@ -132,9 +133,12 @@ class Orchestrator:
     # ---------------------------------------------------------------- test / run
 
     async def failover(
-        self, mode: str, at: str = "latest", planned: bool = False, origin: str = ""
+        self, mode: str, at: str | None = None, planned: bool = False, origin: str = ""
     ) -> dict[str, Any]:
         """Start (or resume) a test or live failover; return its summary with the RTO.
+
+        ``at`` None means ``latest`` for a new operation and the fixed point on a resume;
+        another point than the active operation's is refused (roll back first).
 
         ``origin`` names the command that started it (``verify``), recorded in the log so
         that command can tell its own leftovers from an operator's operation.
@@ -149,7 +153,7 @@ class Orchestrator:
         with self.log.locked():
             active = self.log.load_op()
             if active is None:
-                return await self._start(mode, at, planned, origin)
+                return await self._start(mode, at or "latest", planned, origin)
             self._check_resumable(active, mode, planned, at, origin)
             if active.status in (sl.TESTING, sl.AWAITING_COMMIT):
                 self.report(Event("info", f"{active.what()} already finished: {active.status}"))
@@ -219,7 +223,7 @@ class Orchestrator:
         )
 
     def _check_resumable(
-        self, active: Operation, mode: str, planned: bool, at: str, origin: str
+        self, active: Operation, mode: str, planned: bool, at: str | None, origin: str
     ) -> None:
         if active.status == sl.UNDOING:
             verb = "stop-test" if active.operation == st.MODE_TEST else "rollback"
@@ -240,13 +244,17 @@ class Orchestrator:
                 f"{active.what()} of plan {self.plan.name!r} is active ({active.status})",
                 hint="finish it first: stop-test for a test, commit or rollback for a failover",
             )
-        if at != active.at:
-            self.report(
-                Event(
-                    "warn",
-                    f"resuming at the point the first run fixed "
-                    f"({active.at!r} then); --at {at!r} is ignored",
-                )
+        if at is not None and at != active.at:
+            undo = "stop-test" if active.operation == st.MODE_TEST else "rollback"
+            points = ", ".join(
+                f"{g} seq {p.seq} ({format_ns(p.time_ns)})" for g, p in active.points.items() if p
+            )
+            raise OperationStateError(
+                f"{active.what()} of plan {self.plan.name!r} is active ({active.status}) at "
+                f"--at {active.at!r} ({points or 'point not fixed yet'}); --at {at!r} is "
+                "another point",
+                hint=f"roll back first: cdp failover {undo} --plan {self.plan.source_path}, "
+                f"then run again with --at {at}",
             )
 
     async def _forward(self) -> dict[str, Any]:
