@@ -29,11 +29,13 @@ from cdp.cli.failover_common import (
 from cdp.errors import (
     ConfigError,
 )
+from cdp.failover import guards
 from cdp.failover import steps as st
 from cdp.failover.checks import FAIL
 from cdp.failover.orchestrator import Orchestrator
 from cdp.failover.plan import load_plan
 from cdp.failover.remote import TargetReplication
+from cdp.restore.catalog import format_ns
 from cdp.rpc.client import ReplicationClient
 from cdp.tls import load_client_tls
 
@@ -57,10 +59,15 @@ def add_parser(sub: Any) -> None:
             "run",
             "live failover: bring the VMs up on the recovery site",
             _run,
-            ("at", "dry", "planned", "wait"),
+            ("at", "dry", "planned", "wait", "overwrite"),
         ),
         ("commit", "make the recovered VMs production", _commit, ()),
-        ("rollback", "undo the live failover; replication goes on as before", _rollback, ("dry",)),
+        (
+            "rollback",
+            "undo the live failover; replication goes on as before",
+            _rollback,
+            ("dry", "recovered"),
+        ),
         ("status", "show the plan's active operation and its steps", _status, ()),
         (
             "failback",
@@ -91,11 +98,39 @@ def add_parser(sub: Any) -> None:
                 action="store_true",
                 help="return once the VMs are up instead of waiting for commit/rollback",
             )
+        if "overwrite" in extra:
+            c.add_argument(
+                "--overwrite-recovered",
+                action="store_true",
+                help="export over <vm>-dr/ folders that hold recovered VMs' data (it is lost)",
+            )
+        if "recovered" in extra:
+            _add_recovered(c)
         if "dry" in extra:
             c.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         c.add_argument("--json", action="store_true", help="print one JSON object")
         c.set_defaults(handler=handler)
     verify.add_parser(fsub)
+
+
+def _add_recovered(c: argparse.ArgumentParser) -> None:
+    """Rollback's choice for ``<vm>-dr/`` folders holding data written since the failover."""
+    g = c.add_mutually_exclusive_group()
+    g.add_argument(
+        "--keep-recovered-data",
+        dest="recovered",
+        action="store_const",
+        const=guards.KEEP,
+        help="remove the recovered VMs but leave their <vm>-dr/ folders and data in place",
+    )
+    g.add_argument(
+        "--discard-recovered-data",
+        dest="recovered",
+        action="store_const",
+        const=guards.DISCARD,
+        help="delete the recovered VMs' folders and what they wrote since the failover",
+    )
+    c.set_defaults(recovered=guards.REFUSE)
 
 
 # ---------------------------------------------------------------- commands
@@ -133,7 +168,8 @@ async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
     async def body(s: Session) -> int:
         if args.dry_run:
             return print_dry_run(s, await s.orch.dry_run(mode, args.at or "latest", planned))
-        result = await s.orch.failover(mode, args.at, planned)
+        overwrite = getattr(args, "overwrite_recovered", False)
+        result = await s.orch.failover(mode, args.at, planned, overwrite_recovered=overwrite)
         _print_rto(s, result)
         if mode == st.MODE_LIVE and not getattr(args, "no_wait", False):
             result = await _wait_for_decision(s)
@@ -177,8 +213,10 @@ async def _undo(args: argparse.Namespace, kind: str) -> int:
                     print(f"  phase {step['phase']}: {st.Step(**_step_fields(step)).describe()}")
             return common.EXIT_OK
         t0 = time.monotonic()
-        call = s.orch.stop_test if kind == st.UNDO_STOP_TEST else s.orch.rollback
-        result = await call()
+        if kind == st.UNDO_STOP_TEST:
+            result = await s.orch.stop_test()
+        else:
+            result = await s.orch.rollback(args.recovered)
         _emit(
             s,
             result,
@@ -314,11 +352,19 @@ def render_failback(fb: dict[str, Any]) -> str:
 def _render_operation(status: dict[str, Any]) -> str:
     if not status["active"]:
         last = status["last"] or "none"
+        if status.get("state"):
+            return (
+                f"plan {status['plan']!r}: {status['state']} (log: {last})\nnext: {status['next']}"
+            )
         return f"plan {status['plan']!r}: no active operation (last finished: {last})"
-    lines = [
-        f"plan {status['plan']!r}: {status['operation']} failover, {status['status']}, "
-        f"{status['steps_done']}/{status['steps']} steps done"
-    ]
+    lines = [_first_line(status)]
+    for group, p in status["points"].items():
+        label = f", bookmark {p['label']!r}" if p and p.get("label") else ""
+        at = f"seq {p['seq']} ({format_ns(p['time_ns'])}{label})" if p else "not fixed yet"
+        lines.append(f"restore point of {group}: {at}")
+    failed = status.get("failed_step")
+    if failed:
+        lines.append(f"failed step: {failed['step']}: {failed['error']}")
     if status.get("rto_s") is not None:
         lines.append(f"RTO {status['rto_s']:.2f} s")
     if status.get("commit_deadline_unix"):
@@ -330,7 +376,25 @@ def _render_operation(status: dict[str, Any]) -> str:
         )
     rows = [[v["vm"], v["name"], v["host"], v["ref"] or "-"] for v in status["vms"]]
     lines.append(common.table(["VM", "REGISTERED AS", "HOST", "REF"], rows))
+    lines.append(f"next: {status['next']}")
     return "\n".join(lines)
+
+
+def _first_line(status: dict[str, Any]) -> str:
+    """What the operation is, its state (interrupted when its command is gone), progress."""
+    what = f"plan {status['plan']!r}: {status['operation']} failover"
+    if status.get("production") == "stopped":
+        return (
+            f"{what}: PRODUCTION IS STOPPED (the source VMs were stopped and not restarted) — "
+            f"restart it with: {status['production_restart']}"
+        )
+    state, holder = status["status"], status.get("holder") or {}
+    if state in ("running", "undoing") and not holder.get("alive"):
+        pid = holder.get("pid") or "?"
+        state = f"interrupted: the CLI (pid {pid}) is gone — resume with: {status['next']}"
+    elif state in ("running", "undoing"):
+        state = f"{state} (pid {holder.get('pid')})"
+    return f"{what}, {state}; {status['steps_done']}/{status['steps']} steps done"
 
 
 def _step_fields(step: dict[str, Any]) -> dict[str, Any]:

@@ -207,6 +207,8 @@ class Actions:
 
     async def _delete(self, step: StepEntry) -> dict[str, Any]:
         vm = self.vms[step.vm]
+        if step.args.get("keep"):  # it holds data written since the failover: leave it
+            return {"deleted": False, "kept": vm.folder}
         return {"deleted": await asyncio.to_thread(_delete_folder, vm, self.mode)}
 
     async def _restart_source(self, step: StepEntry) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdp.errors import CdpError, PreconditionError
+from cdp.failover import guards
 from cdp.failover import steplog as sl
 from cdp.failover import steps as st
 from cdp.failover.actions import Actions
@@ -30,7 +31,7 @@ from cdp.failover.errors import OperationStateError
 from cdp.failover.plan import Plan
 from cdp.failover.records import Operation, StepEntry, Undo
 from cdp.failover.replication import Replication
-from cdp.failover.summary import last_power_on, summary
+from cdp.failover.summary import last_power_on, next_command, summary
 from cdp.failover.survey import DEFAULT_RPO_PROBE_S, Survey, SurveyResult
 from cdp.failover.vcenter import VCenter
 from cdp.restore.catalog import format_ns
@@ -126,17 +127,43 @@ class Orchestrator:
     def status(self) -> dict[str, Any]:
         """The active operation's log, or the newest finished one's summary."""
         op = self.log.load_op()
+        path = self.plan.source_path
         if op is None:
-            return {"plan": self.plan.name, "active": False, "last": self._last_finished()}
-        return {"plan": self.plan.name, "active": True, **summary(op)}
+            last = self._last_finished()
+            out: dict[str, Any] = {"plan": self.plan.name, "active": False, "last": last}
+            if last.endswith(f"-{st.MODE_LIVE}-{sl.COMMITTED}.json") and not self._failed_back(
+                last
+            ):
+                out["state"] = "failed over, committed"
+                out["next"] = f"cdp failover failback --plan {path}"
+            return out
+        pid, alive = self.log.holder()
+        out = {"plan": self.plan.name, "active": True, **summary(op)}
+        out["holder"] = {"pid": pid, "alive": alive}
+        out["next"] = next_command(op, path, alive)
+        return out
+
+    def _failed_back(self, last: str) -> bool:
+        """Whether a failback finished after the committed failover ``last``."""
+        history = os.path.join(self.log.folder, "failback", "history")
+        names = sorted(os.listdir(history)) if os.path.isdir(history) else []
+        return any(n.endswith("-failed-back.json") and n[:16] >= last[:16] for n in names)
 
     # ---------------------------------------------------------------- test / run
 
     async def failover(
-        self, mode: str, at: str | None = None, planned: bool = False, origin: str = ""
+        self,
+        mode: str,
+        at: str | None = None,
+        planned: bool = False,
+        origin: str = "",
+        *,
+        overwrite_recovered: bool = False,
     ) -> dict[str, Any]:
         """Start (or resume) a test or live failover; return its summary with the RTO.
 
+        A new live failover refuses to overwrite ``<vm>-dr/`` folders holding recovered
+        data (:mod:`cdp.failover.guards`) unless ``overwrite_recovered``.
         ``at`` None means ``latest`` for a new operation and the fixed point on a resume;
         another point than the active operation's is refused (roll back first).
 
@@ -152,15 +179,57 @@ class Orchestrator:
         self._run_started_unix = time.time()
         with self.log.locked():
             active = self.log.load_op()
-            if active is None:
-                return await self._start(mode, at or "latest", planned, origin)
-            self._check_resumable(active, mode, planned, at, origin)
-            if active.status in (sl.TESTING, sl.AWAITING_COMMIT):
-                self.report(Event("info", f"{active.what()} already finished: {active.status}"))
-                return summary(active)
-            return await self._resume(active)
+            try:
+                if active is None:
+                    return await self._start(
+                        mode, at or "latest", planned, origin, overwrite_recovered
+                    )
+                self._check_resumable(active, mode, planned, at, origin)
+                if active.status in (sl.TESTING, sl.AWAITING_COMMIT):
+                    self.report(Event("info", f"{active.what()} already finished: {active.status}"))
+                    return summary(active)
+                return await self._resume(active)
+            except CdpError:
+                await self._restore_production()
+                raise
 
-    async def _start(self, mode: str, at: str, planned: bool, origin: str) -> dict[str, Any]:
+    async def _restore_production(self) -> None:
+        """After a failed planned failover: power the stopped source VMs back on.
+
+        Only while no recovered VM was powered on (else two copies could run). On success
+        the stop-source steps are marked not done (a re-run stops them again); when the
+        protected vCenter fails too, the log says production is stopped (``status``' first
+        line).
+        """
+        op = self.log.op
+        if op is None or not op.planned or any(s.kind == st.POWER_ON and s.done for s in op.steps):
+            return
+        stopped = [
+            s for s in op.steps
+            if s.kind == st.STOP_SOURCE and s.done and (s.result or {}).get("was") == "poweredOn"
+        ]  # fmt: skip
+        if not stopped:
+            return
+        actions = self._actions(op)
+        try:
+            for s in stopped:
+                await actions.run(StepEntry.planned(st.Step(s.id, st.RESTART_SOURCE, 0, s.vm)))
+                s.done, s.result = False, None
+            op.production = None
+            what = "the failover failed: the source VMs were powered on again"
+            self.report(Event("warn", what))
+        except CdpError as exc:
+            op.production = "stopped"
+            what = f"the failover failed and the source VMs could not be restarted: {exc}"
+            self.report(
+                Event("warn", what + f" — run: cdp failover rollback --plan {op.plan_file}")
+            )
+        self.log.event(what)
+        await asyncio.to_thread(self.log.save)
+
+    async def _start(
+        self, mode: str, at: str, planned: bool, origin: str, overwrite: bool
+    ) -> dict[str, Any]:
         survey = await self.survey.run(mode, at, planned)
         self._report_survey(survey)
         if survey.site_exception is not None:
@@ -168,6 +237,15 @@ class Orchestrator:
         gate(survey.rows)
         assert survey.operation is not None
         plan = survey.operation
+        if mode == st.MODE_LIVE and not overwrite:
+            history = os.path.join(self.log.folder, "failback", "history")
+            flags = f"--plan {self.plan.source_path} --overwrite-recovered"
+            guards.refuse(
+                guards.held_before_start(plan.vms, history),
+                "a new failover (its export)",
+                f"cdp failover run {flags}" + (" --planned" if planned else ""),
+                "fail back first: cdp failover failback --plan " + self.plan.source_path,
+            )
         op = Operation(
             plan=self.plan.name,
             plan_file=self.plan.source_path,
@@ -301,9 +379,17 @@ class Orchestrator:
         if op.status != sl.AWAITING_COMMIT:
             return summary(op)
         action = op.commit_default or self.plan.commit.default_action
-        self.report(Event("warn", f"commit timeout reached: applying the default action, {action}"))
-        self.log.event(f"commit timeout: default action {action}")
-        return await (self._commit() if action == "commit" else self._undo(st.UNDO_ROLLBACK))
+        said = f"commit timeout reached: applying the plan's default_action: {action}"
+        if action != "commit":
+            said += (
+                " (the recovered VMs are powered off and unregistered; their <vm>-dr/ folders, "
+                "holding what they wrote since the failover, are kept as they are)"
+            )
+        self.report(Event("warn", said))
+        self.log.event(said)
+        if action == "commit":
+            return await self._commit()
+        return await self._undo(st.UNDO_ROLLBACK, guards.KEEP)
 
     async def commit(self) -> dict[str, Any]:
         """Make the recovered VMs production: record it and close the operation."""
@@ -327,10 +413,15 @@ class Orchestrator:
         with self.log.locked():
             return await self._undo(st.UNDO_STOP_TEST)
 
-    async def rollback(self) -> dict[str, Any]:
-        """Undo the active live failover; replication goes on as before."""
+    async def rollback(self, recovered: str = guards.REFUSE) -> dict[str, Any]:
+        """Undo the active live failover; replication goes on as before.
+
+        ``recovered`` says what happens to ``<vm>-dr/`` folders holding data written since
+        the failover: :data:`~cdp.failover.guards.REFUSE` (stop, naming them), ``KEEP``
+        (renamed, kept) or ``DISCARD`` (deleted).
+        """
         with self.log.locked():
-            return await self._undo(st.UNDO_ROLLBACK)
+            return await self._undo(st.UNDO_ROLLBACK, recovered)
 
     def undo_plan(self, kind: str) -> dict[str, Any]:
         """The undo steps ``stop-test``/``rollback`` would run (for --dry-run)."""
@@ -338,10 +429,11 @@ class Orchestrator:
         steps = op.undo.steps if op.undo else [StepEntry.planned(s) for s in self._undo_steps(op)]
         return {"plan": self.plan.name, "operation": kind, "steps": [s.to_json() for s in steps]}
 
-    async def _undo(self, kind: str) -> dict[str, Any]:
+    async def _undo(self, kind: str, recovered: str = guards.DISCARD) -> dict[str, Any]:
         op = self._active(st.MODE_TEST if kind == st.UNDO_STOP_TEST else st.MODE_LIVE, kind)
         if op.undo is None:
             steps = [StepEntry.planned(s) for s in self._undo_steps(op)]
+            self._guard_undo(op, steps, recovered)
             op.undo = Undo(kind, time.time(), steps)
             op.status = sl.UNDOING
             self.log.event(f"{kind} started")
@@ -351,6 +443,24 @@ class Orchestrator:
         op.undo.seconds = round(time.monotonic() - t0, 3)
         status = sl.TEST_STOPPED if kind == st.UNDO_STOP_TEST else sl.ROLLED_BACK
         return await sl.close_op(self.log, status, f"{kind} finished", summary)
+
+    def _guard_undo(self, op: Operation, steps: list[StepEntry], recovered: str) -> None:
+        """Refuse (REFUSE) or mark the delete steps of folders holding recovered data."""
+        held = {h.folder: h for h in guards.held_by_operation(op)}
+        if not held or recovered == guards.DISCARD:
+            return
+        plan = f"--plan {self.plan.source_path}"
+        if recovered == guards.REFUSE:
+            guards.refuse(
+                list(held.values()),
+                "rollback",
+                f"cdp failover rollback {plan} --discard-recovered-data",
+                f"keep the folders: cdp failover rollback {plan} --keep-recovered-data",
+            )
+        for s in steps:
+            if s.kind == st.DELETE and s.args.get("folder") in held:
+                s.args["keep"] = True
+                self.report(Event("info", f"keeping {s.args['folder']}/ (recovered data)"))
 
     def _undo_steps(self, op: Operation) -> tuple[st.Step, ...]:
         restart = [
@@ -376,14 +486,7 @@ class Orchestrator:
         """Run every step not done, phase by phase; steps of a phase run at once."""
         op = self.log.op
         assert op is not None
-        actions = Actions(
-            self.plan,
-            op,
-            self.vcenter,
-            self.replication,
-            self.protected if self.plan.protected_site else None,
-            lambda text: self.report(Event("warn", text)),
-        )
+        actions = self._actions(op)
         todo = [e for e in entries if not e.done]
         counter = [len(entries) - len(todo), len(entries)]
         for phase in sorted({e.phase for e in todo}):
@@ -397,6 +500,16 @@ class Orchestrator:
             errors = [r for r in results if isinstance(r, BaseException)]
             if errors:
                 raise errors[0]
+
+    def _actions(self, op: Operation) -> Actions:
+        return Actions(
+            self.plan,
+            op,
+            self.vcenter,
+            self.replication,
+            self.protected if self.plan.protected_site else None,
+            lambda text: self.report(Event("warn", text)),
+        )
 
     async def _step(
         self, actions: Actions, entry: StepEntry, limit: asyncio.Semaphore, counter: list[int]

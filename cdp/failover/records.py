@@ -147,7 +147,10 @@ _REQUIRED = (
     "plan", "plan_file", "datacenter", "operation", "planned", "origin", "at", "status",
     "started_unix", "checks_s", "bytes_to_prepare", "rto_estimate_s",
 )  # fmt: skip
-_OPTIONAL = ("recovered_unix", "rto_s", "commit_deadline_unix", "commit_default", "committed_unix")
+_OPTIONAL = (
+    "recovered_unix", "rto_s", "commit_deadline_unix", "commit_default", "committed_unix",
+    "production",
+)  # fmt: skip
 
 
 @dataclass
@@ -180,6 +183,8 @@ class Operation:
     commit_deadline_unix: float | None = None
     commit_default: str | None = None
     committed_unix: float | None = None
+    production: str | None = None
+    """``stopped`` when a failed planned failover could not restart the source VMs."""
     version: int = LOG_VERSION
 
     @classmethod

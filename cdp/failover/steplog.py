@@ -108,6 +108,25 @@ class StepLog:
         self.data = None
         return dest
 
+    def holder(self, name: str = "lock") -> tuple[int | None, bool]:
+        """The pid last written to lock file ``name`` and whether a command holds it now."""
+        path = os.path.join(self.folder, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None, False
+        try:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # fails while a holder has it
+            except OSError:
+                alive = True
+            else:
+                alive = False
+        finally:
+            os.close(fd)
+        return (int(text) if text.isdigit() else None), alive
+
     @contextlib.contextmanager
     def locked(self, name: str = "lock") -> Iterator[None]:
         """Hold the plan's lock file ``name``; OperationStateError if another command holds it."""

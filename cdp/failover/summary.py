@@ -41,6 +41,9 @@ def summary(op: Operation) -> dict[str, Any]:
             "steps": len(u),
             "steps_done": sum(1 for s in u if s.done),
         }
+    if op.production is not None:
+        out["production"] = op.production
+        out["production_restart"] = f"cdp failover rollback --plan {op.plan_file}"
     failed = next((s for s in (*op.steps, *(op.undo.steps if op.undo else ())) if s.error), None)
     if failed is not None:
         out["failed_step"] = {"id": failed.id, "step": failed.describe(), "error": failed.error}
@@ -97,3 +100,19 @@ def last_power_on(op: Operation) -> float:
         if s.kind == st.POWER_ON and s.done and s.finished_unix is not None
     ]
     return max(ends) if ends else time.time()
+
+
+def next_command(op: Operation, plan_file: str, holder_alive: bool) -> str:
+    """The next safe command for an active operation (what ``status`` prints as next)."""
+    plan = f"--plan {plan_file}"
+    test = op.operation == st.MODE_TEST
+    if op.status == sl.RUNNING:
+        if holder_alive:
+            return "wait: a cdp failover command is running it"
+        verb = "test" if test else "run" + (" --planned" if op.planned else "")
+        return f"cdp failover {verb} {plan}"
+    if op.status == sl.UNDOING:
+        return f"cdp failover {'stop-test' if test else 'rollback'} {plan}"
+    if op.status == sl.TESTING:
+        return f"cdp failover stop-test {plan}"
+    return f"cdp failover commit {plan} (then failback), or cdp failover rollback {plan}"
