@@ -47,6 +47,8 @@ LOCK_FILE = "verify.lock"
 RECORDS_DIR = "verifications"
 RECORD_VERSION = 1
 PASSED, FAILED, INTERRUPTED = "passed", "failed", "interrupted"
+SKIPPED = "skipped"
+"""A live failover of the plan is active: there is nothing to verify against (not a failure)."""
 ENV_PREFIX = "CDP_VERIFY_"
 CLEANUP_HINT = "run `cdp failover stop-test --plan FILE` (or verify again) to finish the cleanup"
 
@@ -112,6 +114,16 @@ class Verifier:
         t0 = time.monotonic()
         rec: dict[str, Any] = {"version": RECORD_VERSION, "plan": self.plan.name, "at": at}
         rec["started_unix"] = round(time.time(), 3)
+        active = self.orch.log.load_op()
+        if active is not None and active.operation == st.MODE_LIVE:
+            rec.update(
+                result=SKIPPED,
+                detail=f"skipped: failover active ({active.what()}, {active.status})",
+                vms=[],
+                seconds=round(time.monotonic() - t0, 3),
+            )
+            self.orch.report(Event("warn", rec["detail"]))
+            return Outcome(rec, await asyncio.to_thread(self._write, rec), None)
         error: Exception | None = None
         try:
             await self._forward(rec, at, t0)
