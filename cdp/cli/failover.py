@@ -12,8 +12,11 @@ progress lines then go to stderr). Exit codes: 0 done, 1 a check or step failed,
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
+import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +27,7 @@ from cdp.cli.failover_common import (
     connector,
     print_dry_run,
     render_checks,
+    say,
     with_session,
 )
 from cdp.errors import (
@@ -169,10 +173,15 @@ async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
         if args.dry_run:
             return print_dry_run(s, await s.orch.dry_run(mode, args.at or "latest", planned))
         overwrite = getattr(args, "overwrite_recovered", False)
-        result = await s.orch.failover(mode, args.at, planned, overwrite_recovered=overwrite)
-        _print_rto(s, result)
-        if mode == st.MODE_LIVE and not getattr(args, "no_wait", False):
-            result = await _wait_for_decision(s)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session: keep going
+        try:
+            result = await s.orch.failover(mode, args.at, planned, overwrite_recovered=overwrite)
+            _print_rto(s, result)
+            if mode == st.MODE_LIVE and not getattr(args, "no_wait", False):
+                result = await _wait_for_decision(s)
+        except asyncio.CancelledError:  # Ctrl-C: say what is left and how to go on
+            _say_interrupted(s, mode, planned)
+            raise
         if s.json:
             common.emit_json(result)
         return common.EXIT_OK
@@ -180,17 +189,30 @@ async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
     return await with_session(args, body)
 
 
+def _say_interrupted(s: Session, mode: str, planned: bool) -> None:
+    status = s.orch.status()
+    verb = "test" if mode == st.MODE_TEST else "run" + (" --planned" if planned else "")
+    state = status.get("status", "no active operation")
+    lines = [
+        f"interrupted: plan {s.plan.name!r} is {state}",
+        f"resume with: cdp failover {verb} --plan {s.plan.source_path}",
+    ]
+    if state == "awaiting-commit":
+        lines.append(f"or decide: cdp failover commit --plan {s.plan.source_path} (or rollback)")
+    for line in lines:
+        say(line, sys.stderr)
+
+
 async def _wait_for_decision(s: Session) -> dict[str, Any]:
     c = s.plan.commit
-    print(
+    say(
         f"waiting up to {c.timeout_s:g} s for `cdp failover commit` or `rollback` "
         f"(then: {c.default_action})",
-        file=s.out,
-        flush=True,
+        s.out,
     )
     result = await s.orch.await_decision()
     by = f" by {result['decided_by']}" if result.get("decided_by") else ""
-    print(f"decision: {result.get('status')}{by}", file=s.out, flush=True)
+    say(f"decision: {result.get('status')}{by}", s.out)
     return result
 
 
@@ -312,12 +334,11 @@ class _NoTarget:
 def _print_rto(s: Session, result: dict[str, Any]) -> None:
     split = ", ".join(f"{k} {v:.2f} s" for k, v in result["time_by_step"].items())
     what = "test VM" if result["operation"] == st.MODE_TEST else "VM"
-    print(
+    say(
         f"RTO {result['rto_s']:.2f} s: every {what} of plan {result['plan']!r} powered on "
         f"(this run {result.get('run_s', 0):.2f} s; estimate {result['rto_estimate_s']:.1f} s)\n"
         f"time by step: {split}",
-        file=s.out,
-        flush=True,
+        s.out,
     )
 
 
