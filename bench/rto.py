@@ -206,6 +206,7 @@ async def one_case(work: Path, binary: str, n: int, seed: int) -> dict[str, Any]
     """Fail over ``n`` VMs, time it, roll back."""
     from cdp.failover import vsphere
     from cdp.failover.faults import server_thumbprint
+    from cdp.failover.guards import DISCARD
     from cdp.failover.orchestrator import Orchestrator
     from cdp.failover.plan import Credentials, load_plan
     from cdp.failover.remote import TargetReplication
@@ -240,7 +241,7 @@ async def one_case(work: Path, binary: str, n: int, seed: int) -> dict[str, Any]
                 result = await orch.failover("live")
                 wall = time.monotonic() - t0
                 t1 = time.monotonic()
-                await orch.rollback()
+                await orch.rollback(DISCARD)
                 rollback_s = time.monotonic() - t1
             finally:
                 orch.close()

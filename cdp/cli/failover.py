@@ -12,8 +12,11 @@ progress lines then go to stderr). Exit codes: 0 done, 1 a check or step failed,
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
+import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,16 +27,19 @@ from cdp.cli.failover_common import (
     connector,
     print_dry_run,
     render_checks,
+    say,
     with_session,
 )
 from cdp.errors import (
     ConfigError,
 )
+from cdp.failover import guards
 from cdp.failover import steps as st
 from cdp.failover.checks import FAIL
 from cdp.failover.orchestrator import Orchestrator
 from cdp.failover.plan import load_plan
 from cdp.failover.remote import TargetReplication
+from cdp.restore.catalog import format_ns
 from cdp.rpc.client import ReplicationClient
 from cdp.tls import load_client_tls
 
@@ -57,10 +63,15 @@ def add_parser(sub: Any) -> None:
             "run",
             "live failover: bring the VMs up on the recovery site",
             _run,
-            ("at", "dry", "planned", "wait"),
+            ("at", "dry", "planned", "wait", "overwrite"),
         ),
         ("commit", "make the recovered VMs production", _commit, ()),
-        ("rollback", "undo the live failover; replication goes on as before", _rollback, ("dry",)),
+        (
+            "rollback",
+            "undo the live failover; replication goes on as before",
+            _rollback,
+            ("dry", "recovered"),
+        ),
         ("status", "show the plan's active operation and its steps", _status, ()),
         (
             "failback",
@@ -75,9 +86,9 @@ def add_parser(sub: Any) -> None:
         if "at" in extra:
             c.add_argument(
                 "--at",
-                default="latest",
-                help="restore point: latest, a seq, an "
-                "ISO-8601 time or a bookmark name (default latest)",
+                default=None,
+                help="restore point: latest, a seq, an ISO-8601 time or a bookmark name "
+                "(default latest; on a resume, the point the first run fixed)",
             )
         if "planned" in extra:
             c.add_argument(
@@ -91,11 +102,39 @@ def add_parser(sub: Any) -> None:
                 action="store_true",
                 help="return once the VMs are up instead of waiting for commit/rollback",
             )
+        if "overwrite" in extra:
+            c.add_argument(
+                "--overwrite-recovered",
+                action="store_true",
+                help="export over <vm>-dr/ folders that hold recovered VMs' data (it is lost)",
+            )
+        if "recovered" in extra:
+            _add_recovered(c)
         if "dry" in extra:
             c.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         c.add_argument("--json", action="store_true", help="print one JSON object")
         c.set_defaults(handler=handler)
     verify.add_parser(fsub)
+
+
+def _add_recovered(c: argparse.ArgumentParser) -> None:
+    """Rollback's choice for ``<vm>-dr/`` folders holding data written since the failover."""
+    g = c.add_mutually_exclusive_group()
+    g.add_argument(
+        "--keep-recovered-data",
+        dest="recovered",
+        action="store_const",
+        const=guards.KEEP,
+        help="remove the recovered VMs but leave their <vm>-dr/ folders and data in place",
+    )
+    g.add_argument(
+        "--discard-recovered-data",
+        dest="recovered",
+        action="store_const",
+        const=guards.DISCARD,
+        help="delete the recovered VMs' folders and what they wrote since the failover",
+    )
+    c.set_defaults(recovered=guards.REFUSE)
 
 
 # ---------------------------------------------------------------- commands
@@ -132,11 +171,17 @@ async def _run(args: argparse.Namespace) -> int:
 async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
     async def body(s: Session) -> int:
         if args.dry_run:
-            return print_dry_run(s, await s.orch.dry_run(mode, args.at, planned))
-        result = await s.orch.failover(mode, args.at, planned)
-        _print_rto(s, result)
-        if mode == st.MODE_LIVE and not getattr(args, "no_wait", False):
-            result = await _wait_for_decision(s)
+            return print_dry_run(s, await s.orch.dry_run(mode, args.at or "latest", planned))
+        overwrite = getattr(args, "overwrite_recovered", False)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session: keep going
+        try:
+            result = await s.orch.failover(mode, args.at, planned, overwrite_recovered=overwrite)
+            _print_rto(s, result)
+            if mode == st.MODE_LIVE and not getattr(args, "no_wait", False):
+                result = await _wait_for_decision(s)
+        except asyncio.CancelledError:  # Ctrl-C: say what is left and how to go on
+            _say_interrupted(s, mode, planned)
+            raise
         if s.json:
             common.emit_json(result)
         return common.EXIT_OK
@@ -144,17 +189,30 @@ async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
     return await with_session(args, body)
 
 
+def _say_interrupted(s: Session, mode: str, planned: bool) -> None:
+    status = s.orch.status()
+    verb = "test" if mode == st.MODE_TEST else "run" + (" --planned" if planned else "")
+    state = status.get("status", "no active operation")
+    lines = [
+        f"interrupted: plan {s.plan.name!r} is {state}",
+        f"resume with: cdp failover {verb} --plan {s.plan.source_path}",
+    ]
+    if state == "awaiting-commit":
+        lines.append(f"or decide: cdp failover commit --plan {s.plan.source_path} (or rollback)")
+    for line in lines:
+        say(line, sys.stderr)
+
+
 async def _wait_for_decision(s: Session) -> dict[str, Any]:
     c = s.plan.commit
-    print(
+    say(
         f"waiting up to {c.timeout_s:g} s for `cdp failover commit` or `rollback` "
         f"(then: {c.default_action})",
-        file=s.out,
-        flush=True,
+        s.out,
     )
     result = await s.orch.await_decision()
     by = f" by {result['decided_by']}" if result.get("decided_by") else ""
-    print(f"decision: {result.get('status')}{by}", file=s.out, flush=True)
+    say(f"decision: {result.get('status')}{by}", s.out)
     return result
 
 
@@ -177,8 +235,10 @@ async def _undo(args: argparse.Namespace, kind: str) -> int:
                     print(f"  phase {step['phase']}: {st.Step(**_step_fields(step)).describe()}")
             return common.EXIT_OK
         t0 = time.monotonic()
-        call = s.orch.stop_test if kind == st.UNDO_STOP_TEST else s.orch.rollback
-        result = await call()
+        if kind == st.UNDO_STOP_TEST:
+            result = await s.orch.stop_test()
+        else:
+            result = await s.orch.rollback(args.recovered)
         _emit(
             s,
             result,
@@ -274,12 +334,11 @@ class _NoTarget:
 def _print_rto(s: Session, result: dict[str, Any]) -> None:
     split = ", ".join(f"{k} {v:.2f} s" for k, v in result["time_by_step"].items())
     what = "test VM" if result["operation"] == st.MODE_TEST else "VM"
-    print(
+    say(
         f"RTO {result['rto_s']:.2f} s: every {what} of plan {result['plan']!r} powered on "
         f"(this run {result.get('run_s', 0):.2f} s; estimate {result['rto_estimate_s']:.1f} s)\n"
         f"time by step: {split}",
-        file=s.out,
-        flush=True,
+        s.out,
     )
 
 
@@ -314,11 +373,19 @@ def render_failback(fb: dict[str, Any]) -> str:
 def _render_operation(status: dict[str, Any]) -> str:
     if not status["active"]:
         last = status["last"] or "none"
+        if status.get("state"):
+            return (
+                f"plan {status['plan']!r}: {status['state']} (log: {last})\nnext: {status['next']}"
+            )
         return f"plan {status['plan']!r}: no active operation (last finished: {last})"
-    lines = [
-        f"plan {status['plan']!r}: {status['operation']} failover, {status['status']}, "
-        f"{status['steps_done']}/{status['steps']} steps done"
-    ]
+    lines = [_first_line(status)]
+    for group, p in status["points"].items():
+        label = f", bookmark {p['label']!r}" if p and p.get("label") else ""
+        at = f"seq {p['seq']} ({format_ns(p['time_ns'])}{label})" if p else "not fixed yet"
+        lines.append(f"restore point of {group}: {at}")
+    failed = status.get("failed_step")
+    if failed:
+        lines.append(f"failed step: {failed['step']}: {failed['error']}")
     if status.get("rto_s") is not None:
         lines.append(f"RTO {status['rto_s']:.2f} s")
     if status.get("commit_deadline_unix"):
@@ -330,7 +397,25 @@ def _render_operation(status: dict[str, Any]) -> str:
         )
     rows = [[v["vm"], v["name"], v["host"], v["ref"] or "-"] for v in status["vms"]]
     lines.append(common.table(["VM", "REGISTERED AS", "HOST", "REF"], rows))
+    lines.append(f"next: {status['next']}")
     return "\n".join(lines)
+
+
+def _first_line(status: dict[str, Any]) -> str:
+    """What the operation is, its state (interrupted when its command is gone), progress."""
+    what = f"plan {status['plan']!r}: {status['operation']} failover"
+    if status.get("production") == "stopped":
+        return (
+            f"{what}: PRODUCTION IS STOPPED (the source VMs were stopped and not restarted) — "
+            f"restart it with: {status['production_restart']}"
+        )
+    state, holder = status["status"], status.get("holder") or {}
+    if state in ("running", "undoing") and not holder.get("alive"):
+        pid = holder.get("pid") or "?"
+        state = f"interrupted: the CLI (pid {pid}) is gone — resume with: {status['next']}"
+    elif state in ("running", "undoing"):
+        state = f"{state} (pid {holder.get('pid')})"
+    return f"{what}, {state}; {status['steps_done']}/{status['steps']} steps done"
 
 
 def _step_fields(step: dict[str, Any]) -> dict[str, Any]:

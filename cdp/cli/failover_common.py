@@ -9,6 +9,7 @@ modules import this one; it imports neither.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
@@ -81,12 +82,25 @@ class Session:
             line = f"-- {e.text}"
         else:
             line = ("warning: " if e.kind == "warn" else "") + e.text
-        print(line, file=self.out, flush=True)
+        say(line, self.out)
 
     async def close(self) -> None:
         """Log out of vCenter, close the channel."""
         self.orch.close()
         await self.client.close()
+
+
+def say(line: str, out: Any) -> None:
+    """Print a progress line; a closed terminal (EPIPE) never stops an operation.
+
+    The line is dropped (the step log records the step anyway) and stdout is pointed at
+    /dev/null so later writes cannot fail either.
+    """
+    try:
+        print(line, file=out, flush=True)
+    except (BrokenPipeError, OSError):
+        with contextlib.suppress(OSError):  # stdout is gone: point it at /dev/null
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
 
 
 async def with_session(args: argparse.Namespace, body: Callable[[Session], Any]) -> int:

@@ -24,9 +24,11 @@ from cdp.failover import steps as st
 from cdp.failover.orchestrator import Event
 from cdp.failover.plan import load_plan
 from cdp.failover.steplog import StepLog
-from cdp.failover.verify import INTERRUPTED, PASSED, Outcome, Verifier, history
+from cdp.failover.verify import INTERRUPTED, PASSED, SKIPPED, Outcome, Verifier, history
 
 EXIT_INTERRUPTED = 130
+EXIT_SKIPPED = 4
+"""``verify`` did not run: a live failover of the plan is active (recorded as skipped)."""
 
 
 def add_parser(fsub: Any) -> None:
@@ -96,6 +98,8 @@ def _report(s: Session, outcome: Outcome) -> int:
         print(f"recorded: {outcome.path}")
     if outcome.result == INTERRUPTED:
         return EXIT_INTERRUPTED
+    if outcome.result == SKIPPED:
+        return EXIT_SKIPPED
     if outcome.error is not None:
         return common.fail(outcome.error)
     return common.EXIT_OK if outcome.result == PASSED else common.EXIT_FAILED
@@ -146,6 +150,8 @@ def render_outcome(rec: dict[str, Any]) -> str:
         f"group {g} seq {p['seq']} ({p['time']})" for g, p in rec.get("points", {}).items()
     )
     lines = [f"verification of plan {rec['plan']!r} at {points or rec['at']!r}"]
+    if rec["result"] == SKIPPED:
+        return "\n".join([*lines, rec["detail"]])
     rows = [
         [
             v["vm"],

@@ -23,7 +23,8 @@ from typing import Any
 from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError
 from cdp.failover import steps as st
 from cdp.failover.plan import Plan, ProtectedSite
-from cdp.failover.replication import STATE_REPLICATING, PointFacts, Replication
+from cdp.failover.records import Operation, StepEntry
+from cdp.failover.replication import STATE_REPLICATING, Replication
 from cdp.failover.vcenter import Placement, VCenter, VmFacts
 from cdp.fsutil import fsync_dir, write_atomic
 from cdp.vmx import format_vmx
@@ -37,7 +38,7 @@ class Actions:
     def __init__(
         self,
         plan: Plan,
-        op: dict[str, Any],
+        op: Operation,
         vcenter: Callable[[], VCenter],
         replication: Replication,
         protected: Callable[[], VCenter] | None,
@@ -49,13 +50,13 @@ class Actions:
         self.replication = replication
         self._protected = protected
         self.warn = warn
-        self.vms = {v["vm"]: st.RecoveredVm.from_json(v) for v in op["vms"]}
-        self.mode: str = op["operation"]
-        self.datacenter: str = op["datacenter"]
+        self.vms = {v.vm: v for v in op.vms}
+        self.mode: str = op.operation
+        self.datacenter: str = op.datacenter
 
-    async def run(self, step: dict[str, Any]) -> dict[str, Any]:
+    async def run(self, step: StepEntry) -> dict[str, Any]:
         """Do one step; return what the log records as its result."""
-        handler = getattr(self, "_" + step["kind"].replace("-", "_"))
+        handler = getattr(self, "_" + step.kind.replace("-", "_"))
         result: dict[str, Any] = await handler(step)
         return result
 
@@ -65,20 +66,21 @@ class Actions:
 
     # ---------------------------------------------------------------- forward
 
-    async def _prepare(self, step: dict[str, Any]) -> dict[str, Any]:
-        vm = self.vms[step["vm"]]
+    async def _prepare(self, step: StepEntry) -> dict[str, Any]:
+        vm = self.vms[step.vm]
         await asyncio.to_thread(_write_vm_folder, vm, self.mode)
         return {"folder": vm.folder}
 
-    async def _export(self, step: dict[str, Any]) -> dict[str, Any]:
-        vm, n = self.vms[step["vm"]], step["args"]["disk"]
-        point = self.op["points"][vm.group]
+    async def _export(self, step: StepEntry) -> dict[str, Any]:
+        vm, n = self.vms[step.vm], step.args["disk"]
+        point = self.op.points[vm.group]
+        assert point is not None, f"no restore point for group {vm.group}"
         out = os.path.join(vm.folder, st.disk_file(vm.vm, self.mode, n))
-        written = await self.replication.export(vm.group, vm.vm, n, str(point["seq"]), out)
-        return {"bytes": written, "seq": point["seq"]}
+        written = await self.replication.export(vm.group, vm.vm, n, str(point.seq), out)
+        return {"bytes": written, "seq": point.seq}
 
-    async def _register(self, step: dict[str, Any]) -> dict[str, Any]:
-        vm = self.vms[step["vm"]]
+    async def _register(self, step: StepEntry) -> dict[str, Any]:
+        vm = self.vms[step.vm]
         vc = await asyncio.to_thread(self._vcenter)
         found = await asyncio.to_thread(vc.find_vm, self.datacenter, vm.vmx_path)
         if found is not None:  # registered by us before a crash: adopt it, never twice
@@ -90,23 +92,23 @@ class Actions:
         made = await asyncio.to_thread(vc.register_vm, vm.vmx_path, vm.name, placement)
         return {"ref": made.ref, "host": made.host, "adopted": False}
 
-    async def _reconfigure(self, step: dict[str, Any]) -> dict[str, Any]:
-        vm = self.vms[step["vm"]]
+    async def _reconfigure(self, step: StepEntry) -> dict[str, Any]:
+        vm = self.vms[step.vm]
         ref = await self._ref(vm)
         vc = await asyncio.to_thread(self._vcenter)
         changed = await asyncio.to_thread(vc.reconfigure_vm, ref, vm.hardware)
         return {"changed": changed}
 
-    async def _delay(self, step: dict[str, Any]) -> dict[str, Any]:
-        done = [s["finished_unix"] for s in self.op["steps"] if s["done"]]
+    async def _delay(self, step: StepEntry) -> dict[str, Any]:
+        done = [s.finished_unix for s in self.op.steps if s.done and s.finished_unix]
         since = max(done) if done else time.time()
-        remaining = since + step["args"]["delay_s"] - time.time()
+        remaining = since + step.args["delay_s"] - time.time()
         if remaining > 0:
             await asyncio.sleep(remaining)
         return {"waited_s": round(max(remaining, 0.0), 3)}
 
-    async def _power_on(self, step: dict[str, Any]) -> dict[str, Any]:
-        vm = self.vms[step["vm"]]
+    async def _power_on(self, step: StepEntry) -> dict[str, Any]:
+        vm = self.vms[step.vm]
         ref = await self._ref(vm)
         vc = await asyncio.to_thread(self._vcenter)
         await asyncio.to_thread(vc.power_on, ref, self.plan.recovery.power_on_timeout_s)
@@ -132,12 +134,12 @@ class Actions:
             )
         return site, self._protected
 
-    async def _stop_source(self, step: dict[str, Any]) -> dict[str, Any]:
+    async def _stop_source(self, step: StepEntry) -> dict[str, Any]:
         site, connect = self._site()
         vc = await asyncio.to_thread(connect)
-        vm = await asyncio.to_thread(vc.find_vm_by_name, site.datacenter, step["vm"])
+        vm = await asyncio.to_thread(vc.find_vm_by_name, site.datacenter, step.vm)
         if vm is None:
-            self.warn(f"source VM {step['vm']} not found at the protected site; assuming stopped")
+            self.warn(f"source VM {step.vm} not found at the protected site; assuming stopped")
             return {"was": "missing"}
         if site.shutdown == "guest":
             how = await asyncio.to_thread(vc.shutdown, vm.ref, site.shutdown_timeout_s)
@@ -146,9 +148,9 @@ class Actions:
             how = "powered off"
         return {"was": vm.power_state, "how": how}
 
-    async def _drain(self, step: dict[str, Any]) -> dict[str, Any]:
+    async def _drain(self, step: StepEntry) -> dict[str, Any]:
         site, _ = self._site()
-        group = step["group"]
+        group = step.group
         last, since = -1, time.monotonic()
         deadline = since + site.drain_timeout_s
         while True:
@@ -170,48 +172,51 @@ class Actions:
                 )
             await asyncio.sleep(DRAIN_POLL_S)
 
-    async def _bookmark(self, step: dict[str, Any]) -> dict[str, Any]:
-        group = step["group"]
-        name = f"cdp-planned-{self.plan.name}-{int(self.op['started_unix'])}"
+    async def _bookmark(self, step: StepEntry) -> dict[str, Any]:
+        group = step.group
+        name = f"cdp-planned-{self.plan.name}-{int(self.op.started_unix)}"
         try:
             point = await self.replication.bookmark(group, name)
         except BookmarkExistsError:  # placed before a crash: find it again
             first = next(v for v in self.vms.values() if v.group == group)
             point = (await self.replication.image_plan(group, first.vm, 0, name)).point
-        drained = next(s for s in self.op["steps"] if s["id"] == f"{st.DRAIN}:{group}")
-        if point.seq < drained["result"]["durable_seq"]:
+        drained = self.op.step(f"{st.DRAIN}:{group}")
+        assert drained is not None and drained.result is not None
+        if point.seq < drained.result["durable_seq"]:
             raise PreconditionError(f"bookmark {name} at seq {point.seq} is older than the drain")
-        self.op["points"][group] = _point_json(point)
-        return {"bookmark": name, "point": _point_json(point)}
+        self.op.points[group] = point
+        return {"bookmark": name, "point": dataclasses.asdict(point)}
 
     # ---------------------------------------------------------------- undo
 
-    async def _power_off(self, step: dict[str, Any]) -> dict[str, Any]:
-        found = await self._find(self.vms[step["vm"]])
+    async def _power_off(self, step: StepEntry) -> dict[str, Any]:
+        found = await self._find(self.vms[step.vm])
         if found is None:
             return {"found": False}
         vc = await asyncio.to_thread(self._vcenter)
         await asyncio.to_thread(vc.power_off, found.ref)
         return {"found": True, "was": found.power_state}
 
-    async def _unregister(self, step: dict[str, Any]) -> dict[str, Any]:
-        found = await self._find(self.vms[step["vm"]])
+    async def _unregister(self, step: StepEntry) -> dict[str, Any]:
+        found = await self._find(self.vms[step.vm])
         if found is None:
             return {"found": False}
         vc = await asyncio.to_thread(self._vcenter)
         await asyncio.to_thread(vc.unregister, found.ref)
         return {"found": True, "ref": found.ref}
 
-    async def _delete(self, step: dict[str, Any]) -> dict[str, Any]:
-        vm = self.vms[step["vm"]]
+    async def _delete(self, step: StepEntry) -> dict[str, Any]:
+        vm = self.vms[step.vm]
+        if step.args.get("keep"):  # it holds data written since the failover: leave it
+            return {"deleted": False, "kept": vm.folder}
         return {"deleted": await asyncio.to_thread(_delete_folder, vm, self.mode)}
 
-    async def _restart_source(self, step: dict[str, Any]) -> dict[str, Any]:
+    async def _restart_source(self, step: StepEntry) -> dict[str, Any]:
         site, connect = self._site()
         vc = await asyncio.to_thread(connect)
-        vm = await asyncio.to_thread(vc.find_vm_by_name, site.datacenter, step["vm"])
+        vm = await asyncio.to_thread(vc.find_vm_by_name, site.datacenter, step.vm)
         if vm is None:
-            self.warn(f"source VM {step['vm']} not found at the protected site; not restarted")
+            self.warn(f"source VM {step.vm} not found at the protected site; not restarted")
             return {"found": False}
         await asyncio.to_thread(vc.power_on, vm.ref, self.plan.recovery.power_on_timeout_s)
         return {"found": True}
@@ -244,7 +249,3 @@ def _delete_folder(vm: st.RecoveredVm, mode: str) -> bool:
     shutil.rmtree(vm.folder)
     fsync_dir(os.path.dirname(vm.folder))
     return True
-
-
-def _point_json(point: PointFacts) -> dict[str, Any]:
-    return dataclasses.asdict(point)

@@ -299,7 +299,9 @@ def _registration_rows(plan: Plan, facts: Facts, mode: str) -> list[CheckRow]:
                 ".vmx paths free",
                 FAIL,
                 "; ".join(clashes),
-                "stop-test / rollback the operation that registered it, or unregister it",
+                "`cdp failover status --plan FILE` shows which operation registered it: "
+                "stop-test a test; a live failover's VMs may hold production data — commit, "
+                "fail back or roll back (rollback names what would be lost)",
             )
         ]
     return [CheckRow(".vmx paths free", PASS, "no recovered VM is registered yet")]

@@ -244,13 +244,13 @@ class Failback:
 
     def _failover_record(self) -> tuple[str, dict[str, Any]]:
         """The live failover to fail back: ("active", log) or ("committed", archived log)."""
-        active = self.orch.log.load()
+        active = self.orch.log.load_op()
         if active is not None:
-            if active["operation"] == st.MODE_LIVE and active["status"] == sl.AWAITING_COMMIT:
-                return "active", active
+            if active.operation == st.MODE_LIVE and active.status == sl.AWAITING_COMMIT:
+                return "active", active.to_json()
             raise OperationStateError(
-                f"a {active['operation']} operation of plan {self.plan.name!r} is "
-                f"{active['status']}; failback needs a live failover that is committed "
+                f"a {active.operation} operation of plan {self.plan.name!r} is "
+                f"{active.status}; failback needs a live failover that is committed "
                 "or awaiting commit",
                 hint="finish it first (`cdp failover status --plan FILE`)",
             )
@@ -314,8 +314,8 @@ class Failback:
 
     async def _commit_failover(self, step: dict[str, Any]) -> dict[str, Any]:
         assert self.log.data is not None
-        active = self.orch.log.load()
-        if active is not None and active["status"] == sl.AWAITING_COMMIT:
+        active = self.orch.log.load_op()
+        if active is not None and active.status == sl.AWAITING_COMMIT:
             out = await self.orch.commit()
             archived = str(out["archived"])
         else:  # committed before a crash: find its archived log

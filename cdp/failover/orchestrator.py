@@ -14,7 +14,6 @@ history.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import threading
 import time
@@ -23,15 +22,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdp.errors import CdpError, PreconditionError
+from cdp.failover import guards
 from cdp.failover import steplog as sl
 from cdp.failover import steps as st
 from cdp.failover.actions import Actions
 from cdp.failover.checks import MODE_CHECK, WARN, gate
 from cdp.failover.errors import OperationStateError
 from cdp.failover.plan import Plan
-from cdp.failover.replication import PointFacts, Replication
+from cdp.failover.records import Operation, StepEntry, Undo
+from cdp.failover.replication import Replication
+from cdp.failover.summary import last_power_on, next_command, summary
 from cdp.failover.survey import DEFAULT_RPO_PROBE_S, Survey, SurveyResult
 from cdp.failover.vcenter import VCenter
+from cdp.restore.catalog import format_ns
 
 DECISION_POLL_S = 0.2
 """How often a live failover waiting for commit/rollback reads the step log, seconds."""
@@ -93,7 +96,7 @@ class Orchestrator:
         self.vcenter = _Memo(connect)
         self.protected = _Memo(connect_protected)
         self.report: Reporter = report or (lambda e: None)
-        self.log = sl.StepLog(plan.state_dir, plan.name)
+        self.log = sl.OperationLog(plan.state_dir, plan.name)
         self.survey = Survey(
             plan,
             self.vcenter,
@@ -123,17 +126,46 @@ class Orchestrator:
 
     def status(self) -> dict[str, Any]:
         """The active operation's log, or the newest finished one's summary."""
-        data = self.log.load()
-        if data is None:
-            return {"plan": self.plan.name, "active": False, "last": self._last_finished()}
-        return {"plan": self.plan.name, "active": True, **summary(data)}
+        op = self.log.load_op()
+        path = self.plan.source_path
+        if op is None:
+            last = self._last_finished()
+            out: dict[str, Any] = {"plan": self.plan.name, "active": False, "last": last}
+            if last.endswith(f"-{st.MODE_LIVE}-{sl.COMMITTED}.json") and not self._failed_back(
+                last
+            ):
+                out["state"] = "failed over, committed"
+                out["next"] = f"cdp failover failback --plan {path}"
+            return out
+        pid, alive = self.log.holder()
+        out = {"plan": self.plan.name, "active": True, **summary(op)}
+        out["holder"] = {"pid": pid, "alive": alive}
+        out["next"] = next_command(op, path, alive)
+        return out
+
+    def _failed_back(self, last: str) -> bool:
+        """Whether a failback finished after the committed failover ``last``."""
+        history = os.path.join(self.log.folder, "failback", "history")
+        names = sorted(os.listdir(history)) if os.path.isdir(history) else []
+        return any(n.endswith("-failed-back.json") and n[:16] >= last[:16] for n in names)
 
     # ---------------------------------------------------------------- test / run
 
     async def failover(
-        self, mode: str, at: str = "latest", planned: bool = False, origin: str = ""
+        self,
+        mode: str,
+        at: str | None = None,
+        planned: bool = False,
+        origin: str = "",
+        *,
+        overwrite_recovered: bool = False,
     ) -> dict[str, Any]:
         """Start (or resume) a test or live failover; return its summary with the RTO.
+
+        A new live failover refuses to overwrite ``<vm>-dr/`` folders holding recovered
+        data (:mod:`cdp.failover.guards`) unless ``overwrite_recovered``.
+        ``at`` None means ``latest`` for a new operation and the fixed point on a resume;
+        another point than the active operation's is refused (roll back first).
 
         ``origin`` names the command that started it (``verify``), recorded in the log so
         that command can tell its own leftovers from an operator's operation.
@@ -146,60 +178,106 @@ class Orchestrator:
         self._run_started = time.monotonic()
         self._run_started_unix = time.time()
         with self.log.locked():
-            active = self.log.load()
-            if active is None:
-                return await self._start(mode, at, planned, origin)
-            self._check_resumable(active, mode, planned, at, origin)
-            if active["status"] in (sl.TESTING, sl.AWAITING_COMMIT):
-                self.report(Event("info", f"{_what(active)} already finished: {active['status']}"))
-                return summary(active)
-            return await self._resume(active)
+            active = self.log.load_op()
+            try:
+                if active is None:
+                    return await self._start(
+                        mode, at or "latest", planned, origin, overwrite_recovered
+                    )
+                self._check_resumable(active, mode, planned, at, origin)
+                if active.status in (sl.TESTING, sl.AWAITING_COMMIT):
+                    self.report(Event("info", f"{active.what()} already finished: {active.status}"))
+                    return summary(active)
+                return await self._resume(active)
+            except CdpError:
+                await self._restore_production()
+                raise
 
-    async def _start(self, mode: str, at: str, planned: bool, origin: str) -> dict[str, Any]:
+    async def _restore_production(self) -> None:
+        """After a failed planned failover: power the stopped source VMs back on.
+
+        Only while no recovered VM was powered on (else two copies could run). On success
+        the stop-source steps are marked not done (a re-run stops them again); when the
+        protected vCenter fails too, the log says production is stopped (``status``' first
+        line).
+        """
+        op = self.log.op
+        if op is None or not op.planned or any(s.kind == st.POWER_ON and s.done for s in op.steps):
+            return
+        stopped = [
+            s for s in op.steps
+            if s.kind == st.STOP_SOURCE and s.done and (s.result or {}).get("was") == "poweredOn"
+        ]  # fmt: skip
+        if not stopped:
+            return
+        actions = self._actions(op)
+        try:
+            for s in stopped:
+                await actions.run(StepEntry.planned(st.Step(s.id, st.RESTART_SOURCE, 0, s.vm)))
+                s.done, s.result = False, None
+            op.production = None
+            what = "the failover failed: the source VMs were powered on again"
+            self.report(Event("warn", what))
+        except CdpError as exc:
+            op.production = "stopped"
+            what = f"the failover failed and the source VMs could not be restarted: {exc}"
+            self.report(
+                Event("warn", what + f" — run: cdp failover rollback --plan {op.plan_file}")
+            )
+        self.log.event(what)
+        await asyncio.to_thread(self.log.save)
+
+    async def _start(
+        self, mode: str, at: str, planned: bool, origin: str, overwrite: bool
+    ) -> dict[str, Any]:
         survey = await self.survey.run(mode, at, planned)
         self._report_survey(survey)
         if survey.site_exception is not None:
             raise survey.site_exception  # the vCenter error itself says most
         gate(survey.rows)
         assert survey.operation is not None
-        op = survey.operation
-        now = self._run_started_unix  # RTO counts the checks too
-        await asyncio.to_thread(
-            self.log.start,
-            {
-                "plan": self.plan.name,
-                "plan_file": self.plan.source_path,
-                "datacenter": self.plan.recovery.datacenter,
-                "operation": mode,
-                "planned": planned,
-                "origin": origin,
-                "at": at,
-                "status": sl.RUNNING,
-                "started_unix": now,
-                "checks_s": round(survey.seconds, 3),
-                "bytes_to_prepare": op.bytes_to_prepare,
-                "rto_estimate_s": round(op.rto_estimate_s, 3),
-                "points": op.to_json()["points"],
-                "vms": [v.to_json() for v in op.vms],
-                "steps": [sl.step_entry(s) for s in op.to_json()["steps"]],
-                "undo": None,
-            },
+        plan = survey.operation
+        if mode == st.MODE_LIVE and not overwrite:
+            history = os.path.join(self.log.folder, "failback", "history")
+            flags = f"--plan {self.plan.source_path} --overwrite-recovered"
+            guards.refuse(
+                guards.held_before_start(plan.vms, history),
+                "a new failover (its export)",
+                f"cdp failover run {flags}" + (" --planned" if planned else ""),
+                "fail back first: cdp failover failback --plan " + self.plan.source_path,
+            )
+        op = Operation(
+            plan=self.plan.name,
+            plan_file=self.plan.source_path,
+            datacenter=self.plan.recovery.datacenter,
+            operation=mode,
+            planned=planned,
+            origin=origin,
+            at=at,
+            status=sl.RUNNING,
+            started_unix=self._run_started_unix,  # RTO counts the checks too
+            checks_s=round(survey.seconds, 3),
+            bytes_to_prepare=plan.bytes_to_prepare,
+            rto_estimate_s=round(plan.rto_estimate_s, 3),
+            points=dict(plan.points),
+            vms=list(plan.vms),
+            steps=[StepEntry.planned(s) for s in plan.steps],
         )
+        await asyncio.to_thread(self.log.start_op, op)
         self.report(
             Event(
                 "info",
-                f"{_what(self.log.data or {})}: {len(op.steps)} steps, "
+                f"{op.what()}: {len(op.steps)} steps, "
                 f"{len(op.vms)} VMs, RTO estimate {op.rto_estimate_s:.1f} s",
             )
         )
         return await self._forward()
 
-    async def _resume(self, active: dict[str, Any]) -> dict[str, Any]:
-        done = sum(1 for s in active["steps"] if s["done"])
+    async def _resume(self, active: Operation) -> dict[str, Any]:
+        done = active.done_steps()
         self.report(
             Event(
-                "info",
-                f"resuming {_what(active)}: {done} of {len(active['steps'])} steps were done",
+                "info", f"resuming {active.what()}: {done} of {len(active.steps)} steps were done"
             )
         )
         survey = await self._survey_active(active)
@@ -207,74 +285,71 @@ class Orchestrator:
         if survey.site_exception is not None:
             raise survey.site_exception
         gate(survey.rows)
-        assert self.log.data is not None
         self.log.event(f"resumed ({done} steps done)")
         await asyncio.to_thread(self.log.save)
         return await self._forward()
 
-    async def _survey_active(self, active: dict[str, Any]) -> SurveyResult:
-        own = frozenset(v["vmx_path"] for v in active["vms"])
-        pending = {s["id"] for s in active["steps"] if not s["done"] and s["kind"] == st.EXPORT}
-        points = {g: PointFacts(**p) for g, p in active["points"].items() if p}
+    async def _survey_active(self, active: Operation) -> SurveyResult:
+        own = frozenset(v.vmx_path for v in active.vms)
+        pending = {s.id for s in active.steps if not s.done and s.kind == st.EXPORT}
+        points = {g: p for g, p in active.points.items() if p}
         # The planned-failover checks (sources reachable, source connected) matter only
         # while the drain is still to be done.
-        draining = any(s["kind"] == st.DRAIN and not s["done"] for s in active["steps"])
+        draining = any(s.kind == st.DRAIN and not s.done for s in active.steps)
         return await self.survey.run(
-            active["operation"],
-            active["at"],
-            active["planned"] and draining,
-            own,
-            pending,
-            points,
+            active.operation, active.at, active.planned and draining, own, pending, points
         )
 
     def _check_resumable(
-        self, active: dict[str, Any], mode: str, planned: bool, at: str, origin: str
+        self, active: Operation, mode: str, planned: bool, at: str | None, origin: str
     ) -> None:
-        if active["status"] == sl.UNDOING:
-            verb = "stop-test" if active["operation"] == st.MODE_TEST else "rollback"
+        if active.status == sl.UNDOING:
+            verb = "stop-test" if active.operation == st.MODE_TEST else "rollback"
             raise OperationStateError(
                 f"a {verb} of plan {self.plan.name!r} is half done",
                 hint=f"run `cdp failover {verb}` again to finish it",
             )
-        started_by = active.get("origin", "")
-        if started_by != origin:  # never resume (and then stop) another command's operation
-            by = started_by or ("test" if active["operation"] == st.MODE_TEST else "run")
+        if active.origin != origin:  # never resume (and then stop) another command's operation
+            by = active.origin or ("test" if active.operation == st.MODE_TEST else "run")
             raise OperationStateError(
-                f"{_what(active)} of plan {self.plan.name!r} is active "
-                f"({active['status']}, started by `cdp failover {by}`)",
+                f"{active.what()} of plan {self.plan.name!r} is active "
+                f"({active.status}, started by `cdp failover {by}`)",
                 hint="finish it first: stop-test for a test (`verify` also cleans up its own), "
                 "commit or rollback for a failover",
             )
-        if active["operation"] != mode or bool(active["planned"]) != planned:
+        if active.operation != mode or active.planned != planned:
             raise OperationStateError(
-                f"{_what(active)} of plan {self.plan.name!r} is active ({active['status']})",
+                f"{active.what()} of plan {self.plan.name!r} is active ({active.status})",
                 hint="finish it first: stop-test for a test, commit or rollback for a failover",
             )
-        if at != active["at"]:
-            self.report(
-                Event(
-                    "warn",
-                    f"resuming at the point the first run fixed "
-                    f"({active['at']!r} then); --at {at!r} is ignored",
-                )
+        if at is not None and at != active.at:
+            undo = "stop-test" if active.operation == st.MODE_TEST else "rollback"
+            points = ", ".join(
+                f"{g} seq {p.seq} ({format_ns(p.time_ns)})" for g, p in active.points.items() if p
+            )
+            raise OperationStateError(
+                f"{active.what()} of plan {self.plan.name!r} is active ({active.status}) at "
+                f"--at {active.at!r} ({points or 'point not fixed yet'}); --at {at!r} is "
+                "another point",
+                hint=f"roll back first: cdp failover {undo} --plan {self.plan.source_path}, "
+                f"then run again with --at {at}",
             )
 
     async def _forward(self) -> dict[str, Any]:
-        data = self.log.data
-        assert data is not None
-        await self._execute(data["steps"])
-        data["recovered_unix"] = _last_power_on(data)
-        data["rto_s"] = round(data["recovered_unix"] - data["started_unix"], 3)
-        if data["operation"] == st.MODE_TEST:
-            data["status"] = sl.TESTING
+        op = self.log.op
+        assert op is not None
+        await self._execute(op.steps)
+        op.recovered_unix = last_power_on(op)
+        op.rto_s = round(op.recovered_unix - op.started_unix, 3)
+        if op.operation == st.MODE_TEST:
+            op.status = sl.TESTING
         else:
-            data["status"] = sl.AWAITING_COMMIT
-            data["commit_deadline_unix"] = time.time() + self.plan.commit.timeout_s
-            data["commit_default"] = self.plan.commit.default_action
-        self.log.event(f"every VM powered on; RTO {data['rto_s']} s")
+            op.status = sl.AWAITING_COMMIT
+            op.commit_deadline_unix = time.time() + self.plan.commit.timeout_s
+            op.commit_default = self.plan.commit.default_action
+        self.log.event(f"every VM powered on; RTO {op.rto_s} s")
         await asyncio.to_thread(self.log.save)
-        out = summary(data)
+        out = summary(op)
         out["run_s"] = round(time.monotonic() - self._run_started, 3)
         return out
 
@@ -283,12 +358,12 @@ class Orchestrator:
     async def await_decision(self, poll_s: float = DECISION_POLL_S) -> dict[str, Any]:
         """Wait for commit/rollback by another command; at the deadline apply the default."""
         while True:
-            data = self.log.load()
-            if data is None:
+            op = self.log.load_op()
+            if op is None:
                 return self._decided_elsewhere()
-            if data["status"] != sl.AWAITING_COMMIT:
-                return summary(data)
-            remaining = data["commit_deadline_unix"] - time.time()
+            if op.status != sl.AWAITING_COMMIT or op.commit_deadline_unix is None:
+                return summary(op)
+            remaining = op.commit_deadline_unix - time.time()
             if remaining <= 0:
                 try:
                     with self.log.locked():
@@ -298,15 +373,23 @@ class Orchestrator:
             await asyncio.sleep(min(poll_s, max(remaining, 0.01)))
 
     async def _apply_default(self) -> dict[str, Any]:
-        data = self.log.load()
-        if data is None:
+        op = self.log.load_op()
+        if op is None:
             return self._decided_elsewhere()
-        if data["status"] != sl.AWAITING_COMMIT:
-            return summary(data)
-        action = data.get("commit_default", self.plan.commit.default_action)
-        self.report(Event("warn", f"commit timeout reached: applying the default action, {action}"))
-        self.log.event(f"commit timeout: default action {action}")
-        return await (self._commit() if action == "commit" else self._undo(st.UNDO_ROLLBACK))
+        if op.status != sl.AWAITING_COMMIT:
+            return summary(op)
+        action = op.commit_default or self.plan.commit.default_action
+        said = f"commit timeout reached: applying the plan's default_action: {action}"
+        if action != "commit":
+            said += (
+                " (the recovered VMs are powered off and unregistered; their <vm>-dr/ folders, "
+                "holding what they wrote since the failover, are kept as they are)"
+            )
+        self.report(Event("warn", said))
+        self.log.event(said)
+        if action == "commit":
+            return await self._commit()
+        return await self._undo(st.UNDO_ROLLBACK, guards.KEEP)
 
     async def commit(self) -> dict[str, Any]:
         """Make the recovered VMs production: record it and close the operation."""
@@ -314,14 +397,14 @@ class Orchestrator:
             return await self._commit()
 
     async def _commit(self) -> dict[str, Any]:
-        data = self._active(st.MODE_LIVE, "commit")
-        if data["status"] != sl.AWAITING_COMMIT:
+        op = self._active(st.MODE_LIVE, "commit")
+        if op.status != sl.AWAITING_COMMIT:
             raise OperationStateError(
-                f"the failover of plan {self.plan.name!r} is {data['status']}, not awaiting commit",
+                f"the failover of plan {self.plan.name!r} is {op.status}, not awaiting commit",
                 hint="run `cdp failover run` again to finish it, or roll it back",
             )
-        data["committed_unix"] = time.time()
-        return await sl.close_operation(
+        op.committed_unix = time.time()
+        return await sl.close_op(
             self.log, sl.COMMITTED, "committed: the recovered VMs are production", summary
         )
 
@@ -330,73 +413,85 @@ class Orchestrator:
         with self.log.locked():
             return await self._undo(st.UNDO_STOP_TEST)
 
-    async def rollback(self) -> dict[str, Any]:
-        """Undo the active live failover; replication goes on as before."""
+    async def rollback(self, recovered: str = guards.REFUSE) -> dict[str, Any]:
+        """Undo the active live failover; replication goes on as before.
+
+        ``recovered`` says what happens to ``<vm>-dr/`` folders holding data written since
+        the failover: :data:`~cdp.failover.guards.REFUSE` (stop, naming them), ``KEEP``
+        (renamed, kept) or ``DISCARD`` (deleted).
+        """
         with self.log.locked():
-            return await self._undo(st.UNDO_ROLLBACK)
+            return await self._undo(st.UNDO_ROLLBACK, recovered)
 
     def undo_plan(self, kind: str) -> dict[str, Any]:
         """The undo steps ``stop-test``/``rollback`` would run (for --dry-run)."""
-        data = self._active(st.MODE_TEST if kind == st.UNDO_STOP_TEST else st.MODE_LIVE, kind)
-        steps = (
-            data["undo"]["steps"]
-            if data.get("undo")
-            else [dataclasses.asdict(s) for s in self._undo_steps(data)]
-        )
-        return {"plan": self.plan.name, "operation": kind, "steps": steps}
+        op = self._active(st.MODE_TEST if kind == st.UNDO_STOP_TEST else st.MODE_LIVE, kind)
+        steps = op.undo.steps if op.undo else [StepEntry.planned(s) for s in self._undo_steps(op)]
+        return {"plan": self.plan.name, "operation": kind, "steps": [s.to_json() for s in steps]}
 
-    async def _undo(self, kind: str) -> dict[str, Any]:
-        data = self._active(st.MODE_TEST if kind == st.UNDO_STOP_TEST else st.MODE_LIVE, kind)
-        if not data.get("undo"):
-            steps = [sl.step_entry(dataclasses.asdict(s)) for s in self._undo_steps(data)]
-            data["undo"] = {"operation": kind, "started_unix": time.time(), "steps": steps}
-            data["status"] = sl.UNDOING
+    async def _undo(self, kind: str, recovered: str = guards.DISCARD) -> dict[str, Any]:
+        op = self._active(st.MODE_TEST if kind == st.UNDO_STOP_TEST else st.MODE_LIVE, kind)
+        if op.undo is None:
+            steps = [StepEntry.planned(s) for s in self._undo_steps(op)]
+            self._guard_undo(op, steps, recovered)
+            op.undo = Undo(kind, time.time(), steps)
+            op.status = sl.UNDOING
             self.log.event(f"{kind} started")
             await asyncio.to_thread(self.log.save)
         t0 = time.monotonic()
-        await self._execute(data["undo"]["steps"])
-        data["undo"]["seconds"] = round(time.monotonic() - t0, 3)
+        await self._execute(op.undo.steps)
+        op.undo.seconds = round(time.monotonic() - t0, 3)
         status = sl.TEST_STOPPED if kind == st.UNDO_STOP_TEST else sl.ROLLED_BACK
-        return await sl.close_operation(self.log, status, f"{kind} finished", summary)
+        return await sl.close_op(self.log, status, f"{kind} finished", summary)
 
-    def _undo_steps(self, data: dict[str, Any]) -> tuple[st.Step, ...]:
-        vms = tuple(st.RecoveredVm.from_json(v) for v in data["vms"])
+    def _guard_undo(self, op: Operation, steps: list[StepEntry], recovered: str) -> None:
+        """Refuse (REFUSE) or mark the delete steps of folders holding recovered data."""
+        held = {h.folder: h for h in guards.held_by_operation(op)}
+        if not held or recovered == guards.DISCARD:
+            return
+        plan = f"--plan {self.plan.source_path}"
+        if recovered == guards.REFUSE:
+            guards.refuse(
+                list(held.values()),
+                "rollback",
+                f"cdp failover rollback {plan} --discard-recovered-data",
+                f"keep the folders: cdp failover rollback {plan} --keep-recovered-data",
+            )
+        for s in steps:
+            if s.kind == st.DELETE and s.args.get("folder") in held:
+                s.args["keep"] = True
+                self.report(Event("info", f"keeping {s.args['folder']}/ (recovered data)"))
+
+    def _undo_steps(self, op: Operation) -> tuple[st.Step, ...]:
         restart = [
-            s["vm"]
-            for s in data["steps"]
-            if s["kind"] == st.STOP_SOURCE and s["done"] and s["result"].get("was") == "poweredOn"
+            s.vm
+            for s in op.steps
+            if s.kind == st.STOP_SOURCE and s.done and (s.result or {}).get("was") == "poweredOn"
         ]
-        return st.undo_steps(vms, restart)
+        return st.undo_steps(tuple(op.vms), restart)
 
-    def _active(self, mode: str, verb: str) -> dict[str, Any]:
-        data = self.log.load()
-        if data is None or data["operation"] != mode:
+    def _active(self, mode: str, verb: str) -> Operation:
+        op = self.log.load_op()
+        if op is None or op.operation != mode:
             what = "test failover" if mode == st.MODE_TEST else "live failover"
             raise OperationStateError(
                 f"no {what} of plan {self.plan.name!r} is active, nothing to {verb}",
                 hint="`cdp failover status --plan FILE` shows what is active",
             )
-        return data
+        return op
 
     # ---------------------------------------------------------------- the engine
 
-    async def _execute(self, entries: list[dict[str, Any]]) -> None:
+    async def _execute(self, entries: list[StepEntry]) -> None:
         """Run every step not done, phase by phase; steps of a phase run at once."""
-        data = self.log.data
-        assert data is not None
-        actions = Actions(
-            self.plan,
-            data,
-            self.vcenter,
-            self.replication,
-            self.protected if self.plan.protected_site else None,
-            lambda text: self.report(Event("warn", text)),
-        )
-        todo = sl.pending(entries)
+        op = self.log.op
+        assert op is not None
+        actions = self._actions(op)
+        todo = [e for e in entries if not e.done]
         counter = [len(entries) - len(todo), len(entries)]
-        for phase in sorted({e["phase"] for e in todo}):
-            batch = [e for e in todo if e["phase"] == phase]
-            kinds = ", ".join(dict.fromkeys(e["kind"] for e in batch))
+        for phase in sorted({e.phase for e in todo}):
+            batch = [e for e in todo if e.phase == phase]
+            kinds = ", ".join(dict.fromkeys(e.kind for e in batch))
             self.report(Event("phase", f"phase {phase}: {kinds} ({len(batch)} step(s))"))
             limit = asyncio.Semaphore(self.plan.recovery.parallel)
             results = await asyncio.gather(
@@ -406,25 +501,33 @@ class Orchestrator:
             if errors:
                 raise errors[0]
 
+    def _actions(self, op: Operation) -> Actions:
+        return Actions(
+            self.plan,
+            op,
+            self.vcenter,
+            self.replication,
+            self.protected if self.plan.protected_site else None,
+            lambda text: self.report(Event("warn", text)),
+        )
+
     async def _step(
-        self, actions: Actions, entry: dict[str, Any], limit: asyncio.Semaphore, counter: list[int]
+        self, actions: Actions, entry: StepEntry, limit: asyncio.Semaphore, counter: list[int]
     ) -> None:
         async with limit:
-            text = st.Step(
-                **{k: entry[k] for k in ("id", "kind", "phase", "vm", "group", "args")}
-            ).describe()
+            text = entry.describe()
             started, t0 = time.time(), time.monotonic()
             try:
                 result = await actions.run(entry)
             except CdpError as exc:
                 self.report(Event("step-failed", f"{text}: {exc}", counter[0] + 1, counter[1]))
                 async with self._save_lock:
-                    entry["error"] = str(exc)  # shown by `status`; cleared when the step is done
+                    entry.error = str(exc)  # shown by `status`; cleared when the step is done
                     await asyncio.to_thread(self.log.save)
                 raise
             seconds = time.monotonic() - t0
             async with self._save_lock:
-                sl.record_done(entry, result, started, seconds)
+                entry.record_done(result, started, seconds)
                 await asyncio.to_thread(self.log.save)
                 counter[0] += 1
                 self.report(Event("step", text, counter[0], counter[1], seconds))
@@ -449,83 +552,3 @@ class Orchestrator:
         history = os.path.join(self.log.folder, "history")
         names = sorted(os.listdir(history)) if os.path.isdir(history) else []
         return names[-1] if names else ""
-
-
-# ---------------------------------------------------------------- summaries
-
-
-def summary(data: dict[str, Any]) -> dict[str, Any]:
-    """The operator's view of an operation's log."""
-    steps = data["steps"]
-    out = {
-        "plan": data["plan"],
-        "operation": data["operation"],
-        "planned": data["planned"],
-        "status": data["status"],
-        "points": data["points"],
-        "rto_s": data.get("rto_s"),
-        "rto_estimate_s": data.get("rto_estimate_s"),
-        "bytes_to_prepare": data.get("bytes_to_prepare"),
-        "steps_done": sum(1 for s in steps if s["done"]),
-        "steps": len(steps),
-        "time_by_step": time_by_kind(steps, data.get("checks_s", 0.0)),
-        "vms": [_vm_summary(v, steps) for v in data["vms"]],
-    }
-    if data["status"] == sl.AWAITING_COMMIT:
-        out["commit_deadline_unix"] = data.get("commit_deadline_unix")
-        out["commit_default"] = data.get("commit_default")
-    if data.get("undo"):
-        u = data["undo"]["steps"]
-        out["undo"] = {
-            "operation": data["undo"]["operation"],
-            "steps": len(u),
-            "steps_done": sum(1 for s in u if s["done"]),
-        }
-    return out
-
-
-def time_by_kind(steps: list[dict[str, Any]], checks_s: float) -> dict[str, float]:
-    """Wall-clock seconds spent in each step kind (overlapping steps counted once)."""
-    out: dict[str, float] = {"checks": round(checks_s, 3)}
-    for kind in dict.fromkeys(s["kind"] for s in steps):
-        spans = sorted(
-            (s["started_unix"], s["finished_unix"])
-            for s in steps
-            if s["kind"] == kind and s["done"]
-        )
-        if spans:
-            out[kind] = round(_union_s(spans), 3)
-    return out
-
-
-def _union_s(spans: list[tuple[float, float]]) -> float:
-    """Length of the union of sorted intervals."""
-    total, (start, end) = 0.0, spans[0]
-    for s, e in spans[1:]:
-        if s > end:
-            total, start = total + end - start, s
-        end = max(end, e)
-    return total + end - start
-
-
-def _vm_summary(v: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
-    reg = next((s for s in steps if s["id"] == f"{st.REGISTER}:{v['vm']}" and s["done"]), None)
-    return {
-        "vm": v["vm"],
-        "name": v["name"],
-        "host": v["host"],
-        "vmx_path": v["vmx_path"],
-        "boot_group": v["boot_group"],
-        "ref": reg["result"]["ref"] if reg else "",
-    }
-
-
-def _last_power_on(data: dict[str, Any]) -> float:
-    ends = [s["finished_unix"] for s in data["steps"] if s["kind"] == st.POWER_ON and s["done"]]
-    return max(ends) if ends else time.time()
-
-
-def _what(data: dict[str, Any]) -> str:
-    if data.get("operation") == st.MODE_TEST:
-        return "test failover"
-    return "planned failover" if data.get("planned") else "live failover"

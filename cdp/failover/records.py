@@ -11,12 +11,13 @@ their shape belongs to each step kind (:mod:`cdp.failover.actions`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cdp.failover.errors import OperationStateError
 from cdp.failover.replication import PointFacts
-from cdp.failover.steps import RecoveredVm
+from cdp.failover.steps import MODE_TEST, RecoveredVm, Step
 
 LOG_VERSION = 1
 """The step log format this code writes and reads."""
@@ -66,6 +67,26 @@ class StepEntry:
         head = {k: _key(data, k, where) for k in ("id", "kind", "phase", "vm", "group", "args")}
         rest = {k: data[k] for k in (*_STEP_TIMING, "error") if k in data}
         return cls(**head, done=bool(_key(data, "done", where)), **rest)
+
+    @classmethod
+    def planned(cls, step: Step) -> StepEntry:
+        """A planned step as the log records it (not done yet)."""
+        return cls(**asdict(step))
+
+    def step(self) -> Step:
+        """The step this entry records."""
+        return Step(self.id, self.kind, self.phase, self.vm, self.group, self.args)
+
+    def describe(self) -> str:
+        """One line for the operator."""
+        return self.step().describe()
+
+    def record_done(self, result: dict[str, Any], started_unix: float, seconds: float) -> None:
+        """Mark the step done with its result and timing; an earlier error is cleared."""
+        self.done, self.result, self.error = True, result, None
+        self.started_unix = round(started_unix, 6)
+        self.finished_unix = round(time.time(), 6)
+        self.seconds = round(seconds, 6)
 
     def to_json(self) -> dict[str, Any]:
         """The entry as the log writes it (timing keys only once set, error only when set)."""
@@ -126,7 +147,10 @@ _REQUIRED = (
     "plan", "plan_file", "datacenter", "operation", "planned", "origin", "at", "status",
     "started_unix", "checks_s", "bytes_to_prepare", "rto_estimate_s",
 )  # fmt: skip
-_OPTIONAL = ("recovered_unix", "rto_s", "commit_deadline_unix", "commit_default", "committed_unix")
+_OPTIONAL = (
+    "recovered_unix", "rto_s", "commit_deadline_unix", "commit_default", "committed_unix",
+    "production",
+)  # fmt: skip
 
 
 @dataclass
@@ -159,6 +183,8 @@ class Operation:
     commit_deadline_unix: float | None = None
     commit_default: str | None = None
     committed_unix: float | None = None
+    production: str | None = None
+    """``stopped`` when a failed planned failover could not restart the source VMs."""
     version: int = LOG_VERSION
 
     @classmethod
@@ -177,6 +203,28 @@ class Operation:
             version=_key(data, "version", ""),
             **{k: data[k] for k in _OPTIONAL if k in data},
         )
+
+    def step(self, step_id: str) -> StepEntry | None:
+        """The forward step with this id, if the operation has it."""
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    def done_steps(self) -> int:
+        """How many forward steps are recorded as done."""
+        return sum(1 for s in self.steps if s.done)
+
+    def vm(self, name: str) -> RecoveredVm:
+        """The recovered VM of protected VM ``name``."""
+        return next(v for v in self.vms if v.vm == name)
+
+    def event(self, what: str) -> None:
+        """Append a timestamped line to the operation's history (saved by the caller)."""
+        self.events.append(LogEvent(round(time.time(), 3), what))
+
+    def what(self) -> str:
+        """``test failover``, ``planned failover`` or ``live failover``."""
+        if self.operation == MODE_TEST:
+            return "test failover"
+        return "planned failover" if self.planned else "live failover"
 
     def to_json(self) -> dict[str, Any]:
         """The log as it is written (optional keys only once set)."""

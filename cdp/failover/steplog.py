@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from cdp.failover.errors import OperationStateError
-from cdp.failover.records import LOG_VERSION, check_version
+from cdp.failover.records import LOG_VERSION, Operation, check_version
 from cdp.fsutil import fsync_dir, write_atomic
 
 OPERATION_FILE = "operation.json"
@@ -108,6 +108,25 @@ class StepLog:
         self.data = None
         return dest
 
+    def holder(self, name: str = "lock") -> tuple[int | None, bool]:
+        """The pid last written to lock file ``name`` and whether a command holds it now."""
+        path = os.path.join(self.folder, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None, False
+        try:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # fails while a holder has it
+            except OSError:
+                alive = True
+            else:
+                alive = False
+        finally:
+            os.close(fd)
+        return (int(text) if text.isdigit() else None), alive
+
     @contextlib.contextmanager
     def locked(self, name: str = "lock") -> Iterator[None]:
         """Hold the plan's lock file ``name``; OperationStateError if another command holds it."""
@@ -130,6 +149,66 @@ class StepLog:
             yield
         finally:
             os.close(fd)  # closing drops the flock
+
+
+class OperationLog(StepLog):
+    """The step log of a plan's failover operation, read and written as an :class:`Operation`.
+
+    ``op`` is the typed record; the dict form exists only while reading and writing the file.
+    """
+
+    def __init__(self, state_dir: str, plan_name: str) -> None:
+        super().__init__(state_dir, plan_name)
+        self.op: Operation | None = None
+
+    def load(self) -> dict[str, Any] | None:
+        """The active operation's dict form (see :meth:`StepLog.load`); ``op`` is reset."""
+        self.op = None
+        return super().load()
+
+    def load_op(self) -> Operation | None:
+        """The active operation, or None (see :meth:`StepLog.load`)."""
+        data = self.load()
+        self.op = Operation.from_json(data) if data is not None else None
+        return self.op
+
+    def start_op(self, op: Operation) -> None:
+        """Write a new operation's log."""
+        self.op = op
+        os.makedirs(self.folder, exist_ok=True)
+        self.save()
+
+    def save(self) -> None:
+        """Durably replace the file with the typed record."""
+        assert self.op is not None
+        self.data = self.op.to_json()
+        super().save()
+
+    def event(self, what: str) -> None:
+        """Append a timestamped line to the operation's history (saved by the caller)."""
+        assert self.op is not None
+        self.op.event(what)
+
+    def archive(self) -> str:
+        """Move the finished operation into history/; return its new path."""
+        if self.op is not None:
+            self.data = self.op.to_json()
+        self.op = None
+        return super().archive()
+
+
+async def close_op(
+    log: OperationLog, status: str, what: str, summarize: Callable[[Operation], dict[str, Any]]
+) -> dict[str, Any]:
+    """:func:`close_operation` of a failover operation's typed record."""
+    op = log.op
+    assert op is not None
+    op.status = status
+    log.event(what)
+    await asyncio.to_thread(log.save)
+    out = summarize(op)
+    out["archived"] = await asyncio.to_thread(log.archive)
+    return out
 
 
 def step_entry(step: dict[str, Any]) -> dict[str, Any]:

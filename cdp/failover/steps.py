@@ -91,12 +91,19 @@ class Step:
             f"{self.args.get('boot_group')!r})",
             DRAIN: f"wait until group {self.group} is drained",
             POWER_OFF: f"power off {self.args.get('name')}",
-            DELETE: f"delete folder {str(self.args.get('folder', '')).rsplit('/', 1)[-1]}/",
+            DELETE: f"keep folder {_base(self.args.get('folder'))}/ (data written since the "
+            "failover)"
+            if self.args.get("keep")
+            else f"delete folder {_base(self.args.get('folder'))}/",
             STOP_SOURCE: f"stop source VM {self.vm} at the protected site",
             RESTART_SOURCE: f"power on source VM {self.vm} at the protected site",
             BOOKMARK: f"bookmark the final point of group {self.group}",
         }.get(self.kind)
         return what or f"{self.kind} {self.args.get('name') or self.vm or self.group}"
+
+
+def _base(path: Any) -> str:
+    return str(path or "").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)

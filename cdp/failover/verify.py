@@ -36,6 +36,8 @@ from cdp.failover import steps as st
 from cdp.failover.orchestrator import Event, Orchestrator
 from cdp.failover.plan import VerifyHook
 from cdp.failover.probes import check_disk, run_hook
+from cdp.failover.records import Operation
+from cdp.failover.summary import point_json
 from cdp.failover.vcenter import POWERED_ON
 from cdp.fsutil import write_atomic
 
@@ -45,6 +47,8 @@ LOCK_FILE = "verify.lock"
 RECORDS_DIR = "verifications"
 RECORD_VERSION = 1
 PASSED, FAILED, INTERRUPTED = "passed", "failed", "interrupted"
+SKIPPED = "skipped"
+"""A live failover of the plan is active: there is nothing to verify against (not a failure)."""
 ENV_PREFIX = "CDP_VERIFY_"
 CLEANUP_HINT = "run `cdp failover stop-test --plan FILE` (or verify again) to finish the cleanup"
 
@@ -110,6 +114,16 @@ class Verifier:
         t0 = time.monotonic()
         rec: dict[str, Any] = {"version": RECORD_VERSION, "plan": self.plan.name, "at": at}
         rec["started_unix"] = round(time.time(), 3)
+        active = self.orch.log.load_op()
+        if active is not None and active.operation == st.MODE_LIVE:
+            rec.update(
+                result=SKIPPED,
+                detail=f"skipped: failover active ({active.what()}, {active.status})",
+                vms=[],
+                seconds=round(time.monotonic() - t0, 3),
+            )
+            self.orch.report(Event("warn", rec["detail"]))
+            return Outcome(rec, await asyncio.to_thread(self._write, rec), None)
         error: Exception | None = None
         try:
             await self._forward(rec, at, t0)
@@ -124,7 +138,7 @@ class Verifier:
             rec["error"] = str(exc)
             self.orch.report(Event("warn", f"verification stopped: {exc}"))
         rec.setdefault("vms", self._unverified(error))
-        rec["points"] = _points(self.orch.log.load())
+        rec["points"] = _points(self.orch.log.load_op())
         rec["cleanup"], cleanup_error = await self._cleanup()
         error = error or cleanup_error
         rec["result"] = self._result(rec, error)
@@ -146,21 +160,19 @@ class Verifier:
 
     async def _clean_leftover(self) -> dict[str, Any] | None:
         """Finish the cleanup of a test failover an interrupted ``verify`` left behind."""
-        data = self.orch.log.load()
-        if data is None or data.get("origin") != ORIGIN:
+        op = self.orch.log.load_op()
+        if op is None or op.origin != ORIGIN:
             return None  # nothing, or an operator's operation: failover() refuses that
         self.orch.report(
-            Event(
-                "warn", f"cleaning up the test failover of an interrupted verify ({data['status']})"
-            )
+            Event("warn", f"cleaning up the test failover of an interrupted verify ({op.status})")
         )
         done = await self.orch.stop_test()
-        return {"status": data["status"], "archived": done["archived"]}
+        return {"status": op.status, "archived": done["archived"]}
 
     async def _verify_all(self) -> list[dict[str, Any]]:
-        data = self.orch.log.data
+        data = self.orch.log.op
         assert data is not None
-        vms = [st.RecoveredVm.from_json(v) for v in data["vms"]]
+        vms = data.vms
         limit = asyncio.Semaphore(self.plan.recovery.parallel)
 
         async def one(vm: st.RecoveredVm) -> dict[str, Any]:
@@ -169,7 +181,7 @@ class Verifier:
 
         return list(await asyncio.gather(*(one(v) for v in vms)))
 
-    async def _verify_vm(self, vm: st.RecoveredVm, data: dict[str, Any]) -> dict[str, Any]:
+    async def _verify_vm(self, vm: st.RecoveredVm, data: Operation) -> dict[str, Any]:
         out = _vm_head(vm)
         if self.stop.is_set():
             return {**out, "passed": False, "detail": "not verified: interrupted"}
@@ -196,12 +208,12 @@ class Verifier:
         passed = passed and (ran is None or ran["passed"])
         return {**out, "passed": passed, "power": power, "disks": disks, "hook": ran}
 
-    async def _power(self, vm: st.RecoveredVm, data: dict[str, Any]) -> dict[str, Any]:
+    async def _power(self, vm: st.RecoveredVm, data: Operation) -> dict[str, Any]:
         """Passed: the power-on step finished within the timeout and vCenter says poweredOn."""
-        step = _step(data, f"{st.POWER_ON}:{vm.vm}")
-        seconds = step.get("seconds") if step and step["done"] else None
+        step = data.step(f"{st.POWER_ON}:{vm.vm}")
+        seconds = step.seconds if step and step.done else None
         vc = await asyncio.to_thread(self.orch.vcenter)
-        found = await asyncio.to_thread(vc.find_vm, data["datacenter"], vm.vmx_path)
+        found = await asyncio.to_thread(vc.find_vm, data.datacenter, vm.vmx_path)
         state = found.power_state if found else "not registered"
         timeout = self.plan.recovery.power_on_timeout_s
         in_time = seconds is not None and seconds <= timeout
@@ -213,10 +225,9 @@ class Verifier:
             "timeout_s": timeout,
         }
 
-    def _env(
-        self, vm: st.RecoveredVm, data: dict[str, Any], power: dict[str, Any]
-    ) -> dict[str, str]:
-        point = data["points"][vm.group]
+    def _env(self, vm: st.RecoveredVm, data: Operation, power: dict[str, Any]) -> dict[str, str]:
+        point = data.points[vm.group]
+        assert point is not None
         facts = {
             "PLAN": self.plan.name,
             "VM": vm.vm,
@@ -228,11 +239,11 @@ class Verifier:
             "VMX_FILE": os.path.join(vm.folder, f"{vm.name}.vmx"),
             "FOLDER": vm.folder,
             "NETWORKS": ",".join(n.network for n in vm.hardware.nics),
-            "SEQ": str(point["seq"]),
-            "TIME": _iso(point["time_ns"]),
-            "TIME_NS": str(point["time_ns"]),
-            "POINT_KIND": point["kind"],
-            "POINT_LABEL": point["label"],
+            "SEQ": str(point.seq),
+            "TIME": _iso(point.time_ns),
+            "TIME_NS": str(point.time_ns),
+            "POINT_KIND": point.kind,
+            "POINT_LABEL": point.label,
         }
         return {**self.base_env, **{ENV_PREFIX + k: v for k, v in facts.items()}}
 
@@ -241,20 +252,20 @@ class Verifier:
 
     def _unverified(self, error: Exception | None) -> list[dict[str, Any]]:
         """Per-VM rows when the test failover did not finish: how far each VM got."""
-        data = self.orch.log.data
+        data = self.orch.log.op
         why = f"not verified: {error}" if error else "not verified: interrupted"
-        if data is None or data.get("origin") != ORIGIN:
+        if data is None or data.origin != ORIGIN:
             return [
                 {"vm": vm.name, "group": g, "passed": False, "detail": why}
                 for g, vm in self.plan.vms()
             ]
         rows = []
-        for v in data["vms"]:
-            step = _step(data, f"{st.POWER_ON}:{v['vm']}") or {}
-            power = "poweredOn" if step.get("done") else step.get("error", "not reached")
+        for v in data.vms:
+            step = data.step(f"{st.POWER_ON}:{v.vm}")
+            power = "poweredOn" if step and step.done else (step and step.error) or "not reached"
             rows.append(
                 {
-                    **_vm_head(st.RecoveredVm.from_json(v)),
+                    **_vm_head(v),
                     "passed": False,
                     "detail": why,
                     "power_on": power,
@@ -266,8 +277,8 @@ class Verifier:
         """stop-test when this run's test failover is active; its record and error."""
         t0 = time.monotonic()
         try:
-            data = self.orch.log.load()
-            if data is None or data.get("origin") != ORIGIN:
+            op = self.orch.log.load_op()
+            if op is None or op.origin != ORIGIN:
                 return {"status": "nothing to clean up"}, None
             done = await self.orch.stop_test()
         except CdpError as exc:
@@ -333,14 +344,10 @@ def _history_row(path: str) -> dict[str, Any]:
     }
 
 
-def _points(data: dict[str, Any] | None) -> dict[str, Any]:
-    if data is None or data.get("origin") != ORIGIN:
+def _points(data: Operation | None) -> dict[str, Any]:
+    if data is None or data.origin != ORIGIN:
         return {}
-    return {g: {**p, "time": _iso(p["time_ns"])} for g, p in data["points"].items() if p}
-
-
-def _step(data: dict[str, Any], step_id: str) -> dict[str, Any] | None:
-    return next((s for s in data["steps"] if s["id"] == step_id), None)
+    return {g: {**point_json(p), "time": _iso(p.time_ns)} for g, p in data.points.items() if p}
 
 
 def _vm_head(vm: st.RecoveredVm) -> dict[str, Any]:

@@ -10,6 +10,8 @@ import json
 
 from pyVmomi import vim
 
+from cdp.failover.guards import DISCARD
+
 from .drsite import DS_NAME, GROUP, VMS, DrSite, find_one, inventory, tree
 
 
@@ -55,7 +57,7 @@ async def test_rollback_removes_the_recovered_vms_and_protection_goes_on(site: D
     await orch.failover("live")
     assert len(inventory(site.si)) == len(before) + 2
 
-    rolled = await orch.rollback()
+    rolled = await orch.rollback(DISCARD)
 
     assert rolled["status"] == "rolled-back"
     assert inventory(site.si) == before
@@ -69,7 +71,7 @@ async def test_rollback_removes_the_recovered_vms_and_protection_goes_on(site: D
     # ...and the plan can fail over again, to the newer point.
     again = await orch.failover("live")
     assert again["points"][GROUP]["seq"] == durable + 10
-    await orch.rollback()
+    await orch.rollback(DISCARD)
     orch.close()
 
 

@@ -21,6 +21,7 @@ from cdp.errors import PreconditionError
 from cdp.failover import vsphere
 from cdp.failover.errors import ReadinessError
 from cdp.failover.faults import server_thumbprint
+from cdp.failover.guards import DISCARD
 from cdp.failover.plan import Credentials
 
 from .drsite import GROUP, VMS, DrSite, inventory, register_protected_vms
@@ -92,7 +93,7 @@ async def test_planned_failover_loses_no_write_and_rollback_restarts_sources(
     stops = {s["vm"]: s["result"] for s in log["steps"] if s["kind"] == "stop-source"}
     assert stops == {vm: {"was": "poweredOn", "how": "guest shutdown"} for vm in VMS}
 
-    rolled = await orch.rollback()
+    rolled = await orch.rollback(DISCARD)
 
     assert rolled["status"] == "rolled-back"
     assert inventory(site.si) == []
@@ -139,6 +140,6 @@ async def test_planned_failover_drain_refusal_midway_then_rollback(
     await dropper
     assert inventory(site.si) == []  # nothing was registered at the recovery site
 
-    await orch.rollback()  # undo the half-done planned failover: sources run again
+    await orch.rollback(DISCARD)  # undo the half-done planned failover: sources run again
     assert power(prod_si) == {"db01": "poweredOn", "app01": "poweredOn"}
     orch.close()

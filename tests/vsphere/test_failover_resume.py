@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from cdp.failover import vsphere
+from cdp.failover.guards import DISCARD
 from cdp.failover.plan import Credentials, Plan
 from cdp.failover.vcenter import VCenter
 
@@ -89,7 +90,7 @@ async def test_crash_after_a_vcenter_call_then_resume(site: DrSite, method: str)
     if method == "register_vm":  # the VM registered before the crash was adopted, not redone
         adopted = [s["result"]["adopted"] for s in log["steps"] if s["kind"] == "register"]
         assert adopted.count(True) >= 1
-    await orch.rollback()
+    await orch.rollback(DISCARD)
     orch.close()
 
 
@@ -162,7 +163,7 @@ async def test_kill_9_mid_run_then_same_command_resumes(site: DrSite) -> None:
     assert names(site) == Counter(VMS)
     assert {v[2] for v in inventory(site.si)} == {"poweredOn"}
 
-    rollback = await _cdp("rollback", "--plan", plan_path, "--json")
+    rollback = await _cdp("rollback", "--plan", plan_path, "--discard-recovered-data", "--json")
     out, err = await asyncio.wait_for(rollback.communicate(), 60)
     assert rollback.returncode == 0, err.decode()
     assert json.loads(out.decode().splitlines()[-1])["status"] == "rolled-back"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from cdp.failover import steps as st
-from cdp.failover.orchestrator import time_by_kind
 from cdp.failover.plan import VmSettings
+from cdp.failover.records import StepEntry
+from cdp.failover.summary import time_by_kind
 from cdp.failover.vcenter import DiskAttach, Hardware, HostFacts, NicAttach
 
 GiB = 2**30
@@ -80,10 +81,14 @@ def test_undo_steps_order_and_source_restart() -> None:
 
 
 def test_time_by_kind_counts_overlapping_steps_once() -> None:
+    def entry(kind: str, done: bool, *span: float) -> StepEntry:
+        times = dict(zip(("started_unix", "finished_unix"), span, strict=False))
+        return StepEntry(f"{kind}:{span}", kind, 0, "", "", {}, done, {}, **times)
+
     steps = [
-        {"kind": "export", "done": True, "started_unix": 10.0, "finished_unix": 12.0},
-        {"kind": "export", "done": True, "started_unix": 11.0, "finished_unix": 13.0},
-        {"kind": "export", "done": True, "started_unix": 20.0, "finished_unix": 21.0},
-        {"kind": "register", "done": False},
+        entry("export", True, 10.0, 12.0),
+        entry("export", True, 11.0, 13.0),
+        entry("export", True, 20.0, 21.0),
+        entry("register", False),
     ]
     assert time_by_kind(steps, 0.5) == {"checks": 0.5, "export": 4.0}
