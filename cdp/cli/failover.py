@@ -39,7 +39,7 @@ from cdp.failover.checks import FAIL
 from cdp.failover.orchestrator import Orchestrator
 from cdp.failover.plan import load_plan
 from cdp.failover.remote import TargetReplication
-from cdp.restore.catalog import format_ns
+from cdp.restore.spec import format_ns
 from cdp.rpc.client import ReplicationClient
 from cdp.tls import load_client_tls
 

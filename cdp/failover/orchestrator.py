@@ -34,7 +34,7 @@ from cdp.failover.replication import Replication
 from cdp.failover.summary import last_power_on, next_command, summary
 from cdp.failover.survey import DEFAULT_RPO_PROBE_S, Survey, SurveyResult
 from cdp.failover.vcenter import VCenter
-from cdp.restore.catalog import format_ns
+from cdp.restore.spec import format_ns
 
 DECISION_POLL_S = 0.2
 """How often a live failover waiting for commit/rollback reads the step log, seconds."""
