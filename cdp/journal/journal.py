@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cdp import naming
-from cdp.errors import JournalCorruptError
+from cdp.errors import IndexCorruptError, JournalCorruptError
 from cdp.fsutil import fsync_dir
 from cdp.journal.index import Index, IndexEntry
 from cdp.journal.segment import Segment, scan
@@ -40,6 +40,39 @@ class OpenReport:
     durable_seq: int
     torn_bytes_cut: int
     reindexed: int
+
+
+def orphan_journals(journal_dir: str, known: set[str]) -> list[str]:
+    """Groups with segments on disk that the index does not know (its metadata was lost)."""
+    if not os.path.isdir(journal_dir):
+        return []
+    return sorted(
+        g for g in os.listdir(journal_dir) if g not in known and _has_segments(journal_dir, g)
+    )
+
+
+def _has_segments(journal_dir: str, group: str) -> bool:
+    folder = os.path.join(journal_dir, group)
+    return os.path.isdir(folder) and any(
+        naming.parse_segment(n) is not None for n in os.listdir(folder)
+    )
+
+
+def check_no_orphans(data_dir: str, journal_dir: str, index_dir: str, known: set[str]) -> None:
+    """Refuse to start over journals the index lost: that would silently start empty."""
+    orphans = orphan_journals(journal_dir, known)
+    if not orphans:
+        return
+    aside = os.path.join(data_dir, "orphaned")
+    moves = " && ".join(f"mv {os.path.join(journal_dir, g)} {aside}/" for g in orphans)
+    raise IndexCorruptError(
+        index_dir,
+        f"the index does not know groups {orphans} whose journals are on disk (the index "
+        "and its group metadata were lost or damaged beyond repair)",
+        hint=f"restore {index_dir} from a backup (a damaged one is kept beside it as "
+        f"*.damaged-*), or set the journals aside to start without them: mkdir -p {aside} "
+        f"&& {moves}; the source's next handshake registers the group again (full resync)",
+    )
 
 
 class Journal:

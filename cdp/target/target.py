@@ -31,7 +31,7 @@ from cdp.errors import (
 )
 from cdp.group import GroupSpec, check_name, validate_group
 from cdp.journal.index import POINT_CRASH, Index, Point
-from cdp.journal.journal import DEFAULT_SEGMENT_BYTES
+from cdp.journal.journal import DEFAULT_SEGMENT_BYTES, check_no_orphans
 from cdp.record import KIND_BOOKMARK, Record
 from cdp.restore.catalog import (
     DEFAULT_CHECKPOINT_INTERVAL_S,
@@ -144,7 +144,14 @@ class Target:
         for d in (self.config.journal_dir, self.config.replica_dir, self.config.index_dir):
             os.makedirs(d, exist_ok=True)
         self.index = await asyncio.to_thread(self._index_factory, self.config.index_dir)
-        for spec in self._stored_specs():
+        specs = self._stored_specs()
+        c = self.config
+        try:
+            check_no_orphans(c.data_dir, c.journal_dir, c.index_dir, {s.group_id for s in specs})
+        except CdpError:
+            self.index.close()
+            raise
+        for spec in specs:
             await asyncio.to_thread(self._start_group, spec)
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from conftest import Running, make_record, score, small_group, start_target, stop_target
 
 from cdp import naming
