@@ -92,6 +92,8 @@ class Journal:
         self.durable_ns = 0
         self.appended_seq = 0
         """Highest seq appended (durable or not)."""
+        self.damage: JournalCorruptError | None = None
+        """Acknowledged records found damaged on open; the journal then ends before them."""
 
     # -- open and recovery -------------------------------------------------------------
 
@@ -117,9 +119,24 @@ class Journal:
                 cut = self._open_last(path, first)
         last = self._segments[-1].last_seq if self._segments else floor_seq
         self.durable_seq = self.appended_seq = max(last, floor_seq)
+        self.damage = self.damage or self._index_ahead()
+        self.durable_ns = self._source_ns_of(self.durable_seq)
+        if self.damage is not None:  # the intact records before it stay readable
+            raise self.damage
         reindexed = self._reconcile_index()
         self.durable_ns = self._source_ns_of(self.durable_seq)
         return OpenReport(len(self._segments), self.durable_seq, cut, reindexed)
+
+    def damage_error(self) -> JournalCorruptError:
+        """The damage, with a hint naming the newest intact point; only when damaged."""
+        assert self.damage is not None
+        d = self.damage
+        err = JournalCorruptError(d.path, d.offset, d.reason, d.seq)
+        err.hint = (
+            f"the journal ends at seq {self.durable_seq} before the damage: points up to "
+            f"it stay listable and exportable (--at <seq>); the group needs a resync"
+        )
+        return err
 
     def _open_last(self, path: str, first: int) -> int:
         """Scan the newest segment, cut its torn tail; return the bytes cut.
@@ -131,15 +148,14 @@ class Journal:
         last = found.records[-1].header.seq if found.records else first - 1
         seg = Segment(path, first, found.file_size, last)
         indexed = self._index.last_seq(self.group)
-        if found.torn_bytes and indexed > last:
-            seg.close()
-            raise JournalCorruptError(
+        if found.torn_bytes and indexed > last:  # kept as it is; records before it are read
+            self.damage = JournalCorruptError(
                 path, found.valid_end,
                 f"acknowledged records {last + 1}..{indexed} fail their checks "
                 f"({found.stop_reason}); the file is left untouched",
                 last + 1,
             )  # fmt: skip
-        if found.torn_bytes:
+        elif found.torn_bytes:
             log.warning(
                 "group %s: cutting %d bytes after seq %d in %s (%s)",
                 self.group, found.torn_bytes, last, path, found.stop_reason,
@@ -148,16 +164,21 @@ class Journal:
         self._segments.append(seg)
         return found.torn_bytes
 
-    def _reconcile_index(self) -> int:
-        """Re-index records the index lacks; fail if it knows records the disk lost."""
+    def _index_ahead(self) -> JournalCorruptError | None:
+        """The damage if the index knows acknowledged records the disk lost."""
         indexed = self._index.last_seq(self.group)
-        if indexed > self.durable_seq:
-            seg = self._segments[-1] if self._segments else None
-            raise JournalCorruptError(
-                seg.path if seg else self.dir, seg.size if seg else 0,
-                f"acknowledged records {self.durable_seq + 1}..{indexed} are missing or corrupt",
-                self.durable_seq + 1,
-            )  # fmt: skip
+        if indexed <= self.durable_seq:
+            return None
+        seg = self._segments[-1] if self._segments else None
+        return JournalCorruptError(
+            seg.path if seg else self.dir, seg.size if seg else 0,
+            f"acknowledged records {self.durable_seq + 1}..{indexed} are missing or corrupt",
+            self.durable_seq + 1,
+        )  # fmt: skip
+
+    def _reconcile_index(self) -> int:
+        """Re-index records the index lacks (it never knows more: see :meth:`_index_ahead`)."""
+        indexed = self._index.last_seq(self.group)
         count = 0
         for seg in self._segments:
             if seg.last_seq <= indexed:

@@ -103,12 +103,21 @@ class SingleHistory:
     ) -> list[Point]:  # fmt: skip
         """Restorable points, oldest first."""
         base = self.m.applier.applied_seq
-        return self.m.catalog.restorable(base, start_ns, end_ns, after, limit, labelled_only)
+        found = self.m.catalog.restorable(base, start_ns, end_ns, after, limit, labelled_only)
+        if self.m.journal.damage is not None:  # a corruption ends the restorable range
+            found = [p for p in found if p.seq <= self.m.journal.durable_seq]
+        return found
 
     def resolve(self, at: str) -> Point:
         """The restore point ``at`` names."""
         j = self.m.journal
-        return self.m.catalog.resolve(at, self.m.applier.applied_seq, j.durable_seq, j.durable_ns)
+        past = at.strip() == "latest" or (at.strip().isdigit() and int(at) > j.durable_seq)
+        if j.damage is not None and past:
+            raise j.damage_error()
+        point = self.m.catalog.resolve(at, self.m.applier.applied_seq, j.durable_seq, j.durable_ns)
+        if j.damage is not None and point.seq > j.durable_seq:
+            raise j.damage_error()
+        return point
 
     def member_of(self, vm_id: str) -> ReplicatedGroup:
         """The (only) member, if it holds the VM."""

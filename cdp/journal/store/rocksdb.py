@@ -164,9 +164,15 @@ def rebuild(path: str, reason: str) -> Rdict:
     """Move a damaged index aside, start a fresh one holding the salvaged keys; loudly."""
     aside = f"{path}{DAMAGED_SUFFIX}{time.time_ns()}"
     os.rename(path, aside)
-    kept, note = salvage(aside)
-    shutil.rmtree(aside + ".repair", ignore_errors=True)
-    db = _open_db(path, create=True)
+    try:
+        kept, note = salvage(aside)
+        db = _open_db(path, create=True)
+    except Exception as exc:  # noqa: BLE001 - put the damaged index back, then refuse
+        shutil.rmtree(path, ignore_errors=True)
+        os.rename(aside, path)
+        raise IndexCorruptError(path, f"{reason}; rebuilding it failed: {exc}") from exc
+    finally:
+        shutil.rmtree(aside + ".repair", ignore_errors=True)
     batch = WriteBatch(raw_mode=True)
     for key, value in kept.items():
         batch.put(key, value)
@@ -209,6 +215,8 @@ class RocksIndex:
         try:
             db = self._open()
         except Exception as exc:  # noqa: BLE001 - rocksdict's only error type
+            if isinstance(_translate(self._path, exc), StorageFullError):
+                raise _translate(self._path, exc) from exc  # not damage: never rebuild then
             self.rebuilt_from = f"cannot open: {exc}"
             return rebuild(self._path, self.rebuilt_from)
         try:
