@@ -13,14 +13,15 @@ from another (the applier). The segment list is guarded by a lock.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from cdp import naming
-from cdp.errors import IndexCorruptError, JournalCorruptError
+from cdp.errors import IndexCorruptError, JournalCorruptError, JournalSyncError
 from cdp.fsutil import fsync_dir
 from cdp.journal.index import Index, IndexEntry
 from cdp.journal.segment import Segment, scan
@@ -79,8 +80,13 @@ class Journal:
     """Append-only, durable store of one group's write records."""
 
     def __init__(
-        self, root: str, group: str, index: Index, segment_bytes: int = DEFAULT_SEGMENT_BYTES
-    ) -> None:
+        self, root: str, group: str, index: Index, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        fsync: Callable[[int], None] = os.fdatasync,
+    ) -> None:  # fmt: skip
+        self._fsync = fsync
+        """fdatasync of a segment's fd; injectable (tests fail it with EIO)."""
+        self.failure: JournalSyncError | None = None
+        """Set when an fsync failed: nothing is appended until :meth:`reopen`."""
         self.dir = os.path.join(root, group)
         self.group = group
         self._index = index
@@ -113,7 +119,7 @@ class Journal:
             path = os.path.join(self.dir, naming.format_segment(first))
             if i + 1 < len(firsts):
                 self._segments.append(
-                    Segment(path, first, os.path.getsize(path), firsts[i + 1] - 1)
+                    Segment(path, first, os.path.getsize(path), firsts[i + 1] - 1, self._fsync)
                 )
             else:
                 cut = self._open_last(path, first)
@@ -146,7 +152,7 @@ class Journal:
         """
         found = scan(path, first)
         last = found.records[-1].header.seq if found.records else first - 1
-        seg = Segment(path, first, found.file_size, last)
+        seg = Segment(path, first, found.file_size, last, self._fsync)
         indexed = self._index.last_seq(self.group)
         if found.torn_bytes and indexed > last:  # kept as it is; records before it are read
             self.damage = JournalCorruptError(
@@ -207,6 +213,8 @@ class Journal:
         """Append a batch of consecutive records after ``appended_seq``; not yet durable."""
         if not records:
             return
+        if self.failure is not None:
+            raise self.failure
         assert records[0].seq == self.appended_seq + 1, (records[0].seq, self.appended_seq)
         heads = [encode(r) for r in records]
         size = sum(len(h) + len(r.frame) for h, r in zip(heads, records, strict=True))
@@ -238,10 +246,10 @@ class Journal:
         active = self._segments[-1] if self._segments else None
         if active is not None and (active.size == 0 or active.size + size <= self._segment_bytes):
             return active
-        if active is not None:
-            active.sync()  # a sealed segment is fully durable before the next one starts
+        if active is not None:  # a sealed segment is fully durable before the next one starts
+            self._synced(active)
         path = os.path.join(self.dir, naming.format_segment(first_seq))
-        seg = Segment(path, first_seq, 0, first_seq - 1)
+        seg = Segment(path, first_seq, 0, first_seq - 1, self._fsync)
         fsync_dir(self.dir)
         with self._lock:
             self._segments.append(seg)
@@ -251,7 +259,9 @@ class Journal:
         """Make every append durable, index it; return (durable_seq, its source_ns)."""
         if not self._unsynced:
             return self.durable_seq, self.durable_ns
-        self._segments[-1].sync()
+        if self.failure is not None:
+            raise self.failure
+        self._synced(self._segments[-1])
         entries = [e for batch in self._unsynced for e in batch]
         ends = [batch[-1].seq for batch in self._unsynced]
         try:
@@ -263,6 +273,36 @@ class Journal:
         self._unsynced.clear()
         self.durable_seq, self.durable_ns = last.seq, last.source_ns
         return self.durable_seq, self.durable_ns
+
+    def _synced(self, seg: Segment) -> None:
+        """Make ``seg`` durable; on failure cut every unsynced append and stop the journal.
+
+        After a failed fsync the kernel may have dropped the pages (PostgreSQL's
+        "fsyncgate"): a later fsync can succeed without them. So the records are cut, never
+        acknowledged, and nothing more is appended until :meth:`reopen` re-reads the disk.
+        """
+        try:
+            seg.sync()
+        except OSError as exc:
+            first = self._unsynced[0][0].seq if self._unsynced else self.durable_seq + 1
+            self.failure = JournalSyncError(
+                self.group, seg.path, first, self.appended_seq, os.strerror(exc.errno or 0)
+            )
+            log.error("%s", self.failure)
+            if self._unsynced:
+                with contextlib.suppress(OSError):  # reopen cuts them if this fails too
+                    self._rollback_unsynced()
+            raise self.failure from exc
+
+    def reopen(self, floor_seq: int = 0) -> OpenReport:
+        """After a failed fsync: forget every in-memory state and open again from disk."""
+        self.close()
+        self._unsynced.clear()
+        self.failure, self.damage = None, None
+        report = self.open(floor_seq)
+        if self._segments:  # records re-read from disk are made durable again before use
+            self._synced(self._segments[-1])
+        return report
 
     def _rollback_unsynced(self) -> None:
         """Cut away appends that were never acknowledged (their index write failed)."""

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from cdp.errors import CdpError, JournalCorruptError
+from cdp.errors import CdpError, JournalCorruptError, JournalSyncError
 from cdp.group import GroupSpec
 from cdp.journal.index import Index
 from cdp.journal.journal import Journal
@@ -60,8 +60,10 @@ class ReplicatedGroup:
         self.key = spec.group_id
         self.group_id, _, self.member_id = spec.group_id.partition(MEMBER_SEPARATOR)
         self.capacities = tuple(d.spec.capacity_bytes for d in spec.disks())
-        self.journal = Journal(config.journal_dir, spec.group_id, index, config.segment_bytes)
-        self.committer = Committer(self.journal)
+        self.journal = Journal(
+            config.journal_dir, spec.group_id, index, config.segment_bytes, config.journal_fsync
+        )
+        self.committer = Committer(self.journal, self.fail)
         self.replica = ReplicaSet(config.replica_dir, spec)
         self.applier = Applier(
             self.journal, self.replica, index, config.history_window_s, config.journal_limit_bytes
@@ -99,6 +101,13 @@ class ReplicatedGroup:
     def fail(self, exc: CdpError) -> None:
         """Stop the group: no intake, no apply, until an operator acts."""
         self.state, self.error = GroupState.ERROR, exc
+
+    def reopen_after_sync_failure(self) -> None:
+        """A group stopped by a failed fsync reopens its journal from disk (on a handshake)."""
+        if isinstance(self.error, JournalSyncError):
+            self.journal.reopen(floor_seq=self.applier.applied_seq)
+            self.state, self.error = GroupState.DISCONNECTED, None
+            log.warning("group %s: journal reopened from disk after a failed fsync", self.key)
 
     def check_usable(self) -> None:
         """Raise the group's error if it is in ERROR."""

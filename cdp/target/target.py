@@ -76,6 +76,8 @@ class TargetConfig:
     limits: intake.Limits = field(default_factory=intake.Limits)
     window_bytes: int = DEFAULT_WINDOW_BYTES
     apply_idle_s: float = DEFAULT_APPLY_IDLE_S
+    journal_fsync: Callable[[int], None] = os.fdatasync
+    """fdatasync of journal segments; a seam for fault injection (EIO) in tests."""
 
     @property
     def journal_dir(self) -> str:
@@ -276,10 +278,11 @@ class Target:
                 f"vms: group {spec.group_id!r} was protected with other VMs or disks "
                 f"({_describe(group.spec)}); got {_describe(spec)}"
             )
-        group.check_usable()
-        self._sessions.pop(group.session_id, None)
+        self._sessions.pop(group.session_id, None)  # the old stream submits nothing more
         group.session_id = ""
         await group.quiesce()
+        await asyncio.to_thread(group.reopen_after_sync_failure)
+        group.check_usable()
         durable = group.journal.durable_seq
         group.expected_seq = durable + 1
         reason = _resync_reason(durable, oldest_held_seq, next_seq)
