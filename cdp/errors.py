@@ -16,6 +16,8 @@
     ├── ChecksumError              payload does not match its xxh3       (DATA_LOSS)
     ├── JournalCorruptError        bad bytes found in a segment on disk  (DATA_LOSS)
     ├── ReplicaCorruptError        a base replica extent fails its sums  (DATA_LOSS)
+    ├── IndexCorruptError          the index on disk is damaged or lost  (DATA_LOSS)
+    ├── JournalSyncError           fsync of the journal failed (EIO)     (UNAVAILABLE)
     ├── StorageFullError           journal or volume full                (RESOURCE_EXHAUSTED)
     └── RemoteError                the peer answered with an error (client side)
 
@@ -149,6 +151,34 @@ class ReplicaCorruptError(CdpError):
             "source (see docs/ARCHITECTURE.md, 'Replica checksums and scrub')",
         )
         self.vm_id, self.disk, self.region, self.detail = vm_id, disk, region, detail
+
+
+class IndexCorruptError(CdpError):
+    """The RocksDB index (derived from the segments) is damaged, or lost while data remains."""
+
+    def __init__(self, path: str, detail: str, *, hint: str = "") -> None:
+        super().__init__(
+            f"index {path}: {detail}",
+            hint=hint or "the segments are the truth: restart the target to rebuild the index",
+        )
+        self.path, self.detail = path, detail
+
+
+class JournalSyncError(CdpError):
+    """An fdatasync of a journal segment failed: the unsynced records are cut, never acked.
+
+    Retryable (UNAVAILABLE): the group reopens its journal from disk on the next handshake
+    and the source re-sends from the durable seq it is told then.
+    """
+
+    def __init__(self, group: str, path: str, first_seq: int, last_seq: int, cause: str) -> None:
+        super().__init__(
+            f"group {group!r}: fsync of {path} failed ({cause}); records {first_seq}..{last_seq} "
+            "were not made durable and are not acknowledged",
+            hint="check the volume under the data dir; the group reopens its journal from disk "
+            "on the next handshake and the source re-sends from the durable seq",
+        )
+        self.group, self.path, self.first_seq, self.last_seq = group, path, first_seq, last_seq
 
 
 class StorageFullError(CdpError):

@@ -13,14 +13,15 @@ from another (the applier). The segment list is guarded by a lock.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from cdp import naming
-from cdp.errors import JournalCorruptError
+from cdp.errors import IndexCorruptError, JournalCorruptError, JournalSyncError
 from cdp.fsutil import fsync_dir
 from cdp.journal.index import Index, IndexEntry
 from cdp.journal.segment import Segment, scan
@@ -42,12 +43,50 @@ class OpenReport:
     reindexed: int
 
 
+def orphan_journals(journal_dir: str, known: set[str]) -> list[str]:
+    """Groups with segments on disk that the index does not know (its metadata was lost)."""
+    if not os.path.isdir(journal_dir):
+        return []
+    return sorted(
+        g for g in os.listdir(journal_dir) if g not in known and _has_segments(journal_dir, g)
+    )
+
+
+def _has_segments(journal_dir: str, group: str) -> bool:
+    folder = os.path.join(journal_dir, group)
+    return os.path.isdir(folder) and any(
+        naming.parse_segment(n) is not None for n in os.listdir(folder)
+    )
+
+
+def check_no_orphans(data_dir: str, journal_dir: str, index_dir: str, known: set[str]) -> None:
+    """Refuse to start over journals the index lost: that would silently start empty."""
+    orphans = orphan_journals(journal_dir, known)
+    if not orphans:
+        return
+    aside = os.path.join(data_dir, "orphaned")
+    moves = " && ".join(f"mv {os.path.join(journal_dir, g)} {aside}/" for g in orphans)
+    raise IndexCorruptError(
+        index_dir,
+        f"the index does not know groups {orphans} whose journals are on disk (the index "
+        "and its group metadata were lost or damaged beyond repair)",
+        hint=f"restore {index_dir} from a backup (a damaged one is kept beside it as "
+        f"*.damaged-*), or set the journals aside to start without them: mkdir -p {aside} "
+        f"&& {moves}; the source's next handshake registers the group again (full resync)",
+    )
+
+
 class Journal:
     """Append-only, durable store of one group's write records."""
 
     def __init__(
-        self, root: str, group: str, index: Index, segment_bytes: int = DEFAULT_SEGMENT_BYTES
-    ) -> None:
+        self, root: str, group: str, index: Index, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        fsync: Callable[[int], None] = os.fdatasync,
+    ) -> None:  # fmt: skip
+        self._fsync = fsync
+        """fdatasync of a segment's fd; injectable (tests fail it with EIO)."""
+        self.failure: JournalSyncError | None = None
+        """Set when an fsync failed: nothing is appended until :meth:`reopen`."""
         self.dir = os.path.join(root, group)
         self.group = group
         self._index = index
@@ -59,6 +98,8 @@ class Journal:
         self.durable_ns = 0
         self.appended_seq = 0
         """Highest seq appended (durable or not)."""
+        self.damage: JournalCorruptError | None = None
+        """Acknowledged records found damaged on open; the journal then ends before them."""
 
     # -- open and recovery -------------------------------------------------------------
 
@@ -78,15 +119,30 @@ class Journal:
             path = os.path.join(self.dir, naming.format_segment(first))
             if i + 1 < len(firsts):
                 self._segments.append(
-                    Segment(path, first, os.path.getsize(path), firsts[i + 1] - 1)
+                    Segment(path, first, os.path.getsize(path), firsts[i + 1] - 1, self._fsync)
                 )
             else:
                 cut = self._open_last(path, first)
         last = self._segments[-1].last_seq if self._segments else floor_seq
         self.durable_seq = self.appended_seq = max(last, floor_seq)
+        self.damage = self.damage or self._index_ahead()
+        self.durable_ns = self._source_ns_of(self.durable_seq)
+        if self.damage is not None:  # the intact records before it stay readable
+            raise self.damage
         reindexed = self._reconcile_index()
         self.durable_ns = self._source_ns_of(self.durable_seq)
         return OpenReport(len(self._segments), self.durable_seq, cut, reindexed)
+
+    def damage_error(self) -> JournalCorruptError:
+        """The damage, with a hint naming the newest intact point; only when damaged."""
+        assert self.damage is not None
+        d = self.damage
+        err = JournalCorruptError(d.path, d.offset, d.reason, d.seq)
+        err.hint = (
+            f"the journal ends at seq {self.durable_seq} before the damage: points up to "
+            f"it stay listable and exportable (--at <seq>); the group needs a resync"
+        )
+        return err
 
     def _open_last(self, path: str, first: int) -> int:
         """Scan the newest segment, cut its torn tail; return the bytes cut.
@@ -96,17 +152,16 @@ class Journal:
         """
         found = scan(path, first)
         last = found.records[-1].header.seq if found.records else first - 1
-        seg = Segment(path, first, found.file_size, last)
+        seg = Segment(path, first, found.file_size, last, self._fsync)
         indexed = self._index.last_seq(self.group)
-        if found.torn_bytes and indexed > last:
-            seg.close()
-            raise JournalCorruptError(
+        if found.torn_bytes and indexed > last:  # kept as it is; records before it are read
+            self.damage = JournalCorruptError(
                 path, found.valid_end,
                 f"acknowledged records {last + 1}..{indexed} fail their checks "
                 f"({found.stop_reason}); the file is left untouched",
                 last + 1,
             )  # fmt: skip
-        if found.torn_bytes:
+        elif found.torn_bytes:
             log.warning(
                 "group %s: cutting %d bytes after seq %d in %s (%s)",
                 self.group, found.torn_bytes, last, path, found.stop_reason,
@@ -115,16 +170,21 @@ class Journal:
         self._segments.append(seg)
         return found.torn_bytes
 
-    def _reconcile_index(self) -> int:
-        """Re-index records the index lacks; fail if it knows records the disk lost."""
+    def _index_ahead(self) -> JournalCorruptError | None:
+        """The damage if the index knows acknowledged records the disk lost."""
         indexed = self._index.last_seq(self.group)
-        if indexed > self.durable_seq:
-            seg = self._segments[-1] if self._segments else None
-            raise JournalCorruptError(
-                seg.path if seg else self.dir, seg.size if seg else 0,
-                f"acknowledged records {self.durable_seq + 1}..{indexed} are missing or corrupt",
-                self.durable_seq + 1,
-            )  # fmt: skip
+        if indexed <= self.durable_seq:
+            return None
+        seg = self._segments[-1] if self._segments else None
+        return JournalCorruptError(
+            seg.path if seg else self.dir, seg.size if seg else 0,
+            f"acknowledged records {self.durable_seq + 1}..{indexed} are missing or corrupt",
+            self.durable_seq + 1,
+        )  # fmt: skip
+
+    def _reconcile_index(self) -> int:
+        """Re-index records the index lacks (it never knows more: see :meth:`_index_ahead`)."""
+        indexed = self._index.last_seq(self.group)
         count = 0
         for seg in self._segments:
             if seg.last_seq <= indexed:
@@ -153,6 +213,8 @@ class Journal:
         """Append a batch of consecutive records after ``appended_seq``; not yet durable."""
         if not records:
             return
+        if self.failure is not None:
+            raise self.failure
         assert records[0].seq == self.appended_seq + 1, (records[0].seq, self.appended_seq)
         heads = [encode(r) for r in records]
         size = sum(len(h) + len(r.frame) for h, r in zip(heads, records, strict=True))
@@ -184,10 +246,10 @@ class Journal:
         active = self._segments[-1] if self._segments else None
         if active is not None and (active.size == 0 or active.size + size <= self._segment_bytes):
             return active
-        if active is not None:
-            active.sync()  # a sealed segment is fully durable before the next one starts
+        if active is not None:  # a sealed segment is fully durable before the next one starts
+            self._synced(active)
         path = os.path.join(self.dir, naming.format_segment(first_seq))
-        seg = Segment(path, first_seq, 0, first_seq - 1)
+        seg = Segment(path, first_seq, 0, first_seq - 1, self._fsync)
         fsync_dir(self.dir)
         with self._lock:
             self._segments.append(seg)
@@ -197,7 +259,9 @@ class Journal:
         """Make every append durable, index it; return (durable_seq, its source_ns)."""
         if not self._unsynced:
             return self.durable_seq, self.durable_ns
-        self._segments[-1].sync()
+        if self.failure is not None:
+            raise self.failure
+        self._synced(self._segments[-1])
         entries = [e for batch in self._unsynced for e in batch]
         ends = [batch[-1].seq for batch in self._unsynced]
         try:
@@ -209,6 +273,36 @@ class Journal:
         self._unsynced.clear()
         self.durable_seq, self.durable_ns = last.seq, last.source_ns
         return self.durable_seq, self.durable_ns
+
+    def _synced(self, seg: Segment) -> None:
+        """Make ``seg`` durable; on failure cut every unsynced append and stop the journal.
+
+        After a failed fsync the kernel may have dropped the pages (PostgreSQL's
+        "fsyncgate"): a later fsync can succeed without them. So the records are cut, never
+        acknowledged, and nothing more is appended until :meth:`reopen` re-reads the disk.
+        """
+        try:
+            seg.sync()
+        except OSError as exc:
+            first = self._unsynced[0][0].seq if self._unsynced else self.durable_seq + 1
+            self.failure = JournalSyncError(
+                self.group, seg.path, first, self.appended_seq, os.strerror(exc.errno or 0)
+            )
+            log.error("%s", self.failure)
+            if self._unsynced:
+                with contextlib.suppress(OSError):  # reopen cuts them if this fails too
+                    self._rollback_unsynced()
+            raise self.failure from exc
+
+    def reopen(self, floor_seq: int = 0) -> OpenReport:
+        """After a failed fsync: forget every in-memory state and open again from disk."""
+        self.close()
+        self._unsynced.clear()
+        self.failure, self.damage = None, None
+        report = self.open(floor_seq)
+        if self._segments:  # records re-read from disk are made durable again before use
+            self._synced(self._segments[-1])
+        return report
 
     def _rollback_unsynced(self) -> None:
         """Cut away appends that were never acknowledged (their index write failed)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from cdp.errors import JournalCorruptError, StorageFullError
@@ -48,6 +48,9 @@ def scan(path: str, first_seq: int) -> ScanResult:
     """Read every record of a segment, verifying each, until the first bad one."""
     result = ScanResult()
     with open(path, "rb") as f:
+        # re-read from the device, not the page cache: after a failed fsync (EIO) the
+        # kernel may hold pages that never reached the disk, or may have dropped them
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         data = memoryview(f.read())
     result.file_size = len(data)
     pos, expect = 0, first_seq
@@ -87,8 +90,13 @@ def _check_at(data: memoryview, pos: int, expect_seq: int) -> str:
 class Segment:
     """One open segment file; appends go to its end."""
 
-    def __init__(self, path: str, first_seq: int, size: int, last_seq: int) -> None:
+    def __init__(
+        self, path: str, first_seq: int, size: int, last_seq: int,
+        fsync: Callable[[int], None] = os.fdatasync,
+    ) -> None:  # fmt: skip
         self.path = path
+        self._fsync = fsync
+        """Makes the file's data durable; injectable so tests can fail it (EIO)."""
         self.first_seq = first_seq
         self.size = size
         self.last_seq = last_seq
@@ -124,8 +132,8 @@ class Segment:
         return start
 
     def sync(self) -> None:
-        """Make every appended byte durable."""
-        os.fdatasync(self._fd)
+        """Make every appended byte durable (raises OSError, e.g. EIO, if it could not)."""
+        self._fsync(self._fd)
 
     def truncate(self, size: int) -> None:
         """Cut the file to ``size`` bytes (dropping a torn tail) and make it durable."""

@@ -21,6 +21,7 @@ from typing import Generic, Protocol, TypeVar
 
 from cdp.errors import (
     BookmarkExistsError,
+    CdpError,
     InvalidInputError,
     NotFoundError,
     PointOutsideHistoryError,
@@ -84,6 +85,9 @@ class MemberView(Protocol):
 
     def journal_bytes(self) -> int:
         """Bytes of journal on disk."""
+
+    def damage(self) -> CdpError | None:
+        """The corruption that ends the member's journal early (None when intact)."""
 
     def lookup(self, seq: int) -> IndexEntry | None:
         """The index entry of a seq still in the journal."""
@@ -162,12 +166,22 @@ class SingleHistory(Generic[M]):
     ) -> list[Point]:  # fmt: skip
         """Restorable points, oldest first."""
         base = self.m.applied_seq
-        return self.m.catalog.restorable(base, start_ns, end_ns, after, limit, labelled_only)
+        found = self.m.catalog.restorable(base, start_ns, end_ns, after, limit, labelled_only)
+        if self.m.damage() is not None:  # a corruption ends the restorable range
+            found = [p for p in found if p.seq <= self.m.durable_seq]
+        return found
 
     def resolve(self, at: str) -> Point:
-        """The restore point ``at`` names."""
+        """The restore point ``at`` names (DATA_LOSS past a corruption)."""
         m = self.m
-        return m.catalog.resolve(at, m.applied_seq, m.durable_seq, m.durable_ns)
+        damage = m.damage()
+        past = at.strip() == "latest" or (at.strip().isdecimal() and int(at) > m.durable_seq)
+        if damage is not None and past:
+            raise damage
+        point = m.catalog.resolve(at, m.applied_seq, m.durable_seq, m.durable_ns)
+        if damage is not None and point.seq > m.durable_seq:
+            raise damage
+        return point
 
     def member_of(self, vm_id: str) -> M:
         """The (only) member, if it holds the VM."""

@@ -45,6 +45,8 @@ _CODES: list[tuple[type[errors.CdpError], grpc.StatusCode]] = [
     (errors.ChecksumError, grpc.StatusCode.DATA_LOSS),
     (errors.JournalCorruptError, grpc.StatusCode.DATA_LOSS),
     (errors.ReplicaCorruptError, grpc.StatusCode.DATA_LOSS),
+    (errors.IndexCorruptError, grpc.StatusCode.DATA_LOSS),
+    (errors.JournalSyncError, grpc.StatusCode.UNAVAILABLE),
     (errors.StorageFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.BookmarkExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (errors.PointOutsideHistoryError, grpc.StatusCode.OUT_OF_RANGE),

@@ -4,16 +4,20 @@ The committer owns the write side of one journal and runs it in its own thread, 
 the event loop. A round takes every batch queued so far, appends them in order, makes
 them durable with one fdatasync, indexes them, and only then resolves their futures.
 A batch whose append fails (e.g. disk full) fails with every batch queued after it;
-the ones before it are still synced and acked.
+the ones before it are still synced and acked. A failed fsync fails the whole round
+(:class:`cdp.errors.JournalSyncError`, UNAVAILABLE): the journal cuts those records and
+refuses appends, so no later round can acknowledge them, until the group reopens it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from cdp.errors import JournalSyncError
 from cdp.journal.journal import Journal
 from cdp.record import Record
 
@@ -31,8 +35,12 @@ class Ack:
 class Committer:
     """Group commit for one journal."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(
+        self, journal: Journal, on_sync_failure: Callable[[JournalSyncError], None] | None = None
+    ) -> None:
         self.journal = journal
+        self._on_sync_failure = on_sync_failure
+        """Told when an fsync failed (the group shows the error until its journal reopens)."""
         self._queue: list[tuple[list[Record], Future[Ack]]] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -67,11 +75,13 @@ class Committer:
                     continue
                 except Exception as exc:  # noqa: BLE001 - handed to every waiter below
                     failure = exc
+                    self._tell(exc)
             fut.set_exception(failure)
         if done:
             try:
                 ack = Ack(*self.journal.sync())
             except Exception as exc:  # noqa: BLE001 - an fsync failure fails the round
+                self._tell(exc)  # the group shows the error before any waiter wakes
                 for fut in done:
                     fut.set_exception(exc)
                 raise
@@ -79,6 +89,10 @@ class Committer:
                 fut.set_result(ack)
         self.rounds += 1
         return len(work)
+
+    def _tell(self, exc: BaseException) -> None:
+        if isinstance(exc, JournalSyncError) and self._on_sync_failure is not None:
+            self._on_sync_failure(exc)
 
     def start(self) -> None:
         """Run rounds in a background thread until :meth:`stop`."""

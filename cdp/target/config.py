@@ -7,6 +7,7 @@ under ``data_dir``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cdp.journal.journal import DEFAULT_SEGMENT_BYTES
@@ -35,6 +36,8 @@ class TargetConfig:
     limits: Limits = field(default_factory=Limits)
     window_bytes: int = DEFAULT_WINDOW_BYTES
     apply_idle_s: float = DEFAULT_APPLY_IDLE_S
+    journal_fsync: Callable[[int], None] = os.fdatasync
+    """fdatasync of journal segments; a seam for fault injection (EIO) in tests."""
 
     @property
     def journal_dir(self) -> str:

@@ -20,7 +20,13 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from cdp.errors import CdpError, JournalCorruptError, PreconditionError, ReplicaCorruptError
+from cdp.errors import (
+    CdpError,
+    JournalCorruptError,
+    JournalSyncError,
+    PreconditionError,
+    ReplicaCorruptError,
+)
 from cdp.group import GroupSpec
 from cdp.journal.index import POINT_CRASH, Index, IndexEntry, Point
 from cdp.journal.journal import Journal
@@ -77,8 +83,10 @@ class Member:
         """The member's VMs; ``spec.group_id`` is the group (as on the wire)."""
         self._limits, self._window_bytes = config.limits, config.window_bytes
         self.capacities = tuple(d.spec.capacity_bytes for d in spec.disks())
-        self.journal = Journal(config.journal_dir, key, index, config.segment_bytes)
-        self.committer = Committer(self.journal)
+        self.journal = Journal(
+            config.journal_dir, key, index, config.segment_bytes, config.journal_fsync
+        )
+        self.committer = Committer(self.journal, self.fail)
         had_data = load_applied(index, key) > 0
         self.replica = ReplicaSet(config.replica_dir, spec, had_data)
         self.applier = Applier(
@@ -141,6 +149,17 @@ class Member:
         """Stop the member: no intake, no apply, until an operator acts."""
         self.state, self.error = GroupState.ERROR, exc
 
+    def reopen_after_sync_failure(self) -> None:
+        """A group stopped by a failed fsync reopens its journal from disk (on a handshake)."""
+        if isinstance(self.error, JournalSyncError):
+            self.journal.reopen(floor_seq=self.applier.applied_seq)
+            self.state, self.error = GroupState.DISCONNECTED, None
+            log.warning("group %s: journal reopened from disk after a failed fsync", self.key)
+
+    def damage(self) -> JournalCorruptError | None:
+        """The corruption that ends the journal early, naming the newest intact point."""
+        return self.journal.damage_error() if self.journal.damage is not None else None
+
     def check_usable(self) -> None:
         """Raise the member's error if it is in ERROR."""
         if self.error is not None:
@@ -161,9 +180,10 @@ class Member:
         The member needs a resync (and takes no records until one starts) when the
         journal cannot continue from what the source holds.
         """
-        self.check_usable()
-        self.session_id = ""
+        self.session_id = ""  # the old stream submits nothing more
         await self.quiesce()
+        await asyncio.to_thread(self.reopen_after_sync_failure)
+        self.check_usable()
         durable = self.journal.durable_seq
         self._expected_seq = durable + 1
         reason = (

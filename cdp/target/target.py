@@ -29,6 +29,7 @@ from cdp.errors import (
 )
 from cdp.group import GroupSpec, check_name, validate_group
 from cdp.journal.index import Index, Point
+from cdp.journal.journal import check_no_orphans
 from cdp.record import Record
 from cdp.restore.catalog import PageKey, Timeline
 from cdp.restore.history import History, MultiHistory, SingleHistory
@@ -67,7 +68,14 @@ class Target:
             os.chmod(d, 0o700)  # data at rest is private, also in folders made before
         os.chmod(self.config.data_dir, 0o700)
         self.index = await asyncio.to_thread(self._index_factory, self.config.index_dir)
-        for key, spec in self._stored_specs():
+        specs = self._stored_specs()
+        c = self.config
+        try:
+            check_no_orphans(c.data_dir, c.journal_dir, c.index_dir, {key for key, _ in specs})
+        except CdpError:
+            self.index.close()
+            raise
+        for key, spec in specs:
             await asyncio.to_thread(self._start_member, key, spec)
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
@@ -185,7 +193,6 @@ class Target:
                 f"vms: group {key!r} was protected with other VMs or disks "
                 f"({_describe(member.spec)}); got {_describe(spec)}"
             )
-        member.check_usable()
         self._sessions.pop(member.session_id, None)
         info = await member.open_session(source_id, oldest_held_seq, next_seq)
         self._sessions[info.session_id] = key

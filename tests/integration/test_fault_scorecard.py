@@ -223,3 +223,11 @@ async def test_corrupted_segment_bytes_are_detected(tmp_path: str) -> None:
     finally:
         await stop_target(r)
     assert codec.checksum(b"") >= 0
+
+
+async def test_corruption_rows(tmp_path: str) -> None:
+    """The corruption matrix (journal, index and EXTRA_CASES) adds its rows to the scorecard."""
+    from test_corruption_matrix import run_matrix
+
+    rows = await run_matrix(str(tmp_path))
+    assert not [r for r in rows if r.verdict == "SILENTLY WRONG"]

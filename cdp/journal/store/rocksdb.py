@@ -13,6 +13,17 @@ Keys (group names cannot contain NUL)::
 Entries and points are written with ``sync=False``: they are rebuilt from the segments
 after a crash. Metadata is written synced. rocksdict holds the GIL while it writes.
 
+Every read is checked (trust invariant 3): RocksDB verifies block checksums, and an
+iteration that meets a bad block just stops (``valid()`` turns false) — so every loop
+ends with :func:`_checked_end`, which raises :class:`cdp.errors.IndexCorruptError` when the
+iterator's ``status()`` holds an error. On open the whole database is read once
+(:meth:`RocksIndex.verify`); a damaged or unopenable index is moved aside (never deleted)
+and a fresh one is started from what can still be read of the data that exists only here
+(metadata and operator bookmarks, see :func:`salvage`); the entries and points are then
+re-derived from the segments by :meth:`cdp.journal.journal.Journal.open`. If that
+metadata itself cannot be read, the target refuses to start (see
+:func:`cdp.journal.journal.orphan_journals`).
+
 Every use of the handle holds one lock. The committer, the applier and the checkpoint
 loop reach the index from different threads. A reopen after a failed write closes the
 handle, and rocksdict releases the GIL there, so without the lock another thread's call
@@ -23,15 +34,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
+import os
+import shutil
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Concatenate, ParamSpec, TypeVar
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Options, Rdict, RdictIter, WriteBatch, WriteOptions
 
-from cdp.errors import CdpError, StorageFullError
+from cdp.errors import CdpError, IndexCorruptError, StorageFullError
 from cdp.journal.index import (
     POINT_CRASH,
     POINT_OF_RECORD_KIND,
@@ -47,6 +62,12 @@ _TIME = struct.Struct(">QQ")
 _NS_BIAS = 2**63
 """Added to (signed) source_ns so that byte order equals numeric order."""
 _MAX = 2**64 - 1
+KEPT_TABLES = (b"m\0", b"b\0", b"B\0")
+"""Key prefixes that exist only in the index (metadata, bookmarks); salvaged on rebuild."""
+DAMAGED_SUFFIX = ".damaged-"
+"""A damaged index dir is renamed to ``<dir>.damaged-<unix ns>`` and kept."""
+
+log = logging.getLogger(__name__)
 
 
 def _key(table: bytes, group: str, tail: bytes = b"") -> bytes:
@@ -56,12 +77,12 @@ def _key(table: bytes, group: str, tail: bytes = b"") -> bytes:
 def _translate(path: str, exc: Exception) -> CdpError:
     """The cdp error for a rocksdict failure (rocksdict raises bare Exceptions)."""
     text = str(exc)
+    if "Corruption" in text or "checksum mismatch" in text:
+        return IndexCorruptError(path, text)
     if "No space left" in text or "ENOSPC" in text or "NoSpace" in text:
         return StorageFullError(path, f"index: {text}")
     return CdpError(f"index {path}: {text}")
 
-
-log = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -70,10 +91,10 @@ _T = TypeVar("_T")
 def _locked(
     method: Callable[Concatenate[RocksIndex, _P], _T],
 ) -> Callable[Concatenate[RocksIndex, _P], _T]:
-    """Run the method holding the index's lock (see the module's docstring)."""
+    """Run the method holding the index's lock, rocksdict errors translated."""
 
     def locked(self: RocksIndex, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        with self._lock:
+        with self._lock, _translated(self._path):
             return method(self, *args, **kwargs)
 
     functools.update_wrapper(locked, method)
@@ -90,6 +111,82 @@ def _translated(path: str) -> Iterator[None]:
         raise _translate(path, exc) from exc
 
 
+def _checked_end(path: str, it: RdictIter) -> None:
+    """Raise if the iteration ended on an error rather than at the end of its range."""
+    try:
+        it.status()
+    except Exception as exc:  # noqa: BLE001 - rocksdict's only error type
+        raise IndexCorruptError(path, f"read stopped early: {exc}") from exc
+
+
+def _open_db(path: str, create: bool) -> Rdict:
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(create)
+    return Rdict(path, options=opts)
+
+
+def salvage(path: str) -> tuple[dict[bytes, bytes], str]:
+    """What can still be read of the index-only tables of a damaged index at ``path``.
+
+    Opens it as it is, or else a repaired copy (RocksDB's RepairDB on a scratch copy;
+    the original is not changed). Returns the readable keys and a note of what failed.
+    """
+    kept: dict[bytes, bytes] = {}
+    try:
+        db = _open_db(path, create=False)
+    except Exception:  # noqa: BLE001 - try RocksDB's own repair on a copy
+        scratch = path + ".repair"
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.copytree(path, scratch)
+        try:
+            Rdict.repair(scratch, Options(raw_mode=True))
+            db = _open_db(scratch, create=False)
+        except Exception as exc:  # noqa: BLE001 - nothing readable
+            return kept, f"unreadable even after repair: {exc}"
+    notes = []
+    try:
+        for prefix in KEPT_TABLES:
+            it = db.iter()
+            it.seek(prefix)
+            while it.valid() and it.key().startswith(prefix):
+                kept[bytes(it.key())] = bytes(it.value())
+                it.next()
+            try:
+                it.status()
+            except Exception as exc:  # noqa: BLE001 - keep what was read before the bad block
+                notes.append(f"{prefix[:1].decode()} table: {exc}")
+    finally:
+        db.close()
+    return kept, "; ".join(notes)
+
+
+def rebuild(path: str, reason: str) -> Rdict:
+    """Move a damaged index aside, start a fresh one holding the salvaged keys; loudly."""
+    aside = f"{path}{DAMAGED_SUFFIX}{time.time_ns()}"
+    os.rename(path, aside)
+    try:
+        kept, note = salvage(aside)
+        db = _open_db(path, create=True)
+    except Exception as exc:  # noqa: BLE001 - put the damaged index back, then refuse
+        shutil.rmtree(path, ignore_errors=True)
+        os.rename(aside, path)
+        raise IndexCorruptError(path, f"{reason}; rebuilding it failed: {exc}") from exc
+    finally:
+        shutil.rmtree(aside + ".repair", ignore_errors=True)
+    batch = WriteBatch(raw_mode=True)
+    for key, value in kept.items():
+        batch.put(key, value)
+    synced = WriteOptions()
+    synced.sync = True
+    db.write(batch, synced)
+    log.error(
+        "index %s is damaged (%s); moved to %s and rebuilt: %d metadata/bookmark keys "
+        "salvaged%s; journal entries and restore points are re-derived from the segments",
+        path, reason, aside, len(kept), f" ({note})" if note else "",
+    )  # fmt: skip
+    return db
+
+
 class RocksIndex:
     """RocksDB-backed :class:`cdp.journal.index.Index` in one directory.
 
@@ -102,17 +199,53 @@ class RocksIndex:
         self._path = path
         self._broken = False
         self._lock = threading.RLock()
-        with _translated(path):
-            self._db = self._open()
+        self.rebuilt_from = ""
+        """Why the index was rebuilt on open ("" if it was sound)."""
+        self._db = self._open_verified()
         self._fast = WriteOptions()
         self._fast.sync = False
         self._synced = WriteOptions()
         self._synced.sync = True
 
     def _open(self) -> Rdict:
-        opts = Options(raw_mode=True)
-        opts.create_if_missing(True)
-        return Rdict(self._path, options=opts)
+        return _open_db(self._path, create=True)
+
+    def _open_verified(self) -> Rdict:
+        """Open and read every key once; rebuild a damaged index (see the module doc)."""
+        try:
+            db = self._open()
+        except Exception as exc:  # noqa: BLE001 - rocksdict's only error type
+            if isinstance(_translate(self._path, exc), StorageFullError):
+                raise _translate(self._path, exc) from exc  # not damage: never rebuild then
+            self.rebuilt_from = f"cannot open: {exc}"
+            return rebuild(self._path, self.rebuilt_from)
+        try:
+            self._verify(db)
+            return db
+        except IndexCorruptError as exc:
+            self.rebuilt_from = exc.detail
+        db.close()
+        del db  # the handle's file lock goes with the last reference
+        gc.collect()
+        return rebuild(self._path, self.rebuilt_from)
+
+    def _verify(self, db: Rdict) -> int:
+        """Read every key and value (checksums checked); return how many there are."""
+        it = db.iter()
+        it.seek_to_first()
+        n = 0
+        while it.valid():
+            it.value()
+            n += 1
+            it.next()
+        _checked_end(self._path, it)
+        return n
+
+    @_locked
+    def verify(self) -> int:
+        """Read the whole index, checking every block; raise IndexCorruptError if damaged."""
+        with _translated(self._path):
+            return self._verify(self._db)
 
     @_locked
     def _write(self, batch: WriteBatch, opts: WriteOptions) -> None:
@@ -173,6 +306,7 @@ class RocksIndex:
         it.seek_for_prev(prefix + _U64.pack(_MAX))
         if it.valid() and it.key().startswith(prefix) and len(it.key()) == len(prefix) + 8:
             return int(_U64.unpack(it.key()[-8:])[0])
+        _checked_end(self._path, it)
         return 0
 
     @_locked
@@ -184,6 +318,7 @@ class RocksIndex:
         it.seek_for_prev(prefix + _TIME.pack(ns + _NS_BIAS, _MAX))
         if it.valid() and it.key().startswith(prefix):
             return int(_TIME.unpack(it.key()[len(prefix) :])[1])
+        _checked_end(self._path, it)
         return None
 
     @_locked
@@ -208,6 +343,7 @@ class RocksIndex:
             names = self._bookmarks_at(group, seq)
             out.append(Point(seq, ns - _NS_BIAS, value[0], value[1:].decode(), names))
             it.next()
+        _checked_end(self._path, it)
         return out
 
     def _bookmarks_at(self, group: str, seq: int) -> tuple[str, ...]:
@@ -218,6 +354,7 @@ class RocksIndex:
         while it.valid() and it.key().startswith(prefix):
             names.append(it.key()[len(prefix) :].decode())
             it.next()
+        _checked_end(self._path, it)
         return tuple(names)
 
     @_locked
@@ -252,6 +389,7 @@ class RocksIndex:
                 break
             out.append(unpack_entry(seq, it.value()))
             it.next()
+        _checked_end(self._path, it)
         return out
 
     @_locked
@@ -266,6 +404,7 @@ class RocksIndex:
             v = it.value()
             out.append(Point(seq, _U64.unpack(v[1:9])[0] - _NS_BIAS, v[0], v[9:].decode()))
             it.next()
+        _checked_end(self._path, it)
         return out
 
     @_locked
@@ -299,6 +438,7 @@ class RocksIndex:
             batch.delete(it.key())
             batch.delete(_key(b"t", group, it.value() + _U64.pack(pseq)))
             it.next()
+        _checked_end(self._path, it)
         self._write(batch, self._fast)
 
     @_locked
