@@ -12,8 +12,9 @@ real ``cdp target serve`` subprocess.
 from __future__ import annotations
 
 import json
-import re
 import os
+import queue
+import re
 import signal
 import socket
 import subprocess
@@ -74,7 +75,9 @@ class Wire:
                 (True, False): channel.stream_unary,
             }[(m.client_streaming, m.server_streaming)]
             methods[m.name] = kind(
-                path, request_serializer=req.SerializeToString, response_deserializer=resp.FromString
+                path,
+                request_serializer=req.SerializeToString,
+                response_deserializer=resp.FromString,
             )
         return type("Stub", (), methods)()
 
@@ -165,6 +168,8 @@ class Client:
     vms: list[tuple[str, list[int]]] = field(default_factory=lambda: [("vm0", [4 * MiB])])
     member_id: str = ""
     session_id: str = ""
+    _call: Any = None
+    _queue: Any = None
 
     # -- building records -------------------------------------------------------------
     def write(self, seq: int, data: bytes, *, disk: int = 0, offset: int = 0,
@@ -193,7 +198,8 @@ class Client:
         """One StreamJournalRequest of ``items``."""
         return self.wire.StreamJournalRequest(
             session_id=session_id if session_id is not None else self.session_id,
-            records=[i.header for i in items], payload=b"".join(i.payload for i in items),
+            records=[i.header for i in items],
+            payload=b"".join(i.payload for i in items),
         )
 
     # -- calls -----------------------------------------------------------------------
@@ -207,6 +213,7 @@ class Client:
             vms=[self.wire.VmSpec(vm_id=v, disks=[self.wire.DiskSpec(disk_id=str(i),
                  capacity_bytes=c) for i, c in enumerate(caps)]) for v, caps in vms],
         )  # fmt: skip
+        self.close_stream()
         resp = self.stub.OpenSession(req, timeout=30)
         self.session_id = resp.session_id
         return resp
@@ -225,11 +232,26 @@ class Client:
         return acks
 
     def send(self, *batches: list[Item], timeout: float = 60) -> int:
-        """Send batches of items and return the final durable seq (the last item's seq)."""
+        """Send batches of items on the session's stream (one StreamJournal call per session,
+        kept open) and return the durable seq once it covers the last item's seq."""
         last = max(i.header.seq for b in batches for i in b)
-        acks = self.stream([self.batch(b) for b in batches], until_seq=last, timeout=timeout)
-        assert acks, "no ack"
-        return int(acks[-1].durable_seq)
+        if self._call is None:
+            self._queue = queue.Queue()
+            q = self._queue
+            self._call = self.stub.StreamJournal(iter(q.get, None), timeout=timeout)
+        for b in batches:
+            self._queue.put(self.batch(b))
+        while True:
+            ack = next(self._call)
+            if ack.durable_seq >= last:
+                return int(ack.durable_seq)
+
+    def close_stream(self) -> None:
+        """Half-close the session's stream (the source went away)."""
+        if self._call is not None:
+            self._queue.put(None)
+            self._call.cancel()
+            self._call = None
 
     def points(self, **kw: Any) -> list[Any]:
         """Every restore point of the group (all pages)."""
@@ -256,9 +278,10 @@ class Client:
     def read(self, at: str, *, vm: str = "", disk: int = 0, offset: int = 0,
              length: int = 0, dry_run: bool = False) -> tuple[Any, list[Any]]:  # fmt: skip
         """ReadImage: (plan, data messages)."""
-        req = self.wire.ReadImageRequest(group_id=self.group, vm_id=vm or self.vms[0][0], disk=disk, at=at,
-                                         offset_bytes=offset, length_bytes=length,
-                                         dry_run=dry_run)  # fmt: skip
+        req = self.wire.ReadImageRequest(
+            group_id=self.group, vm_id=vm or self.vms[0][0], disk=disk, at=at,
+            offset_bytes=offset, length_bytes=length, dry_run=dry_run,
+        )  # fmt: skip
         msgs = list(self.stub.ReadImage(req, timeout=60))
         return msgs[0].plan, msgs[1:]
 

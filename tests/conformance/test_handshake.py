@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import grpc
 
-from tests.conformance.conftest import MiB, Client, refused
+from tests.conformance.conftest import Client, MiB, refused
 
 
 def test_new_group_handshake(client: Client) -> None:
