@@ -1,7 +1,7 @@
 # fails on ece6b4a:
 #   progress: 16384 of 8192 bytes (above 100 %)
-#   rpo: GroupStatus has no rpo_seconds (AttributeError against the old protos; reads 0
-#        against the new protos, which the old server never fills)
+#   rpo: "rpo_seconds 0.0, lag_seconds ~0.1" (the field is new; the old server never fills it;
+#        against the old protos it is an AttributeError)
 """Issue 11, defect 5: resync progress never above 100 %, and an honest RPO while no restore
 point can be offered (GroupStatus.rpo_seconds = age, by the target's clock, of the newest
 restorable point).
