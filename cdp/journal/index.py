@@ -72,10 +72,14 @@ POINT_OF_RECORD_KIND = {2: POINT_BOOKMARK, 3: POINT_APP_CONSISTENT, 4: POINT_CON
 class Index(Protocol):
     """What the journal needs of an index; one instance serves every group."""
 
-    def put_batch(self, group: str, entries: list[IndexEntry], ends: Sequence[int] = ()) -> None:
+    def put_batch(
+        self, group: str, entries: list[IndexEntry], ends: Sequence[int] = (),
+        checkpoints: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         """Record entries of durable batches atomically: batch ends and markers are points.
 
-        ``ends`` are the seqs that end a batch; by default the last entry's.
+        ``ends`` are the seqs that end a batch; by default the last entry's. Batch ends in
+        ``checkpoints`` are checkpoints from the start (a point's kind never changes).
         """
 
     def get(self, group: str, seq: int) -> IndexEntry | None:

@@ -59,6 +59,8 @@ class Journal:
         self.durable_ns = 0
         self.appended_seq = 0
         """Highest seq appended (durable or not)."""
+        self._checkpoint_due = False
+        """The next synced batch end is a checkpoint (set on the target's cadence)."""
 
     # -- open and recovery -------------------------------------------------------------
 
@@ -200,15 +202,21 @@ class Journal:
         self._segments[-1].sync()
         entries = [e for batch in self._unsynced for e in batch]
         ends = [batch[-1].seq for batch in self._unsynced]
+        checkpoints = ends[-1:] if self._checkpoint_due else []
         try:
-            self._index.put_batch(self.group, entries, ends)
+            self._index.put_batch(self.group, entries, ends, checkpoints)
         except Exception:
             self._rollback_unsynced()
             raise
+        self._checkpoint_due = False
         last = self._unsynced[-1][-1]
         self._unsynced.clear()
         self.durable_seq, self.durable_ns = last.seq, last.source_ns
         return self.durable_seq, self.durable_ns
+
+    def request_checkpoint(self) -> None:
+        """Make the last batch end of the next sync a checkpoint (kind final when listed)."""
+        self._checkpoint_due = True
 
     def _rollback_unsynced(self) -> None:
         """Cut away appends that were never acknowledged (their index write failed)."""

@@ -23,10 +23,12 @@ from cdp.errors import (
 )
 from cdp.group import SECTOR
 from cdp.journal.index import IndexEntry
-from cdp.record import KIND_BOOKMARK, MARKER_KINDS, MAX_WRITE_BYTES, Record
-from cdp.restore.spec import check_bookmark_name, check_label
+from cdp.record import KIND_BOOKMARK, KIND_CONSISTENCY, MARKER_KINDS, MAX_WRITE_BYTES, Record
+from cdp.restore.spec import check_bookmark_name, check_label, parse_marker_label
 
-DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 8 * 2**20
+DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 17 * 2**20
+"""Payload bytes of one batch, at most: above the worst-case LZ4 frame of the largest write
+(16 MiB incompressible gives a frame of about 16.07 MiB), so every legal write can be sent."""
 DEFAULT_MAX_BATCH_RECORDS = 8192
 
 
@@ -126,6 +128,11 @@ def _check_marker(view: GroupView, i: int, rec: Record, names: set[str]) -> None
         if label in names or view.bookmark_taken(label):
             raise BookmarkExistsError(view.group, label)
         names.add(label)
+    if rec.kind == KIND_CONSISTENCY and parse_marker_label(label) is None:
+        raise InvalidInputError(
+            f"{where}.label",
+            f"{label!r}: a consistency marker is labelled cg-<n> (n from 1, no leading zeros)",
+        )
 
 
 def _check_payload(view: GroupView, rec: Record) -> None:

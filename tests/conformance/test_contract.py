@@ -148,7 +148,7 @@ def test_at_grammar(client: Client) -> None:
     assert client.read(" 2 ", dry_run=True)[0].point.seq == 2
     assert client.read(iso_ns(times[1]), dry_run=True)[0].point.seq == 2
     assert client.read(iso_ns(times[1] + S // 2), dry_run=True)[0].point.seq == 2
-    secs = times[1] // S + 7200
+    secs = -(-times[1] // S)  # the first whole second at or after point 2, before point 3
     import datetime as dt
 
     plus2 = dt.datetime.fromtimestamp(secs, dt.timezone(dt.timedelta(hours=2)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
-from cdp.journal.index import POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point
+from cdp.journal.index import POINT_CHECKPOINT, POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point
 from cdp.record import EVENT_KINDS
 
 
@@ -20,7 +20,10 @@ class MemoryIndex:
         self._meta: dict[str, bytes] = {}
         self._events: dict[str, dict[int, Point]] = {}
 
-    def put_batch(self, group: str, entries: list[IndexEntry], ends: Sequence[int] = ()) -> None:
+    def put_batch(
+        self, group: str, entries: list[IndexEntry], ends: Sequence[int] = (),
+        checkpoints: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         """Record entries; batch ends and markers are points."""
         if not entries:
             return
@@ -40,7 +43,8 @@ class MemoryIndex:
                 )
                 self.tag_point(group, Point(e.seq, e.source_ns, POINT_CRASH))
             elif e.seq in end_seqs and e.seq not in self._point_by_seq.get(group, {}):
-                self.tag_point(group, Point(e.seq, e.source_ns, POINT_CRASH))
+                kind = POINT_CHECKPOINT if e.seq in checkpoints else POINT_CRASH
+                self.tag_point(group, Point(e.seq, e.source_ns, kind))
 
     def get(self, group: str, seq: int) -> IndexEntry | None:
         """The entry for ``seq``."""

@@ -33,6 +33,7 @@ from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from cdp.errors import CdpError, StorageFullError
 from cdp.journal.index import (
+    POINT_CHECKPOINT,
     POINT_CRASH,
     POINT_OF_RECORD_KIND,
     IndexEntry,
@@ -129,7 +130,10 @@ class RocksIndex:
                 self._broken = True
                 raise
 
-    def put_batch(self, group: str, entries: list[IndexEntry], ends: Sequence[int] = ()) -> None:
+    def put_batch(
+        self, group: str, entries: list[IndexEntry], ends: Sequence[int] = (),
+        checkpoints: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         """Record entries of durable batches atomically; batch ends and markers are points.
 
         ``ends`` are the seqs that end a batch; by default the last entry's.
@@ -151,7 +155,8 @@ class RocksIndex:
                 batch.put(_key(b"e", group, _U64.pack(e.seq)), event)
                 self._put_point(batch, group, Point(e.seq, e.source_ns, POINT_CRASH))
             elif e.seq in end_seqs:
-                self._put_point(batch, group, Point(e.seq, e.source_ns, POINT_CRASH))
+                kind = POINT_CHECKPOINT if e.seq in checkpoints else POINT_CRASH
+                self._put_point(batch, group, Point(e.seq, e.source_ns, kind))
         self._write(batch, self._fast)
 
     def _put_point(self, batch: WriteBatch, group: str, p: Point) -> None:
