@@ -16,6 +16,7 @@ import bisect
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -60,6 +61,10 @@ class Journal:
         self.appended_seq = 0
         """Highest seq appended (durable or not)."""
         self._checkpoint_due = False
+        self._last_ns = 0
+        """Point time of the newest appended record: a source time never goes below it."""
+        self._last_received_ns = 0
+        """Trusted time of the newest appended record: receive times never go backwards."""
         """The next synced batch end is a checkpoint (set on the target's cadence)."""
 
     # -- open and recovery -------------------------------------------------------------
@@ -87,7 +92,8 @@ class Journal:
         last = self._segments[-1].last_seq if self._segments else floor_seq
         self.durable_seq = self.appended_seq = max(last, floor_seq)
         reindexed = self._reconcile_index()
-        self.durable_ns = self._source_ns_of(self.durable_seq)
+        self.durable_ns = self._last_ns = self._source_ns_of(self.durable_seq)
+        self._backfill_received()
         return OpenReport(len(self._segments), self.durable_seq, cut, reindexed)
 
     def _open_last(self, path: str, first: int) -> int:
@@ -127,7 +133,7 @@ class Journal:
                 f"acknowledged records {self.durable_seq + 1}..{indexed} are missing or corrupt",
                 self.durable_seq + 1,
             )  # fmt: skip
-        count = 0
+        count, prev_ns, now = 0, self._source_ns_of(indexed), time.time_ns()
         for seg in self._segments:
             if seg.last_seq <= indexed:
                 continue
@@ -137,13 +143,29 @@ class Journal:
                     label = ""
                     if h.kind != KIND_WRITE:
                         label = seg.read(located.offset, h.seq).frame.decode()
+                    prev_ns = max(prev_ns, h.source_ns)  # clamped as on append
                     entry = IndexEntry(
-                        h.seq, seg.first_seq, located.offset, h.source_ns, h.data_xxh3,
-                        h.kind, h.disk, h.offset, h.length, label,
+                        h.seq, seg.first_seq, located.offset, prev_ns, h.data_xxh3,
+                        h.kind, h.disk, h.offset, h.length, label, now,
                     )  # fmt: skip
                     self._index.put_batch(self.group, [entry])
                     count += 1
         return count
+
+    def _backfill_received(self) -> None:
+        """Give points of an older data dir (no trusted times stored) the time of this open.
+
+        Data dirs written before trusted time existed have no receive times; their points
+        count as received now, so they stay for a full window more and never leave early.
+        """
+        self._last_received_ns = time.time_ns()
+        if not self.durable_seq or self._index.seq_received_before(self.group, 2**63 - 1):
+            return
+        seqs = [p.seq for p in self._index.points(self.group, -(2**63), 2**63 - 1, None, 2**31)]
+        if seqs:
+            log.info("group %s: %d points get trusted time now (older data dir)", self.group,
+                     len(seqs))  # fmt: skip
+            self._index.put_received(self.group, seqs, self._last_received_ns)
 
     def _source_ns_of(self, seq: int) -> int:
         entry = self._index.get(self.group, seq) if seq else None
@@ -151,8 +173,14 @@ class Journal:
 
     # -- the write side (committer thread) ---------------------------------------------
 
-    def append(self, records: list[Record]) -> None:
-        """Append a batch of consecutive records after ``appended_seq``; not yet durable."""
+    def append(self, records: list[Record], received_ns: int = 0) -> None:
+        """Append a batch of consecutive records after ``appended_seq``; not yet durable.
+
+        The segment keeps each record's source time as sent; the index gets it clamped to
+        the previous record's (point times never go backwards) and ``received_ns``, the
+        trusted time of the batch (default: now), clamped the same way.
+        """
+        received_ns = received_ns or time.time_ns()
         if not records:
             return
         assert records[0].seq == self.appended_seq + 1, (records[0].seq, self.appended_seq)
@@ -163,18 +191,21 @@ class Journal:
         entries, off = [], start
         for rec, head in zip(records, heads, strict=True):
             label = rec.frame.decode() if rec.is_marker else ""
+            self._last_ns = max(self._last_ns, rec.source_ns)  # clamped: never backwards
+            self._last_received_ns = max(self._last_received_ns, received_ns)
             entries.append(
                 IndexEntry(
                     rec.seq,
                     seg.first_seq,
                     off,
-                    rec.source_ns,
+                    self._last_ns,
                     rec.data_xxh3,
                     rec.kind,
                     rec.disk,
                     rec.offset,
                     rec.length,
                     label,
+                    self._last_received_ns,
                 )  # fmt: skip
             )
             off += len(head) + len(rec.frame)

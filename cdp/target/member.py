@@ -187,7 +187,7 @@ class Member:
             raise PreconditionError("session_id: the group needs a resync before journaling")
         view = intake.GroupView(
             self.key, self.capacities, self.journal.durable_seq, self._expected_seq,
-            self.journal.lookup, self.bookmark_taken,
+            self.journal.lookup, self.bookmark_taken, now_ns=time.time_ns(),
         )  # fmt: skip
         fresh = intake.validate(view, records)
         fut = asyncio.wrap_future(self.committer.submit(fresh))
