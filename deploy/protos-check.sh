@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fails when regenerating cdp/v1 from protos/ would change the committed code, and runs
-# `buf lint` (STANDARD) on protos/ with buf from the npm registry when npm is available.
+# `buf lint` (STANDARD) and `buf breaking` (FILE rules: additive changes only) on protos/
+# with buf from the npm registry when npm is available. `buf breaking` compares against
+# protos/ at git ref $PROTOS_BASELINE (default ece6b4a, the v1 protos before issue 11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch=$(mktemp -d); trap 'rm -rf "$scratch"' EXIT
@@ -17,6 +19,11 @@ buf_dir=deploy/.buf
 if command -v npm >/dev/null; then
   [ -x "$buf_dir/node_modules/.bin/buf" ] || npm install --silent --prefix "$buf_dir" @bufbuild/buf@1.75.0 >/dev/null 2>&1
   (cd protos && "../$buf_dir/node_modules/.bin/buf" lint) && echo "protos-check: buf lint clean"
+  baseline=${PROTOS_BASELINE:-ece6b4a}
+  mkdir -p "$scratch/baseline"
+  git archive "$baseline" protos | tar -x -C "$scratch/baseline"
+  (cd protos && "../$buf_dir/node_modules/.bin/buf" breaking --against "$scratch/baseline/protos") \
+    && echo "protos-check: buf breaking clean against $baseline"
 else
   echo "protos-check: npm not found, buf lint skipped" >&2
 fi

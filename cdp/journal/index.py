@@ -29,6 +29,9 @@ class IndexEntry:
     length: int = 0
     label: str = ""
     """Marker label (kept in the points table, not in the packed entry)."""
+    received_ns: int = 0
+    """Trusted time: the target's clock when the record arrived (kept in the trusted-time
+    table of points, not in the packed entry); 0 = not known."""
 
 
 ENTRY = struct.Struct(">QQqQBIQI")
@@ -72,10 +75,14 @@ POINT_OF_RECORD_KIND = {2: POINT_BOOKMARK, 3: POINT_APP_CONSISTENT, 4: POINT_CON
 class Index(Protocol):
     """What the journal needs of an index; one instance serves every group."""
 
-    def put_batch(self, group: str, entries: list[IndexEntry], ends: Sequence[int] = ()) -> None:
+    def put_batch(
+        self, group: str, entries: list[IndexEntry], ends: Sequence[int] = (),
+        checkpoints: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         """Record entries of durable batches atomically: batch ends and markers are points.
 
-        ``ends`` are the seqs that end a batch; by default the last entry's.
+        ``ends`` are the seqs that end a batch; by default the last entry's. Batch ends in
+        ``checkpoints`` are checkpoints from the start (a point's kind never changes).
         """
 
     def get(self, group: str, seq: int) -> IndexEntry | None:
@@ -86,6 +93,12 @@ class Index(Protocol):
 
     def seq_at_time(self, group: str, source_ns: int) -> int | None:
         """Seq of the newest point at or before ``source_ns``."""
+
+    def seq_received_before(self, group: str, received_ns: int) -> int | None:
+        """Seq of the newest point received (trusted time) at or before ``received_ns``."""
+
+    def put_received(self, group: str, seqs: Sequence[int], received_ns: int) -> None:
+        """Record ``received_ns`` as the trusted time of the points at ``seqs``."""
 
     def points(
         self, group: str, start_ns: int, end_ns: int, after: tuple[int, int] | None, limit: int

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -100,6 +101,12 @@ class Journal:
         """Highest seq appended (durable or not)."""
         self.damage: JournalCorruptError | None = None
         """Acknowledged records found damaged on open; the journal then ends before them."""
+        self._checkpoint_due = False
+        """The next synced batch end is a checkpoint (set on the target's cadence)."""
+        self._last_ns = 0
+        """Point time of the newest appended record: a source time never goes below it."""
+        self._last_received_ns = 0
+        """Trusted time of the newest appended record: receive times never go backwards."""
 
     # -- open and recovery -------------------------------------------------------------
 
@@ -130,7 +137,8 @@ class Journal:
         if self.damage is not None:  # the intact records before it stay readable
             raise self.damage
         reindexed = self._reconcile_index()
-        self.durable_ns = self._source_ns_of(self.durable_seq)
+        self.durable_ns = self._last_ns = self._source_ns_of(self.durable_seq)
+        self._backfill_received()
         return OpenReport(len(self._segments), self.durable_seq, cut, reindexed)
 
     def damage_error(self) -> JournalCorruptError:
@@ -185,7 +193,7 @@ class Journal:
     def _reconcile_index(self) -> int:
         """Re-index records the index lacks (it never knows more: see :meth:`_index_ahead`)."""
         indexed = self._index.last_seq(self.group)
-        count = 0
+        count, prev_ns, now = 0, self._source_ns_of(indexed), time.time_ns()
         for seg in self._segments:
             if seg.last_seq <= indexed:
                 continue
@@ -195,13 +203,29 @@ class Journal:
                     label = ""
                     if h.kind != KIND_WRITE:
                         label = seg.read(located.offset, h.seq).frame.decode()
+                    prev_ns = max(prev_ns, h.source_ns)  # clamped as on append
                     entry = IndexEntry(
-                        h.seq, seg.first_seq, located.offset, h.source_ns, h.data_xxh3,
-                        h.kind, h.disk, h.offset, h.length, label,
+                        h.seq, seg.first_seq, located.offset, prev_ns, h.data_xxh3,
+                        h.kind, h.disk, h.offset, h.length, label, now,
                     )  # fmt: skip
                     self._index.put_batch(self.group, [entry])
                     count += 1
         return count
+
+    def _backfill_received(self) -> None:
+        """Give points of an older data dir (no trusted times stored) the time of this open.
+
+        Data dirs written before trusted time existed have no receive times; their points
+        count as received now, so they stay for a full window more and never leave early.
+        """
+        self._last_received_ns = time.time_ns()
+        if not self.durable_seq or self._index.seq_received_before(self.group, 2**63 - 1):
+            return
+        seqs = [p.seq for p in self._index.points(self.group, -(2**63), 2**63 - 1, None, 2**31)]
+        if seqs:
+            log.info("group %s: %d points get trusted time now (older data dir)", self.group,
+                     len(seqs))  # fmt: skip
+            self._index.put_received(self.group, seqs, self._last_received_ns)
 
     def _source_ns_of(self, seq: int) -> int:
         entry = self._index.get(self.group, seq) if seq else None
@@ -209,8 +233,14 @@ class Journal:
 
     # -- the write side (committer thread) ---------------------------------------------
 
-    def append(self, records: list[Record]) -> None:
-        """Append a batch of consecutive records after ``appended_seq``; not yet durable."""
+    def append(self, records: list[Record], received_ns: int = 0) -> None:
+        """Append a batch of consecutive records after ``appended_seq``; not yet durable.
+
+        The segment keeps each record's source time as sent; the index gets it clamped to
+        the previous record's (point times never go backwards) and ``received_ns``, the
+        trusted time of the batch (default: now), clamped the same way.
+        """
+        received_ns = received_ns or time.time_ns()
         if not records:
             return
         if self.failure is not None:
@@ -223,18 +253,21 @@ class Journal:
         entries, off = [], start
         for rec, head in zip(records, heads, strict=True):
             label = rec.frame.decode() if rec.is_marker else ""
+            self._last_ns = max(self._last_ns, rec.source_ns)  # clamped: never backwards
+            self._last_received_ns = max(self._last_received_ns, received_ns)
             entries.append(
                 IndexEntry(
                     rec.seq,
                     seg.first_seq,
                     off,
-                    rec.source_ns,
+                    self._last_ns,
                     rec.data_xxh3,
                     rec.kind,
                     rec.disk,
                     rec.offset,
                     rec.length,
                     label,
+                    self._last_received_ns,
                 )  # fmt: skip
             )
             off += len(head) + len(rec.frame)
@@ -264,11 +297,13 @@ class Journal:
         self._synced(self._segments[-1])
         entries = [e for batch in self._unsynced for e in batch]
         ends = [batch[-1].seq for batch in self._unsynced]
+        checkpoints = ends[-1:] if self._checkpoint_due else []
         try:
-            self._index.put_batch(self.group, entries, ends)
+            self._index.put_batch(self.group, entries, ends, checkpoints)
         except Exception:
             self._rollback_unsynced()
             raise
+        self._checkpoint_due = False
         last = self._unsynced[-1][-1]
         self._unsynced.clear()
         self.durable_seq, self.durable_ns = last.seq, last.source_ns
@@ -303,6 +338,10 @@ class Journal:
         if self._segments:  # records re-read from disk are made durable again before use
             self._synced(self._segments[-1])
         return report
+
+    def request_checkpoint(self) -> None:
+        """Make the last batch end of the next sync a checkpoint (kind final when listed)."""
+        self._checkpoint_due = True
 
     def _rollback_unsynced(self) -> None:
         """Cut away appends that were never acknowledged (their index write failed)."""

@@ -38,6 +38,7 @@ from cdp.restore.spec import (
     check_label,
     format_ns,
     parse_at,
+    parse_marker_label,
 )
 
 _ALL = (-(2**63), 2**63 - 1)
@@ -139,14 +140,18 @@ def _member_by_vm(members: list[M], group_id: str, vm_id: str) -> M:
 
 
 def _health(window_s: float, spans: list[Span], created_ns: int) -> tuple[float, str, str]:
-    """History available now (back to the oldest restorable point) and its grade.
+    """History available (newest minus oldest restorable point time) and its grade.
 
-    Measured from now, not from the newest point: an idle source loses no history.
+    The grade is measured from now, not from the newest point: an idle source loses no
+    history, so it is not graded down for being idle.
     """
     now = time.time_ns()
-    first = next((s for s in spans if s.restorable), None)
-    available = (now - first.start_ns) / 1e9 if first is not None and first.start_ns else 0.0
-    health, message = history_health(window_s, available, (now - created_ns) / 1e9)
+    kept = [s for s in spans if s.restorable]
+    if not kept or not kept[0].start_ns:
+        return 0.0, *history_health(window_s, 0.0, (now - created_ns) / 1e9)
+    available = max(0.0, (kept[-1].end_ns - kept[0].start_ns) / 1e9)
+    graded = (now - kept[0].start_ns) / 1e9
+    health, message = history_health(window_s, graded, (now - created_ns) / 1e9)
     return available, health, message
 
 
@@ -279,8 +284,9 @@ class MultiHistory(Generic[M]):
             found: dict[int, Point] = {}
             base = m.applied_seq
             for p in m.catalog.restorable(base, *_ALL, None, 10**9, True):
-                if p.kind == POINT_CONSISTENCY and p.label.startswith(MARKER_PREFIX):
-                    found[int(p.label[len(MARKER_PREFIX) :])] = p
+                n = parse_marker_label(p.label) if p.kind == POINT_CONSISTENCY else None
+                if n is not None:  # a bad label stored by an old version is skipped
+                    found[n] = p
             per_member[m.key] = found
         common = set.intersection(*(set(f) for f in per_member.values()))
         return [_Marker(n, {k: f[n] for k, f in per_member.items()}) for n in sorted(common)]

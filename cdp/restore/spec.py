@@ -65,11 +65,31 @@ def parse_at(text: str, field: str = "at") -> AtSpec:
         raise InvalidInputError(field, "give latest, a restore point seq, a time or a bookmark")
     if text == LATEST:
         return Latest()
-    if text.isdigit():
+    if is_decimal(text):
         return AtSeq(int(text))
     if TIME_LIKE.match(text):
         return AtTime(parse_time(field, text), text)
     return AtBookmark(text)
+
+
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` is ASCII digits only (``str.isdigit`` passes "²", which int refuses)."""
+    return text.isascii() and text.isdecimal()
+
+
+MARKER_PREFIX = "cg-"
+"""Consistency marker labels are ``cg-<n>``."""
+MAX_MARKER = 2**63 - 1
+"""Largest consistency marker number (a signed 64-bit value, like seqs on the wire)."""
+
+
+def parse_marker_label(label: str) -> int | None:
+    """The number of a ``cg-<n>`` label (n decimal from 1, no leading zeros); None otherwise."""
+    digits = label[len(MARKER_PREFIX) :]
+    if not label.startswith(MARKER_PREFIX) or not is_decimal(digits) or digits[0] == "0":
+        return None
+    n = int(digits)
+    return n if n <= MAX_MARKER else None
 
 
 def format_ns(ns: int) -> str:
@@ -77,15 +97,27 @@ def format_ns(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="milliseconds")
 
 
+FRACTION = re.compile(r"(T\d{2}:\d{2}:\d{2})[.,](\d+)")
+"""The fraction of a second of an ISO-8601 time (kept to the nanosecond, not to the µs)."""
+
+
 def parse_time(field_name: str, text: str) -> int:
-    """Unix ns of an ISO-8601 time; a time without zone is UTC."""
+    """Unix ns of an ISO-8601 time, exact to the nanosecond; a time without zone is UTC."""
+    frac_ns, whole = 0, text.replace("Z", "+00:00")
+    if m := FRACTION.search(whole):
+        digits = m.group(2)
+        if len(digits) > 9 or not is_decimal(digits):
+            raise InvalidInputError(field_name, f"{text!r}: at most nine fraction digits")
+        frac_ns = int(digits.ljust(9, "0"))
+        whole = whole[: m.start()] + m.group(1) + whole[m.end() :]
     try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        t = dt.datetime.fromisoformat(whole)
     except ValueError as exc:
         raise InvalidInputError(field_name, f"{text!r} is not an ISO-8601 time") from exc
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
-    ns = int(t.timestamp() * 1e9)
+    seconds = (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(seconds=1)
+    ns = seconds * 10**9 + frac_ns
     if not MIN_NS <= ns <= MAX_NS:
         raise InvalidInputError(field_name, f"{text!r} is outside 1678..2261 (Unix nanoseconds)")
     return ns
@@ -106,7 +138,7 @@ def check_bookmark_name(field: str, name: str) -> str:
     """A bookmark name must be usable as ``--at``: no outer spaces, not read as another spec."""
     if name != name.strip():
         raise InvalidInputError(field, f"{name!r} starts or ends with white space")
-    if name == LATEST or name.isdigit() or TIME_LIKE.match(name):
+    if name == LATEST or name.isdigit() or TIME_LIKE.match(name):  # isdigit: "²" too
         raise InvalidInputError(
             field, f"{name!r} reads as 'latest', a seq or a time; choose another name"
         )

@@ -134,4 +134,6 @@ def decode_page_token(token: str) -> tuple[int, int, int] | None:
         ns, seq, given = (int(x) for x in token.split(":"))
     except ValueError as exc:
         raise InvalidInputError("page_token", "is not a token this target handed out") from exc
+    if not (-(2**63) <= ns < 2**63 and 0 < seq < 2**63 and 0 <= given <= 2**32):
+        raise InvalidInputError("page_token", "is not a token this target handed out")
     return ns, seq, given

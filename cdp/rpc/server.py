@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from cdp import errors
 from cdp.rpc import auth, convert, wire
@@ -104,6 +104,8 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        self._streams: set[_Stream] = set()
+        """Open StreamJournal calls (ended at once when their session is superseded)."""
 
     @unary
     async def OpenSession(  # noqa: N802 - gRPC method name
@@ -122,6 +124,8 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             request.source_id, spec, request.oldest_held_seq, request.next_seq,
             request.member_id,
         )  # fmt: skip
+        for stream in list(self._streams):
+            stream.end_if_superseded(info.session_id)
         return pb.OpenSessionResponse(
             session_id=info.session_id, durable_seq=info.durable_seq,
             durable_source_time_unix_ns=info.durable_source_ns,
@@ -139,6 +143,7 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         """Take batches, answer with acks as they become durable."""
         stream = _Stream(self.target)
         reader = asyncio.ensure_future(stream.read(request_iterator))
+        self._streams.add(stream)
         try:
             async for ack in stream.acks():
                 yield pb.StreamJournalResponse(
@@ -147,6 +152,7 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
                     window_bytes=self.target.config.window_bytes,
                 )
         finally:
+            self._streams.discard(stream)
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
@@ -210,7 +216,8 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             length = request.length_bytes or plan.capacity_bytes
             chunks = reader(request.offset_bytes, length)
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-                yield pb.ReadImageResponse(offset_bytes=chunk[0], data=chunk[1])
+                for offset, data in wire.image_pieces(*chunk):
+                    yield pb.ReadImageResponse(offset_bytes=offset, data=data)
 
     @unary
     async def CompareRegions(  # noqa: N802 - gRPC method name
@@ -280,6 +287,20 @@ class _Stream:
             self._drained.set()
             self._changed.set()
 
+    def end_if_superseded(self, new_session: str) -> None:
+        """End this stream with FAILED_PRECONDITION if its session is no longer live.
+
+        Called on every successful OpenSession, so an idle stream of a superseded
+        session ends at once instead of at its next message.
+        """
+        if not self.session or self.target.session_live(self.session) or self._error:
+            return
+        self._error = errors.SessionError(
+            f"session_id: session {self.session} was superseded by session {new_session}",
+            hint="a newer OpenSession took over this group; this stream's source must stop",
+        )
+        self._changed.set()
+
     def _durable(self, fut: asyncio.Future[Ack]) -> None:
         self._outstanding -= 1
         self._room.release()
@@ -298,8 +319,8 @@ class _Stream:
         while True:
             await self._changed.wait()
             self._changed.clear()
-            if self._latest is not None and self._latest.durable_seq > sent:
-                sent = self._latest.durable_seq
+            while self._latest is not None and self._latest.durable_seq > sent:
+                sent = self._latest.durable_seq  # re-checked: it may move during the yield
                 yield self._latest
             if self._error is not None and self._outstanding == 0:
                 with contextlib.suppress(TimeoutError):
@@ -307,6 +328,28 @@ class _Stream:
                 raise self._error
             if not self._reading and self._outstanding == 0:
                 return
+
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+"""Server reflection, v1: the same messages as v1alpha under the service's final name."""
+
+
+def _add_reflection(server: grpc.aio.Server, names: tuple[str, ...]) -> None:
+    """Serve reflection as v1alpha (grpcio-reflection) and v1 (the same servicer).
+
+    grpcio-reflection registers only ``grpc.reflection.v1alpha.ServerReflection``; v1's
+    messages are field for field the same, so one servicer answers both names.
+    """
+    reflection.enable_server_reflection(names, server)
+    servicer = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler}),)
+    )
 
 
 async def start_server(
@@ -330,9 +373,10 @@ async def start_server(
     names = (
         pb.DESCRIPTOR.services_by_name["ReplicationService"].full_name,
         health.SERVICE_NAME,
+        REFLECTION_V1,
         reflection.SERVICE_NAME,
     )
-    reflection.enable_server_reflection(names, server)
+    _add_reflection(server, names)
     if tls is None:
         port = server.add_insecure_port(listen)
     else:

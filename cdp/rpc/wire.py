@@ -23,6 +23,20 @@ MESSAGE_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
 """Channel and server options that apply :data:`MAX_MESSAGE_BYTES` both ways."""
+DEFAULT_RECEIVE_LIMIT_BYTES = 4 * 2**20
+"""gRPC's default receive limit in every language; no server-to-client message exceeds it."""
+MAX_IMAGE_DATA_BYTES = DEFAULT_RECEIVE_LIMIT_BYTES - 64 * 2**10
+"""Data bytes of one ReadImage message, at most: leaves 64 KiB for the framing, so a client
+with default channel options reads any disk."""
+
+
+def image_pieces(offset: int, data: bytes) -> list[tuple[int, bytes]]:
+    """(offset, data) cut into pieces of at most :data:`MAX_IMAGE_DATA_BYTES`, in order."""
+    view = memoryview(data)
+    return [
+        (offset + pos, bytes(view[pos : pos + MAX_IMAGE_DATA_BYTES]))
+        for pos in range(0, len(data), MAX_IMAGE_DATA_BYTES)
+    ]
 
 
 def spec_from_pb(group_id: str, vms: list[pb.VmSpec]) -> GroupSpec:

@@ -128,7 +128,7 @@ class Applier:
         if self.history_window_s <= 0:
             return durable
         cutoff = self._clock_ns() - int(self.history_window_s * 1e9)
-        at = self._index.seq_at_time(self.journal.group, cutoff)
+        at = self._index.seq_received_before(self.journal.group, cutoff)  # trusted time only
         return min(durable, at or 0)
 
     def _size_limit(self) -> int:

@@ -23,11 +23,15 @@ from cdp.errors import (
 )
 from cdp.group import SECTOR
 from cdp.journal.index import IndexEntry
-from cdp.record import KIND_BOOKMARK, MARKER_KINDS, MAX_WRITE_BYTES, Record
-from cdp.restore.spec import check_bookmark_name, check_label
+from cdp.record import KIND_BOOKMARK, KIND_CONSISTENCY, MARKER_KINDS, MAX_WRITE_BYTES, Record
+from cdp.restore.spec import check_bookmark_name, check_label, parse_marker_label
 
-DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 8 * 2**20
+DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 17 * 2**20
+"""Payload bytes of one batch, at most: above the worst-case LZ4 frame of the largest write
+(16 MiB incompressible gives a frame of about 16.07 MiB), so every legal write can be sent."""
 DEFAULT_MAX_BATCH_RECORDS = 8192
+MAX_SOURCE_AHEAD_NS = 300 * 10**9
+"""How far a record's source time may be ahead of the target's clock (clock skew allowed)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class GroupView:
     lookup: Callable[[int], IndexEntry | None]
     bookmark_taken: Callable[[str], bool]
     """Whether a bookmark name is already used (durable or in flight)."""
+    now_ns: int = 0
+    """The target's clock at receipt (trusted time); 0 skips the source time check."""
 
 
 def check_limits(n_records: int, payload_bytes: int, limits: Limits) -> None:
@@ -72,6 +78,7 @@ def validate(view: GroupView, records: list[Record]) -> list[Record]:
     expect = view.expected_seq
     names: set[str] = set()
     for i, rec in enumerate(records):
+        _check_source_time(view, i, rec)
         if rec.is_marker:
             _check_marker(view, i, rec, names)
         else:
@@ -85,6 +92,20 @@ def validate(view: GroupView, records: list[Record]) -> list[Record]:
         fresh.append(rec)
         expect += 1
     return fresh
+
+
+def _check_source_time(view: GroupView, i: int, rec: Record) -> None:
+    """A source time is positive and at most MAX_SOURCE_AHEAD_NS ahead of trusted time."""
+    if not view.now_ns:
+        return
+    ahead = rec.source_ns - view.now_ns
+    if rec.source_ns <= 0 or ahead > MAX_SOURCE_AHEAD_NS:
+        why = "is not positive" if rec.source_ns <= 0 else f"is {ahead / 1e9:.0f} s ahead"
+        raise InvalidInputError(
+            f"records[{i}].source_time_unix_ns",
+            f"{rec.source_ns} {why} of the target's clock; it must be > 0 and at most "
+            f"{MAX_SOURCE_AHEAD_NS // 10**9} s ahead: fix the source's clock (NTP)",
+        )
 
 
 def _check_extent(view: GroupView, i: int, rec: Record) -> None:
@@ -126,6 +147,11 @@ def _check_marker(view: GroupView, i: int, rec: Record, names: set[str]) -> None
         if label in names or view.bookmark_taken(label):
             raise BookmarkExistsError(view.group, label)
         names.add(label)
+    if rec.kind == KIND_CONSISTENCY and parse_marker_label(label) is None:
+        raise InvalidInputError(
+            f"{where}.label",
+            f"{label!r}: a consistency marker is labelled cg-<n> (n from 1, no leading zeros)",
+        )
 
 
 def _check_payload(view: GroupView, rec: Record) -> None:

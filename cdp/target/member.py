@@ -102,7 +102,6 @@ class Member:
         self.plans = PlanCache()
         """Image plans of the last (base, point) read, for every disk at once."""
         self.bookmark_lock = asyncio.Lock()
-        self._checkpoint_seq = 0
         self._expected_seq = 1
         self._received_bytes = 0
         self._pending: set[asyncio.Future[Ack]] = set()
@@ -208,7 +207,7 @@ class Member:
             raise PreconditionError("session_id: the group needs a resync before journaling")
         view = intake.GroupView(
             self.key, self.capacities, self.journal.durable_seq, self._expected_seq,
-            self.journal.lookup, self.bookmark_taken,
+            self.journal.lookup, self.bookmark_taken, now_ns=time.time_ns(),
         )  # fmt: skip
         fresh = intake.validate(view, records)
         fut = asyncio.wrap_future(self.committer.submit(fresh))
@@ -217,7 +216,7 @@ class Member:
             self._pending_bookmarks |= names
             fut.add_done_callback(lambda _: self._pending_bookmarks.difference_update(names))
         self._expected_seq += len(fresh)
-        self._received_bytes += sum(r.length for r in fresh)
+        self._received_bytes += sum(len(r.frame) for r in fresh)  # payload as received
         self._resync.observe(fresh)
         if self.state in (GroupState.REPLICATING, GroupState.RESYNCING):
             self.state = GroupState.RESYNCING if self._resync.active else GroupState.REPLICATING
@@ -299,11 +298,13 @@ class Member:
         return self.applier.apply_once()
 
     async def checkpoint(self) -> None:
-        """Tag the newest durable point a checkpoint, if it moved since the last one."""
-        durable = self.journal.durable_seq
-        if durable > self._checkpoint_seq and self.error is None:
-            await asyncio.to_thread(self.catalog.tag_checkpoint, durable, self.journal.durable_ns)
-            self._checkpoint_seq = durable
+        """Make the next durable batch end a checkpoint (on the target's cadence).
+
+        The kind is set when the point is indexed, never changed later: a point listed
+        as crash-consistent stays crash-consistent (docs/PROTOCOL.md 5).
+        """
+        if self.error is None:
+            self.journal.request_checkpoint()
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:

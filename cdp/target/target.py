@@ -218,6 +218,10 @@ class Target:
             )
         return self.groups[key]
 
+    def session_live(self, session_id: str) -> bool:
+        """Whether ``session_id`` is a live session (not ended, not superseded)."""
+        return session_id in self._sessions
+
     def submit(self, session_id: str, records: list[Record]) -> asyncio.Future[Ack]:
         """Validate a batch and queue it for group commit; the future resolves on durability."""
         return self.group_of_session(session_id).accept(records)

@@ -83,8 +83,9 @@ class ReplicationServiceServicer:
 
     def OpenSession(self, request, context):
         """Opens (or re-opens) a replication session for one consistency group.
-        A new session for a group supersedes any earlier one; the earlier
-        stream ends with FAILED_PRECONDITION.
+        A new session for a group (or member) supersedes any earlier one; the
+        earlier stream, busy or idle, ends at once with FAILED_PRECONDITION
+        ("superseded"); its durable records stay.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,8 +129,9 @@ class ReplicationServiceServicer:
     def ReadImage(self, request, context):
         """Streams the bytes of one disk as it was at a restore point. The first
         message carries the plan; data follows in offset order, holes (all-zero
-        regions never written) are skipped. Apply is paused for the group while
-        the stream is open.
+        regions never written) are skipped. Every message is at most 4 MiB
+        serialized (data at most 4 MiB - 64 KiB). Apply is paused for the group
+        while the stream is open.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -409,17 +409,19 @@ async def test_replay_with_same_bytes_is_acked_and_dropped(running: Running) -> 
     assert await snap(running) == before
     # a replay of 2..3 followed by a new 4 in one batch: 2..3 dropped, 4 taken
     reply = await running.client.open_session("host-a", SPEC, 0, 4)
+    fresh = make_record(4, 0, 1 * MiB, b"4" * 512)
     req = batch(
         reply.session_id,
         make_record(2, 0, 4096, DATA[1]),
         make_record(3, 0, 8192, DATA[2]),
-        make_record(4, 0, 1 * MiB, b"4" * 512),
+        fresh,
     )
     acks = await exchange(running.client, req)
     assert acks[-1].durable_seq == 4
     after = await snap(running)
     assert after.durable_seq == 4
-    assert after.received_bytes == before.received_bytes + 512  # the replays are not counted
+    # payload bytes as received (docs/PROTOCOL.md); the replays are not counted
+    assert after.received_bytes == before.received_bytes + len(fresh.frame)
     await wait_applied(running, 4)
     assert read_extent(running, 1 * MiB, 512) == b"4" * 512
 

@@ -22,6 +22,7 @@ import pytest
 from conftest import Running, make_record, small_group, start_target, stop_target
 
 from cdp.errors import RemoteError, StorageFullError
+from cdp.journal.index import POINT_CHECKPOINT
 from cdp.journal.segment import scan
 from cdp.record import Record
 
@@ -393,34 +394,31 @@ async def test_restart_on_a_full_disk_says_storage_full(small_fs: str) -> None:
     assert error is None or isinstance(error, StorageFullError), repr(error)
 
 
-async def test_a_checkpoint_that_meets_a_full_disk_is_tagged_later(tmp_path: Path) -> None:
+async def test_a_checkpoint_writes_nothing_of_its_own(tmp_path: Path) -> None:
     # Found by the source-side full-volume test: the checkpoint loop ended the target's
-    # task group on StorageFullError. The index refuses the first two tags here.
+    # task group on StorageFullError when its own index write (re-tagging a listed point)
+    # met a full disk. A checkpoint is now chosen before its point is indexed (the point's
+    # kind never changes, docs/PROTOCOL.md 5), so the loop has no write of its own that a
+    # full disk could refuse: an index refusing every re-tag changes nothing.
     r = await start_target(str(tmp_path / "t"), history_window_s=3600, checkpoint_interval_s=0.1)
     stop_error: BaseException | None = None
     try:
         reply = await r.client.open_session("host-a", SPEC, 0, 1)
-        group = r.target.groups[GROUP]
-        real, refused = group.catalog.tag_checkpoint, []
+        index, retags = r.target.groups[GROUP].catalog.index, []
 
-        def full_disk_twice(seq: int, ns: int) -> None:
-            if len(refused) < 2:
-                refused.append(seq)
-                raise StorageFullError("index", "No space left on device")
-            real(seq, ns)
+        def full_disk(group: str, point: object) -> None:
+            retags.append(point)
+            raise StorageFullError("index", "No space left on device")
 
-        group.catalog.tag_checkpoint = full_disk_twice  # type: ignore[method-assign]
+        index.tag_point = full_disk  # type: ignore[method-assign]
+        await asyncio.sleep(0.3)  # the checkpoint loop runs a few times
         stream = r.client.stream(reply.session_id)
         await stream.send([make_record(1, 0, 0, bytes(512), ts=time.time_ns())])
         ack = await stream.recv()
         assert ack is not None and ack.durable_seq == 1
-        for _ in range(100):
-            points = await r.client.list_points(GROUP, labelled_only=True)
-            if points:
-                break
-            await asyncio.sleep(0.05)
-        assert refused == [1, 1], "the tag was refused twice, then tried again"
-        assert [p.seq for p in points] == [1], "and then it was tagged"
+        points = await r.client.list_points(GROUP, labelled_only=True)
+        assert [(p.seq, p.kind) for p in points] == [(1, POINT_CHECKPOINT)]
+        assert retags == [], "no point was re-tagged"
         await stream.send([make_record(2, 0, 0, bytes(512), ts=time.time_ns())])
         ack = await stream.recv()
         assert ack is not None and ack.durable_seq == 2, "intake went on throughout"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
-from cdp.journal.index import POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point
+from cdp.journal.index import POINT_CHECKPOINT, POINT_CRASH, POINT_OF_RECORD_KIND, IndexEntry, Point
 from cdp.record import EVENT_KINDS
 
 
@@ -14,20 +14,28 @@ class MemoryIndex:
 
     def __init__(self) -> None:
         self._entries: dict[str, dict[int, IndexEntry]] = {}
+        self._received: dict[str, list[tuple[int, int]]] = {}
+        """(trusted time, seq) of points, per group."""
         self._points: dict[str, list[tuple[int, int]]] = {}
         self._point_by_seq: dict[str, dict[int, Point]] = {}
         self._bookmarks: dict[str, dict[str, int]] = {}
         self._meta: dict[str, bytes] = {}
         self._events: dict[str, dict[int, Point]] = {}
 
-    def put_batch(self, group: str, entries: list[IndexEntry], ends: Sequence[int] = ()) -> None:
+    def put_batch(
+        self, group: str, entries: list[IndexEntry], ends: Sequence[int] = (),
+        checkpoints: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         """Record entries; batch ends and markers are points."""
         if not entries:
             return
         end_seqs = set(ends) or {entries[-1].seq}
         table = self._entries.setdefault(group, {})
+        received = self._received.setdefault(group, [])
         for e in entries:
             table[e.seq] = e
+            if e.received_ns and (e.seq in end_seqs or e.kind != 1):
+                received.append((e.received_ns, e.seq))
             if e.kind in POINT_OF_RECORD_KIND:
                 self.tag_point(
                     group, Point(e.seq, e.source_ns, POINT_OF_RECORD_KIND[e.kind], e.label)
@@ -40,7 +48,8 @@ class MemoryIndex:
                 )
                 self.tag_point(group, Point(e.seq, e.source_ns, POINT_CRASH))
             elif e.seq in end_seqs and e.seq not in self._point_by_seq.get(group, {}):
-                self.tag_point(group, Point(e.seq, e.source_ns, POINT_CRASH))
+                kind = POINT_CHECKPOINT if e.seq in checkpoints else POINT_CRASH
+                self.tag_point(group, Point(e.seq, e.source_ns, kind))
 
     def get(self, group: str, seq: int) -> IndexEntry | None:
         """The entry for ``seq``."""
@@ -49,6 +58,16 @@ class MemoryIndex:
     def last_seq(self, group: str) -> int:
         """Highest indexed seq; 0 if none."""
         return max(self._entries.get(group, {}), default=0)
+
+    def seq_received_before(self, group: str, received_ns: int) -> int | None:
+        """Newest point received at or before ``received_ns`` (trusted time)."""
+        times = sorted(self._received.get(group, []))
+        i = bisect.bisect_right(times, (received_ns, 2**64))
+        return times[i - 1][1] if i else None
+
+    def put_received(self, group: str, seqs: Sequence[int], received_ns: int) -> None:
+        """Record the trusted time of points."""
+        self._received.setdefault(group, []).extend((received_ns, s) for s in seqs)
 
     def seq_at_time(self, group: str, source_ns: int) -> int | None:
         """Newest point at or before ``source_ns``."""
@@ -111,6 +130,7 @@ class MemoryIndex:
         for s in [s for s in table if s < seq]:
             del table[s]
         self._points[group] = [t for t in self._points.get(group, []) if t[1] >= seq]
+        self._received[group] = [t for t in self._received.get(group, []) if t[1] >= seq]
         by_seq = self._point_by_seq.get(group, {})
         for s in [s for s in by_seq if s < seq]:
             del by_seq[s]

@@ -5,6 +5,7 @@ Keys (group names cannot contain NUL)::
     r\0<group>\0<seq u64 BE>                 -> packed IndexEntry
     t\0<group>\0<source_ns biased BE><seq>   -> kind u8 + label (restore points by time)
     p\0<group>\0<seq u64 BE>                 -> source_ns biased BE (points by seq)
+    w\0<group>\0<received_ns biased BE><seq> -> b"" (points by trusted time, for retention)
     b\0<group>\0<name>                       -> seq u64 BE (bookmarks)
     B\0<group>\0<seq u64 BE><name>           -> b"" (bookmarks by seq)
     e\0<group>\0<seq u64 BE>                 -> kind u8, source_ns biased, label (resync markers)
@@ -48,6 +49,7 @@ from rocksdict import Options, Rdict, RdictIter, WriteBatch, WriteOptions
 
 from cdp.errors import CdpError, IndexCorruptError, StorageFullError
 from cdp.journal.index import (
+    POINT_CHECKPOINT,
     POINT_CRASH,
     POINT_OF_RECORD_KIND,
     IndexEntry,
@@ -262,7 +264,10 @@ class RocksIndex:
                 self._broken = True
                 raise
 
-    def put_batch(self, group: str, entries: list[IndexEntry], ends: Sequence[int] = ()) -> None:
+    def put_batch(
+        self, group: str, entries: list[IndexEntry], ends: Sequence[int] = (),
+        checkpoints: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         """Record entries of durable batches atomically; batch ends and markers are points.
 
         ``ends`` are the seqs that end a batch; by default the last entry's.
@@ -283,8 +288,13 @@ class RocksIndex:
                 event = bytes([e.kind]) + _U64.pack(e.source_ns + _NS_BIAS) + e.label.encode()
                 batch.put(_key(b"e", group, _U64.pack(e.seq)), event)
                 self._put_point(batch, group, Point(e.seq, e.source_ns, POINT_CRASH))
-            elif e.seq in end_seqs:
-                self._put_point(batch, group, Point(e.seq, e.source_ns, POINT_CRASH))
+            if e.received_ns and (e.seq in end_seqs or e.kind != 1):
+                batch.put(_key(b"w", group, _TIME.pack(e.received_ns + _NS_BIAS, e.seq)), b"")
+            if e.kind in POINT_OF_RECORD_KIND or e.kind in EVENT_KINDS:
+                continue
+            if e.seq in end_seqs:
+                kind = POINT_CHECKPOINT if e.seq in checkpoints else POINT_CRASH
+                self._put_point(batch, group, Point(e.seq, e.source_ns, kind))
         self._write(batch, self._fast)
 
     def _put_point(self, batch: WriteBatch, group: str, p: Point) -> None:
@@ -320,6 +330,25 @@ class RocksIndex:
             return int(_TIME.unpack(it.key()[len(prefix) :])[1])
         _checked_end(self._path, it)
         return None
+
+    @_locked
+    def seq_received_before(self, group: str, received_ns: int) -> int | None:
+        """Newest point received at or before ``received_ns`` (trusted time)."""
+        prefix = _key(b"w", group)
+        it = self._db.iter()
+        ns = min(max(received_ns, -_NS_BIAS), _NS_BIAS - 1)
+        it.seek_for_prev(prefix + _TIME.pack(ns + _NS_BIAS, _MAX))
+        if it.valid() and it.key().startswith(prefix):
+            return int(_TIME.unpack(it.key()[len(prefix) :])[1])
+        _checked_end(self._path, it)
+        return None
+
+    def put_received(self, group: str, seqs: Sequence[int], received_ns: int) -> None:
+        """Record the trusted time of points (backfill for a data dir of an older version)."""
+        batch = WriteBatch(raw_mode=True)
+        for seq in seqs:
+            batch.put(_key(b"w", group, _TIME.pack(received_ns + _NS_BIAS, seq)), b"")
+        self._write(batch, self._fast)
 
     @_locked
     def points(
@@ -437,6 +466,14 @@ class RocksIndex:
                 break
             batch.delete(it.key())
             batch.delete(_key(b"t", group, it.value() + _U64.pack(pseq)))
+            it.next()
+        _checked_end(self._path, it)
+        prefix = _key(b"w", group)  # trusted times grow with seq (the journal keeps them so)
+        it.seek(prefix)
+        while it.valid() and it.key().startswith(prefix):
+            if _TIME.unpack(it.key()[len(prefix) :])[1] >= seq:
+                break
+            batch.delete(it.key())
             it.next()
         _checked_end(self._path, it)
         self._write(batch, self._fast)
