@@ -58,3 +58,6 @@ class GroupStatus:
     received_bytes: int
     error: str
     resync: ResyncStatus
+    clock_skew_s: float = 0.0
+    """Source time minus the target's receive time of the newest write, seconds: positive
+    when the source's clock is ahead (the transit time lowers it)."""

@@ -28,6 +28,11 @@ async def fetch(client: ReplicationClient, group: str = "") -> list[dict[str, An
     return [to_dict(g) for g in resp.groups]
 
 
+SKEW_SHOWN_S = 2.0
+"""A source clock this far from the target's is shown under the table (trusted time
+decides retention and expiry whatever the skew; docs/PROTOCOL.md)."""
+
+
 async def run(args: argparse.Namespace) -> int:
     """Print the status table (or JSON)."""
     groups = await fetch(common.connect(args), args.group)
@@ -55,6 +60,12 @@ def render(groups: list[dict[str, Any]]) -> str:
             pct = f"{100 * got / total:.0f} %" if total else "?"
             eta = f", ETA {g['resync_eta_seconds']:.0f} s" if g["resync_eta_seconds"] else ""
             rows.append((f"  resync {g['group_id']}", f"{pct} of {common.fmt_bytes(total)}{eta}",
+                         "", "", "", "", ""))  # fmt: skip
+    for g in groups:
+        skew = float(g.get("source_clock_skew_seconds", 0.0))
+        if abs(skew) >= SKEW_SHOWN_S:
+            side = "ahead of" if skew > 0 else "behind"
+            rows.append((f"  clock {g['group_id']}", f"source {abs(skew):.1f} s {side} target",
                          "", "", "", "", ""))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)

@@ -107,6 +107,9 @@ class Journal:
         """Point time of the newest appended record: a source time never goes below it."""
         self._last_received_ns = 0
         """Trusted time of the newest appended record: receive times never go backwards."""
+        self.clock_skew_ns = 0
+        """Source time minus receive time of the newest appended record (0 before any):
+        positive when the source's clock is ahead of the target's (transit time lowers it)."""
 
     # -- open and recovery -------------------------------------------------------------
 
@@ -273,6 +276,7 @@ class Journal:
             off += len(head) + len(rec.frame)
         self._unsynced.append(entries)
         self.appended_seq = records[-1].seq
+        self.clock_skew_ns = records[-1].source_ns - received_ns
 
     def _active_for(self, first_seq: int, size: int) -> Segment:
         """The segment the next append goes to, rolling to a new one when full."""

@@ -242,6 +242,7 @@ class Member:
             lag_s=(now_ns - durable_ns) / 1e9 if durable_ns else 0.0,
             journal_bytes=self.journal.bytes_on_disk(), received_bytes=self._received_bytes,
             error=str(self.error) if self.error else "", resync=self._resync.snapshot(),
+            clock_skew_s=self.journal.clock_skew_ns / 1e9,
         )  # fmt: skip
 
     # -- what history, images and the loops read --------------------------------------------
