@@ -285,10 +285,7 @@ async def _failback(args: argparse.Namespace) -> int:
                 if s.json:
                     common.emit_json(plan)
                     return common.EXIT_OK
-                print(f"failback of plan {s.plan.name!r} (failover: {plan.get('failover')})")
-                for step in plan["steps"]:
-                    print(f"  phase {step['phase']}: {describe(step)}")
-                print("dry run: nothing was changed")
+                print(render_failback_dry_run(plan, describe))
                 return common.EXIT_OK
             result = await runner.run()
         finally:
@@ -355,6 +352,30 @@ def render_status(status: dict[str, Any]) -> str:
     if "failback" in status:
         out += "\n" + render_failback(status["failback"])
     return out
+
+
+def render_failback_dry_run(plan: dict[str, Any], describe: Callable[[Any], str]) -> str:
+    """What ``failback --dry-run`` prints: the disks with their seeds, bytes, the steps."""
+    if plan.get("resuming"):
+        return render_failback({"active": True, **plan}) + "\ndry run: nothing was changed"
+    lines = [
+        f"failback of plan {plan['plan']!r} (failover: {plan['failover']}) to "
+        f"{plan['target']}, groups " + ", ".join(f"{g} -> {b}" for g, b in plan["groups"].items()),
+        f"bytes to compare: {common.fmt_bytes(plan['bytes_to_compare'])} "
+        "(every region hashed twice: pre-sync and final sync)",
+        "disks:",
+    ]
+    for d in plan["disks"]:
+        seed = d["seed"] or "(no failback.seed_path)"
+        state = "present" if d["seed_present"] else "MISSING: every region travels"
+        lines.append(
+            f"  {d['vm']} disk {d['disk']}: {common.fmt_bytes(d['capacity_bytes'])} "
+            f"from {d['source']}; seed {seed} ({state})"
+        )
+    lines.append("steps:")
+    lines += [f"  phase {step['phase']}: {describe(step)}" for step in plan["steps"]]
+    lines.append("dry run: nothing was changed")
+    return "\n".join(lines)
 
 
 def render_failback(fb: dict[str, Any]) -> str:

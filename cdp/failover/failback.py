@@ -150,8 +150,9 @@ class Failback:
         self.report: Reporter = report or (lambda e: None)
         self.log = sl.StepLog(os.path.join(self.plan.state_dir, self.plan.name), LOG_NAME)
         self.back = Orchestrator(
-            back_plan(self.plan), orch.protected, reverse, report=report, rpo_probe_s=rpo_probe_s
-        )
+            back_plan(self.plan), orch.protected, reverse,
+            report=_scoped(self.report, "failover"), rpo_probe_s=rpo_probe_s,
+        )  # fmt: skip
         self.crash_after = crash_after
         """Tests: raise SystemExit right after the step with this id was recorded."""
 
@@ -529,6 +530,11 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
         "vms": back["result"].get("vms", []) if back else [],
         "seconds": round(data.get("finished_unix", time.time()) - data["started_unix"], 3),
     }
+
+
+def _scoped(report: Reporter, scope: str) -> Reporter:
+    """The inner operation's events, marked so that they do not mix with the outer count."""
+    return lambda e: report(dataclasses.replace(e, scope=scope))
 
 
 def _newest(history: str) -> str | None:

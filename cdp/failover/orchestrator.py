@@ -50,6 +50,8 @@ class Event:
     index: int = 0
     total: int = 0
     seconds: float = 0.0
+    scope: str = ""
+    """Set for an operation run inside another (failback's failover): its own counter."""
 
 
 Reporter = Callable[[Event], None]
