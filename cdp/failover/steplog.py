@@ -43,6 +43,11 @@ TEST_STOPPED = "test-stopped"
 FINAL = (COMMITTED, ROLLED_BACK, TEST_STOPPED)
 
 
+OWNER_LOCK = "owner"
+"""Lock file held for its whole life by the background process of ``run --detach``: it owns
+the operation's commit deadline (``status`` reports it as ``deadline_owner``)."""
+
+
 class StepLog:
     """The step log of one plan (the file may not exist: no active operation)."""
 
