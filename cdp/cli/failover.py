@@ -286,7 +286,7 @@ async def _commit(args: argparse.Namespace) -> int:
 
 
 async def _failback(args: argparse.Namespace) -> int:
-    from cdp.failover.failback import Failback, describe  # only this command needs it
+    from cdp.failover.failback import Failback  # only this command needs it
 
     async def body(s: Session) -> int:
         fb = s.plan.failback
@@ -307,7 +307,7 @@ async def _failback(args: argparse.Namespace) -> int:
                 if s.json:
                     common.emit_json(plan)
                     return common.EXIT_OK
-                print(render_failback_dry_run(plan, describe))
+                print(render_failback_dry_run(plan))
                 return common.EXIT_OK
             result = await runner.run()
         finally:
@@ -376,7 +376,7 @@ def render_status(status: dict[str, Any]) -> str:
     return out
 
 
-def render_failback_dry_run(plan: dict[str, Any], describe: Callable[[Any], str]) -> str:
+def render_failback_dry_run(plan: dict[str, Any]) -> str:
     """What ``failback --dry-run`` prints: the disks with their seeds, bytes, the steps."""
     if plan.get("resuming"):
         return render_failback({"active": True, **plan}) + "\ndry run: nothing was changed"
@@ -395,7 +395,7 @@ def render_failback_dry_run(plan: dict[str, Any], describe: Callable[[Any], str]
             f"from {d['source']}; seed {seed} ({state})"
         )
     lines.append("steps:")
-    lines += [f"  phase {step['phase']}: {describe(step)}" for step in plan["steps"]]
+    lines += [f"  phase {step['phase']}: {step['text']}" for step in plan["steps"]]
     lines.append("dry run: nothing was changed")
     return "\n".join(lines)
 
