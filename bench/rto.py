@@ -255,9 +255,18 @@ async def one_case(work: Path, binary: str, n: int, seed: int) -> dict[str, Any]
         "bytes_written_by_guests": written,
         "bytes_to_prepare": result["bytes_to_prepare"],
         "rto_estimate_s": result["rto_estimate_s"],
+        **estimate_error(result["rto_s"], result["rto_estimate_s"]),
         "rollback_s": round(rollback_s, 3),
         "steps": result["steps"],
     }
+
+
+def estimate_error(measured_s: float, estimate_s: float) -> dict[str, float | None]:
+    """How far the dry run's RTO estimate (``steps.estimate_rto``) was from the measured
+    RTO: seconds (estimate minus measured; negative = too optimistic) and % of measured."""
+    error_s = estimate_s - measured_s
+    pct = round(100.0 * error_s / measured_s, 1) if measured_s > 0 else None
+    return {"rto_estimate_error_s": round(error_s, 3), "rto_estimate_error_pct": pct}
 
 
 async def run(counts: list[int], seed: int, work_dir: str | None) -> dict[str, Any]:
@@ -272,7 +281,9 @@ async def run(counts: list[int], seed: int, work_dir: str | None) -> dict[str, A
             shutil.rmtree(work, ignore_errors=True)
         results.append(r)
         print(
-            f"  {n:>3} VMs  RTO {r['rto_s']:.3f} s  (rollback {r['rollback_s']:.3f} s)",
+            f"  {n:>3} VMs  RTO {r['rto_s']:.3f} s  estimate {r['rto_estimate_s']:.3f} s "
+            f"({_signed(r['rto_estimate_error_s'])} s, {_pct(r['rto_estimate_error_pct'])})  "
+            f"(rollback {r['rollback_s']:.3f} s)",
             file=sys.stderr, flush=True,
         )  # fmt: skip
     settings = {
@@ -293,11 +304,17 @@ async def run(counts: list[int], seed: int, work_dir: str | None) -> dict[str, A
 
 def render(doc: dict[str, Any]) -> str:
     """The cases as a Markdown table (seconds)."""
-    header = ("VMs", "RTO s", *(f"{k} s" for k in STEP_KINDS), "rollback s", "image MiB")
+    header = (
+        "VMs", "RTO s", "estimate s", "error s", "error %",
+        *(f"{k} s" for k in STEP_KINDS), "rollback s", "image MiB",
+    )  # fmt: skip
     rows = [
         (
             str(r["vms"]),
             f"{r['rto_s']:.3f}",
+            f"{r['rto_estimate_s']:.3f}",
+            _signed(r.get("rto_estimate_error_s")),
+            _pct(r.get("rto_estimate_error_pct")),
             *(f"{r['by_step'].get(k, 0.0):.3f}" for k in STEP_KINDS),
             f"{r['rollback_s']:.3f}",
             f"{r['bytes_to_prepare'] / 2**20:.1f}",
@@ -305,6 +322,14 @@ def render(doc: dict[str, Any]) -> str:
         for r in doc["results"]
     ]
     return markdown(header, rows)
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.3f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.1f} %"
 
 
 def add_parser(sub: Any) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cdp.cli import common, verify
+from cdp.cli import common, failover_detach, verify
 from cdp.cli.failover_common import (
     Session,
     connector,
@@ -63,7 +63,7 @@ def add_parser(sub: Any) -> None:
             "run",
             "live failover: bring the VMs up on the recovery site",
             _run,
-            ("at", "dry", "planned", "wait", "overwrite"),
+            ("at", "dry", "planned", "wait", "overwrite", "detach"),
         ),
         ("commit", "make the recovered VMs production", _commit, ()),
         (
@@ -108,6 +108,14 @@ def add_parser(sub: Any) -> None:
                 action="store_true",
                 help="export over <vm>-dr/ folders that hold recovered VMs' data (it is lost)",
             )
+        if "detach" in extra:
+            c.add_argument(
+                "--detach",
+                action="store_true",
+                help="run on in a background process that owns the commit deadline; "
+                "return once it started (follow with `cdp failover status`)",
+            )
+            c.add_argument("--deadline-owner", action="store_true", help=argparse.SUPPRESS)
         if "recovered" in extra:
             _add_recovered(c)
         if "dry" in extra:
@@ -165,6 +173,14 @@ async def _test(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.detach:
+        if args.dry_run or args.no_wait or args.json:
+            raise ConfigError(
+                "--detach",
+                "cannot be combined with --dry-run, --no-wait or --json",
+                hint="the detached process waits for the decision and writes to its log",
+            )
+        return await failover_detach.detach(args, sys.stdout)
     return await _failover(args, st.MODE_LIVE, planned=args.planned)
 
 
@@ -172,6 +188,12 @@ async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
     async def body(s: Session) -> int:
         if args.dry_run:
             return print_dry_run(s, await s.orch.dry_run(mode, args.at or "latest", planned))
+        if getattr(args, "deadline_owner", False):  # the process `run --detach` started
+            with s.orch.log.locked(failover_detach.OWNER_LOCK):
+                return await operate(s)
+        return await operate(s)
+
+    async def operate(s: Session) -> int:
         overwrite = getattr(args, "overwrite_recovered", False)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session: keep going
         try:
@@ -264,7 +286,7 @@ async def _commit(args: argparse.Namespace) -> int:
 
 
 async def _failback(args: argparse.Namespace) -> int:
-    from cdp.failover.failback import Failback, describe  # only this command needs it
+    from cdp.failover.failback import Failback  # only this command needs it
 
     async def body(s: Session) -> int:
         fb = s.plan.failback
@@ -285,10 +307,7 @@ async def _failback(args: argparse.Namespace) -> int:
                 if s.json:
                     common.emit_json(plan)
                     return common.EXIT_OK
-                print(f"failback of plan {s.plan.name!r} (failover: {plan.get('failover')})")
-                for step in plan["steps"]:
-                    print(f"  phase {step['phase']}: {describe(step)}")
-                print("dry run: nothing was changed")
+                print(render_failback_dry_run(plan))
                 return common.EXIT_OK
             result = await runner.run()
         finally:
@@ -357,6 +376,30 @@ def render_status(status: dict[str, Any]) -> str:
     return out
 
 
+def render_failback_dry_run(plan: dict[str, Any]) -> str:
+    """What ``failback --dry-run`` prints: the disks with their seeds, bytes, the steps."""
+    if plan.get("resuming"):
+        return render_failback({"active": True, **plan}) + "\ndry run: nothing was changed"
+    lines = [
+        f"failback of plan {plan['plan']!r} (failover: {plan['failover']}) to "
+        f"{plan['target']}, groups " + ", ".join(f"{g} -> {b}" for g, b in plan["groups"].items()),
+        f"bytes to compare: {common.fmt_bytes(plan['bytes_to_compare'])} "
+        "(every region hashed twice: pre-sync and final sync)",
+        "disks:",
+    ]
+    for d in plan["disks"]:
+        seed = d["seed"] or "(no failback.seed_path)"
+        state = "present" if d["seed_present"] else "MISSING: every region travels"
+        lines.append(
+            f"  {d['vm']} disk {d['disk']}: {common.fmt_bytes(d['capacity_bytes'])} "
+            f"from {d['source']}; seed {seed} ({state})"
+        )
+    lines.append("steps:")
+    lines += [f"  phase {step['phase']}: {step['text']}" for step in plan["steps"]]
+    lines.append("dry run: nothing was changed")
+    return "\n".join(lines)
+
+
 def render_failback(fb: dict[str, Any]) -> str:
     """The failback's progress in a line or two."""
     if not fb["active"]:
@@ -391,10 +434,13 @@ def _render_operation(status: dict[str, Any]) -> str:
     if status.get("commit_deadline_unix"):
         left = status["commit_deadline_unix"] - time.time()
         when = f"in {left:.0f} s" if left > 0 else f"passed {-left:.0f} s ago"
-        lines.append(
-            f"commit deadline {when} (default action: {status['commit_default']}; "
-            "applied by a waiting `cdp failover run`, or when it is run again)"
+        owner = status.get("deadline_owner") or {}
+        by = (
+            f"applied by the detached process pid {owner['pid']}"
+            if owner.get("alive")
+            else "applied by a waiting `cdp failover run`, or when it is run again"
         )
+        lines.append(f"commit deadline {when} (default action: {status['commit_default']}; {by})")
     rows = [[v["vm"], v["name"], v["host"], v["ref"] or "-"] for v in status["vms"]]
     lines.append(common.table(["VM", "REGISTERED AS", "HOST", "REF"], rows))
     lines.append(f"next: {status['next']}")

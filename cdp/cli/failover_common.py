@@ -82,6 +82,8 @@ class Session:
             line = f"-- {e.text}"
         else:
             line = ("warning: " if e.kind == "warn" else "") + e.text
+        if e.scope:  # an operation inside another: set apart from the outer counter
+            line = f"  {e.scope} {line}"
         say(line, self.out)
 
     async def close(self) -> None:

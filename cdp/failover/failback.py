@@ -26,11 +26,13 @@ recovery datastore. :class:`Failback` brings them home in one resumable sequence
    ``<vm>-dr/`` folders are kept as the last copy; delete them once satisfied).
 
 The log is ``<state_dir>/<plan>/failback/operation.json`` (the step log format of
-:mod:`cdp.failover.steplog`), saved after every step; running the command again after a
-crash continues with the first step not done. Each step is safe to run again: the syncs
-compare everything by hash again, the bookmark is found again by name, the failover back
-has its own step log (``<state_dir>/<plan>-failback/``) and resumes, registrations are
-adopted, unregistering what is gone is skipped.
+:mod:`cdp.failover.steplog`, read and written as the typed
+:class:`cdp.failover.failback_record.FailbackOperation`), saved after every step;
+running the command again after a crash continues with the first step not done. Each
+step is safe to run again: the syncs compare everything by hash again, the bookmark is
+found again by name, the failover back has its own step log
+(``<state_dir>/<plan>-failback/``) and resumes, registrations are adopted, unregistering
+what is gone is skipped.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError
 from cdp.failover import steplog as sl
 from cdp.failover import steps as st
 from cdp.failover.errors import OperationStateError
+from cdp.failover.failback_record import FailbackLog, FailbackOperation, read_record
 from cdp.failover.orchestrator import Event, Orchestrator, Reporter
 from cdp.failover.plan import (
     CommitPolicy,
@@ -57,6 +60,7 @@ from cdp.failover.plan import (
     Plan,
     ProtectedSite,
 )
+from cdp.failover.records import Operation, StepEntry
 from cdp.failover.replication import Replication
 from cdp.failover.reverse import ReverseTransport, copy_sparse, reverse_sync
 from cdp.failover.survey import DEFAULT_RPO_PROBE_S
@@ -148,10 +152,11 @@ class Failback:
         self.transport = transport
         self.reverse = reverse
         self.report: Reporter = report or (lambda e: None)
-        self.log = sl.StepLog(os.path.join(self.plan.state_dir, self.plan.name), LOG_NAME)
+        self.log = FailbackLog(self.plan.state_dir, self.plan.name, LOG_NAME)
         self.back = Orchestrator(
-            back_plan(self.plan), orch.protected, reverse, report=report, rpo_probe_s=rpo_probe_s
-        )
+            back_plan(self.plan), orch.protected, reverse,
+            report=_scoped(self.report, "failover"), rpo_probe_s=rpo_probe_s,
+        )  # fmt: skip
         self.crash_after = crash_after
         """Tests: raise SystemExit right after the step with this id was recorded."""
 
@@ -159,14 +164,14 @@ class Failback:
 
     def dry_run(self) -> dict[str, Any]:
         """What failback would do; nothing changes (no log, no lock, no folder)."""
-        active = self.log.load()
+        active = self.log.load_rec()
         if active is not None:
             out = summary(active)
             out["dry_run"] = True
             out["resuming"] = True
             return out
-        source, failover = self._failover_record()
-        vms = [st.RecoveredVm.from_json(v) for v in failover["vms"]]
+        source, failover, archived = self._failover_record()
+        vms = failover.vms
         steps = failback_steps(vms, source == "active")
         disks: list[dict[str, Any]] = []
         for v in vms:
@@ -186,12 +191,12 @@ class Failback:
             "plan": self.plan.name,
             "operation": OPERATION,
             "dry_run": True,
-            "failover": failover.get("archived", "active"),
+            "failover": archived or "active",
             "groups": {g.name: g.name + self.settings.group_suffix for g in self.plan.groups},
             "target": self.settings.target_address,
             "bytes_to_compare": 2 * sum(d["capacity_bytes"] for d in disks),
             "disks": disks,
-            "steps": steps,
+            "steps": [{**s.to_json(), "text": describe(s)} for s in steps],
         }
 
     # ---------------------------------------------------------------- run
@@ -199,55 +204,57 @@ class Failback:
     async def run(self) -> dict[str, Any]:
         """Start (or resume) the failback; return its summary."""
         with self.log.locked():
-            data = self.log.load()
-            if data is not None and data["status"] == FAILED_BACK:
-                out = summary(data)  # finished, then crashed before archiving
+            rec = self.log.load_rec()
+            if rec is not None and rec.status == FAILED_BACK:
+                out = summary(rec)  # finished, then crashed before archiving
                 out["archived"] = await asyncio.to_thread(self.log.archive)
                 return out
-            if data is None:
-                data = await self._start()
+            if rec is None:
+                rec = await self._start()
             else:
-                done = sum(1 for s in data["steps"] if s["done"])
+                done = rec.done_steps()
                 self.report(
-                    Event("info", f"resuming failback: {done} of {len(data['steps'])} steps done")
+                    Event("info", f"resuming failback: {done} of {len(rec.steps)} steps done")
                 )
                 self.log.event(f"resumed ({done} steps done)")
                 await asyncio.to_thread(self.log.save)
-            await self._execute(data)
-            data["finished_unix"] = time.time()
-            return await sl.close_operation(
-                self.log, FAILED_BACK, "failed back: the VMs run at the original site", summary
-            )
+            await self._execute(rec)
+            rec.finished_unix = time.time()
+            rec.status = FAILED_BACK
+            self.log.event("failed back: the VMs run at the original site")
+            await asyncio.to_thread(self.log.save)
+            out = summary(rec)
+            out["archived"] = await asyncio.to_thread(self.log.archive)
+            return out
 
-    async def _start(self) -> dict[str, Any]:
-        source, failover = self._failover_record()
-        vms = [st.RecoveredVm.from_json(v) for v in failover["vms"]]
+    async def _start(self) -> FailbackOperation:
+        source, failover, archived = self._failover_record()
         now = time.time()
-        await asyncio.to_thread(
-            self.log.start,
-            {
-                "plan": self.plan.name,
-                "operation": OPERATION,
-                "status": sl.RUNNING,
-                "started_unix": now,
-                "failover_log": failover.get("archived", ""),
-                "datacenter": failover["datacenter"],
-                "bookmark": f"cdp-failback-{self.plan.name}-{int(now)}",
-                "groups": {g.name: g.name + self.settings.group_suffix for g in self.plan.groups},
-                "vms": [v.to_json() for v in vms],
-                "steps": [sl.step_entry(s) for s in failback_steps(vms, source == "active")],
-            },
+        rec = FailbackOperation(
+            plan=self.plan.name,
+            operation=OPERATION,
+            status=sl.RUNNING,
+            started_unix=now,
+            failover_log=archived,
+            datacenter=failover.datacenter,
+            bookmark=f"cdp-failback-{self.plan.name}-{int(now)}",
+            groups={g.name: g.name + self.settings.group_suffix for g in self.plan.groups},
+            vms=list(failover.vms),
+            steps=failback_steps(failover.vms, source == "active"),
         )
-        self.report(Event("info", f"failback of plan {self.plan.name!r}: {len(vms)} VMs"))
-        assert self.log.data is not None
-        return self.log.data
+        await asyncio.to_thread(self.log.start_rec, rec)
+        self.report(Event("info", f"failback of plan {self.plan.name!r}: {len(rec.vms)} VMs"))
+        return rec
 
-    def _failover_record(self) -> tuple[str, dict[str, Any]]:
-        """The live failover to fail back: ("active", log) or ("committed", archived log)."""
+    def _failover_record(self) -> tuple[str, Operation, str]:
+        """The live failover to fail back: its state, its log and the archived log's path.
+
+        ("active", log, "") while it awaits commit; ("committed", log, path) once archived.
+        """
         active = self.orch.log.load_op()
         if active is not None:
             if active.operation == st.MODE_LIVE and active.status == sl.AWAITING_COMMIT:
-                return "active", active.to_json()
+                return "active", active, ""
             raise OperationStateError(
                 f"a {active.operation} operation of plan {self.plan.name!r} is "
                 f"{active.status}; failback needs a live failover that is committed "
@@ -262,45 +269,47 @@ class Failback:
                 hint="failback follows `cdp failover run` and `commit`",
             )
         done = _newest(os.path.join(self.log.folder, "history"))
-        if done is not None and _read(done).get("failover_log") == newest:
+        if done is not None and read_record(done).failover_log == newest:
             raise OperationStateError(
                 f"the failover {os.path.basename(newest)} was already failed back",
                 hint=f"see {done}",
             )
-        record = _read(newest)
-        record["archived"] = newest
-        return "committed", record
+        return "committed", Operation.from_json(_read(newest)), newest
 
     # ---------------------------------------------------------------- the engine
 
-    async def _execute(self, data: dict[str, Any]) -> None:
-        todo = sl.pending(data["steps"])
-        total = len(data["steps"])
-        for entry in todo:
+    async def _execute(self, rec: FailbackOperation) -> None:
+        total = len(rec.steps)
+        for entry in rec.pending():
             text = describe(entry)
             started, t0 = time.time(), time.monotonic()
             try:
-                handler: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] = getattr(
-                    self, "_" + entry["kind"].replace("-", "_")
+                handler: Callable[[StepEntry], Awaitable[dict[str, Any]]] = getattr(
+                    self, "_" + entry.kind.replace("-", "_")
                 )
                 result = await handler(entry)
             except Exception as exc:
-                index = total - len(sl.pending(data["steps"])) + 1
+                index = total - len(rec.pending()) + 1
                 self.report(Event("step-failed", f"{text}: {exc}", index, total))
-                entry["error"] = str(exc)
+                entry.error = str(exc)
                 await asyncio.to_thread(self.log.save)
                 raise
             seconds = time.monotonic() - t0
-            sl.record_done(entry, result, started, seconds)
+            entry.record_done(result, started, seconds)
             await asyncio.to_thread(self.log.save)
-            index = total - len(sl.pending(data["steps"]))
+            index = total - len(rec.pending())
             self.report(Event("step", text, index, total, seconds))
-            if entry["id"] == self.crash_after:
-                raise SystemExit(f"crash injected after {entry['id']}")
+            if entry.id == self.crash_after:
+                raise SystemExit(f"crash injected after {entry.id}")
+
+    @property
+    def rec(self) -> FailbackOperation:
+        """The active failback's record (while it runs)."""
+        assert self.log.rec is not None
+        return self.log.rec
 
     def _vm(self, name: str) -> st.RecoveredVm:
-        assert self.log.data is not None
-        return next(st.RecoveredVm.from_json(v) for v in self.log.data["vms"] if v["vm"] == name)
+        return self.rec.vm(name)
 
     def _dr_extent(self, vm: st.RecoveredVm, n: int) -> str:
         return os.path.join(vm.folder, naming.format_disk_extent(vm.name, n))
@@ -312,8 +321,7 @@ class Failback:
 
     # ---------------------------------------------------------------- steps
 
-    async def _commit_failover(self, step: dict[str, Any]) -> dict[str, Any]:
-        assert self.log.data is not None
+    async def _commit_failover(self, step: StepEntry) -> dict[str, Any]:
         active = self.orch.log.load_op()
         if active is not None and active.status == sl.AWAITING_COMMIT:
             out = await self.orch.commit()
@@ -322,12 +330,12 @@ class Failback:
             archived = _newest(os.path.join(self.orch.log.folder, "history")) or ""
             if not archived.endswith(f"-{sl.COMMITTED}.json"):
                 raise OperationStateError("the failover is no longer awaiting commit")
-        self.log.data["failover_log"] = archived
+        self.rec.failover_log = archived
         return {"archived": archived}
 
-    async def _seed(self, step: dict[str, Any]) -> dict[str, Any]:
-        vm = self._vm(step["vm"])
-        back_group = step["group"] + self.settings.group_suffix
+    async def _seed(self, step: StepEntry) -> dict[str, Any]:
+        vm = self._vm(step.vm)
+        back_group = step.group + self.settings.group_suffix
         try:
             await self.reverse.group(back_group)
         except NotFoundError:
@@ -349,16 +357,15 @@ class Failback:
                 disks.append({"disk": n, "seeded": True, "bytes": copied})
         return {"disks": disks}
 
-    async def _pre_sync(self, step: dict[str, Any]) -> dict[str, Any]:
-        return await self._sync(step["group"])
+    async def _pre_sync(self, step: StepEntry) -> dict[str, Any]:
+        return await self._sync(step.group)
 
-    async def _final_sync(self, step: dict[str, Any]) -> dict[str, Any]:
-        return await self._sync(step["group"])
+    async def _final_sync(self, step: StepEntry) -> dict[str, Any]:
+        return await self._sync(step.group)
 
     async def _sync(self, group: str) -> dict[str, Any]:
         """One hash-compared pass of every region of the group's recovered disks."""
-        assert self.log.data is not None
-        vms = [st.RecoveredVm.from_json(v) for v in self.log.data["vms"] if v["group"] == group]
+        vms = [v for v in self.rec.vms if v.group == group]
         spec = GroupSpec(
             group + self.settings.group_suffix,
             tuple(
@@ -377,47 +384,42 @@ class Failback:
             self.transport, spec, paths, capacities, f"failback-{self.plan.name}"
         )
 
-    async def _find_dr(
-        self, step: dict[str, Any]
-    ) -> tuple[VCenter, st.RecoveredVm, VmFacts | None]:
+    async def _find_dr(self, step: StepEntry) -> tuple[VCenter, st.RecoveredVm, VmFacts | None]:
         """The step's recovered VM at the recovery vCenter (None: not registered there)."""
-        vm = self._vm(step["vm"])
+        vm = self._vm(step.vm)
         vc = await asyncio.to_thread(self.orch.vcenter)
-        assert self.log.data is not None
-        found = await asyncio.to_thread(vc.find_vm, self.log.data["datacenter"], vm.vmx_path)
+        found = await asyncio.to_thread(vc.find_vm, self.rec.datacenter, vm.vmx_path)
         return vc, vm, found
 
-    async def _power_off_dr(self, step: dict[str, Any]) -> dict[str, Any]:
+    async def _power_off_dr(self, step: StepEntry) -> dict[str, Any]:
         vc, _, found = await self._find_dr(step)
         if found is None:
             return {"found": False}
         await asyncio.to_thread(vc.power_off, found.ref)
         return {"found": True, "was": found.power_state}
 
-    async def _bookmark(self, step: dict[str, Any]) -> dict[str, Any]:
-        assert self.log.data is not None
-        back_group = step["group"] + self.settings.group_suffix
-        name = self.log.data["bookmark"]
+    async def _bookmark(self, step: StepEntry) -> dict[str, Any]:
+        back_group = step.group + self.settings.group_suffix
+        name = self.rec.bookmark
         try:
             point = await self.reverse.bookmark(back_group, name)
         except BookmarkExistsError:  # placed before a crash: find it again
-            first = next(v["vm"] for v in self.log.data["vms"] if v["group"] == step["group"])
+            first = next(v.vm for v in self.rec.vms if v.group == step.group)
             point = (await self.reverse.image_plan(back_group, first, 0, name)).point
-        synced = next(
-            s for s in self.log.data["steps"] if s["id"] == f"{FINAL_SYNC}:{step['group']}"
-        )
-        if point.seq < synced["result"]["durable_seq"]:
+        synced = self.rec.step(f"{FINAL_SYNC}:{step.group}")
+        assert synced is not None and synced.result is not None  # the phase before
+        if point.seq < synced.result["durable_seq"]:
             raise PreconditionError(f"bookmark {name} at seq {point.seq} is older than the sync")
         return {"bookmark": name, "seq": point.seq, "group": back_group}
 
-    async def _retire_original(self, step: dict[str, Any]) -> dict[str, Any]:
+    async def _retire_original(self, step: StepEntry) -> dict[str, Any]:
         vc = await asyncio.to_thread(self.orch.protected)
-        found = await asyncio.to_thread(vc.find_vm_by_name, self.site.datacenter, step["vm"])
+        found = await asyncio.to_thread(vc.find_vm_by_name, self.site.datacenter, step.vm)
         if found is None:
             return {"found": False}
         if found.power_state == "poweredOn":
             raise PreconditionError(
-                f"the original VM {step['vm']} is running at the original site "
+                f"the original VM {step.vm} is running at the original site "
                 f"({found.path}): two live copies",
                 hint="power it off at the original site (its writes since the failover "
                 "are not kept), then run failback again",
@@ -425,15 +427,14 @@ class Failback:
         await asyncio.to_thread(vc.unregister, found.ref)
         return {"found": True, "vmx_path": found.path, "was": found.power_state}
 
-    async def _failover_back(self, step: dict[str, Any]) -> dict[str, Any]:
-        assert self.log.data is not None
+    async def _failover_back(self, step: StepEntry) -> dict[str, Any]:
         if self.back.log.load() is None:
             done = _newest(os.path.join(self.back.log.folder, "history"))
             if done is not None and done.endswith(f"-{sl.COMMITTED}.json"):
-                record = _read(done)
-                if record["started_unix"] >= self.log.data["started_unix"]:
-                    return {"archived": done, "rto_s": record.get("rto_s"), "resumed": True}
-        result = await self.back.failover(st.MODE_LIVE, self.log.data["bookmark"])
+                record = Operation.from_json(_read(done))
+                if record.started_unix >= self.rec.started_unix:
+                    return {"archived": done, "rto_s": record.rto_s, "resumed": True}
+        result = await self.back.failover(st.MODE_LIVE, self.rec.bookmark)
         committed = await self.back.commit()
         return {
             "archived": committed["archived"],
@@ -442,7 +443,7 @@ class Failback:
             "vms": [{k: v[k] for k in ("vm", "host", "vmx_path", "ref")} for v in result["vms"]],
         }
 
-    async def _unregister_dr(self, step: dict[str, Any]) -> dict[str, Any]:
+    async def _unregister_dr(self, step: StepEntry) -> dict[str, Any]:
         vc, vm, found = await self._find_dr(step)
         if found is None:
             return {"found": False}
@@ -454,10 +455,10 @@ class Failback:
 # ---------------------------------------------------------------- steps and summary
 
 
-def failback_steps(vms: list[st.RecoveredVm], commit_first: bool) -> list[dict[str, Any]]:
+def failback_steps(vms: list[st.RecoveredVm], commit_first: bool) -> list[StepEntry]:
     """Every step of a failback, in order (``phase`` is the kind's place in KINDS)."""
     groups = list(dict.fromkeys(v.group for v in vms))
-    out: list[dict[str, Any]] = []
+    out: list[StepEntry] = []
     for phase, kind in enumerate(KINDS):
         if kind == COMMIT_FAILOVER and not commit_first:
             continue
@@ -470,13 +471,13 @@ def failback_steps(vms: list[st.RecoveredVm], commit_first: bool) -> list[dict[s
     return out
 
 
-def _step(id_: str, kind: str, phase: int, vm: str, group: str) -> dict[str, Any]:
-    return {"id": id_, "kind": kind, "phase": phase, "vm": vm, "group": group, "args": {}}
+def _step(id_: str, kind: str, phase: int, vm: str, group: str) -> StepEntry:
+    return StepEntry(id_, kind, phase, vm, group, {})
 
 
-def describe(step: dict[str, Any]) -> str:
+def describe(step: StepEntry) -> str:
     """One line for the operator."""
-    vm, group = step["vm"], step["group"]
+    vm, group = step.vm, step.group
     text: str = {
         COMMIT_FAILOVER: "commit the live failover (the recovered VMs' writes are kept)",
         SEED: f"seed the original-site replica of {vm} with its original disks",
@@ -487,7 +488,7 @@ def describe(step: dict[str, Any]) -> str:
         RETIRE: f"unregister the stale original VM {vm} at the original site",
         FAILOVER_BACK: "fail over to the original site at the bookmark, and commit",
         UNREGISTER_DR: f"unregister recovered VM {vm} at the recovery site (files kept)",
-    }.get(step["kind"], step["id"])
+    }.get(step.kind, step.id)
     return text
 
 
@@ -497,38 +498,43 @@ def failback_status(plan: Plan) -> dict[str, Any]:
     The active failback's summary, or ``last``: the newest finished one's file in history
     (None when there was none). Neither vCenter nor a target is called.
     """
-    log = sl.StepLog(os.path.join(plan.state_dir, plan.name), LOG_NAME)
-    data = log.load()
-    if data is not None:
-        return {"active": True, **summary(data)}
+    log = FailbackLog(plan.state_dir, plan.name, LOG_NAME)
+    rec = log.load_rec()
+    if rec is not None:
+        return {"active": True, **summary(rec)}
     newest = _newest(os.path.join(log.folder, "history"))
     return {"active": False, "last": os.path.basename(newest) if newest else None}
 
 
-def summary(data: dict[str, Any]) -> dict[str, Any]:
+def summary(rec: FailbackOperation) -> dict[str, Any]:
     """The operator's view of a failback log."""
-    steps = data["steps"]
     sync: dict[str, dict[str, Any]] = {}
-    for s in steps:
-        if s["kind"] in (PRE_SYNC, FINAL_SYNC) and s["done"]:
-            sync.setdefault(s["group"], {})[s["kind"]] = s["result"]
-    back = next((s for s in steps if s["kind"] == FAILOVER_BACK and s["done"]), None)
+    for s in rec.steps:
+        if s.kind in (PRE_SYNC, FINAL_SYNC) and s.done:
+            sync.setdefault(s.group, {})[s.kind] = s.result or {}
+    done = next((s for s in rec.steps if s.kind == FAILOVER_BACK and s.done), None)
+    back = (done.result or {}) if done else None
     return {
-        "plan": data["plan"],
+        "plan": rec.plan,
         "operation": OPERATION,
-        "status": data["status"],
-        "failover_log": data.get("failover_log", ""),
-        "bookmark": data["bookmark"],
-        "groups": data["groups"],
-        "steps_done": sum(1 for s in steps if s["done"]),
-        "steps": len(steps),
+        "status": rec.status,
+        "failover_log": rec.failover_log,
+        "bookmark": rec.bookmark,
+        "groups": dict(rec.groups),
+        "steps_done": rec.done_steps(),
+        "steps": len(rec.steps),
         "sync": sync,
         "regions_sent": sum(r.get("regions_sent", 0) for g in sync.values() for r in g.values()),
         "bytes_sent": sum(r.get("bytes_sent", 0) for g in sync.values() for r in g.values()),
-        "rto_back_s": back["result"].get("rto_s") if back else None,
-        "vms": back["result"].get("vms", []) if back else [],
-        "seconds": round(data.get("finished_unix", time.time()) - data["started_unix"], 3),
+        "rto_back_s": back.get("rto_s") if back else None,
+        "vms": back.get("vms", []) if back else [],
+        "seconds": round((rec.finished_unix or time.time()) - rec.started_unix, 3),
     }
+
+
+def _scoped(report: Reporter, scope: str) -> Reporter:
+    """The inner operation's events, marked so that they do not mix with the outer count."""
+    return lambda e: report(dataclasses.replace(e, scope=scope))
 
 
 def _newest(history: str) -> str | None:

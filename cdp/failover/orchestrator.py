@@ -50,6 +50,8 @@ class Event:
     index: int = 0
     total: int = 0
     seconds: float = 0.0
+    scope: str = ""
+    """Set for an operation run inside another (failback's failover): its own counter."""
 
 
 Reporter = Callable[[Event], None]
@@ -140,6 +142,8 @@ class Orchestrator:
         pid, alive = self.log.holder()
         out = {"plan": self.plan.name, "active": True, **summary(op)}
         out["holder"] = {"pid": pid, "alive": alive}
+        owner, owning = self.log.holder(sl.OWNER_LOCK)  # `run --detach`'s background process
+        out["deadline_owner"] = {"pid": owner, "alive": owning}
         out["next"] = next_command(op, path, alive)
         return out
 

@@ -60,7 +60,7 @@ async def reverse_sync(
         return os.pread(fds[disk], length, offset)
 
     protection = Protection(buffer, capacities, read, _nothing, _nothing, config)
-    shipper = Shipper(spec, buffer, transport, ShipperConfig(source_id))
+    shipper = Shipper(spec, buffer, transport, ShipperConfig(source_id, new_source=True))
     shipper.on_resync_required = protection.rejoin
     task: asyncio.Future[None] = asyncio.ensure_future(shipper.run())
     t0 = time.monotonic()

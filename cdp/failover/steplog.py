@@ -43,6 +43,11 @@ TEST_STOPPED = "test-stopped"
 FINAL = (COMMITTED, ROLLED_BACK, TEST_STOPPED)
 
 
+OWNER_LOCK = "owner"
+"""Lock file held for its whole life by the background process of ``run --detach``: it owns
+the operation's commit deadline (``status`` reports it as ``deadline_owner``)."""
+
+
 class StepLog:
     """The step log of one plan (the file may not exist: no active operation)."""
 
@@ -200,56 +205,15 @@ class OperationLog(StepLog):
 async def close_op(
     log: OperationLog, status: str, what: str, summarize: Callable[[Operation], dict[str, Any]]
 ) -> dict[str, Any]:
-    """:func:`close_operation` of a failover operation's typed record."""
+    """Record the operation's final ``status`` and event, save, then move it to history.
+
+    Returns ``summarize`` of the record with ``archived``, the log's path in history.
+    """
     op = log.op
     assert op is not None
     op.status = status
     log.event(what)
     await asyncio.to_thread(log.save)
     out = summarize(op)
-    out["archived"] = await asyncio.to_thread(log.archive)
-    return out
-
-
-def step_entry(step: dict[str, Any]) -> dict[str, Any]:
-    """A planned step as the log records it (not done yet)."""
-    return {**step, "done": False}
-
-
-def pending(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Steps not recorded as done, in order."""
-    return [s for s in steps if not s["done"]]
-
-
-def record_done(
-    entry: dict[str, Any], result: dict[str, Any], started_unix: float, seconds: float
-) -> None:
-    """Mark a step's log entry done, with its result and timing; an earlier error is cleared."""
-    entry.update(
-        done=True,
-        result=result,
-        started_unix=round(started_unix, 6),
-        finished_unix=round(time.time(), 6),
-        seconds=round(seconds, 6),
-    )
-    entry.pop("error", None)
-
-
-async def close_operation(
-    log: StepLog,
-    status: str,
-    what: str,
-    summarize: Callable[[dict[str, Any]], dict[str, Any]],
-) -> dict[str, Any]:
-    """Record the operation's final ``status`` and event, save, then move it to history.
-
-    Returns ``summarize`` of the log with ``archived``, the log's path in history.
-    """
-    data = log.data
-    assert data is not None
-    data["status"] = status
-    log.event(what)
-    await asyncio.to_thread(log.save)
-    out = summarize(data)
     out["archived"] = await asyncio.to_thread(log.archive)
     return out

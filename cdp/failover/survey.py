@@ -193,7 +193,12 @@ class Survey:
     async def _bytes(
         self, groups: dict[str, GroupFacts], points: dict[str, PointFacts], pending: set[str] | None
     ) -> int:
-        """Bytes the exports will write: allocated base extent + journal records, per disk."""
+        """Bytes the exports will write: per disk, what it holds at the point.
+
+        The base extent's allocated data plus that disk's journal records up to the point,
+        at most the disk's capacity: records that overwrite the same blocks add nothing to
+        the image (issue 13 defect 9; the room check and the RTO estimate use this).
+        """
         limit = asyncio.Semaphore(self.plan.recovery.parallel)
 
         async def one(group: str, vm: str, disk: int) -> int:
@@ -205,7 +210,7 @@ class Survey:
                 image = await self.replication.image_plan(
                     group, vm, disk, str(point.seq) if point else "latest"
                 )
-            return _allocated(extent) + image.record_bytes
+            return min(_allocated(extent) + image.record_bytes, image.capacity_bytes)
 
         todo = []
         for group, vm in self.plan.vms():

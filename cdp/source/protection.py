@@ -146,6 +146,13 @@ class Protection:
         For when the target cannot continue from this source's journal.
         """
         dropped = self.buffer.restart_after(durable_seq)
+        if self.cause == "initial sync" and not self.stats.resyncs and not dropped:
+            log.info(
+                "protection: the target already holds this group to seq %d; the initial "
+                "sync compares every region (expected)", durable_seq,
+            )  # fmt: skip
+            self.dirty.mark_all()
+            return
         log.warning(
             "protection: rejoining after target seq %d (%d unplaceable records dropped); "
             "every region is compared again", durable_seq, dropped,

@@ -111,6 +111,10 @@ class ShipperConfig:
     ack). On an idle link only ``linger_s`` applies. 0 turns the hold off."""
     reconnect_min_s: float = 0.05
     reconnect_max_s: float = 2.0
+    new_source: bool = False
+    """A source that starts with a full initial sync (failback's reverse source): the
+    target answering that it already holds the group is expected — logged at INFO, and
+    the shipper reconnects after the rejoin without reporting an error."""
 
 
 class Shipper:
@@ -166,6 +170,14 @@ class Shipper:
         if reply.resync_required:
             if self.on_resync_required is None:
                 raise ResyncRequiredError(f"group {self.spec.group_id!r}: {reply.resync_reason}")
+            if self.config.new_source:
+                log.info(
+                    "shipper %s: the target already holds group %r to seq %d; this new source "
+                    "joins after it and its initial sync compares every region (expected)",
+                    self.config.source_id, self.spec.group_id, reply.durable_seq,
+                )  # fmt: skip
+                self.on_resync_required(reply.durable_seq)
+                return  # reconnect: nothing went wrong
             log.warning("shipper %s: %s; resyncing", self.config.source_id, reply.resync_reason)
             self.on_resync_required(reply.durable_seq)
             raise RemoteError("FAILED_PRECONDITION", "resync required; reconnecting")

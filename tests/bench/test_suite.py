@@ -203,12 +203,22 @@ async def test_the_report_has_a_measured_failover_rto(tmp_path: Path) -> None:
     (case,) = doc["results"]
     assert case["vms"] == 2 and case["rto_s"] > 0
     assert case["by_step"]["power-on"] > 0 and case["bytes_to_prepare"] > 0
+    assert case["rto_estimate_s"] > 0
+    assert case["rto_estimate_error_s"] == round(case["rto_estimate_s"] - case["rto_s"], 3)
     assert json.loads((Path(settings.out) / "rto.json").read_text())["results"][0]["vms"] == 2
     report = suite_report.render({"env": suite.environment(settings), "runs": [], "sweep": None,
                            "rto": doc})  # fmt: skip
     assert "## Failover RTO (vcsim)" in report
-    assert re.search(rf"\| 2 +\| {case['rto_s']:.3f} +\|", report), report
+    assert re.search(rf"\| 2 +\| {case['rto_s']:.3f} +\| {case['rto_estimate_s']:.3f} +\|", report)
+    assert "estimate s" in report and "error %" in report
     assert "published claim: no measured RTO" in report and "2 VMs" in report
+
+
+def test_the_rto_estimate_error_is_signed_seconds_and_percent_of_the_measured_rto() -> None:
+    assert rto.estimate_error(16.3, 8.3) == {"rto_estimate_error_s": -8.0,
+                                             "rto_estimate_error_pct": -49.1}  # fmt: skip
+    assert rto.estimate_error(15.7, 21.3)["rto_estimate_error_pct"] == 35.7
+    assert rto.estimate_error(0.0, 1.0)["rto_estimate_error_pct"] is None
 
 
 async def test_without_vcsim_the_report_says_rto_was_not_measured(

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from cdp.failover.errors import OperationStateError
+from cdp.failover.failback import summary as failback_summary
+from cdp.failover.failback_record import FailbackLog, FailbackOperation
 from cdp.failover.records import Operation, StepEntry
 from cdp.failover.steplog import LOG_VERSION, OPERATION_FILE, RUNNING, StepLog
 
@@ -70,3 +72,47 @@ def test_a_log_with_a_missing_key_is_refused_naming_it() -> None:
     del data["steps"][3]["kind"]
     with pytest.raises(OperationStateError, match=r"steps\[3\]\.kind is missing"):
         Operation.from_json(data)
+
+
+# -- the failback log: a typed record too, same file format -----------------------------
+
+FAILBACK_LOGS = sorted((Path(__file__).parent / "fixtures" / "failback").glob("*.json"))
+"""Failback logs written by the dict-based code before the typed record (a vcsim run of
+tests/vsphere/test_failback.py::test_cli_failback_dry_run_then_run), byte for byte."""
+
+
+@pytest.mark.parametrize("path", FAILBACK_LOGS, ids=[p.stem for p in FAILBACK_LOGS])
+def test_a_failback_log_round_trips_through_the_typed_record(path: Path) -> None:
+    data = json.loads(path.read_text())
+    rec = FailbackOperation.from_json(data)
+    assert json.loads(json.dumps(rec.to_json())) == data  # same keys and values on disk
+    assert all(isinstance(s, StepEntry) for s in rec.steps)
+    assert {v.vm for v in rec.vms} == {"db01", "app01"} and rec.groups == {"g1": "g1-failback"}
+
+
+def test_an_active_failback_log_on_disk_loads_typed_and_summarises(tmp_path: Path) -> None:
+    data = json.loads(FAILBACK_LOGS[0].read_text())
+    data.update(status=RUNNING)
+    del data["finished_unix"]
+    for step in data["steps"][-3:]:  # failover-back and unregister-dr not done yet
+        step["done"] = False
+        for k in ("result", "started_unix", "finished_unix", "seconds"):
+            step.pop(k)
+    folder = tmp_path / "dr-test" / "failback"
+    folder.mkdir(parents=True)
+    (folder / OPERATION_FILE).write_text(json.dumps(data))
+
+    rec = FailbackLog(str(tmp_path), "dr-test", "failback").load_rec()
+
+    assert rec is not None and json.loads(json.dumps(rec.to_json())) == data
+    assert [s.id for s in rec.pending()] == [s["id"] for s in data["steps"][-3:]]
+    view = failback_summary(rec)
+    assert view["steps_done"] == len(data["steps"]) - 3 and view["bookmark"] == data["bookmark"]
+    assert view["regions_sent"] > 0 and view["rto_back_s"] is None  # failover-back not done
+
+
+def test_a_failback_log_with_a_missing_key_is_refused_naming_it() -> None:
+    data = json.loads(FAILBACK_LOGS[0].read_text())
+    del data["bookmark"]
+    with pytest.raises(OperationStateError, match="bookmark is missing"):
+        FailbackOperation.from_json(data)

@@ -336,6 +336,13 @@ async def test_cli_failback_dry_run_then_run(site: DrSite, protected: Vcsim, hom
     result = json.loads(out)
     assert result["status"] == "failed-back" and result["regions_sent"] == 4
     assert "final reverse sync of group g1" in err  # progress lines go to stderr with --json
+    # issue 13 #13: the failover inside the failback counts its own steps, set apart
+    # ("  failover [ 3/11]"), so the outer counter keeps one total
+    assert re.search(r"^  failover \[\s*\d+/\d+\]", err, re.M), err
+    assert len(set(re.findall(r"^\[\s*\d+/(\d+)\]", err, re.M))) == 1, err
+    # the reverse source's expected resync (every pass starts fresh) is no warning
+    assert "lost its journal state" not in err, err
+    assert not [line for line in err.splitlines() if "WARN" in line.upper() and "resync" in line]
     assert vms(home.si) == {vm: (f"[fb-ds] {vm}-dr/{vm}.vmx", "poweredOn") for vm in VMS}
     assert inventory(site.si) == []
 

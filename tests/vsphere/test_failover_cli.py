@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from helpers import free_port
@@ -134,3 +135,48 @@ async def test_run_waits_for_commit_from_another_terminal(site: DrSite) -> None:
     assert proc.returncode == 0, err.decode()
     assert b"decision: committed by another command" in rest
     assert {v[0]: v[2] for v in inventory(site.si)} == {"db01": "poweredOn", "app01": "poweredOn"}
+
+
+async def test_run_detach_applies_the_commit_deadline_with_nobody_watching(site: DrSite) -> None:
+    """Issue 13 #10: `run --detach` returns at once; a background process owns the
+    operation and its commit deadline, and applies `default_action` on time although no
+    terminal stays open (the test only polls `status`, which changes nothing)."""
+    data = site.plan_dict()
+    data["commit"] = {"timeout_s": 3, "default_action": "commit"}
+    plan = str(site.write_plan(data))
+
+    code, out, err = await cdp("run", "--plan", plan, "--detach")
+
+    assert code == 0, out + err
+    assert f"cdp failover status --plan {plan}" in out, out
+    assert "detached.log" in out, out
+    folder = site.state_dir / "dr-test"
+    owner = int((folder / "owner").read_text())
+    give_up = time.monotonic() + 90
+    while True:
+        code, out, err = await cdp("status", "--plan", plan, "--json")
+        assert code == 0, err
+        status = json.loads(out)
+        if status.get("state") == "failed over, committed":
+            break
+        assert time.monotonic() < give_up, (status, (folder / "detached.log").read_text())
+        await asyncio.sleep(0.5)
+    (record,) = (folder / "history").glob("*-live-committed.json")
+    done = json.loads(record.read_text())
+    late = done["committed_unix"] - done["commit_deadline_unix"]
+    assert 0 <= late < 2.5, late  # applied on time by the detached owner
+    log = (folder / "detached.log").read_text()
+    assert "commit timeout reached: applying the plan's default_action: commit" in log, log
+    while _alive(owner):  # the owner exits once the decision is made
+        assert time.monotonic() < give_up
+        await asyncio.sleep(0.1)
+    assert {v[0]: v[2] for v in inventory(site.si)} == {"db01": "poweredOn", "app01": "poweredOn"}
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped yet counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
