@@ -153,6 +153,24 @@ class TargetCollector(Collector):
                 state.add_metric([s.group_id, s.member_id, name], float(s.state == name))
         yield received
         yield state
+        yield from _scrub_gauges(self._target)
+
+
+def _scrub_gauges(target: Target) -> Iterator[Metric]:
+    """The newest scheduled scrub: when it finished and the damage it found (absent before)."""
+    if target.last_scrub is None:
+        return
+    finished, report = target.last_scrub
+    yield GaugeMetricFamily(
+        "cdp_scrub_last_finished_timestamp_seconds",
+        "Unix time the newest scrub of every replica finished",
+        value=finished,
+    )
+    yield GaugeMetricFamily(
+        "cdp_scrub_damaged_regions",
+        "Replica regions the newest scrub found damaged (refused until a resync rewrites them)",
+        value=float(len(report.damage)),
+    )
 
 
 _GAUGES: list[tuple[str, str, Callable[[GroupStatus], float]]] = [

@@ -50,6 +50,12 @@ def add_parser(sub: Any) -> None:
         help="cadence of checkpoint restore points on the timeline (default 1)",
     )  # fmt: skip
     s.add_argument(
+        "--scrub-interval", default="24h", metavar="DURATION",
+        help="check every replica against its checksums this often while running, e.g. "
+        "6h (default 24h; 0 never); SIGUSR1 starts one at once; damaged regions are "
+        "refused to readers and repaired by a resync from the source",
+    )  # fmt: skip
+    s.add_argument(
         "--http", metavar="HOST:PORT",
         help="also serve the on-call web page (/), a read-only JSON API (/api/v1/status, "
         "/api/v1/groups/GROUP/timeline) and Prometheus /metrics here; plain HTTP without "
@@ -80,6 +86,7 @@ async def serve(args: argparse.Namespace) -> int:
         history_window_s=window,
         journal_limit_bytes=common.parse_size("--journal-limit", args.journal_limit),
         checkpoint_interval_s=args.checkpoint_interval,
+        scrub_interval_s=common.parse_duration("--scrub-interval", args.scrub_interval),
     )
     http = parse_http_address(args.http) if args.http else None
     tls = server_tls(args)
@@ -89,6 +96,7 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with Target(config, RocksIndex) as target:
+        loop.add_signal_handler(signal.SIGUSR1, target.request_scrub)
         web_runner, http_address = await _start_http(target, http, args.http_allow_host)
         try:
             server, port = await start_server(target, args.listen, tls)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from cdp.journal.journal import DEFAULT_SEGMENT_BYTES
 from cdp.restore.catalog import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_HISTORY_WINDOW_S
 from cdp.target.intake import Limits
+from cdp.target.scrub import DEFAULT_SCRUB_INTERVAL_S, DEFAULT_SCRUB_RATE_BYTES_S
 
 DEFAULT_WINDOW_BYTES = 64 * 2**20
 """Send-window credit given to each source: payload bytes in flight, unacked."""
@@ -36,6 +37,10 @@ class TargetConfig:
     limits: Limits = field(default_factory=Limits)
     window_bytes: int = DEFAULT_WINDOW_BYTES
     apply_idle_s: float = DEFAULT_APPLY_IDLE_S
+    scrub_interval_s: float = DEFAULT_SCRUB_INTERVAL_S
+    """How often every replica is checked against its sums while running; 0: never."""
+    scrub_rate_bytes_s: int = DEFAULT_SCRUB_RATE_BYTES_S
+    """Replica bytes a scheduled scrub reads per second at most."""
     journal_fsync: Callable[[int], None] = os.fdatasync
     """fdatasync of journal segments; a seam for fault injection (EIO) in tests."""
 

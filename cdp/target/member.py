@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from cdp.errors import (
@@ -40,6 +40,7 @@ from cdp.target.committer import Ack, Committer
 from cdp.target.config import TargetConfig
 from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
+from cdp.target.scrub import ScrubReport, scrub_live
 
 log = logging.getLogger("cdp.target")
 """The target's logger: to an operator a member's messages are the target's."""
@@ -306,6 +307,24 @@ class Member:
         """
         if self.error is None:
             self.journal.request_checkpoint()
+
+    def scrub(self, report: ScrubReport, rate_bytes_s: int, stopping: Callable[[], bool]) -> int:
+        """Check the base replica against its sums (in a thread); the damage found now.
+
+        Apply is paused one chunk of regions at a time. A damaged region is marked, so
+        reads refuse it and the next handshake asks the source for a resync.
+        """
+        before = len(report.damage)
+        scrub_live(self.spec, self.replica, self._apply_paused, report, rate_bytes_s, stopping)
+        return len(report.damage) - before
+
+    @contextlib.contextmanager
+    def _apply_paused(self) -> Iterator[None]:
+        self.applier.pause()
+        try:
+            yield
+        finally:
+            self.applier.resume()
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:

@@ -1,6 +1,8 @@
 """The scrub: replica regions checked against their sums, journal records against CRCs.
 
-On demand, ``cdp target scrub`` on a stopped target.
+On demand, ``cdp target scrub`` on a stopped target; on a schedule (and on SIGUSR1) inside a
+running target, through :func:`scrub_live`, with apply paused only while one chunk of
+regions is read.
 
 It opens each group's replica the way a starting target does (so the same recovery runs:
 a pending apply note is settled, a missing sums file is rebuilt loudly) and reports
@@ -12,8 +14,12 @@ that read them are refused. It never repairs bytes itself.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from cdp import naming
@@ -26,6 +32,13 @@ from cdp.target.replica import ReplicaSet
 
 DEFAULT_SCRUB_RATE_BYTES_S = 200 * 2**20
 """Replica bytes read per second at most, so a scrub does not starve intake."""
+DEFAULT_SCRUB_INTERVAL_S = 24 * 3600.0
+"""How often a running target scrubs every group (0: never on its own)."""
+CHUNK_REGIONS = 64
+"""Regions read per apply pause in a live scrub: apply waits for at most one chunk."""
+
+Guard = Callable[[], AbstractContextManager[object]]
+"""Held while one chunk of regions is read (a live scrub pauses apply with it)."""
 
 
 @dataclass(frozen=True)
@@ -65,9 +78,22 @@ def scrub_group(
     _scrub_journal(spec.group_id, journal_dir, index, report)
 
 
+def scrub_live(
+    spec: GroupSpec, replica: ReplicaSet, guard: Guard, report: ScrubReport,
+    rate_bytes_s: int = DEFAULT_SCRUB_RATE_BYTES_S, stopping: Callable[[], bool] = bool,
+) -> None:  # fmt: skip
+    """Scrub a running member's replica; ``guard`` (apply paused) is held per chunk only.
+
+    The journal is not scanned here: a running target checks every record's CRC when it
+    reads it (apply, images), and the active segment is being written.
+    """
+    _scrub_replica(spec, replica, report, rate_bytes_s, guard, stopping)
+
+
 def _scrub_replica(
-    spec: GroupSpec, replica: ReplicaSet, report: ScrubReport, rate_bytes_s: int
-) -> None:
+    spec: GroupSpec, replica: ReplicaSet, report: ScrubReport, rate_bytes_s: int,
+    guard: Guard = contextlib.nullcontext, stopping: Callable[[], bool] = bool,
+) -> None:  # fmt: skip
     refs = spec.disks()
     broken = {(p.vm_id, p.disk) for p in replica.problems}
     for p in replica.problems:
@@ -76,19 +102,30 @@ def _scrub_replica(
     for number, ref in enumerate(refs):
         if (ref.vm_id, ref.index_in_vm) in broken:
             continue
-        for region, exc in replica.scrub_disk(number):
-            report.regions_checked += 1
-            read += REGION_BYTES
-            if exc is not None:
-                replica.mark_damaged(number, region, exc)
-                report.damage.append(
-                    Damage(spec.group_id, "replica", ref.vm_id, ref.index_in_vm, region,
-                           exc.detail)
-                )  # fmt: skip
-            if rate_bytes_s:
-                ahead = read / rate_bytes_s - (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead)
+        regions = replica.scrub_disk(number)
+        while not stopping():
+            with guard():
+                chunk = list(itertools.islice(regions, CHUNK_REGIONS))
+            if not chunk:
+                break
+            for region, exc in chunk:
+                report.regions_checked += 1
+                read += REGION_BYTES
+                if exc is not None:
+                    replica.mark_damaged(number, region, exc)
+                    report.damage.append(
+                        Damage(spec.group_id, "replica", ref.vm_id, ref.index_in_vm, region,
+                               exc.detail)
+                    )  # fmt: skip
+            _keep_rate(read, rate_bytes_s, started)
+
+
+def _keep_rate(read: int, rate_bytes_s: int, started: float) -> None:
+    """Sleep until ``read`` bytes since ``started`` are within ``rate_bytes_s``."""
+    if rate_bytes_s:
+        ahead = read / rate_bytes_s - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 def _scrub_journal(group: str, journal_dir: str, index: Index, report: ScrubReport) -> None:

@@ -39,6 +39,7 @@ from cdp.target import intake
 from cdp.target.committer import Ack
 from cdp.target.config import TargetConfig
 from cdp.target.member import Member, SessionInfo, member_key, split_key
+from cdp.target.scrub import ScrubReport
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ class Target:
         """Live session id -> member key."""
         self._tasks: asyncio.TaskGroup | None = None
         self._stop = asyncio.Event()
+        self._scrub_now = asyncio.Event()
+        self.last_scrub: tuple[float, ScrubReport] | None = None
+        """When the newest scheduled scrub finished (Unix s) and what it found."""
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -82,14 +86,16 @@ class Target:
         for member in self.groups.values():
             self._tasks.create_task(self._apply_loop(member))
         self._tasks.create_task(self._checkpoint_loop())
+        self._tasks.create_task(self._scrub_loop())
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._stop.set()
+        self._scrub_now.set()  # wakes the scrub loop, which then sees the stop
         for member in self.groups.values():
             await member.stop()
-        self._stop.set()
         if self._tasks is not None:
             await self._tasks.__aexit__(et, e, tb)
         for member in self.groups.values():
@@ -165,6 +171,43 @@ class Target:
                     await member.checkpoint()
                 except CdpError as exc:  # e.g. a full disk: try again next interval
                     log.warning("group %s: checkpoint not tagged: %s", member.key, exc)
+
+    def request_scrub(self) -> None:
+        """Scrub every replica now (e.g. on SIGUSR1), not only on the schedule."""
+        self._scrub_now.set()
+
+    async def _scrub_loop(self) -> None:
+        """Check every replica against its sums every ``scrub_interval_s`` or on request."""
+        while not self._stop.is_set():
+            interval = self.config.scrub_interval_s or None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._scrub_now.wait(), interval)
+            self._scrub_now.clear()
+            if not self._stop.is_set():
+                await self.scrub_once()
+
+    async def scrub_once(self) -> ScrubReport:
+        """One scrub of every member's replica; damaged regions are marked and logged.
+
+        A member with damage has its live session ended, so its source reconnects and the
+        handshake asks for the resync that rewrites the damaged regions.
+        """
+        report = ScrubReport()
+        for member in list(self.groups.values()):
+            if member.error is not None:
+                continue
+            found = await asyncio.to_thread(
+                member.scrub, report, self.config.scrub_rate_bytes_s, self._stop.is_set
+            )
+            if found and member.session_id:
+                self.end_session(member.session_id)
+        for d in report.damage:
+            log.error("scrub: group %s VM %s disk %d region %s: %s", d.group, d.vm_id, d.disk,
+                      d.region, d.detail)  # fmt: skip
+        log.info("scrub: %d regions checked, %d damaged", report.regions_checked,
+                 len(report.damage))  # fmt: skip
+        self.last_scrub = (time.time(), report)
+        return report
 
     async def _idle(self, seconds: float) -> None:
         """Sleep, but wake at once when the target stops."""

@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -23,10 +24,12 @@ from pathlib import Path
 
 import pytest
 from conftest import MiB, Running, make_record, score, small_group, start_target, stop_target
+from prometheus_client import CollectorRegistry
 
 from cdp import codec
 from cdp.errors import RemoteError
 from cdp.record import Record
+from cdp.web import TargetCollector
 
 GROUP = "rc"
 SPEC = small_group(GROUP, disks=1, size=4 * MiB)
@@ -222,3 +225,73 @@ def test_zz_print_replica_corruption_table(capsys: pytest.CaptureFixture[str]) -
         for case, verdict, detail in TABLE:
             print(f"  {case:34} {verdict:8} {detail}")
     assert all(v != "WRONG" for _, v, _ in TABLE)
+
+
+async def test_a_running_target_scrubs_on_request_and_asks_the_source_to_resync(
+    tmp_path: Path,
+) -> None:
+    """Issue 12: the scrub runs inside a running target (on its schedule, or at once on
+    SIGUSR1 / request), marks the damaged region, refuses it to readers, shows it in
+    /metrics' source (``last_scrub``) and makes the next handshake ask for a resync."""
+    data_dir = str(tmp_path / "target")
+    r = await start_target(data_dir, history_window_s=0.0)
+    try:
+        await send_all(r, source_data())
+        clean = await r.target.scrub_once()
+        assert clean.damage == [] and clean.regions_checked == 3
+        flip(extent(data_dir), MiB + 4096)  # region 1, behind the running target's back
+        report = await r.target.scrub_once()
+        assert [(d.vm_id, d.disk, d.region) for d in report.damage] == [(VM, 0, 1)]
+        assert r.target.last_scrub is not None and r.target.last_scrub[1] is report
+        registry = CollectorRegistry()
+        registry.register(TargetCollector(r.target))
+        assert registry.get_sample_value("cdp_scrub_damaged_regions") == 1.0
+        assert registry.get_sample_value("cdp_scrub_last_finished_timestamp_seconds")
+        with pytest.raises(RemoteError) as info:
+            await export(r)
+        assert info.value.code == "DATA_LOSS"
+        reply = await r.client.open_session("host-a", SPEC, 0, 13)
+        assert reply.resync_required and "region" in reply.resync_reason
+    finally:
+        await stop_target(r)
+
+
+async def test_the_scrub_loop_runs_on_its_schedule(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "target")
+    r = await start_target(data_dir, history_window_s=0.0, scrub_interval_s=0.2)
+    try:
+        await send_all(r, source_data())
+        for _ in range(200):
+            if r.target.last_scrub is not None and r.target.last_scrub[1].regions_checked:
+                break
+            await asyncio.sleep(0.02)
+        assert r.target.last_scrub is not None and r.target.last_scrub[1].regions_checked == 3
+    finally:
+        await stop_target(r)
+
+
+def test_sigusr1_starts_a_scrub_in_cdp_target_serve(tmp_path: Path) -> None:
+    """`cdp target serve` scrubs at once on SIGUSR1 (systemctl kill -s USR1), not only daily."""
+    from helpers import free_port
+
+    log_path, ready = tmp_path / "target.log", tmp_path / "ready.json"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cdp", "--log-level", "INFO", "target", "serve",
+             "--insecure", "--data-dir", str(tmp_path / "data"),
+             "--listen", f"127.0.0.1:{free_port()}", "--ready-file", str(ready)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        assert "scrub:" not in log_path.read_text()
+        proc.send_signal(signal.SIGUSR1)
+        while "scrub: 0 regions checked, 0 damaged" not in log_path.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
