@@ -140,12 +140,12 @@ class Protection:
         self.dirty.mark(disk, offset, len(data))
         return 0
 
-    def rejoin(self, durable_seq: int) -> None:
+    def rejoin(self, durable_seq: int, durable_ns: int = 0) -> None:
         """Start again after the target's durable seq; a full resync covers the rest.
 
         For when the target cannot continue from this source's journal.
         """
-        dropped = self.buffer.restart_after(durable_seq)
+        dropped = self.buffer.restart_after(durable_seq, durable_ns)
         log.warning(
             "protection: rejoining after target seq %d (%d unplaceable records dropped); "
             "every region is compared again", durable_seq, dropped,
