@@ -58,3 +58,6 @@ class GroupStatus:
     received_bytes: int
     error: str
     resync: ResyncStatus
+    rpo_s: float = 0.0
+    """Age of the newest restorable point: while a resync is open or required no new point
+    can be offered, so it grows although writes arrive (never the age of a write in a gap)."""

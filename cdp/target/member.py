@@ -262,7 +262,20 @@ class Member:
             lag_s=(now_ns - durable_ns) / 1e9 if durable_ns else 0.0,
             journal_bytes=self.journal.bytes_on_disk(), received_bytes=self._received_bytes,
             error=str(self.error) if self.error else "", resync=self._resync.snapshot(),
+            rpo_s=self._rpo_s(now_ns),
         )  # fmt: skip
+
+    def _rpo_s(self, now_ns: int) -> float:
+        """Seconds from the time of the newest restorable point to ``now_ns`` (0 before any).
+
+        Inside an open resync gap that point is the RESYNC_START marker, not the newest write.
+        """
+        newest_ns = self.journal.durable_ns
+        if self._resync.active:
+            gap = self.catalog.in_gap(self.journal.durable_seq)
+            start = self.catalog.index.point_at(self.key, gap.start_seq - 1) if gap else None
+            newest_ns = start.source_ns if start else newest_ns
+        return max(0.0, (now_ns - newest_ns) / 1e9) if newest_ns else 0.0
 
     # -- what history, images and the loops read --------------------------------------------
 
