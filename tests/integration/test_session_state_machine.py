@@ -174,7 +174,9 @@ class SessionMachine(RuleBasedStateMachine):
 
     @initialize()
     def start(self) -> None:
-        self.target = self.run(start_target(os.path.join(self.folder, "t"), history_window_s=3600.0))
+        self.target = self.run(
+            start_target(os.path.join(self.folder, "t"), history_window_s=3600.0)
+        )
 
     @rule(
         disk=st.integers(0, DISKS - 1), block=st.integers(0, SIZE // BLOCK - 1),
@@ -324,7 +326,7 @@ class SessionMachine(RuleBasedStateMachine):
                 assert not bad, f"restorable span {span.start_seq}..{span.end_seq} holds {bad}"
         ordered = sorted(points, key=lambda p: p.seq)
         newest, oldest = ordered[-1], ordered[0]
-        middle_ns = ordered[len(ordered) // 2].source_time_unix_ns + 1000  # 1 us after a point
+        middle_ns = ordered[len(ordered) // 2].source_time_unix_ns + 50_000  # 50 us after a point
         for at in ("latest", str(newest.seq), str(oldest.seq), _iso(middle_ns)):
             await self._read(at)
 
@@ -359,6 +361,4 @@ class SoakMachine(SessionMachine):
 
 
 TestSessionStateMachineSoak = pytest.mark.soak(SoakMachine.TestCase)
-TestSessionStateMachineSoak.settings = settings(
-    _FAST, max_examples=200, stateful_step_count=60
-)
+TestSessionStateMachineSoak.settings = settings(_FAST, max_examples=200, stateful_step_count=60)
