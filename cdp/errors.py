@@ -69,7 +69,11 @@ class SeqGapError(PreconditionError):
     def __init__(self, group: str, expected: int, got: int) -> None:
         super().__init__(
             f"group {group!r}: records.seq: expected seq {expected}, got {got}",
-            hint="re-open the session and resume from its durable_seq + 1",
+            hint=(
+                f"re-open the session and resend from its durable_seq + 1; a source that no "
+                f"longer holds seq {expected} states its oldest_held_seq/next_seq honestly "
+                "and the handshake answers resync_required"
+            ),
         )
         self.group, self.expected, self.got = group, expected, got
 

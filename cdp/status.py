@@ -58,6 +58,9 @@ class GroupStatus:
     received_bytes: int
     error: str
     resync: ResyncStatus
+    rpo_s: float = 0.0
+    """Age of the newest restorable point: while a resync is open or required no new point
+    can be offered, so it grows although writes arrive (never the age of a write in a gap)."""
     clock_skew_s: float = 0.0
     """Source time minus the target's receive time of the newest write, seconds: positive
     when the source's clock is ahead (the transit time lowers it)."""

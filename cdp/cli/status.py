@@ -47,11 +47,12 @@ def render(groups: list[dict[str, Any]]) -> str:
     """A table, one line per group."""
     if not groups:
         return "no groups at this target yet"
-    rows = [("GROUP", "STATE", "DURABLE SEQ", "APPLIED SEQ", "LAG", "JOURNAL", "SOURCE")]
+    rows = [("GROUP", "STATE", "DURABLE SEQ", "APPLIED SEQ", "LAG", "RPO", "JOURNAL", "SOURCE")]
     for g in groups:
         rows.append((
             g["group_id"], g["state"], f"{g['durable_seq']:,}", f"{g['applied_seq']:,}",
-            f"{g['lag_seconds']:.1f} s", common.fmt_bytes(g["journal_bytes"]),
+            f"{g['lag_seconds']:.1f} s", f"{g['rpo_seconds']:.1f} s",
+            common.fmt_bytes(g["journal_bytes"]),
             g["source_id"] or "-",
         ))  # fmt: skip
     for g in groups:
@@ -60,12 +61,12 @@ def render(groups: list[dict[str, Any]]) -> str:
             pct = f"{100 * got / total:.0f} %" if total else "?"
             eta = f", ETA {g['resync_eta_seconds']:.0f} s" if g["resync_eta_seconds"] else ""
             rows.append((f"  resync {g['group_id']}", f"{pct} of {common.fmt_bytes(total)}{eta}",
-                         "", "", "", "", ""))  # fmt: skip
+                         "", "", "", "", "", ""))  # fmt: skip
     for g in groups:
         skew = float(g.get("source_clock_skew_seconds", 0.0))
         if abs(skew) >= SKEW_SHOWN_S:
             side = "ahead of" if skew > 0 else "behind"
             rows.append((f"  clock {g['group_id']}", f"source {abs(skew):.1f} s {side} target",
-                         "", "", "", "", ""))  # fmt: skip
+                         "", "", "", "", "", ""))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)

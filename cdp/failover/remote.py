@@ -57,6 +57,7 @@ class TargetReplication:
                 )
                 for v in vms.values()
             ),
+            rpo_s=max(m.rpo_seconds for m in members),
         )
 
     async def image_plan(self, group: str, vm: str, disk: int, at: str) -> ImageFacts:

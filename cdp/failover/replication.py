@@ -46,6 +46,8 @@ class GroupFacts:
     """Source time of the newest durable write, Unix ns (oldest across members)."""
     vms: tuple[ReplicaVm, ...]
     error: str = ""
+    rpo_s: float | None = None
+    """The target's RPO (age of the newest restorable point, worst member); None if unknown."""
 
     def vm(self, name: str) -> ReplicaVm | None:
         """The VM of that name, or None."""

@@ -156,7 +156,9 @@ class Survey:
         if not g.durable_ns:
             return None
         lag = max(0.0, (time.time_ns() - g.durable_ns) / 1e9)
-        if g.state != STATE_REPLICATING or lag <= self.plan.rpo_sla_s:
+        if g.state != STATE_REPLICATING:  # no new point can be offered: the target's RPO
+            return max(lag, g.rpo_s) if g.rpo_s is not None else lag
+        if lag <= self.plan.rpo_sla_s:
             return lag
         await asyncio.sleep(self.rpo_probe_s)
         again = await self.replication.group(g.name)

@@ -188,16 +188,19 @@ class Catalog:
     def gaps(self) -> list[Gap]:
         """Stretches of seqs with no consistent point (resync; recorded causes), oldest first.
 
-        A resync gap holds the seqs strictly between its start and end markers; one still
-        open (no end marker yet) reaches to OPEN_END.
+        A resync gap holds the seqs strictly between its first start marker and the next end
+        marker: a later start marker (a source restarted during its resync) extends the same
+        gap, only an end marker closes it. One still open reaches to OPEN_END.
         """
         raw = self.index.get_meta(f"gaps/{self.group}")
         gaps = [Gap(**g) for g in json.loads(raw)] if raw else []
         start: int | None = None
         why = ""
         for e in self.index.events(self.group):
-            if e.kind == KIND_RESYNC_START:
+            if e.kind == KIND_RESYNC_START and start is None:
                 start, why = e.seq, _cause(e.label)
+            elif e.kind == KIND_RESYNC_START:  # a restarted source's resync extends the gap
+                why = why or _cause(e.label)
             elif e.kind == KIND_RESYNC_END and start is not None:
                 if e.seq > start + 1:
                     gaps.append(Gap(start + 1, e.seq - 1, f"resync{why}"))

@@ -39,7 +39,8 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         lag_seconds=s.lag_s, journal_bytes=s.journal_bytes, received_bytes=s.received_bytes,
         state=STATES[s.state], source_id=s.source_id, vms=vms_to_pb(s.spec),
         resync_total_bytes=s.resync.total_bytes, resync_received_bytes=s.resync.received_bytes,
-        resync_eta_seconds=s.resync.eta_s, source_clock_skew_seconds=s.clock_skew_s,
+        resync_eta_seconds=s.resync.eta_s, rpo_seconds=s.rpo_s,
+        source_clock_skew_seconds=s.clock_skew_s,
     )  # fmt: skip
 
 

@@ -69,8 +69,10 @@ class SourceBuffer:
         self.changed.set()
         return rec
 
-    def restart_after(self, durable_seq: int) -> int:
+    def restart_after(self, durable_seq: int, durable_ns: int = 0) -> int:
         """Drop every held record and number new ones from ``durable_seq + 1``.
+
+        ``durable_ns`` is the target's time of ``durable_seq`` (what RPO is measured from).
 
         For a source whose journal cannot meet the target's (a restart lost records, or
         records are missing on both sides); a resync then covers what was dropped.
@@ -81,6 +83,7 @@ class SourceBuffer:
         self.bytes_held = 0
         self.next_seq = durable_seq + 1
         self.acked_seq = durable_seq
+        self.acked_ns = durable_ns or self.acked_ns
         self._room.set()
         self.changed.set()
         return dropped

@@ -140,12 +140,12 @@ class Protection:
         self.dirty.mark(disk, offset, len(data))
         return 0
 
-    def rejoin(self, durable_seq: int) -> None:
+    def rejoin(self, durable_seq: int, durable_ns: int = 0) -> None:
         """Start again after the target's durable seq; a full resync covers the rest.
 
         For when the target cannot continue from this source's journal.
         """
-        dropped = self.buffer.restart_after(durable_seq)
+        dropped = self.buffer.restart_after(durable_seq, durable_ns)
         if self.cause == "initial sync" and not self.stats.resyncs and not dropped:
             log.info(
                 "protection: the target already holds this group to seq %d; the initial "
@@ -212,8 +212,7 @@ class Protection:
             self.cause = "target journal full"  # known only once the target said so
         label = f"resync bytes={total} cause={self.cause or 'unknown'}"
         self.buffer.append_marker(KIND_RESYNC_START, label, time.time_ns())
-        while len(self.dirty) > FINAL_PASS_REGIONS:
-            await self._pass(shipper, transport, COMPARE_BATCH)
+        await self._unheld_passes(shipper, transport)
         self.hold()
         try:
             while len(self.dirty):
@@ -228,6 +227,21 @@ class Protection:
             self.release()
         log.info("protection: resync done in %.2f s (%d regions sent)",
                  self.stats.last_resync_s, self.stats.regions_sent)  # fmt: skip
+
+    async def _unheld_passes(self, shipper: ShipperView, transport: RegionTransport) -> None:
+        """Passes with guest writes flowing, until few regions are left or one stops helping.
+
+        A pass that does not shrink the dirty map means the guest dirties regions as fast as
+        they are sent: only the held pass converges then.
+        """
+        left = len(self.dirty)
+        while left > FINAL_PASS_REGIONS:
+            await self._pass(shipper, transport, COMPARE_BATCH)
+            if len(self.dirty) >= left:
+                log.info("protection: %d regions dirty again after a pass; holding writes for "
+                         "the final pass", len(self.dirty))  # fmt: skip
+                return
+            left = len(self.dirty)
 
     async def _pass(self, shipper: ShipperView, transport: RegionTransport, limit: int) -> None:
         """Compare up to ``limit`` dirty regions (in disk order) and send those that differ."""

@@ -135,10 +135,15 @@ class Shipper:
         self.last_error: CdpError | None = None
         self.last_error_s = 0.0
         """When ``last_error`` happened (time.monotonic)."""
-        self.on_resync_required: Callable[[int], None] | None = None
-        """Called with the target's durable seq when the journals cannot meet.
+        self.resync_required = False
+        """The last handshake answered resync_required: the target offers no new restore
+        point until this source's resync ends (its RPO grows meanwhile)."""
+        self.on_resync_required: Callable[[int, int], None] | None = None
+        """Called with the target's durable seq and its time when the journals cannot meet.
 
-        (E.g. this source restarted and lost its buffer.) It must make the next handshake fit.
+        (E.g. this source restarted and lost its buffer.) It must number the next record
+        durable + 1 and make it a RESYNC_START: the session stays open for the resync, and
+        every re-open answers resync_required again until one is durable.
         """
 
     async def run(self) -> None:
@@ -176,11 +181,10 @@ class Shipper:
                     "joins after it and its initial sync compares every region (expected)",
                     self.config.source_id, self.spec.group_id, reply.durable_seq,
                 )  # fmt: skip
-                self.on_resync_required(reply.durable_seq)
-                return  # reconnect: nothing went wrong
-            log.warning("shipper %s: %s; resyncing", self.config.source_id, reply.resync_reason)
-            self.on_resync_required(reply.durable_seq)
-            raise RemoteError("FAILED_PRECONDITION", "resync required; reconnecting")
+            else:
+                log.warning("shipper %s: %s; resyncing", self.config.source_id, reply.resync_reason)
+            self.on_resync_required(reply.durable_seq, reply.durable_ns)  # next: RESYNC_START
+        self.resync_required = reply.resync_required
         self.sessions += 1
         buf.ack(reply.durable_seq, reply.durable_ns)
         stream = self.transport.stream(reply.session_id)

@@ -45,6 +45,10 @@ from cdp.target.scrub import ScrubReport, scrub_live
 log = logging.getLogger("cdp.target")
 """The target's logger: to an operator a member's messages are the target's."""
 
+RESYNC_REQUIRED_META = "resync_required"
+"""Index meta key prefix (``<prefix>/<member key>``): why the member needs a resync, until
+a RESYNC_START is durable (empty: none needed). Kept so a target restart keeps it sticky."""
+
 MEMBER_SEPARATOR = "@"
 """Joins a group id and a member id into a member key; not allowed in either name."""
 
@@ -186,11 +190,15 @@ class Member:
         self.check_usable()
         durable = self.journal.durable_seq
         self._expected_seq = durable + 1
-        reason = (
+        reason = self._required_reason() or (
             resync_reason(durable, oldest_held_seq, next_seq) or self.replica.take_damage_reason()
         )
+        if reason:
+            self._require_resync(reason)
         self.session_id, self.source_id = uuid.uuid4().hex, source_id
-        self.state = GroupState.RESYNC_REQUIRED if reason else GroupState.REPLICATING
+        self.state = GroupState.RESYNC_REQUIRED if reason else (
+            GroupState.RESYNCING if self._resync.active else GroupState.REPLICATING
+        )  # fmt: skip
         log.info("group %s: session %s from %s at seq %d", self.key, self.session_id, source_id,
                  durable)  # fmt: skip
         return SessionInfo(
@@ -205,7 +213,7 @@ class Member:
         """
         self.check_usable()
         if self.state == GroupState.RESYNC_REQUIRED:
-            raise PreconditionError("session_id: the group needs a resync before journaling")
+            self._check_resync_start(records)
         view = intake.GroupView(
             self.key, self.capacities, self.journal.durable_seq, self._expected_seq,
             self.journal.lookup, self.bookmark_taken, now_ns=time.time_ns(),
@@ -219,11 +227,42 @@ class Member:
         self._expected_seq += len(fresh)
         self._received_bytes += sum(len(r.frame) for r in fresh)  # payload as received
         self._resync.observe(fresh)
-        if self.state in (GroupState.REPLICATING, GroupState.RESYNCING):
+        if self.state == GroupState.RESYNC_REQUIRED:  # a RESYNC_START at durable + 1
+            self.state = GroupState.RESYNCING
+            fut.add_done_callback(self._resync_started)
+        elif self.state in (GroupState.REPLICATING, GroupState.RESYNCING):
             self.state = GroupState.RESYNCING if self._resync.active else GroupState.REPLICATING
         self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
         return fut
+
+    def _required_reason(self) -> str:
+        """Why an earlier handshake required a resync that has not started yet ("" if none)."""
+        raw = self.catalog.index.get_meta(f"{RESYNC_REQUIRED_META}/{self.key}")
+        return raw.decode() if raw else ""
+
+    def _require_resync(self, reason: str) -> None:
+        """Remember durably that the member needs a resync: every handshake says so again."""
+        if self._required_reason() != reason:
+            self.catalog.index.put_meta(f"{RESYNC_REQUIRED_META}/{self.key}", reason.encode())
+
+    def _check_resync_start(self, records: list[Record]) -> None:
+        """Refuse a batch unless it starts the resync: RESYNC_START at durable_seq + 1."""
+        first = records[0] if records else None
+        want = self.journal.durable_seq + 1
+        if first is None or first.kind != KIND_RESYNC_START or first.seq != want:
+            raise PreconditionError(
+                f"records[0]: group {self.key!r} needs a resync ({self._required_reason()}); "
+                f"only a batch starting with RESYNC_START at seq {want} is taken",
+                hint="CompareRegions, then send RESYNC_START at durable_seq + 1, the differing "
+                "regions, and RESYNC_END",
+            )
+
+    def _resync_started(self, fut: asyncio.Future[Ack]) -> None:
+        """The RESYNC_START is durable (or failed): the resync requirement is met (or stays)."""
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        self.catalog.index.put_meta(f"{RESYNC_REQUIRED_META}/{self.key}", b"")
 
     def end_session(self, session_id: str) -> None:
         """The source of ``session_id`` went away: disconnected until the next handshake."""
@@ -244,7 +283,20 @@ class Member:
             journal_bytes=self.journal.bytes_on_disk(), received_bytes=self._received_bytes,
             error=str(self.error) if self.error else "", resync=self._resync.snapshot(),
             clock_skew_s=self.journal.clock_skew_ns / 1e9,
+            rpo_s=self._rpo_s(now_ns),
         )  # fmt: skip
+
+    def _rpo_s(self, now_ns: int) -> float:
+        """Seconds from the time of the newest restorable point to ``now_ns`` (0 before any).
+
+        Inside an open resync gap that point is the RESYNC_START marker, not the newest write.
+        """
+        newest_ns = self.journal.durable_ns
+        if self._resync.active:
+            gap = self.catalog.in_gap(self.journal.durable_seq)
+            start = self.catalog.index.point_at(self.key, gap.start_seq - 1) if gap else None
+            newest_ns = start.source_ns if start else newest_ns
+        return max(0.0, (now_ns - newest_ns) / 1e9) if newest_ns else 0.0
 
     # -- what history, images and the loops read --------------------------------------------
 
@@ -342,6 +394,11 @@ def resync_reason(durable: int, oldest_held_seq: int, next_seq: int) -> str:
         return (
             f"target is durable to seq {durable} but the source holds records "
             f"from seq {oldest_held_seq} on; seqs in between are lost"
+        )
+    if not oldest_held_seq and next_seq > durable + 1:
+        return (
+            f"target is durable to seq {durable} but the source's next seq is {next_seq} and "
+            f"it holds nothing older; seqs {durable + 1}..{next_seq - 1} are lost"
         )
     if next_seq and durable >= next_seq:
         return (

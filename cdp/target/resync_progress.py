@@ -1,6 +1,8 @@
 """Progress of a resync as the target sees it: announced bytes, received bytes, rate.
 
-Fed with every accepted batch; pure bookkeeping, nothing durable (after a restart an open
+Fed with every accepted batch; each region's bytes count once (a region sent again, or
+dirtied again by the guest, adds nothing), and the total grows to what was received, so the
+progress never exceeds 100 %. Pure bookkeeping, nothing durable (after a restart an open
 resync shows as in progress with unknown progress until data arrives again).
 """
 
@@ -8,12 +10,14 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cdp.record import KIND_RESYNC_END, KIND_RESYNC_START, KIND_WRITE, Record
 from cdp.status import ResyncStatus
 
 _BYTES = re.compile(r"bytes=(\d+)")
+PROGRESS_REGION_BYTES = 2**20
+"""Granularity of the progress count: at most this many bytes count per region."""
 
 
 @dataclass
@@ -24,19 +28,36 @@ class ResyncProgress:
     total_bytes: int = 0
     received_bytes: int = 0
     started_s: float = 0.0
+    _seen: dict[tuple[int, int], int] = field(default_factory=dict)
+    """Bytes counted per (disk, region of PROGRESS_REGION_BYTES) in this resync."""
 
     def observe(self, records: list[Record]) -> None:
         """Account for a batch the target accepted."""
         for r in records:
             if r.kind == KIND_RESYNC_START:
                 m = _BYTES.search(r.frame.decode())
-                self.active, self.received_bytes = True, 0
-                self.total_bytes = int(m.group(1)) if m else 0
+                if not self.active:  # a second start (restarted source) continues the count
+                    self.received_bytes, self._seen = 0, {}
+                self.active = True
+                self.total_bytes = max(int(m.group(1)) if m else 0, self.received_bytes)
                 self.started_s = time.monotonic()
             elif r.kind == KIND_RESYNC_END:
                 self.active = False
             elif self.active and r.kind == KIND_WRITE:
-                self.received_bytes += r.length
+                self._count(r.disk, r.offset, r.length)
+        self.total_bytes = max(self.total_bytes, self.received_bytes)  # never above 100 %
+
+    def _count(self, disk: int, offset: int, length: int) -> None:
+        """Count a write's bytes at most once per region (re-sent regions add nothing)."""
+        end = offset + length
+        while offset < end:
+            region = offset // PROGRESS_REGION_BYTES
+            stop = min(end, (region + 1) * PROGRESS_REGION_BYTES)
+            seen = self._seen.get((disk, region), 0)
+            add = min(stop - offset, PROGRESS_REGION_BYTES - seen)
+            self._seen[(disk, region)] = seen + add
+            self.received_bytes += add
+            offset = stop
 
     def eta_s(self) -> float:
         """Seconds left at the rate so far; 0 when unknown or not running."""

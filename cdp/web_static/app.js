@@ -48,6 +48,7 @@ function showGroups(groups) {
     cell(row, g.durable_seq.toLocaleString("en"), "num durable");
     cell(row, g.applied_seq.toLocaleString("en"), "num applied");
     cell(row, `${g.lag_seconds.toFixed(1)} s`, "num lag");
+    cell(row, `${(g.rpo_seconds || 0).toFixed(1)} s`, "num rpo");
     cell(row, fmtBytes(g.journal_bytes), "num journal");
     cell(row, resyncText(g), "resync");
     row.addEventListener("click", () => { chosen = g.group_id; pollTimeline(); });

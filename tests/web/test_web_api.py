@@ -92,10 +92,11 @@ async def test_status_json_has_the_facts_of_cdp_status(served: Served) -> None:
     assert g["received_bytes"] > 0 and g["journal_bytes"] >= 0
     assert [vm["vm_id"] for vm in g["vms"]] == [VM]
     assert {"resync_total_bytes", "resync_received_bytes", "resync_eta_seconds"} <= g.keys()
-    # The same dict `cdp status --json` prints (over gRPC); lag moves with the clock.
+    # The same dict `cdp status --json` prints (over gRPC); lag and RPO move with the clock.
     (rpc,) = (await served.running.client.status()).groups
-    assert without(g, "lag_seconds") == without(status_to_dict(rpc), "lag_seconds")
-    assert g["lag_seconds"] > 0
+    moving = ("lag_seconds", "rpo_seconds")
+    assert without(g, *moving) == without(status_to_dict(rpc), *moving)
+    assert g["lag_seconds"] > 0 and g["rpo_seconds"] > 0  # disconnected: no newer point
 
 
 async def test_timeline_json_equals_the_timeline_rpc(served: Served) -> None:
@@ -171,11 +172,13 @@ async def test_metrics_match_the_status(served: Served) -> None:
     assert got[("cdp_group_resync_remaining_bytes", labels)] == 0
     assert got[("cdp_group_resync_eta_seconds", labels)] == 0
     assert 0 < got[("cdp_group_lag_seconds", labels)] <= g["lag_seconds"]
+    assert 0 < got[("cdp_group_rpo_seconds", labels)] <= g["rpo_seconds"]
     states = {dict(k[1])["state"]: v for k, v in got.items() if k[0] == "cdp_group_state"}
     assert states == {
         "replicating": 0, "disconnected": 1, "resync_required": 0, "resyncing": 0, "error": 0,
     }  # fmt: skip
     assert "# HELP cdp_group_lag_seconds Seconds" in text
+    assert "# HELP cdp_group_rpo_seconds Seconds since the newest restorable point" in text
     assert "# TYPE cdp_group_received_bytes_total counter" in text
 
 
