@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdp.group import GroupSpec
+from cdp.lifecycle import Lifecycle
 
 
 class GroupState:
@@ -58,3 +59,7 @@ class GroupStatus:
     received_bytes: int
     error: str
     resync: ResyncStatus
+    lifecycle: Lifecycle = Lifecycle()
+    """The group's failover lifecycle and fencing epoch (same for every member)."""
+    source_connected: bool = False
+    """Whether a source session is open on the member now."""

@@ -36,7 +36,10 @@ SESSION_CALLS = frozenset({"StreamJournal", "CompareRegions"})
 READ_CALLS = frozenset(
     {"GetStatus", "ListRestorePoints", "GetTimeline", "ReadImage", "CreateBookmark"}
 )
-"""Operator calls, on every group."""
+"""Operator calls, on every group; a source may make them on the groups it writes."""
+OPERATOR_CALLS = frozenset({"SetLifecycle"})
+"""The lifecycle and fencing of a group: an operator's; a source's on its own groups,
+except an unfence (which would let an older source write again)."""
 
 
 class PolicyFile:
@@ -134,8 +137,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def _decide(self, call: str, who: tls.Identity | None, request: Any) -> authz.Refusal | None:
         policy = self.policy.current()
+        if call in OPERATOR_CALLS:
+            return authz.check_lifecycle(
+                policy, who, call, request.group_id, loosens=request.unfence
+            )
         if call in READ_CALLS:
-            return authz.check_read(policy, who, call)
+            return authz.check_read_group(policy, who, call, getattr(request, "group_id", ""))
         if call == OPEN_SESSION:
             return _check_writer(policy, who, call, (request.group_id, request.member_id))
         if call not in SESSION_CALLS:

@@ -24,9 +24,11 @@ from cdp.errors import CdpError, JournalCorruptError, PreconditionError, Replica
 from cdp.group import GroupSpec
 from cdp.journal.index import POINT_CRASH, Index, IndexEntry, Point
 from cdp.journal.journal import Journal
+from cdp.lifecycle import Lifecycle, decode, fenced_reason, meta_key
 from cdp.record import KIND_BOOKMARK, KIND_RESYNC_START, Record
 from cdp.restore.catalog import Catalog
 from cdp.restore.image import PlanCache
+from cdp.restore.spec import format_ns
 from cdp.status import GroupState, GroupStatus
 from cdp.target import intake
 from cdp.target.applier import Applier, load_applied
@@ -101,6 +103,8 @@ class Member:
         self._pending_bookmarks: set[str] = set()
         """Names of in-band bookmarks in batches not yet durable (for the uniqueness check)."""
         self._resync = ResyncProgress()
+        self.lifecycle: Lifecycle = decode(index.get_meta(meta_key(self.group_id)))
+        """The group's lifecycle and fencing epoch (the target persists and sets it)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -154,14 +158,16 @@ class Member:
     # -- the session ----------------------------------------------------------------------
 
     async def open_session(
-        self, source_id: str, oldest_held_seq: int, next_seq: int
+        self, source_id: str, oldest_held_seq: int, next_seq: int, epoch: int = 0
     ) -> SessionInfo:
         """Handshake: end the old session, wait for its batches, say where to resume.
 
         The member needs a resync (and takes no records until one starts) when the
-        journal cannot continue from what the source holds.
+        journal cannot continue from what the source holds. A source of an epoch below
+        the group's is fenced: refused, and the current session stays.
         """
         self.check_usable()
+        self.check_epoch(epoch)
         self.session_id = ""
         await self.quiesce()
         durable = self.journal.durable_seq
@@ -205,6 +211,27 @@ class Member:
         fut.add_done_callback(self._pending.discard)
         return fut
 
+    def check_epoch(self, epoch: int) -> None:
+        """Refuse (PreconditionError naming the failover) a source of an older epoch."""
+        when = format_ns(self.lifecycle.fenced_ns) if self.lifecycle.fenced_ns else "?"
+        reason = fenced_reason(self.group_id, self.lifecycle, epoch, when)
+        if reason:
+            raise PreconditionError(reason)
+
+    def set_lifecycle(self, lifecycle: Lifecycle) -> str:
+        """Take the group's new lifecycle; a raised epoch ends the current session.
+
+        Returns the id of the session it ended ("" if none).
+        """
+        ended = ""
+        if lifecycle.epoch > self.lifecycle.epoch and self.session_id:
+            ended = self.session_id
+            log.warning("group %s: epoch %d fences session %s of %s", self.key,
+                        lifecycle.epoch, ended, self.source_id)  # fmt: skip
+            self.end_session(ended)
+        self.lifecycle = lifecycle
+        return ended
+
     def end_session(self, session_id: str) -> None:
         """The source of ``session_id`` went away: disconnected until the next handshake."""
         if self.session_id != session_id:
@@ -223,6 +250,7 @@ class Member:
             lag_s=(now_ns - durable_ns) / 1e9 if durable_ns else 0.0,
             journal_bytes=self.journal.bytes_on_disk(), received_bytes=self._received_bytes,
             error=str(self.error) if self.error else "", resync=self._resync.snapshot(),
+            lifecycle=self.lifecycle, source_connected=bool(self.session_id),
         )  # fmt: skip
 
     # -- what history, images and the loops read --------------------------------------------

@@ -29,6 +29,7 @@ from cdp.errors import (
 )
 from cdp.group import GroupSpec, check_name, validate_group
 from cdp.journal.index import Index, Point
+from cdp.lifecycle import Lifecycle, encode, meta_key
 from cdp.record import Record
 from cdp.restore.catalog import PageKey, Timeline
 from cdp.restore.history import History, MultiHistory, SingleHistory
@@ -167,7 +168,7 @@ class Target:
 
     async def open_session(
         self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int,
-        member_id: str = "",
+        member_id: str = "", epoch: int = 0,
     ) -> SessionInfo:  # fmt: skip
         """Handshake: register or check the member, supersede old sessions, say where to resume."""
         validate_group(spec)
@@ -186,10 +187,26 @@ class Target:
                 f"({_describe(member.spec)}); got {_describe(spec)}"
             )
         member.check_usable()
+        member.check_epoch(epoch)  # a fenced source never supersedes the live session
         self._sessions.pop(member.session_id, None)
-        info = await member.open_session(source_id, oldest_held_seq, next_seq)
+        info = await member.open_session(source_id, oldest_held_seq, next_seq, epoch)
         self._sessions[info.session_id] = key
         return info
+
+    async def set_lifecycle(
+        self, group_id: str, state: str, fence: bool, unfence: bool, note: str
+    ) -> Lifecycle:
+        """Persist a group's new lifecycle and tell its members; fencing ends live sessions."""
+        members = self.members(group_id)
+        assert self.index is not None
+        changed = members[0].lifecycle.change(state, fence, unfence, note, time.time_ns())
+        await asyncio.to_thread(self.index.put_meta, meta_key(group_id), encode(changed))
+        for member in members:
+            ended = member.set_lifecycle(changed)
+            self._sessions.pop(ended, None)
+        log.warning("group %s: lifecycle %s, epoch %d (%s)", group_id, changed.state,
+                    changed.epoch, note or "no note")  # fmt: skip
+        return changed
 
     def _check_membership(self, group_id: str, member_id: str) -> None:
         """A group is streamed either by one source alone or by named members, never both."""
