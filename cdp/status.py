@@ -63,3 +63,5 @@ class GroupStatus:
     """The group's failover lifecycle and fencing epoch (same for every member)."""
     source_connected: bool = False
     """Whether a source session is open on the member now."""
+    source_identity: str = ""
+    """The certificate identity (``cdp://source/NAME``) that opened the session under mTLS."""

@@ -119,9 +119,14 @@ def identity_of(context: Context) -> tls.Identity | None:
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Refuses ReplicationService calls the caller's identity may not make."""
 
-    def __init__(self, policy: PolicyFile, sessions: SessionOwners) -> None:
+    def __init__(
+        self, policy: PolicyFile, sessions: SessionOwners,
+        on_open: Callable[[str, str], None] = lambda session, who: None,
+    ) -> None:  # fmt: skip
         self.policy = policy
         self.sessions = sessions
+        self.on_open = on_open
+        """Told (session id, identity) of every session opened, for status to show."""
 
     async def intercept_service(
         self,
@@ -167,6 +172,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _opened(self, who: tls.Identity | None, request: Any, response: Any) -> None:
         if who is not None:
             self.sessions.bind(response.session_id, who)
+            self.on_open(response.session_id, who.uri)
             log.info("%s opened session %s for group %s member %r", who, response.session_id,
                      request.group_id, request.member_id)  # fmt: skip
 
@@ -236,4 +242,6 @@ async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 def interceptor_for(authz_path: str, target: Target) -> AuthInterceptor:
     """The interceptor for a target serving mTLS with the policy in ``authz_path``."""
-    return AuthInterceptor(PolicyFile(authz_path), SessionOwners(live_member_of(target)))
+    return AuthInterceptor(
+        PolicyFile(authz_path), SessionOwners(live_member_of(target)), target.note_identity
+    )

@@ -57,6 +57,7 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         resync_eta_seconds=s.resync.eta_s, lifecycle=LIFECYCLES[s.lifecycle.state],
         epoch=s.lifecycle.epoch, lifecycle_changed_unix_ns=s.lifecycle.changed_ns,
         lifecycle_note=s.lifecycle.note, source_connected=s.source_connected,
+        source_identity=s.source_identity,
     )  # fmt: skip
 
 

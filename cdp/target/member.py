@@ -103,6 +103,8 @@ class Member:
         self._pending_bookmarks: set[str] = set()
         """Names of in-band bookmarks in batches not yet durable (for the uniqueness check)."""
         self._resync = ResyncProgress()
+        self.source_identity = ""
+        """The mTLS identity that opened the current session ("" without mTLS)."""
         self.lifecycle: Lifecycle = decode(index.get_meta(meta_key(self.group_id)))
         """The group's lifecycle and fencing epoch (the target persists and sets it)."""
 
@@ -176,6 +178,7 @@ class Member:
             resync_reason(durable, oldest_held_seq, next_seq) or self.replica.take_damage_reason()
         )
         self.session_id, self.source_id = uuid.uuid4().hex, source_id
+        self.source_identity = ""
         self.state = GroupState.RESYNC_REQUIRED if reason else GroupState.REPLICATING
         log.info("group %s: session %s from %s at seq %d", self.key, self.session_id, source_id,
                  durable)  # fmt: skip
@@ -210,6 +213,11 @@ class Member:
         self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
         return fut
+
+    def note_identity(self, session_id: str, identity: str) -> None:
+        """Record the certificate identity that opened ``session_id`` (if it is still live)."""
+        if session_id and session_id == self.session_id:
+            self.source_identity = identity
 
     def check_epoch(self, epoch: int) -> None:
         """Refuse (PreconditionError naming the failover) a source of an older epoch."""
@@ -251,6 +259,7 @@ class Member:
             journal_bytes=self.journal.bytes_on_disk(), received_bytes=self._received_bytes,
             error=str(self.error) if self.error else "", resync=self._resync.snapshot(),
             lifecycle=self.lifecycle, source_connected=bool(self.session_id),
+            source_identity=self.source_identity,
         )  # fmt: skip
 
     # -- what history, images and the loops read --------------------------------------------

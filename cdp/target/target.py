@@ -228,6 +228,12 @@ class Target:
             )
         return self.groups[key]
 
+    def note_identity(self, session_id: str, identity: str) -> None:
+        """Record the mTLS identity that opened a live session (shown by status)."""
+        key = self._sessions.get(session_id)
+        if key is not None:
+            self.groups[key].note_identity(session_id, identity)
+
     def submit(self, session_id: str, records: list[Record]) -> asyncio.Future[Ack]:
         """Validate a batch and queue it for group commit; the future resolves on durability."""
         return self.group_of_session(session_id).accept(records)

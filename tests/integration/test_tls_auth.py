@@ -445,3 +445,14 @@ async def test_ca_bundle_admits_clients_of_the_old_and_the_new_ca(tmp_path: obje
                     assert (await client.status()).groups == []
         finally:
             await server.stop(grace=1.0)
+
+
+async def test_status_names_the_certificate_identity_of_the_source(secure: Secure) -> None:
+    """Issue 13 #13: under mTLS status shows who really writes (the certificate), not only
+    the source's self-reported id."""
+    async with secure.client("sources", "host-a") as client:
+        await client.open_session("claims-to-be-sim-host-1", SPEC_A, 0, 1)
+        async with secure.client("operators", "ops") as ops:
+            (g,) = (await ops.status("ga")).groups
+    assert (g.source_id, g.source_identity) == ("claims-to-be-sim-host-1", "cdp://source/host-a")
+    assert g.source_connected
