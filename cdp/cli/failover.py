@@ -85,6 +85,18 @@ def add_parser(sub: Any) -> None:
                 action="store_true",
                 help="stop the source VMs, drain, fail over at the final point (zero data loss)",
             )
+            c.add_argument(
+                "--force-split-brain",
+                action="store_true",
+                help="fail over unplanned although a source is still connected (two copies "
+                "of the VMs may run; the target fences the old source either way)",
+            )
+            c.add_argument(
+                "--fence-protected",
+                action="store_true",
+                help="before an unplanned failover, power off the protected VMs through "
+                "the plan's protected_site vCenter",
+            )
         if "wait" in extra:
             c.add_argument(
                 "--no-wait",
@@ -133,7 +145,13 @@ async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
     async def body(s: Session) -> int:
         if args.dry_run:
             return print_dry_run(s, await s.orch.dry_run(mode, args.at, planned))
-        result = await s.orch.failover(mode, args.at, planned)
+        result = await s.orch.failover(
+            mode,
+            args.at,
+            planned,
+            force_split_brain=getattr(args, "force_split_brain", False),
+            fence_protected=getattr(args, "fence_protected", False),
+        )
         _print_rto(s, result)
         if mode == st.MODE_LIVE and not getattr(args, "no_wait", False):
             result = await _wait_for_decision(s)

@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cdp import lifecycle as lc
 from cdp.errors import CdpError, PreconditionError
+from cdp.failover import fencing
 from cdp.failover import steplog as sl
 from cdp.failover import steps as st
 from cdp.failover.actions import Actions
@@ -131,7 +133,14 @@ class Orchestrator:
     # ---------------------------------------------------------------- test / run
 
     async def failover(
-        self, mode: str, at: str = "latest", planned: bool = False, origin: str = ""
+        self,
+        mode: str,
+        at: str = "latest",
+        planned: bool = False,
+        origin: str = "",
+        *,
+        force_split_brain: bool = False,
+        fence_protected: bool = False,
     ) -> dict[str, Any]:
         """Start (or resume) a test or live failover; return its summary with the RTO.
 
@@ -148,6 +157,15 @@ class Orchestrator:
         with self.log.locked():
             active = self.log.load()
             if active is None:
+                if mode == st.MODE_LIVE and not planned:
+                    await fencing.guard_split_brain(
+                        self.replication,
+                        self.plan,
+                        self.protected if self.plan.protected_site else None,
+                        force=force_split_brain,
+                        fence_protected=fence_protected,
+                        warn=lambda text: self.report(Event("warn", text)),
+                    )
                 return await self._start(mode, at, planned, origin)
             self._check_resumable(active, mode, planned, at, origin)
             if active["status"] in (sl.TESTING, sl.AWAITING_COMMIT):
@@ -163,6 +181,13 @@ class Orchestrator:
         gate(survey.rows)
         assert survey.operation is not None
         op = survey.operation
+        await fencing.mark(
+            self.replication,
+            self.plan,
+            fencing.starting(mode),
+            fence=mode == st.MODE_LIVE and not planned,
+            note=f"{mode} failover of plan {self.plan.name}",
+        )
         now = self._run_started_unix  # RTO counts the checks too
         await asyncio.to_thread(
             self.log.start,
@@ -272,6 +297,13 @@ class Orchestrator:
             data["status"] = sl.AWAITING_COMMIT
             data["commit_deadline_unix"] = time.time() + self.plan.commit.timeout_s
             data["commit_default"] = self.plan.commit.default_action
+            await fencing.mark(
+                self.replication,
+                self.plan,
+                lc.FAILED_OVER_AWAITING_COMMIT,
+                fence=True,
+                note=f"failover of plan {self.plan.name}: VMs up",
+            )
         self.log.event(f"every VM powered on; RTO {data['rto_s']} s")
         await asyncio.to_thread(self.log.save)
         out = summary(data)
@@ -321,6 +353,12 @@ class Orchestrator:
                 hint="run `cdp failover run` again to finish it, or roll it back",
             )
         data["committed_unix"] = time.time()
+        await fencing.mark(
+            self.replication,
+            self.plan,
+            lc.FAILED_OVER_COMMITTED,
+            note=f"failover of plan {self.plan.name} committed",
+        )
         return await sl.close_operation(
             self.log, sl.COMMITTED, "committed: the recovered VMs are production", summary
         )
@@ -356,6 +394,13 @@ class Orchestrator:
         t0 = time.monotonic()
         await self._execute(data["undo"]["steps"])
         data["undo"]["seconds"] = round(time.monotonic() - t0, 3)
+        await fencing.mark(
+            self.replication,
+            self.plan,
+            lc.PROTECTING,
+            unfence=kind == st.UNDO_ROLLBACK,
+            note=f"{kind} of plan {self.plan.name}",
+        )
         status = sl.TEST_STOPPED if kind == st.UNDO_STOP_TEST else sl.ROLLED_BACK
         return await sl.close_operation(self.log, status, f"{kind} finished", summary)
 
