@@ -60,7 +60,7 @@ async def connected_sources(replication: Replication, plan: Plan) -> dict[str, t
 
 async def guard_split_brain(
     replication: Replication, plan: Plan, protected: Callable[[], VCenter] | None,
-    *, force: bool, fence_protected: bool, warn: Callable[[str], None],
+    force: bool, fence_protected: bool, *, warn: Callable[[str], None],
 ) -> None:  # fmt: skip
     """Refuse an unplanned failover while a source replicates, unless fenced or forced."""
     live = await connected_sources(replication, plan)

@@ -105,6 +105,8 @@ class Orchestrator:
             self.protected if connect_protected else None,
         )
         self._save_lock = asyncio.Lock()
+        self._split_brain = (False, False)
+        """(--force-split-brain, --fence-protected) of the run being started."""
         self._run_started = time.monotonic()
         self._run_started_unix = time.time()
 
@@ -157,15 +159,7 @@ class Orchestrator:
         with self.log.locked():
             active = self.log.load()
             if active is None:
-                if mode == st.MODE_LIVE and not planned:
-                    await fencing.guard_split_brain(
-                        self.replication,
-                        self.plan,
-                        self.protected if self.plan.protected_site else None,
-                        force=force_split_brain,
-                        fence_protected=fence_protected,
-                        warn=lambda text: self.report(Event("warn", text)),
-                    )
+                self._split_brain = (force_split_brain, fence_protected)
                 return await self._start(mode, at, planned, origin)
             self._check_resumable(active, mode, planned, at, origin)
             if active["status"] in (sl.TESTING, sl.AWAITING_COMMIT):
@@ -181,6 +175,14 @@ class Orchestrator:
         gate(survey.rows)
         assert survey.operation is not None
         op = survey.operation
+        if mode == st.MODE_LIVE and not planned:
+            await fencing.guard_split_brain(
+                self.replication,
+                self.plan,
+                self.protected if self.plan.protected_site else None,
+                *self._split_brain,
+                warn=lambda text: self.report(Event("warn", text)),
+            )
         await fencing.mark(
             self.replication,
             self.plan,
