@@ -11,6 +11,10 @@ that identity may do, from the target's ``authz.yaml``::
     operators:          # cdp://operator/<name>: read calls and bookmarks, on every group
       - admin
 
+A source may also make the read calls (status, points, timeline, images, bookmarks) on
+the groups it may write, naming the group (GetStatus of every group stays an operator's);
+the lifecycle and fencing call (SetLifecycle) is an operator's only.
+
 In a group spanning hosts each host streams as a named member (``member_id``). A source
 may stream as the member its certificate names, or as those its entry lists instead; no
 two sources that share a group may use the same member id, so members are told apart.
@@ -124,6 +128,35 @@ def check_read(policy: Policy, who: Identity | None, call: str) -> Refusal | Non
     if who.name not in policy.operators:
         return Refusal(PERMISSION_DENIED, f"{call}: {who} is not listed under operators in the "
                        "target's authz.yaml (never authorised, or revoked)")  # fmt: skip
+    return None
+
+
+def check_read_group(policy: Policy, who: Identity | None, call: str, group: str) -> Refusal | None:
+    """Refuse unless ``who`` is an operator, or a source reading a group it may write.
+
+    A source holds the data of its own groups anyway, so it may read their status, points,
+    timeline and images and bookmark them: the failback (which streams as a source to the
+    original site) seeds, bookmarks and exports its reverse groups with one certificate.
+    """
+    own = who is not None and who.role == tls.ROLE_SOURCE and bool(group)
+    if own and who is not None and group in policy.sources.get(who.name, frozenset()):
+        return None
+    return check_read(policy, who, call)
+
+
+def check_lifecycle(
+    policy: Policy, who: Identity | None, call: str, group: str, loosens: bool
+) -> Refusal | None:
+    """Refuse a lifecycle change unless by an operator, or by a source of ``group`` not loosening.
+
+    A failback's own failover at the original site marks and fences its reverse group with
+    the reverse source's certificate; an unfence (``loosens``) needs an operator.
+    """
+    if not loosens:
+        return check_read_group(policy, who, call, group)
+    refusal = check_read(policy, who, call)
+    if refusal is not None:
+        return Refusal(refusal.code, f"{refusal.message}; an unfence needs an operator")
     return None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdp.group import GroupSpec
+from cdp.lifecycle import Lifecycle
 
 
 class GroupState:
@@ -64,3 +65,9 @@ class GroupStatus:
     clock_skew_s: float = 0.0
     """Source time minus the target's receive time of the newest write, seconds: positive
     when the source's clock is ahead (the transit time lowers it)."""
+    lifecycle: Lifecycle = Lifecycle()
+    """The group's failover lifecycle and fencing epoch (same for every member)."""
+    source_connected: bool = False
+    """Whether a source session is open on the member now."""
+    source_identity: str = ""
+    """The certificate identity (``cdp://source/NAME``) that opened the session under mTLS."""

@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cdp import lifecycle
 from cdp.errors import CdpError, InvalidInputError, NotFoundError, PreconditionError
 from cdp.group import check_name
 from cdp.rpc.convert import status_to_dict, status_to_pb, timeline_to_dict, timeline_to_pb
@@ -154,6 +155,7 @@ class TargetCollector(Collector):
         yield received
         yield state
         yield from _scrub_gauges(self._target)
+        yield _lifecycle(statuses)
 
 
 def _scrub_gauges(target: Target) -> Iterator[Metric]:
@@ -171,6 +173,20 @@ def _scrub_gauges(target: Target) -> Iterator[Metric]:
         "Replica regions the newest scrub found damaged (refused until a resync rewrites them)",
         value=float(len(report.damage)),
     )
+
+
+def _lifecycle(statuses: list[GroupStatus]) -> Metric:
+    """``cdp_group_lifecycle``: 1 for the group's failover lifecycle state, 0 for the others."""
+    family = GaugeMetricFamily(
+        "cdp_group_lifecycle",
+        "Failover lifecycle of the group (persisted at the target): 1 for the current state, "
+        "0 for the others",
+        labels=[*LABELS, "state"],
+    )
+    for s in statuses:
+        for name in lifecycle.STATES:
+            family.add_metric([s.group_id, s.member_id, name], float(s.lifecycle.state == name))
+    return family
 
 
 _GAUGES: list[tuple[str, str, Callable[[GroupStatus], float]]] = [
@@ -192,6 +208,10 @@ _GAUGES: list[tuple[str, str, Callable[[GroupStatus], float]]] = [
     ("cdp_group_resync_remaining_bytes",
      "Bytes a running resync still has to send (0 when no resync runs)",
      lambda s: s.resync.remaining_bytes),
+    ("cdp_group_epoch",
+     "Fencing epoch of the group: sources that send an older one are refused (0: never "
+     "failed over)",
+     lambda s: s.lifecycle.epoch),
     ("cdp_group_resync_eta_seconds",
      "Seconds a running resync needs at its rate so far (0 when unknown or not running)",
      lambda s: s.resync.eta_s),

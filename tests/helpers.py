@@ -45,10 +45,11 @@ class CuttingTransport:
         self.sessions = 0
 
     async def open_session(
-        self, source_id: str, spec: GroupSpec, oldest: int, nxt: int, member_id: str = ""
-    ) -> SessionReply:
+        self, source_id: str, spec: GroupSpec, oldest: int, nxt: int, member_id: str = "",
+        epoch: int = 0,
+    ) -> SessionReply:  # fmt: skip
         self.sessions += 1
-        return await self.inner.open_session(source_id, spec, oldest, nxt, member_id)
+        return await self.inner.open_session(source_id, spec, oldest, nxt, member_id, epoch)
 
     def stream(self, session_id: str) -> JournalStream:
         inner = self.inner.stream(session_id)

@@ -96,6 +96,18 @@ def add_parser(sub: Any) -> None:
                 action="store_true",
                 help="stop the source VMs, drain, fail over at the final point (zero data loss)",
             )
+            c.add_argument(
+                "--force-split-brain",
+                action="store_true",
+                help="fail over unplanned although a source is still connected (two copies "
+                "of the VMs may run; the target fences the old source either way)",
+            )
+            c.add_argument(
+                "--fence-protected",
+                action="store_true",
+                help="before an unplanned failover, power off the protected VMs through "
+                "the plan's protected_site vCenter",
+            )
         if "wait" in extra:
             c.add_argument(
                 "--no-wait",
@@ -197,7 +209,14 @@ async def _failover(args: argparse.Namespace, mode: str, planned: bool) -> int:
         overwrite = getattr(args, "overwrite_recovered", False)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session: keep going
         try:
-            result = await s.orch.failover(mode, args.at, planned, overwrite_recovered=overwrite)
+            result = await s.orch.failover(
+                mode,
+                args.at,
+                planned,
+                overwrite_recovered=overwrite,
+                force_split_brain=getattr(args, "force_split_brain", False),
+                fence_protected=getattr(args, "fence_protected", False),
+            )
             _print_rto(s, result)
             if mode == st.MODE_LIVE and not getattr(args, "no_wait", False):
                 result = await _wait_for_decision(s)

@@ -47,13 +47,13 @@ def render(groups: list[dict[str, Any]]) -> str:
     """A table, one line per group."""
     if not groups:
         return "no groups at this target yet"
-    rows = [("GROUP", "STATE", "DURABLE SEQ", "APPLIED SEQ", "LAG", "RPO", "JOURNAL", "SOURCE")]
+    rows = [("GROUP", "STATE", "DURABLE SEQ", "APPLIED SEQ", "LAG", "RPO", "JOURNAL", "SOURCE",
+             "LIFECYCLE")]  # fmt: skip
     for g in groups:
         rows.append((
             g["group_id"], g["state"], f"{g['durable_seq']:,}", f"{g['applied_seq']:,}",
             f"{g['lag_seconds']:.1f} s", f"{g['rpo_seconds']:.1f} s",
-            common.fmt_bytes(g["journal_bytes"]),
-            g["source_id"] or "-",
+            common.fmt_bytes(g["journal_bytes"]), _source(g), _lifecycle(g),
         ))  # fmt: skip
     for g in groups:
         if g["state"] == "resyncing":
@@ -61,12 +61,25 @@ def render(groups: list[dict[str, Any]]) -> str:
             pct = f"{100 * got / total:.0f} %" if total else "?"
             eta = f", ETA {g['resync_eta_seconds']:.0f} s" if g["resync_eta_seconds"] else ""
             rows.append((f"  resync {g['group_id']}", f"{pct} of {common.fmt_bytes(total)}{eta}",
-                         "", "", "", "", "", ""))  # fmt: skip
+                         "", "", "", "", "", "", ""))  # fmt: skip
     for g in groups:
         skew = float(g.get("source_clock_skew_seconds", 0.0))
         if abs(skew) >= SKEW_SHOWN_S:
             side = "ahead of" if skew > 0 else "behind"
             rows.append((f"  clock {g['group_id']}", f"source {abs(skew):.1f} s {side} target",
-                         "", "", "", "", "", ""))  # fmt: skip
+                         "", "", "", "", "", "", ""))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def _lifecycle(g: dict[str, Any]) -> str:
+    """The failover lifecycle, with the fencing epoch once a failover raised it."""
+    epoch = int(g["epoch"])
+    return str(g["lifecycle"]) + (f" (epoch {epoch})" if epoch else "")
+
+
+def _source(g: dict[str, Any]) -> str:
+    """Who writes the group: the certificate identity under mTLS, else the source's id."""
+    if not g["source_connected"]:
+        return f"{g['source_id']} (gone)" if g["source_id"] else "-"
+    return str(g.get("source_identity") or g["source_id"])

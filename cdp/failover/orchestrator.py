@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cdp import lifecycle as lc
 from cdp.errors import CdpError, PreconditionError
-from cdp.failover import guards
+from cdp.failover import fencing, guards
 from cdp.failover import steplog as sl
 from cdp.failover import steps as st
 from cdp.failover.actions import Actions
@@ -108,6 +109,8 @@ class Orchestrator:
             self.protected if connect_protected else None,
         )
         self._save_lock = asyncio.Lock()
+        self._split_brain = (False, False)
+        """(--force-split-brain, --fence-protected) of the run being started."""
         self._run_started = time.monotonic()
         self._run_started_unix = time.time()
 
@@ -163,6 +166,8 @@ class Orchestrator:
         origin: str = "",
         *,
         overwrite_recovered: bool = False,
+        force_split_brain: bool = False,
+        fence_protected: bool = False,
     ) -> dict[str, Any]:
         """Start (or resume) a test or live failover; return its summary with the RTO.
 
@@ -185,6 +190,7 @@ class Orchestrator:
             active = self.log.load_op()
             try:
                 if active is None:
+                    self._split_brain = (force_split_brain, fence_protected)
                     return await self._start(
                         mode, at or "latest", planned, origin, overwrite_recovered
                     )
@@ -250,6 +256,21 @@ class Orchestrator:
                 f"cdp failover run {flags}" + (" --planned" if planned else ""),
                 "fail back first: cdp failover failback --plan " + self.plan.source_path,
             )
+        if mode == st.MODE_LIVE and not planned:
+            await fencing.guard_split_brain(
+                self.replication,
+                self.plan,
+                self.protected if self.plan.protected_site else None,
+                *self._split_brain,
+                warn=lambda text: self.report(Event("warn", text)),
+            )
+        await fencing.mark(
+            self.replication,
+            self.plan,
+            fencing.starting(mode),
+            fence=mode == st.MODE_LIVE and not planned,
+            note=f"{mode} failover of plan {self.plan.name}",
+        )
         op = Operation(
             plan=self.plan.name,
             plan_file=self.plan.source_path,
@@ -351,6 +372,13 @@ class Orchestrator:
             op.status = sl.AWAITING_COMMIT
             op.commit_deadline_unix = time.time() + self.plan.commit.timeout_s
             op.commit_default = self.plan.commit.default_action
+            await fencing.mark(
+                self.replication,
+                self.plan,
+                lc.FAILED_OVER_AWAITING_COMMIT,
+                fence=True,
+                note=f"failover of plan {self.plan.name}: VMs up",
+            )
         self.log.event(f"every VM powered on; RTO {op.rto_s} s")
         await asyncio.to_thread(self.log.save)
         out = summary(op)
@@ -408,6 +436,12 @@ class Orchestrator:
                 hint="run `cdp failover run` again to finish it, or roll it back",
             )
         op.committed_unix = time.time()
+        await fencing.mark(
+            self.replication,
+            self.plan,
+            lc.FAILED_OVER_COMMITTED,
+            note=f"failover of plan {self.plan.name} committed",
+        )
         return await sl.close_op(
             self.log, sl.COMMITTED, "committed: the recovered VMs are production", summary
         )
@@ -445,6 +479,13 @@ class Orchestrator:
         t0 = time.monotonic()
         await self._execute(op.undo.steps)
         op.undo.seconds = round(time.monotonic() - t0, 3)
+        await fencing.mark(
+            self.replication,
+            self.plan,
+            lc.PROTECTING,
+            unfence=kind == st.UNDO_ROLLBACK,
+            note=f"{kind} of plan {self.plan.name}",
+        )
         status = sl.TEST_STOPPED if kind == st.UNDO_STOP_TEST else sl.ROLLED_BACK
         return await sl.close_op(self.log, status, f"{kind} finished", summary)
 

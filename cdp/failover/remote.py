@@ -17,13 +17,14 @@ from cdp.errors import (
     InvalidInputError,
     NotFoundError,
     PointOutsideHistoryError,
+    PreconditionError,
     RemoteError,
 )
 from cdp.failover.errors import DatastoreFullError
 from cdp.failover.export import export_image, point_facts
 from cdp.failover.replication import GroupFacts, ImageFacts, PointFacts, ReplicaDisk, ReplicaVm
 from cdp.rpc.client import ReplicationClient
-from cdp.rpc.convert import STATE_NAMES
+from cdp.rpc.convert import LIFECYCLE_NAMES, LIFECYCLES, STATE_NAMES
 
 _STATE_ORDER = ["replicating", "disconnected", "resyncing", "resync_required", "error"]
 """Group states from best to worst; a group spanning hosts reports its worst member's."""
@@ -51,6 +52,9 @@ class TargetReplication:
             state=max(states, key=_STATE_ORDER.index),
             durable_seq=sum(m.durable_seq for m in members),
             durable_ns=min(m.durable_source_time_unix_ns for m in members),
+            lifecycle=LIFECYCLE_NAMES.get(members[0].lifecycle, "unknown"),
+            epoch=max(m.epoch for m in members),
+            connected_sources=tuple(m.source_id for m in members if m.source_connected),
             vms=tuple(
                 ReplicaVm(
                     v.vm_id, tuple(ReplicaDisk(i, d.capacity_bytes) for i, d in enumerate(v.disks))
@@ -89,6 +93,19 @@ class TargetReplication:
                 raise BookmarkExistsError(group, name) from exc
             raise _translate(exc, self.client.address) from exc
         return point_facts(p)
+
+    async def set_lifecycle(
+        self, group: str, state: str, *, fence: bool = False, unfence: bool = False,
+        note: str = "",
+    ) -> int:  # fmt: skip
+        """Record the group's lifecycle at the target; the epoch now."""
+        try:
+            resp = await self.client.set_lifecycle(group, LIFECYCLES[state], fence, unfence, note)
+        except RemoteError as exc:
+            if exc.code == "FAILED_PRECONDITION":
+                raise PreconditionError(str(exc).split(": ", 1)[-1]) from exc
+            raise _translate(exc, self.client.address) from exc
+        return int(resp.epoch)
 
 
 def _translate(exc: RemoteError, address: str, at: str = "") -> CdpError:

@@ -48,6 +48,12 @@ class GroupFacts:
     error: str = ""
     rpo_s: float | None = None
     """The target's RPO (age of the newest restorable point, worst member); None if unknown."""
+    lifecycle: str = "protecting"
+    """The group's lifecycle state at the target (a :mod:`cdp.lifecycle` name)."""
+    epoch: int = 0
+    """The group's fencing epoch at the target."""
+    connected_sources: tuple[str, ...] = ()
+    """Source ids with a session open now (a source is connected and may be writing)."""
 
     def vm(self, name: str) -> ReplicaVm | None:
         """The VM of that name, or None."""
@@ -96,3 +102,13 @@ class Replication(Protocol):
 
     async def bookmark(self, group: str, name: str) -> PointFacts:
         """Bookmark the group's newest durable restore point."""
+
+    async def set_lifecycle(
+        self, group: str, state: str, *, fence: bool = False, unfence: bool = False,
+        note: str = "",
+    ) -> int:  # fmt: skip
+        """Record the group's lifecycle; return its epoch now (NotFoundError: no group).
+
+        ``fence`` raises the epoch (old sources refused), ``unfence`` returns to the epoch
+        before it (PreconditionError after a commit or with no fence open).
+        """

@@ -36,7 +36,10 @@ SESSION_CALLS = frozenset({"StreamJournal", "CompareRegions"})
 READ_CALLS = frozenset(
     {"GetStatus", "ListRestorePoints", "GetTimeline", "ReadImage", "CreateBookmark"}
 )
-"""Operator calls, on every group."""
+"""Operator calls, on every group; a source may make them on the groups it writes."""
+OPERATOR_CALLS = frozenset({"SetLifecycle"})
+"""The lifecycle and fencing of a group: an operator's; a source's on its own groups,
+except an unfence (which would let an older source write again)."""
 
 
 class PolicyFile:
@@ -116,9 +119,14 @@ def identity_of(context: Context) -> tls.Identity | None:
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Refuses ReplicationService calls the caller's identity may not make."""
 
-    def __init__(self, policy: PolicyFile, sessions: SessionOwners) -> None:
+    def __init__(
+        self, policy: PolicyFile, sessions: SessionOwners,
+        on_open: Callable[[str, str], None] = lambda session, who: None,
+    ) -> None:  # fmt: skip
         self.policy = policy
         self.sessions = sessions
+        self.on_open = on_open
+        """Told (session id, identity) of every session opened, for status to show."""
 
     async def intercept_service(
         self,
@@ -134,8 +142,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def _decide(self, call: str, who: tls.Identity | None, request: Any) -> authz.Refusal | None:
         policy = self.policy.current()
+        if call in OPERATOR_CALLS:
+            return authz.check_lifecycle(
+                policy, who, call, request.group_id, loosens=request.unfence
+            )
         if call in READ_CALLS:
-            return authz.check_read(policy, who, call)
+            return authz.check_read_group(policy, who, call, getattr(request, "group_id", ""))
         if call == OPEN_SESSION:
             return _check_writer(policy, who, call, (request.group_id, request.member_id))
         if call not in SESSION_CALLS:
@@ -160,6 +172,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _opened(self, who: tls.Identity | None, request: Any, response: Any) -> None:
         if who is not None:
             self.sessions.bind(response.session_id, who)
+            self.on_open(response.session_id, who.uri)
             log.info("%s opened session %s for group %s member %r", who, response.session_id,
                      request.group_id, request.member_id)  # fmt: skip
 
@@ -229,4 +242,6 @@ async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 def interceptor_for(authz_path: str, target: Target) -> AuthInterceptor:
     """The interceptor for a target serving mTLS with the policy in ``authz_path``."""
-    return AuthInterceptor(PolicyFile(authz_path), SessionOwners(live_member_of(target)))
+    return AuthInterceptor(
+        PolicyFile(authz_path), SessionOwners(live_member_of(target)), target.note_identity
+    )

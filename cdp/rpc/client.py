@@ -140,13 +140,13 @@ class ReplicationClient:
 
     async def open_session(
         self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int,
-        member_id: str = "",
+        member_id: str = "", epoch: int = 0,
     ) -> SessionReply:  # fmt: skip
         """Handshake for one group (or one member of a group spanning hosts)."""
         req = pb.OpenSessionRequest(
             protocol_version=wire.PROTOCOL_VERSION, source_id=source_id, group_id=spec.group_id,
             vms=wire.vms_to_pb(spec), oldest_held_seq=oldest_held_seq, next_seq=next_seq,
-            member_id=member_id,
+            member_id=member_id, epoch=epoch,
         )  # fmt: skip
         async with self._rpc():
             r = await self._stub.OpenSession(req, wait_for_ready=True, timeout=30)
@@ -195,6 +195,20 @@ class ReplicationClient:
             )  # fmt: skip
         point: pb.RestorePoint = resp.point
         return point
+
+    async def set_lifecycle(
+        self, group_id: str, state: pb.LifecycleState, fence: bool = False, unfence: bool = False,
+        note: str = "",
+    ) -> pb.SetLifecycleResponse:  # fmt: skip
+        """Record a group's lifecycle state (``state``: a ``pb.LIFECYCLE_STATE_*``)."""
+        req = pb.SetLifecycleRequest(
+            group_id=group_id, state=state, fence=fence, unfence=unfence, note=note
+        )
+        async with self._rpc():
+            resp: pb.SetLifecycleResponse = await self._stub.SetLifecycle(
+                req, timeout=30, wait_for_ready=True
+            )
+        return resp
 
     async def timeline(self, group_id: str) -> pb.GetTimelineResponse:
         """The group's timeline."""

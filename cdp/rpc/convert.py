@@ -12,6 +12,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from cdp import lifecycle
 from cdp.errors import InvalidInputError
 from cdp.journal.index import Point
 from cdp.restore.catalog import Span, Timeline
@@ -29,6 +30,20 @@ STATES = {
     GroupState.RESYNCING: pb.GROUP_STATE_RESYNCING,
 }
 STATE_NAMES = {v: k for k, v in STATES.items()}
+LIFECYCLES = {
+    lifecycle.PROTECTING: pb.LIFECYCLE_STATE_PROTECTING,
+    lifecycle.TEST_RUNNING: pb.LIFECYCLE_STATE_TEST_RUNNING,
+    lifecycle.FAILING_OVER: pb.LIFECYCLE_STATE_FAILING_OVER,
+    lifecycle.FAILED_OVER_AWAITING_COMMIT: pb.LIFECYCLE_STATE_FAILED_OVER_AWAITING_COMMIT,
+    lifecycle.FAILED_OVER_COMMITTED: pb.LIFECYCLE_STATE_FAILED_OVER_COMMITTED,
+    lifecycle.REVERSE_PROTECTING: pb.LIFECYCLE_STATE_REVERSE_PROTECTING,
+    lifecycle.FAILING_BACK: pb.LIFECYCLE_STATE_FAILING_BACK,
+}
+"""Lifecycle state name -> its LifecycleState on the wire."""
+LIFECYCLE_NAMES = {v: k for k, v in LIFECYCLES.items()} | {0: lifecycle.PROTECTING}
+"""LifecycleState number -> name; never set (0) reads as protecting."""
+LIFECYCLES_BY_NUMBER = {v: k for k, v in LIFECYCLES.items()}
+"""LifecycleState number -> name, without UNSPECIFIED (what SetLifecycle accepts)."""
 
 
 def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
@@ -40,7 +55,10 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         state=STATES[s.state], source_id=s.source_id, vms=vms_to_pb(s.spec),
         resync_total_bytes=s.resync.total_bytes, resync_received_bytes=s.resync.received_bytes,
         resync_eta_seconds=s.resync.eta_s, rpo_seconds=s.rpo_s,
-        source_clock_skew_seconds=s.clock_skew_s,
+        source_clock_skew_seconds=s.clock_skew_s, lifecycle=LIFECYCLES[s.lifecycle.state],
+        epoch=s.lifecycle.epoch, lifecycle_changed_unix_ns=s.lifecycle.changed_ns,
+        lifecycle_note=s.lifecycle.note, source_connected=s.source_connected,
+        source_identity=s.source_identity,
     )  # fmt: skip
 
 
@@ -52,6 +70,8 @@ _STATUS_INTS = (
     "durable_source_time_unix_ns",
     "resync_total_bytes",
     "resync_received_bytes",
+    "epoch",
+    "lifecycle_changed_unix_ns",
 )
 """uint64 fields, which protobuf's JSON mapping renders as strings."""
 
@@ -62,6 +82,7 @@ def status_to_dict(g: pb.GroupStatus) -> dict[str, Any]:
         g, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
     out["state"] = STATE_NAMES.get(g.state, "unknown")
+    out["lifecycle"] = LIFECYCLE_NAMES.get(g.lifecycle, "unknown")
     for key in _STATUS_INTS:
         out[key] = int(out[key])
     return out

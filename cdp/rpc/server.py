@@ -122,7 +122,7 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         spec = wire.spec_from_pb(request.group_id, list(request.vms))
         info = await self.target.open_session(
             request.source_id, spec, request.oldest_held_seq, request.next_seq,
-            request.member_id,
+            request.member_id, request.epoch,
         )  # fmt: skip
         for stream in list(self._streams):
             stream.end_if_superseded(info.session_id)
@@ -237,6 +237,23 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         """Status of one group or all."""
         found = self.target.status(request.group_id)
         return pb.GetStatusResponse(groups=[convert.status_to_pb(s) for s in found])
+
+    @unary
+    async def SetLifecycle(  # noqa: N802 - gRPC method name
+        self, request: pb.SetLifecycleRequest, context: Context
+    ) -> pb.SetLifecycleResponse:
+        """Record a group's lifecycle state; fence or unfence its epoch."""
+        state = convert.LIFECYCLES_BY_NUMBER.get(request.state)
+        if state is None:
+            raise errors.InvalidInputError(
+                "state", f"must be a LifecycleState other than UNSPECIFIED; got {request.state}"
+            )
+        lc = await self.target.set_lifecycle(
+            request.group_id, state, request.fence, request.unfence, request.note
+        )
+        return pb.SetLifecycleResponse(
+            state=convert.LIFECYCLES[lc.state], epoch=lc.epoch, changed_unix_ns=lc.changed_ns
+        )
 
 
 class _Stream:

@@ -87,9 +87,9 @@ class Transport(Protocol):
 
     async def open_session(
         self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int,
-        member_id: str = "",
+        member_id: str = "", epoch: int = 0,
     ) -> SessionReply:  # fmt: skip
-        """Handshake."""
+        """Handshake (``epoch``: the fencing epoch this source writes under, 0: legacy)."""
 
     def stream(self, session_id: str) -> JournalStream:
         """Open a journal stream for a session."""
@@ -109,6 +109,9 @@ class ShipperConfig:
     unacked waits up to this long, until that ack comes or the batch has grown: many
     slow groups then send fewer, fuller batches (each costs a message, an fsync and an
     ack). On an idle link only ``linger_s`` applies. 0 turns the hold off."""
+    epoch: int = 0
+    """Fencing epoch sent in the handshake; a target whose group was failed over to a
+    higher epoch refuses this source (0: the legacy epoch every group starts in)."""
     reconnect_min_s: float = 0.05
     reconnect_max_s: float = 2.0
     new_source: bool = False
@@ -170,8 +173,9 @@ class Shipper:
         """One session: handshake, then stream until the stream fails."""
         buf = self.buffer
         reply = await self.transport.open_session(
-            self.config.source_id, self.spec, buf.oldest_seq(), buf.next_seq, self.config.member_id
-        )
+            self.config.source_id, self.spec, buf.oldest_seq(), buf.next_seq, self.config.member_id,
+            self.config.epoch,
+        )  # fmt: skip
         if reply.resync_required:
             if self.on_resync_required is None:
                 raise ResyncRequiredError(f"group {self.spec.group_id!r}: {reply.resync_reason}")

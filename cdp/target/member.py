@@ -30,9 +30,11 @@ from cdp.errors import (
 from cdp.group import GroupSpec
 from cdp.journal.index import POINT_CRASH, Index, IndexEntry, Point
 from cdp.journal.journal import Journal
+from cdp.lifecycle import Lifecycle, decode, fenced_reason, meta_key
 from cdp.record import KIND_BOOKMARK, KIND_RESYNC_START, Record
 from cdp.restore.catalog import Catalog
 from cdp.restore.image import PlanCache
+from cdp.restore.spec import format_ns
 from cdp.status import GroupState, GroupStatus
 from cdp.target import intake
 from cdp.target.applier import Applier, load_applied
@@ -113,6 +115,10 @@ class Member:
         self._pending_bookmarks: set[str] = set()
         """Names of in-band bookmarks in batches not yet durable (for the uniqueness check)."""
         self._resync = ResyncProgress()
+        self.source_identity = ""
+        """The mTLS identity that opened the current session ("" without mTLS)."""
+        self.lifecycle: Lifecycle = decode(index.get_meta(meta_key(self.group_id)))
+        """The group's lifecycle and fencing epoch (the target persists and sets it)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -177,13 +183,15 @@ class Member:
     # -- the session ----------------------------------------------------------------------
 
     async def open_session(
-        self, source_id: str, oldest_held_seq: int, next_seq: int
+        self, source_id: str, oldest_held_seq: int, next_seq: int, epoch: int = 0
     ) -> SessionInfo:
         """Handshake: end the old session, wait for its batches, say where to resume.
 
         The member needs a resync (and takes no records until one starts) when the
-        journal cannot continue from what the source holds.
+        journal cannot continue from what the source holds. A source of an epoch below
+        the group's is fenced: refused, and the current session stays.
         """
+        self.check_epoch(epoch)
         self.session_id = ""  # the old stream submits nothing more
         await self.quiesce()
         await asyncio.to_thread(self.reopen_after_sync_failure)
@@ -196,6 +204,7 @@ class Member:
         if reason:
             self._require_resync(reason)
         self.session_id, self.source_id = uuid.uuid4().hex, source_id
+        self.source_identity = ""
         self.state = GroupState.RESYNC_REQUIRED if reason else (
             GroupState.RESYNCING if self._resync.active else GroupState.REPLICATING
         )  # fmt: skip
@@ -264,6 +273,32 @@ class Member:
             return
         self.catalog.index.put_meta(f"{RESYNC_REQUIRED_META}/{self.key}", b"")
 
+    def note_identity(self, session_id: str, identity: str) -> None:
+        """Record the certificate identity that opened ``session_id`` (if it is still live)."""
+        if session_id and session_id == self.session_id:
+            self.source_identity = identity
+
+    def check_epoch(self, epoch: int) -> None:
+        """Refuse (PreconditionError naming the failover) a source of an older epoch."""
+        when = format_ns(self.lifecycle.fenced_ns) if self.lifecycle.fenced_ns else "?"
+        reason = fenced_reason(self.group_id, self.lifecycle, epoch, when)
+        if reason:
+            raise PreconditionError(reason)
+
+    def set_lifecycle(self, lifecycle: Lifecycle) -> str:
+        """Take the group's new lifecycle; a raised epoch ends the current session.
+
+        Returns the id of the session it ended ("" if none).
+        """
+        ended = ""
+        if lifecycle.epoch > self.lifecycle.epoch and self.session_id:
+            ended = self.session_id
+            log.warning("group %s: epoch %d fences session %s of %s", self.key,
+                        lifecycle.epoch, ended, self.source_id)  # fmt: skip
+            self.end_session(ended)
+        self.lifecycle = lifecycle
+        return ended
+
     def end_session(self, session_id: str) -> None:
         """The source of ``session_id`` went away: disconnected until the next handshake."""
         if self.session_id != session_id:
@@ -284,6 +319,8 @@ class Member:
             error=str(self.error) if self.error else "", resync=self._resync.snapshot(),
             clock_skew_s=self.journal.clock_skew_ns / 1e9,
             rpo_s=self._rpo_s(now_ns),
+            lifecycle=self.lifecycle, source_connected=bool(self.session_id),
+            source_identity=self.source_identity,
         )  # fmt: skip
 
     def _rpo_s(self, now_ns: int) -> float:

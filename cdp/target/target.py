@@ -30,6 +30,7 @@ from cdp.errors import (
 from cdp.group import GroupSpec, check_name, validate_group
 from cdp.journal.index import Index, Point
 from cdp.journal.journal import check_no_orphans
+from cdp.lifecycle import Lifecycle, encode, meta_key
 from cdp.record import Record
 from cdp.restore.catalog import PageKey, Timeline
 from cdp.restore.history import History, MultiHistory, SingleHistory
@@ -218,7 +219,7 @@ class Target:
 
     async def open_session(
         self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int,
-        member_id: str = "",
+        member_id: str = "", epoch: int = 0,
     ) -> SessionInfo:  # fmt: skip
         """Handshake: register or check the member, supersede old sessions, say where to resume."""
         validate_group(spec)
@@ -236,10 +237,26 @@ class Target:
                 f"vms: group {key!r} was protected with other VMs or disks "
                 f"({_describe(member.spec)}); got {_describe(spec)}"
             )
+        member.check_epoch(epoch)  # a fenced source never supersedes the live session
         self._sessions.pop(member.session_id, None)
-        info = await member.open_session(source_id, oldest_held_seq, next_seq)
+        info = await member.open_session(source_id, oldest_held_seq, next_seq, epoch)
         self._sessions[info.session_id] = key
         return info
+
+    async def set_lifecycle(
+        self, group_id: str, state: str, fence: bool, unfence: bool, note: str
+    ) -> Lifecycle:
+        """Persist a group's new lifecycle and tell its members; fencing ends live sessions."""
+        members = self.members(group_id)
+        assert self.index is not None
+        changed = members[0].lifecycle.change(state, fence, unfence, note, time.time_ns())
+        await asyncio.to_thread(self.index.put_meta, meta_key(group_id), encode(changed))
+        for member in members:
+            ended = member.set_lifecycle(changed)
+            self._sessions.pop(ended, None)
+        log.warning("group %s: lifecycle %s, epoch %d (%s)", group_id, changed.state,
+                    changed.epoch, note or "no note")  # fmt: skip
+        return changed
 
     def _check_membership(self, group_id: str, member_id: str) -> None:
         """A group is streamed either by one source alone or by named members, never both."""
@@ -264,6 +281,12 @@ class Target:
     def session_live(self, session_id: str) -> bool:
         """Whether ``session_id`` is a live session (not ended, not superseded)."""
         return session_id in self._sessions
+
+    def note_identity(self, session_id: str, identity: str) -> None:
+        """Record the mTLS identity that opened a live session (shown by status)."""
+        key = self._sessions.get(session_id)
+        if key is not None:
+            self.groups[key].note_identity(session_id, identity)
 
     def submit(self, session_id: str, records: list[Record]) -> asyncio.Future[Ack]:
         """Validate a batch and queue it for group commit; the future resolves on durability."""

@@ -17,6 +17,17 @@ class RecordKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECORD_KIND_RESYNC_START: _ClassVar[RecordKind]
     RECORD_KIND_RESYNC_END: _ClassVar[RecordKind]
 
+class LifecycleState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIFECYCLE_STATE_UNSPECIFIED: _ClassVar[LifecycleState]
+    LIFECYCLE_STATE_PROTECTING: _ClassVar[LifecycleState]
+    LIFECYCLE_STATE_TEST_RUNNING: _ClassVar[LifecycleState]
+    LIFECYCLE_STATE_FAILING_OVER: _ClassVar[LifecycleState]
+    LIFECYCLE_STATE_FAILED_OVER_AWAITING_COMMIT: _ClassVar[LifecycleState]
+    LIFECYCLE_STATE_FAILED_OVER_COMMITTED: _ClassVar[LifecycleState]
+    LIFECYCLE_STATE_REVERSE_PROTECTING: _ClassVar[LifecycleState]
+    LIFECYCLE_STATE_FAILING_BACK: _ClassVar[LifecycleState]
+
 class GroupState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     GROUP_STATE_UNSPECIFIED: _ClassVar[GroupState]
@@ -41,6 +52,14 @@ RECORD_KIND_APP_CONSISTENT: RecordKind
 RECORD_KIND_CONSISTENCY_MARKER: RecordKind
 RECORD_KIND_RESYNC_START: RecordKind
 RECORD_KIND_RESYNC_END: RecordKind
+LIFECYCLE_STATE_UNSPECIFIED: LifecycleState
+LIFECYCLE_STATE_PROTECTING: LifecycleState
+LIFECYCLE_STATE_TEST_RUNNING: LifecycleState
+LIFECYCLE_STATE_FAILING_OVER: LifecycleState
+LIFECYCLE_STATE_FAILED_OVER_AWAITING_COMMIT: LifecycleState
+LIFECYCLE_STATE_FAILED_OVER_COMMITTED: LifecycleState
+LIFECYCLE_STATE_REVERSE_PROTECTING: LifecycleState
+LIFECYCLE_STATE_FAILING_BACK: LifecycleState
 GROUP_STATE_UNSPECIFIED: GroupState
 GROUP_STATE_REPLICATING: GroupState
 GROUP_STATE_DISCONNECTED: GroupState
@@ -71,7 +90,7 @@ class VmSpec(_message.Message):
     def __init__(self, vm_id: _Optional[str] = ..., disks: _Optional[_Iterable[_Union[DiskSpec, _Mapping]]] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
-    __slots__ = ("protocol_version", "source_id", "group_id", "vms", "oldest_held_seq", "next_seq", "member_id")
+    __slots__ = ("protocol_version", "source_id", "group_id", "vms", "oldest_held_seq", "next_seq", "member_id", "epoch")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +98,7 @@ class OpenSessionRequest(_message.Message):
     OLDEST_HELD_SEQ_FIELD_NUMBER: _ClassVar[int]
     NEXT_SEQ_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     source_id: str
     group_id: str
@@ -86,7 +106,8 @@ class OpenSessionRequest(_message.Message):
     oldest_held_seq: int
     next_seq: int
     member_id: str
-    def __init__(self, protocol_version: _Optional[int] = ..., source_id: _Optional[str] = ..., group_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., oldest_held_seq: _Optional[int] = ..., next_seq: _Optional[int] = ..., member_id: _Optional[str] = ...) -> None: ...
+    epoch: int
+    def __init__(self, protocol_version: _Optional[int] = ..., source_id: _Optional[str] = ..., group_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., oldest_held_seq: _Optional[int] = ..., next_seq: _Optional[int] = ..., member_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class OpenSessionResponse(_message.Message):
     __slots__ = ("session_id", "durable_seq", "durable_source_time_unix_ns", "resync_required", "max_batch_payload_bytes", "max_batch_records", "window_bytes", "resync_reason")
@@ -161,7 +182,7 @@ class GetStatusResponse(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
-    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms", "member_id", "resync_total_bytes", "resync_received_bytes", "resync_eta_seconds", "rpo_seconds", "source_clock_skew_seconds")
+    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms", "member_id", "resync_total_bytes", "resync_received_bytes", "resync_eta_seconds", "rpo_seconds", "source_clock_skew_seconds", "lifecycle", "epoch", "lifecycle_changed_unix_ns", "lifecycle_note", "source_connected", "source_identity")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +199,12 @@ class GroupStatus(_message.Message):
     RESYNC_ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RPO_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_CLOCK_SKEW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    LIFECYCLE_CHANGED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    LIFECYCLE_NOTE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     durable_seq: int
     durable_source_time_unix_ns: int
@@ -194,7 +221,37 @@ class GroupStatus(_message.Message):
     resync_eta_seconds: float
     rpo_seconds: float
     source_clock_skew_seconds: float
-    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., member_id: _Optional[str] = ..., resync_total_bytes: _Optional[int] = ..., resync_received_bytes: _Optional[int] = ..., resync_eta_seconds: _Optional[float] = ..., rpo_seconds: _Optional[float] = ..., source_clock_skew_seconds: _Optional[float] = ...) -> None: ...
+    lifecycle: LifecycleState
+    epoch: int
+    lifecycle_changed_unix_ns: int
+    lifecycle_note: str
+    source_connected: bool
+    source_identity: str
+    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., member_id: _Optional[str] = ..., resync_total_bytes: _Optional[int] = ..., resync_received_bytes: _Optional[int] = ..., resync_eta_seconds: _Optional[float] = ..., rpo_seconds: _Optional[float] = ..., source_clock_skew_seconds: _Optional[float] = ..., lifecycle: _Optional[_Union[LifecycleState, str]] = ..., epoch: _Optional[int] = ..., lifecycle_changed_unix_ns: _Optional[int] = ..., lifecycle_note: _Optional[str] = ..., source_connected: _Optional[bool] = ..., source_identity: _Optional[str] = ...) -> None: ...
+
+class SetLifecycleRequest(_message.Message):
+    __slots__ = ("group_id", "state", "fence", "unfence", "note")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FENCE_FIELD_NUMBER: _ClassVar[int]
+    UNFENCE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    state: LifecycleState
+    fence: bool
+    unfence: bool
+    note: str
+    def __init__(self, group_id: _Optional[str] = ..., state: _Optional[_Union[LifecycleState, str]] = ..., fence: _Optional[bool] = ..., unfence: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+
+class SetLifecycleResponse(_message.Message):
+    __slots__ = ("state", "epoch", "changed_unix_ns")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    state: LifecycleState
+    epoch: int
+    changed_unix_ns: int
+    def __init__(self, state: _Optional[_Union[LifecycleState, str]] = ..., epoch: _Optional[int] = ..., changed_unix_ns: _Optional[int] = ...) -> None: ...
 
 class RestorePoint(_message.Message):
     __slots__ = ("seq", "source_time_unix_ns", "kind", "label")

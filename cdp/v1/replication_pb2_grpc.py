@@ -75,6 +75,11 @@ class ReplicationServiceStub:
                 request_serializer=cdp_dot_v1_dot_replication__pb2.CompareRegionsRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_replication__pb2.CompareRegionsResponse.FromString,
                 _registered_method=True)
+        self.SetLifecycle = channel.unary_unary(
+                '/cdp.v1.ReplicationService/SetLifecycle',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.SetLifecycleRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.SetLifecycleResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServiceServicer:
@@ -146,6 +151,15 @@ class ReplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetLifecycle(self, request, context):
+        """Records a group's lifecycle state (set by the failover orchestrator, an
+        operator call under mTLS) and, with fence, raises the group's epoch so
+        that sessions of sources that send an older epoch are refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -188,6 +202,11 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.CompareRegions,
                     request_deserializer=cdp_dot_v1_dot_replication__pb2.CompareRegionsRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_replication__pb2.CompareRegionsResponse.SerializeToString,
+            ),
+            'SetLifecycle': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLifecycle,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.SetLifecycleRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.SetLifecycleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -407,6 +426,33 @@ class ReplicationService:
             '/cdp.v1.ReplicationService/CompareRegions',
             cdp_dot_v1_dot_replication__pb2.CompareRegionsRequest.SerializeToString,
             cdp_dot_v1_dot_replication__pb2.CompareRegionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLifecycle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/SetLifecycle',
+            cdp_dot_v1_dot_replication__pb2.SetLifecycleRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.SetLifecycleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,8 @@ function showGroups(groups) {
     cell(row, g.group_id, "group");
     cell(row, g.member_id || "-");
     cell(row, g.state, `state state-${g.state}`);
+    cell(row, g.lifecycle + (g.epoch ? ` (epoch ${g.epoch})` : ""),
+      `lifecycle lifecycle-${g.lifecycle}`);
     cell(row, g.durable_seq.toLocaleString("en"), "num durable");
     cell(row, g.applied_seq.toLocaleString("en"), "num applied");
     cell(row, `${g.lag_seconds.toFixed(1)} s`, "num lag");

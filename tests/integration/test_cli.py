@@ -187,6 +187,7 @@ def test_status_text_is_a_table(served: Served) -> None:
     assert "APPLIED SEQ" in header and "LAG" in header
     (row,) = [r for r in rows if r.startswith(GROUP)]
     assert "disconnected" in row and f"{served.sim['acked_seq']:,}" in row
+    assert header.split()[-1] == "LIFECYCLE" and row.split()[-1] == "protecting"
 
 
 def test_status_of_unknown_group_exits_3(served: Served) -> None:

@@ -265,19 +265,54 @@ async def test_operator_reads_and_bookmarks(secure: Secure) -> None:
     denied(err, "operator 'ops' is not a source")
 
 
-@pytest.mark.parametrize("call", ["status", "timeline", "points", "image"])
-async def test_source_may_not_read(secure: Secure, call: str) -> None:
+@pytest.mark.parametrize("call", ["status", "timeline", "points", "image", "bookmark"])
+async def test_source_may_not_read_other_groups(secure: Secure, call: str) -> None:
+    """A source reads only the groups it writes; every group's status is an operator's."""
     async with secure.client("sources", "host-a") as client:
         with pytest.raises(RemoteError) as err:
             if call == "status":
                 await client.status()
             elif call == "timeline":
-                await client.timeline("ga")
+                await client.timeline("gb")
             elif call == "points":
-                await client.list_points("ga")
+                await client.list_points("gb")
+            elif call == "bookmark":
+                await client.create_bookmark("gb", "b1")
             else:
-                await anext(client.read_image("ga", "ga-vm0", 0, "latest", dry_run=True))
+                await anext(client.read_image("gb", "gb-vm0", 0, "latest", dry_run=True))
     denied(err, "source 'host-a' is not an operator", "--operator")
+
+
+async def test_source_reads_and_bookmarks_its_own_group(secure: Secure) -> None:
+    """What failback needs with one source certificate (issue 13 #2): the status, points,
+    image and a bookmark of a group the source writes."""
+    async with secure.client("sources", "host-a") as client:
+        session = (await client.open_session("host-a", SPEC_A, 0, 1)).session_id
+        assert session
+        assert [g.group_id for g in (await client.status("ga")).groups] == ["ga"]
+        await client.list_points("ga")
+        await client.timeline("ga")
+        with pytest.raises(RemoteError) as err:  # admitted: the group has no point yet
+            await anext(client.read_image("ga", "ga-vm0", 0, "latest", dry_run=True))
+        assert err.value.code == "NOT_FOUND", err.value
+
+
+async def test_only_an_operator_unfences(secure: Secure) -> None:
+    """A source may mark and fence its own group (a failback's failover at the original
+    site does), never another's, and never unfence: only an operator loosens a fence."""
+    async with secure.client("sources", "host-a") as client:
+        await client.open_session("host-a", SPEC_A, 0, 1)
+        fenced = await client.set_lifecycle("ga", pb.LIFECYCLE_STATE_FAILING_OVER, fence=True)
+        assert fenced.epoch == 1
+        with pytest.raises(RemoteError) as err:
+            await client.set_lifecycle("ga", pb.LIFECYCLE_STATE_PROTECTING, unfence=True)
+        denied(err, "SetLifecycle", "source 'host-a' is not an operator", "unfence")
+        with pytest.raises(RemoteError) as err:
+            await client.set_lifecycle("gb", pb.LIFECYCLE_STATE_FAILING_OVER, fence=True)
+        denied(err, "SetLifecycle", "source 'host-a' is not an operator")
+    async with secure.client("operators", "ops") as ops:
+        resp = await ops.set_lifecycle("ga", pb.LIFECYCLE_STATE_PROTECTING, unfence=True)
+    assert resp.epoch == 0
 
 
 async def test_health_is_open_to_every_authenticated_client(secure: Secure) -> None:
@@ -410,3 +445,14 @@ async def test_ca_bundle_admits_clients_of_the_old_and_the_new_ca(tmp_path: obje
                     assert (await client.status()).groups == []
         finally:
             await server.stop(grace=1.0)
+
+
+async def test_status_names_the_certificate_identity_of_the_source(secure: Secure) -> None:
+    """Issue 13 #13: under mTLS status shows who really writes (the certificate), not only
+    the source's self-reported id."""
+    async with secure.client("sources", "host-a") as client:
+        await client.open_session("claims-to-be-sim-host-1", SPEC_A, 0, 1)
+        async with secure.client("operators", "ops") as ops:
+            (g,) = (await ops.status("ga")).groups
+    assert (g.source_id, g.source_identity) == ("claims-to-be-sim-host-1", "cdp://source/host-a")
+    assert g.source_connected

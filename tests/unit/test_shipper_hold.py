@@ -51,7 +51,7 @@ class SlowAckTransport:
 
     async def open_session(
         self, source_id: str, spec: GroupSpec, oldest_held_seq: int, next_seq: int,
-        member_id: str = "",
+        member_id: str = "", epoch: int = 0,
     ) -> SessionReply:  # fmt: skip
         return SessionReply("s1", 0, 0, False, "", 4 * 2**20, 10_000, 64 * 2**20)
 

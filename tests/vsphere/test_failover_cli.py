@@ -118,6 +118,7 @@ async def test_run_waits_for_commit_from_another_terminal(site: DrSite) -> None:
         "run",
         "--plan",
         plan,
+        "--force-split-brain",  # the simulated source still replicates
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=str(REPO),

@@ -18,7 +18,7 @@ from .drsite import DS_NAME, GROUP, VMS, DrSite, find_one, inventory, tree
 async def test_run_registers_reconfigures_and_boots_in_order(site: DrSite) -> None:
     orch = site.orchestrator()
 
-    result = await orch.failover("live")
+    result = await orch.failover("live", force_split_brain=True)
 
     assert result["status"] == "awaiting-commit"
     placed = {v["vm"]: v["host"] for v in result["vms"]}
@@ -54,7 +54,7 @@ async def test_rollback_removes_the_recovered_vms_and_protection_goes_on(site: D
     before = inventory(site.si)
     base_before = {vm: tree(site.replicas / vm) for vm in VMS}
     orch = site.orchestrator()
-    await orch.failover("live")
+    await orch.failover("live", force_split_brain=True)
     assert len(inventory(site.si)) == len(before) + 2
 
     rolled = await orch.rollback(DISCARD)
@@ -69,7 +69,7 @@ async def test_rollback_removes_the_recovered_vms_and_protection_goes_on(site: D
     await site.source.write(10)
     assert (await site.target.client.status(GROUP)).groups[0].durable_seq == durable + 10
     # ...and the plan can fail over again, to the newer point.
-    again = await orch.failover("live")
+    again = await orch.failover("live", force_split_brain=True)
     assert again["points"][GROUP]["seq"] == durable + 10
     await orch.rollback(DISCARD)
     orch.close()
@@ -77,7 +77,7 @@ async def test_rollback_removes_the_recovered_vms_and_protection_goes_on(site: D
 
 async def test_commit_from_another_command_ends_the_wait(site: DrSite) -> None:
     orch = site.orchestrator()
-    await orch.failover("live")
+    await orch.failover("live", force_split_brain=True)
     waiting = asyncio.ensure_future(orch.await_decision(poll_s=0.02))
     await asyncio.sleep(0.1)
     assert not waiting.done()
@@ -95,7 +95,7 @@ async def test_commit_timeout_applies_the_default_action(site: DrSite) -> None:
     before = inventory(site.si)
     plan = site.plan(site.plan_dict(commit={"timeout_s": 0.3, "default_action": "rollback"}))
     orch = site.orchestrator(plan)
-    await orch.failover("live")
+    await orch.failover("live", force_split_brain=True)
 
     decided = await asyncio.wait_for(orch.await_decision(poll_s=0.02), 10)
 

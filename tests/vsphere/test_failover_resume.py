@@ -74,13 +74,13 @@ async def test_crash_after_a_vcenter_call_then_resume(site: DrSite, method: str)
     plan = site.plan()
     crashing = site.orchestrator(plan, connect=connector(site, plan, method))
     with pytest.raises(SimulatedCrash):
-        await crashing.failover("live")
+        await crashing.failover("live", force_split_brain=True)
     crashing.close()
     first = step_log(site)
     assert first["status"] == "running"  # the log knows the operation is unfinished
 
     orch = site.orchestrator(plan)
-    result = await orch.failover("live")
+    result = await orch.failover("live", force_split_brain=True)
 
     assert result["status"] == "awaiting-commit"
     assert names(site) == Counter(VMS)  # each VM registered exactly once
@@ -137,7 +137,7 @@ async def test_kill_9_mid_run_then_same_command_resumes(site: DrSite) -> None:
     plan_path = str(site.write_plan(data))
     log_path = site.state_dir / "dr-test" / "operation.json"
 
-    proc = await _cdp("run", "--plan", plan_path, "--no-wait")
+    proc = await _cdp("run", "--plan", plan_path, "--no-wait", "--force-split-brain")
     deadline = time.monotonic() + 30
     while True:  # wait until db01 is powered on: the command now sleeps in the delay step
         assert proc.returncode is None, (await proc.communicate())[1].decode()
@@ -152,7 +152,7 @@ async def test_kill_9_mid_run_then_same_command_resumes(site: DrSite) -> None:
     assert proc.returncode == -signal.SIGKILL
     assert {v[0]: v[2] for v in inventory(site.si)} == {"db01": "poweredOn", "app01": "poweredOff"}
 
-    again = await _cdp("run", "--plan", plan_path, "--no-wait")
+    again = await _cdp("run", "--plan", plan_path, "--no-wait", "--force-split-brain")
     out, err = await asyncio.wait_for(again.communicate(), 60)
 
     assert again.returncode == 0, err.decode()
@@ -173,7 +173,7 @@ async def test_kill_9_mid_run_then_same_command_resumes(site: DrSite) -> None:
 async def test_crash_between_commit_and_archive_keeps_the_record(site: DrSite) -> None:
     """A log left with a final status is archived on next read, never overwritten."""
     orch = site.orchestrator()
-    await orch.failover("live")
+    await orch.failover("live", force_split_brain=True)
     path = site.state_dir / "dr-test" / "operation.json"
     data = json.loads(path.read_text())
     data["status"] = "committed"  # recorded, then the command died before archiving

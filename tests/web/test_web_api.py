@@ -231,3 +231,19 @@ def test_is_loopback() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5")
     assert not is_loopback("dr-site.example")
+
+
+async def test_lifecycle_and_epoch_in_metrics_and_status_json(served: Served) -> None:
+    """Issue 13: the lifecycle a failover sets is on /metrics (one sample per state) and in
+    the status JSON, with the fencing epoch."""
+    await served.running.target.set_lifecycle(GROUP, "failing_over", True, False, "run of p")
+    async with served.http.get(served.base + "/metrics") as resp:
+        got = samples(await resp.text())
+    labels = (("group", GROUP), ("member", ""))
+    states = {dict(k[1])["state"]: v for k, v in got.items() if k[0] == "cdp_group_lifecycle"}
+    assert states["failing_over"] == 1 and states["protecting"] == 0 and len(states) == 7
+    assert got[("cdp_group_epoch", labels)] == 1
+    _, status = await served.get("/api/v1/status")
+    (g,) = status["groups"]
+    assert (g["lifecycle"], g["epoch"], g["lifecycle_note"]) == ("failing_over", 1, "run of p")
+    assert g["source_connected"] is False

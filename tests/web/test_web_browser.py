@@ -55,6 +55,7 @@ def test_page_shows_groups_timeline_and_an_unreachable_target(tmp_path: str) -> 
                 row = page.locator(f'#groups tr[data-group="{GROUP}"]')
                 expect(row.locator("td.group")).to_have_text(GROUP, timeout=10_000)
                 expect(row.locator("td.state")).to_have_text("disconnected")
+                expect(row.locator("td.lifecycle")).to_have_text("protecting")
                 expect(row.locator("td.state")).to_have_class(re.compile("state-disconnected"))
                 expect(page.locator("#conn")).to_contain_text("connected")
                 row.click()
