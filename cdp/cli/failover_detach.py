@@ -42,8 +42,9 @@ def child_argv(args: argparse.Namespace, plan_path: str) -> list[str]:
         argv += ["--at", args.at]
     if args.planned:
         argv.append("--planned")
-    if getattr(args, "overwrite_recovered", False):
-        argv.append("--overwrite-recovered")
+    for flag in ("overwrite_recovered", "force_split_brain", "fence_protected"):
+        if getattr(args, flag, False):
+            argv.append("--" + flag.replace("_", "-"))
     return argv
 
 

@@ -234,7 +234,7 @@ class Member:
             self._pending_bookmarks |= names
             fut.add_done_callback(lambda _: self._pending_bookmarks.difference_update(names))
         self._expected_seq += len(fresh)
-        self._received_bytes += sum(len(r.frame) for r in fresh)  # payload as received
+        self._received_bytes += sum(r.length for r in fresh)  # guest bytes, uncompressed
         self._resync.observe(fresh)
         if self.state == GroupState.RESYNC_REQUIRED:  # a RESYNC_START at durable + 1
             self.state = GroupState.RESYNCING

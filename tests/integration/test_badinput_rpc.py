@@ -421,7 +421,7 @@ async def test_replay_with_same_bytes_is_acked_and_dropped(running: Running) -> 
     after = await snap(running)
     assert after.durable_seq == 4
     # payload bytes as received (docs/PROTOCOL.md); the replays are not counted
-    assert after.received_bytes == before.received_bytes + len(fresh.frame)
+    assert after.received_bytes == before.received_bytes + fresh.length
     await wait_applied(running, 4)
     assert read_extent(running, 1 * MiB, 512) == b"4" * 512
 

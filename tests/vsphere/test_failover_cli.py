@@ -146,7 +146,8 @@ async def test_run_detach_applies_the_commit_deadline_with_nobody_watching(site:
     data["commit"] = {"timeout_s": 3, "default_action": "commit"}
     plan = str(site.write_plan(data))
 
-    code, out, err = await cdp("run", "--plan", plan, "--detach")
+    # the simulated source still replicates: the detached owner gets the override too
+    code, out, err = await cdp("run", "--plan", plan, "--detach", "--force-split-brain")
 
     assert code == 0, out + err
     assert f"cdp failover status --plan {plan}" in out, out
