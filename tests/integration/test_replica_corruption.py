@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from cdp import codec
 from cdp.errors import RemoteError
-from cdp.record import Record
+from cdp.record import KIND_RESYNC_END, KIND_RESYNC_START, Record
 from cdp.web import TargetCollector
 
 GROUP = "rc"
@@ -83,6 +83,11 @@ def extent(data_dir: str) -> str:
 def sums_file(data_dir: str) -> str:
     (path,) = glob.glob(os.path.join(data_dir, "**", f"{VM}_0-flat.vmdk.sums"), recursive=True)
     return path
+
+
+def marker(seq: int, kind: int, label: str) -> Record:
+    raw = label.encode()
+    return Record(seq, 0, 0, 0, time.time_ns(), codec.checksum(raw), raw, kind)
 
 
 def flip(path: str, at: int) -> None:
@@ -190,18 +195,20 @@ async def test_scrub_finds_the_damaged_region_and_a_resync_repairs_it(tmp_path: 
     try:
         reply = await r.client.open_session("host-a", SPEC, 0, 13)
         assert reply.resync_required and "region" in reply.resync_reason
-        reply = await r.client.open_session("host-a", SPEC, 0, 13)  # asked once, not forever
-        assert not reply.resync_required
+        reply = await r.client.open_session("host-a", SPEC, 0, 13)  # sticky until it starts
+        assert reply.resync_required
         region = 64 * 1024  # what the source's resync compares and sends
         offsets = list(range(0, 4 * MiB, region))
         hashes = [codec.checksum(want[o : o + region]) for o in offsets]
         differing = await r.client.compare_regions(reply.session_id, 0, region, offsets, hashes)
         assert differing == list(range(MiB, 2 * MiB, region))
         now = time.time_ns()
-        recs = [
-            make_record(13 + i, 0, o, want[o : o + region], now + i)
+        start = marker(13, KIND_RESYNC_START, f"resync bytes={len(differing) * region}")
+        recs = [start] + [
+            make_record(14 + i, 0, o, want[o : o + region], now + i)
             for i, o in enumerate(differing)
         ]
+        recs.append(marker(14 + len(differing), KIND_RESYNC_END, "resync done"))
         stream = r.client.stream(reply.session_id)
         await stream.send(recs)
         assert (await stream.recv()) is not None

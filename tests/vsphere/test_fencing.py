@@ -291,7 +291,7 @@ async def test_lifecycle_through_run_and_rollback_unfences_the_source(site: DrSi
     with pytest.raises(CdpError, match="FAILED_PRECONDITION.*fenced by that failover"):
         await source.client.open_session("src-host", spec, 0, 1)
 
-    code, out, err = await failover("rollback", "--plan", plan)
+    code, out, err = await failover("rollback", "--plan", plan, "--discard-recovered-data")
 
     assert code == 0, out + err
     assert await lifecycle_of(site) == ("protecting", 0)
