@@ -287,9 +287,15 @@ class Member:
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:
-        """Apply stays paused (the base does not move) inside the block."""
-        await asyncio.to_thread(self.applier.pause)
+        """Apply stays paused (the base does not move) inside the block.
+
+        The pause is taken on the loop, before anything can be cancelled, and released
+        exactly once by the ``finally``, also when the wait for a running round is
+        cancelled (a read's deadline, Ctrl-C, a dropped link).
+        """
+        self.applier.hold()
         try:
+            await asyncio.to_thread(self.applier.wait_round)
             yield
         finally:
             self.applier.resume()
