@@ -8,6 +8,7 @@ is wrapped by :func:`unary` or :func:`streaming`, which end the call with that s
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -46,6 +47,7 @@ _CODES: list[tuple[type[errors.CdpError], grpc.StatusCode]] = [
     (errors.JournalCorruptError, grpc.StatusCode.DATA_LOSS),
     (errors.ReplicaCorruptError, grpc.StatusCode.DATA_LOSS),
     (errors.StorageFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.BookmarkExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (errors.PointOutsideHistoryError, grpc.StatusCode.OUT_OF_RANGE),
     (errors.ImageMovedError, grpc.StatusCode.ABORTED),
@@ -249,6 +251,25 @@ class _Stream:
         self._outstanding = 0
         self._reading = True
         self._drained = asyncio.Event()
+        self._unacked: collections.deque[tuple[int, int]] = collections.deque()
+        """(last seq, payload bytes) of each batch received and not yet acked, oldest first."""
+        self._unacked_bytes = 0
+
+    def _check_window(self, payload_bytes: int) -> None:
+        """Refuse a batch that would put more unacked payload in flight than the window."""
+        window = self.target.config.window_bytes
+        if self._unacked_bytes + payload_bytes > window:
+            raise errors.LimitExceededError(
+                "window_bytes",
+                f"{self._unacked_bytes + payload_bytes} payload bytes unacknowledged; "
+                f"the window is {window}",
+                hint="wait for acks before sending more than window_bytes",
+            )
+
+    def _acked(self, durable_seq: int) -> None:
+        """An ack up to ``durable_seq`` went out: its batches leave the window."""
+        while self._unacked and self._unacked[0][0] <= durable_seq:
+            self._unacked_bytes -= self._unacked.popleft()[1]
 
     async def read(self, requests: AsyncIterator[pb.StreamJournalRequest]) -> None:
         """Validate and queue every batch until the source closes or one is bad."""
@@ -259,6 +280,7 @@ class _Stream:
                 self.session = req.session_id
                 check_limits(len(req.records), len(req.payload), self.target.config.limits)
                 records = wire.records_from_pb(req)
+                self._check_window(len(req.payload))
                 await self._room.acquire()
                 try:
                     fut = self.target.submit(req.session_id, records)
@@ -266,6 +288,9 @@ class _Stream:
                     self._room.release()
                     raise
                 self._outstanding += 1
+                last = max((r.seq for r in records), default=0)
+                self._unacked.append((last, len(req.payload)))
+                self._unacked_bytes += len(req.payload)
                 fut.add_done_callback(self._durable)
         except errors.CdpError as exc:
             self._error = self._error or exc
@@ -299,6 +324,7 @@ class _Stream:
             if self._latest is not None and self._latest.durable_seq > sent:
                 sent = self._latest.durable_seq
                 yield self._latest
+                self._acked(sent)
             if self._error is not None and self._outstanding == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._drained.wait(), DRAIN_GRACE_S)
