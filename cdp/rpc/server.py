@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cdp import errors
-from cdp.rpc import auth, convert, wire
+from cdp.rpc import auth, convert, decode, wire
 from cdp.target.committer import Ack
 from cdp.target.intake import check_limits
 from cdp.target.target import Target
@@ -342,7 +342,10 @@ async def start_server(
     (:mod:`cdp.rpc.auth`). Without: plain text, no authentication (``--insecure``).
     """
     server = grpc.aio.server(
-        interceptors=[auth.interceptor_for(tls.authz_path, target)] if tls else None,
+        interceptors=[
+            decode.DecodeInterceptor(),
+            *([auth.interceptor_for(tls.authz_path, target)] if tls else []),
+        ],
         options=[
             *wire.MESSAGE_OPTIONS,
             ("grpc.so_reuseport", 0),
@@ -357,15 +360,21 @@ async def start_server(
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(names, server)
-    if tls is None:
-        port = server.add_insecure_port(listen)
-    else:
-        creds = grpc.ssl_server_credentials(
-            [(tls.key_pem, tls.cert_pem)], root_certificates=tls.ca_pem, require_client_auth=True
-        )
-        port = server.add_secure_port(listen, creds)
+    try:
+        if tls is None:
+            port = server.add_insecure_port(listen)
+        else:
+            creds = grpc.ssl_server_credentials(
+                [(tls.key_pem, tls.cert_pem)], root_certificates=tls.ca_pem,
+                require_client_auth=True,
+            )  # fmt: skip
+            port = server.add_secure_port(listen, creds)
+    except RuntimeError as exc:  # grpc's "Failed to bind": the port is taken or not ours
+        raise errors.InvalidInputError(
+            "--listen", f"cannot listen on {listen}: address in use or not available"
+        ) from exc
     if port == 0:
-        raise errors.InvalidInputError("listen", f"cannot listen on {listen}")
+        raise errors.InvalidInputError("--listen", f"cannot listen on {listen}")
     await server.start()
     for name in ("", names[0]):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

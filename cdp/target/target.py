@@ -83,7 +83,7 @@ class Target:
             await member.stop()
         self._stop.set()
         if self._tasks is not None:
-            await self._tasks.__aexit__(et, e, tb)
+            await self._tasks.__aexit__(None, None, None)  # the body's error goes up as is
         for member in self.groups.values():
             member.close()
         if self.index is not None:
@@ -206,7 +206,7 @@ class Target:
         key = self._sessions.get(session_id)
         if key is None:
             raise SessionError(
-                f"session_id: {session_id!r} is unknown or superseded",
+                f"session_id: {_short(session_id)!r} is unknown or superseded",
                 hint="call OpenSession again and resume from its durable_seq",
             )
         return self.groups[key]
@@ -320,3 +320,14 @@ def _describe(spec: GroupSpec) -> str:
         f"{vm.vm_id}[" + ",".join(f"{d.disk_id}:{d.capacity_bytes}" for d in vm.disks) + "]"
         for vm in spec.vms
     )
+
+
+MAX_ECHO_CHARS = 64
+"""Longest piece of a client's input repeated in an error message."""
+
+
+def _short(text: str) -> str:
+    """``text`` cut to :data:`MAX_ECHO_CHARS` for an error message (a client may send 1 MiB)."""
+    if len(text) <= MAX_ECHO_CHARS:
+        return text
+    return f"{text[:MAX_ECHO_CHARS]}... ({len(text)} chars)"
