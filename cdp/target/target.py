@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
+import gc
 import json
 import logging
 import os
@@ -22,6 +24,7 @@ from types import TracebackType
 from cdp.errors import (
     CdpError,
     ImageMovedError,
+    LimitExceededError,
     NotFoundError,
     PreconditionError,
     SessionError,
@@ -68,7 +71,10 @@ class Target:
         os.chmod(self.config.data_dir, 0o700)
         self.index = await asyncio.to_thread(self._index_factory, self.config.index_dir)
         for key, spec in self._stored_specs():
-            await asyncio.to_thread(self._start_member, key, spec)
+            try:
+                await asyncio.to_thread(self._start_member, key, spec)
+            except OSError as exc:  # one group that cannot open never keeps the rest down
+                log.error("group %s: cannot open, not served: %s", key, exc)
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
         for member in self.groups.values():
@@ -118,12 +124,35 @@ class Target:
                 raise PreconditionError(
                     f"vms: VM {sorted(clash)[0]!r} is already protected in group {other.key!r}"
                 )
+        member = self._open_new_member(key, spec)  # files first: a failure stores nothing
         stored = GroupSpec(key, spec.vms)  # on disk, a member's spec is named by its key
         self.index.put_meta(f"group/{key}", json.dumps(stored.to_json()).encode())
         self.index.put_meta(f"created/{key}", str(time.time_ns()).encode())
         names = sorted([*self.groups, key])
         self.index.put_meta("groups", json.dumps(names).encode())
-        return self._start_member(key, spec)
+        self.groups[key] = member
+        return member
+
+    def _open_new_member(self, key: str, spec: GroupSpec) -> Member:
+        """Create and open a new member's files, or raise a clear error with nothing kept open."""
+        assert self.index is not None
+        member: Member | None = None
+        try:
+            member = Member(key, spec, self.config, self.index)
+            member.start()
+        except OSError as exc:
+            if member is not None:
+                with contextlib.suppress(Exception):
+                    member.committer.stop()
+                    member.close()
+            error = _registration_error(key, exc)
+            exc.__traceback__ = None  # its frames hold the half-built member's open files
+        else:
+            return member
+        # Collect the half-built member now, or the next handshake meets the same EMFILE.
+        member = None
+        gc.collect()
+        raise error
 
     async def _apply_loop(self, member: Member) -> None:
         """Apply forever; the step is :meth:`Member.apply_once`."""
@@ -320,6 +349,24 @@ def _describe(spec: GroupSpec) -> str:
         f"{vm.vm_id}[" + ",".join(f"{d.disk_id}:{d.capacity_bytes}" for d in vm.disks) + "]"
         for vm in spec.vms
     )
+
+
+def _registration_error(key: str, exc: OSError) -> CdpError:
+    """A new group's files could not be made: what the client is told (never UNKNOWN)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(exc.filename or key, f"no space for group {key!r}: {exc.strerror}")
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return LimitExceededError(
+            "vms", f"group {key!r} needs more open files than this target may have "
+            f"({exc.strerror}); protect fewer disks per group",
+            hint="raise the target's open-file limit (ulimit -n) or split the group",
+        )  # fmt: skip
+    if exc.errno == errno.EFBIG:
+        return LimitExceededError(
+            "vms.disks.capacity_bytes",
+            f"group {key!r}: a disk is larger than the target's filesystem allows ({exc.strerror})",
+        )
+    return StorageFullError(exc.filename or key, f"cannot create group {key!r}: {exc}")
 
 
 MAX_ECHO_CHARS = 64
