@@ -101,6 +101,8 @@ class Member:
         self._pending_bookmarks: set[str] = set()
         """Names of in-band bookmarks in batches not yet durable (for the uniqueness check)."""
         self._resync = ResyncProgress()
+        self._durable_news = asyncio.Event()
+        """Set when a batch became durable: wakes an idle apply loop at once."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -203,6 +205,7 @@ class Member:
             self.state = GroupState.RESYNCING if self._resync.active else GroupState.REPLICATING
         self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
+        fut.add_done_callback(lambda _: self._durable_news.set())
         return fut
 
     def end_session(self, session_id: str) -> None:
@@ -284,6 +287,12 @@ class Member:
         if durable > self._checkpoint_seq and self.error is None:
             await asyncio.to_thread(self.catalog.tag_checkpoint, durable, self.journal.durable_ns)
             self._checkpoint_seq = durable
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Sleep up to ``timeout_s``, waking at once when a batch becomes durable."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._durable_news.wait(), timeout_s)
+        self._durable_news.clear()
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:

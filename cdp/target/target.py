@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 APPLY_RETRY_S = 1.0
 """How long an apply loop waits after the volume was full."""
+APPLY_IDLE_MAX_S = 0.5
+"""Longest sleep of an idle apply loop (it doubles from ``apply_idle_s``); new durable
+records wake it at once, so this only bounds how late a history-window cutoff is seen."""
 
 
 class Target:
@@ -156,6 +159,7 @@ class Target:
 
     async def _apply_loop(self, member: Member) -> None:
         """Apply forever; the step is :meth:`Member.apply_once`."""
+        idle_s = 0.0
         while not self._stop.is_set():
             if member.error is not None:
                 await self._idle(1.0)
@@ -174,8 +178,11 @@ class Target:
                 log.exception("group %s: apply failed unexpectedly", member.key)
                 member.fail(CdpError(f"apply failed: {exc!r}"))
                 continue
-            if n == 0:
-                await self._idle(self.config.apply_idle_s)
+            if n > 0:
+                idle_s = 0.0
+            else:  # back off while idle: 200 idle groups must not keep a core busy
+                idle_s = min(max(idle_s * 2, self.config.apply_idle_s), APPLY_IDLE_MAX_S)
+                await self._idle_member(member, idle_s)
 
     async def _checkpoint_loop(self) -> None:
         """Tag the newest durable point of each member as a checkpoint, every interval."""
@@ -186,6 +193,16 @@ class Target:
                     await member.checkpoint()
                 except CdpError as exc:  # e.g. a full disk: try again next interval
                     log.warning("group %s: checkpoint not tagged: %s", member.key, exc)
+
+    async def _idle_member(self, member: Member, seconds: float) -> None:
+        """Sleep, but wake at once when the member has new durable records or the target stops."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        work = asyncio.ensure_future(member.wait_for_work(seconds))
+        try:
+            await asyncio.wait([stop, work], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            work.cancel()
 
     async def _idle(self, seconds: float) -> None:
         """Sleep, but wake at once when the target stops."""
