@@ -281,9 +281,11 @@ class _Stream:
                 check_limits(len(req.records), len(req.payload), self.target.config.limits)
                 records = wire.records_from_pb(req)
                 self._check_window(len(req.payload))
+                # off the loop, one batch of this stream at a time: a bomb stalls its sender
+                verdicts = await self.target.check_payloads(req.session_id, records)
                 await self._room.acquire()
                 try:
-                    fut = self.target.submit(req.session_id, records)
+                    fut = self.target.submit(req.session_id, records, verdicts)
                 except BaseException:
                     self._room.release()
                     raise

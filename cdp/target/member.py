@@ -180,7 +180,9 @@ class Member:
             self._limits, self._window_bytes,
         )  # fmt: skip
 
-    def accept(self, records: list[Record]) -> asyncio.Future[Ack]:
+    def accept(
+        self, records: list[Record], verdicts: list[CdpError | None] | None = None
+    ) -> asyncio.Future[Ack]:
         """Validate a batch and queue it for group commit; the future resolves on durability.
 
         Exact re-sends of durable records are dropped; a bad batch changes nothing.
@@ -192,7 +194,7 @@ class Member:
             self.key, self.capacities, self.journal.durable_seq, self._expected_seq,
             self.journal.lookup, self.bookmark_taken,
         )  # fmt: skip
-        fresh = intake.validate(view, records)
+        fresh = intake.validate(view, records, verdicts)
         fut = asyncio.wrap_future(self.committer.submit(fresh))
         names = {r.frame.decode() for r in fresh if r.kind == KIND_BOOKMARK}
         if names:

@@ -257,9 +257,20 @@ class Target:
             )
         return self.groups[key]
 
-    def submit(self, session_id: str, records: list[Record]) -> asyncio.Future[Ack]:
-        """Validate a batch and queue it for group commit; the future resolves on durability."""
-        return self.group_of_session(session_id).accept(records)
+    def submit(
+        self, session_id: str, records: list[Record],
+        verdicts: list[CdpError | None] | None = None,
+    ) -> asyncio.Future[Ack]:  # fmt: skip
+        """Validate a batch and queue it for group commit; the future resolves on durability.
+
+        ``verdicts``: from :meth:`check_payloads` (None: the payloads are checked here).
+        """
+        return self.group_of_session(session_id).accept(records, verdicts)
+
+    async def check_payloads(self, session_id: str, records: list[Record]) -> list[CdpError | None]:
+        """Decompress and hash a batch in a thread, off the event loop (see intake)."""
+        key = self.group_of_session(session_id).key
+        return await asyncio.to_thread(intake.check_payloads, key, records)
 
     def end_session(self, session_id: str) -> None:
         """A source went away: its member is disconnected until the next handshake."""
