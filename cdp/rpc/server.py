@@ -20,9 +20,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cdp import errors
+from cdp.record import Record
 from cdp.rpc import auth, convert, decode, wire
 from cdp.target.committer import Ack
-from cdp.target.intake import check_limits
+from cdp.target.intake import Limits, check_limits
 from cdp.target.target import Target
 from cdp.tls import ServerTLS
 from cdp.v1 import replication_pb2 as pb
@@ -272,28 +273,32 @@ class _Stream:
             self._unacked_bytes -= self._unacked.popleft()[1]
 
     async def read(self, requests: AsyncIterator[pb.StreamJournalRequest]) -> None:
-        """Validate and queue every batch until the source closes or one is bad."""
+        """Take every batch until the source closes or one is bad; a second task checks them.
+
+        Reading only parses and counts the window, so a source that sends past
+        ``window_bytes`` is refused even while its batches wait for their payload check.
+        """
+        queue: asyncio.Queue[tuple[str, list[Record]] | None] = asyncio.Queue()
+        submitter = asyncio.ensure_future(self._submit_all(queue))
         try:
             async for req in requests:
+                if self._error is not None:
+                    break
                 if self.session and req.session_id != self.session:
                     raise errors.SessionError("session_id: changed within one stream")
                 self.session = req.session_id
                 check_limits(len(req.records), len(req.payload), self.target.config.limits)
                 records = wire.records_from_pb(req)
                 self._check_window(len(req.payload))
-                # off the loop, one batch of this stream at a time: a bomb stalls its sender
-                verdicts = await self.target.check_payloads(req.session_id, records)
-                await self._room.acquire()
-                try:
-                    fut = self.target.submit(req.session_id, records, verdicts)
-                except BaseException:
-                    self._room.release()
-                    raise
-                self._outstanding += 1
                 last = max((r.seq for r in records), default=0)
                 self._unacked.append((last, len(req.payload)))
                 self._unacked_bytes += len(req.payload)
-                fut.add_done_callback(self._durable)
+                queue.put_nowait((req.session_id, records))
+            queue.put_nowait(None)
+            await submitter
+            if self._error is not None:
+                async for _ in requests:  # drain what the client already sent
+                    pass
         except errors.CdpError as exc:
             self._error = self._error or exc
             self._reading = False
@@ -301,8 +306,31 @@ class _Stream:
             async for _ in requests:  # drain what the client already sent
                 pass
         finally:
+            submitter.cancel()
             self._reading = False
             self._drained.set()
+            self._changed.set()
+
+    async def _submit_all(self, queue: asyncio.Queue[tuple[str, list[Record]] | None]) -> None:
+        """Check each batch's payloads off the loop, in order, one at a time, then submit it.
+
+        One batch of this stream is decompressed at a time: a source of lz4 bombs stalls
+        itself (and is refused at ``window_bytes``), not the other groups.
+        """
+        try:
+            while (item := await queue.get()) is not None:
+                session, records = item
+                verdicts = await self.target.check_payloads(session, records)
+                await self._room.acquire()
+                try:
+                    fut = self.target.submit(session, records, verdicts)
+                except BaseException:
+                    self._room.release()
+                    raise
+                self._outstanding += 1
+                fut.add_done_callback(self._durable)
+        except errors.CdpError as exc:
+            self._error = self._error or exc
             self._changed.set()
 
     def _durable(self, fut: asyncio.Future[Ack]) -> None:
@@ -335,6 +363,16 @@ class _Stream:
                 return
 
 
+def receive_limit(limits: Limits) -> int:
+    """The server's gRPC receive cap, in bytes: what the batch limits need, not more.
+
+    Twice the batch payload limit plus 1 MiB for the record heads, so a batch somewhat over
+    the limit still arrives and gets INVALID_ARGUMENT naming ``payload``, while no client
+    makes the target buffer a message of :data:`wire.MAX_MESSAGE_BYTES`.
+    """
+    return min(2 * limits.max_payload_bytes + 2**20, wire.MAX_MESSAGE_BYTES)
+
+
 async def start_server(
     target: Target, listen: str, tls: ServerTLS | None = None
 ) -> tuple[grpc.aio.Server, int]:
@@ -349,7 +387,8 @@ async def start_server(
             *([auth.interceptor_for(tls.authz_path, target)] if tls else []),
         ],
         options=[
-            *wire.MESSAGE_OPTIONS,
+            ("grpc.max_receive_message_length", receive_limit(target.config.limits)),
+            ("grpc.max_send_message_length", wire.MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ],
     )
