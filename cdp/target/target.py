@@ -36,7 +36,7 @@ from cdp.record import Record
 from cdp.restore.catalog import PageKey, Timeline
 from cdp.restore.history import History, MultiHistory, SingleHistory
 from cdp.restore.image import ImagePlan, plan_image, read_image, region_hashes
-from cdp.status import GroupStatus
+from cdp.status import GroupState, GroupStatus, ResyncStatus
 from cdp.target import intake
 from cdp.target.committer import Ack
 from cdp.target.config import TargetConfig as TargetConfig
@@ -62,6 +62,8 @@ class Target:
         """Member key -> member journal."""
         self._sessions: dict[str, str] = {}
         """Live session id -> member key."""
+        self.unopened: dict[str, tuple[GroupSpec, str]] = {}
+        """Stored members that could not be opened at start -> (spec, why); shown in ERROR."""
         self._tasks: asyncio.TaskGroup | None = None
         self._stop = asyncio.Event()
 
@@ -78,6 +80,7 @@ class Target:
                 await asyncio.to_thread(self._start_member, key, spec)
             except OSError as exc:  # one group that cannot open never keeps the rest down
                 log.error("group %s: cannot open, not served: %s", key, exc)
+                self.unopened[key] = (spec, f"{exc.strerror or exc} ({exc.filename or key})")
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
         for member in self.groups.values():
@@ -221,6 +224,11 @@ class Target:
             check_name("member_id", member_id)
         self._check_membership(spec.group_id, member_id)
         key = member_key(spec.group_id, member_id)
+        if key in self.unopened:
+            raise PreconditionError(
+                f"group_id: group {key!r} could not be opened at start: {self.unopened[key][1]}",
+                hint="see the target's log, fix the cause (e.g. ulimit -n) and restart the target",
+            )
         member = self.groups.get(key)
         if member is None:
             member = await asyncio.to_thread(self._register_member, key, spec)
@@ -281,11 +289,13 @@ class Target:
 
     def status(self, group_id: str = "") -> list[GroupStatus]:
         """A snapshot of every member of one group (or of all), sorted by key."""
-        members = (
-            self.members(group_id) if group_id else [self.groups[k] for k in sorted(self.groups)]
-        )
         now = time.time_ns()
-        return [m.status(now) for m in members]
+        found = [m.status(now) for m in self.groups.values()]
+        found += [_unopened_status(k, *v) for k, v in self.unopened.items()]
+        found = [st for st in found if not group_id or st.group_id == group_id]
+        if group_id and not found:
+            raise NotFoundError(f"group_id: no group {group_id!r} at this target")
+        return sorted(found, key=lambda st: member_key(st.group_id, st.member_id))
 
     # -- restore points and images ---------------------------------------------------------
 
@@ -377,6 +387,17 @@ def _describe(spec: GroupSpec) -> str:
         f"{vm.vm_id}[" + ",".join(f"{d.disk_id}:{d.capacity_bytes}" for d in vm.disks) + "]"
         for vm in spec.vms
     )
+
+
+def _unopened_status(key: str, spec: GroupSpec, why: str) -> GroupStatus:
+    """The status of a stored member that could not be opened: ERROR, with why."""
+    group_id, member_id = split_key(key)
+    return GroupStatus(
+        spec=spec, group_id=group_id, member_id=member_id, state=GroupState.ERROR,
+        source_id="", durable_seq=0, durable_source_ns=0, applied_seq=0, lag_s=0.0,
+        journal_bytes=0, received_bytes=0, error=f"could not be opened at start: {why}",
+        resync=ResyncStatus(active=False, total_bytes=0, received_bytes=0, eta_s=0.0),
+    )  # fmt: skip
 
 
 def _registration_error(key: str, exc: OSError) -> CdpError:
