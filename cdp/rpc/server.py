@@ -129,6 +129,8 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             resync_required=info.resync_required, resync_reason=info.resync_reason,
             max_batch_payload_bytes=info.limits.max_payload_bytes,
             max_batch_records=info.limits.max_records, window_bytes=info.window_bytes,
+            max_disks_per_group=self.target.config.max_disks_per_group,
+            max_groups=self.target.config.max_groups,
         )  # fmt: skip
 
     @streaming

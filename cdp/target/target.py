@@ -17,6 +17,7 @@ import gc
 import json
 import logging
 import os
+import resource
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
@@ -24,6 +25,7 @@ from types import TracebackType
 from cdp.errors import (
     CdpError,
     ImageMovedError,
+    InvalidInputError,
     LimitExceededError,
     NotFoundError,
     PreconditionError,
@@ -116,6 +118,7 @@ class Target:
 
     def _start_member(self, key: str, spec: GroupSpec) -> Member:
         assert self.index is not None
+        _check_file_budget(key, spec)
         member = Member(key, spec, self.config, self.index)
         member.start()
         self.groups[key] = member
@@ -144,6 +147,7 @@ class Target:
         assert self.index is not None
         member: Member | None = None
         try:
+            _check_file_budget(key, spec)
             member = Member(key, spec, self.config, self.index)
             member.start()
         except OSError as exc:
@@ -231,6 +235,7 @@ class Target:
             )
         member = self.groups.get(key)
         if member is None:
+            self._check_room(key, spec)
             member = await asyncio.to_thread(self._register_member, key, spec)
             assert self._tasks is not None
             self._tasks.create_task(self._apply_loop(member))
@@ -244,6 +249,20 @@ class Target:
         info = await member.open_session(source_id, oldest_held_seq, next_seq)
         self._sessions[info.session_id] = key
         return info
+
+    def _check_room(self, key: str, spec: GroupSpec) -> None:
+        """Refuse a new member past the target's registration limits (told in the handshake)."""
+        disks, most = len(spec.disks()), self.config.max_disks_per_group
+        if disks > most:
+            raise InvalidInputError(
+                "vms", f"{disks} disks in group {key!r}; max_disks_per_group is {most}",
+                hint="split the VMs over several groups",
+            )  # fmt: skip
+        if len(self.groups) + len(self.unopened) >= self.config.max_groups:
+            raise LimitExceededError(
+                "group_id", f"this target holds {self.config.max_groups} groups, "
+                f"max_groups; cannot add {key!r}",
+            )  # fmt: skip
 
     def _check_membership(self, group_id: str, member_id: str) -> None:
         """A group is streamed either by one source alone or by named members, never both."""
@@ -387,6 +406,30 @@ def _describe(spec: GroupSpec) -> str:
         f"{vm.vm_id}[" + ",".join(f"{d.disk_id}:{d.capacity_bytes}" for d in vm.disks) + "]"
         for vm in spec.vms
     )
+
+
+FILES_RESERVED = 64
+"""Open files kept free for gRPC, RocksDB and the web port when a group is opened."""
+
+
+def _check_file_budget(key: str, spec: GroupSpec) -> None:
+    """Raise EMFILE before opening a member that would leave the process without files.
+
+    Opening up to the limit would starve gRPC's own descriptors (an epoll or socket
+    failing there aborts the whole process), so a group needs its files plus a reserve.
+    """
+    fds = "/proc/self/fd"
+    if not os.path.isdir(fds):  # not Linux: rely on EMFILE itself
+        return
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    need = 2 * len(spec.disks()) + 8  # extent and sums per disk; journal segment, notes
+    room = soft - len(os.listdir(fds)) - FILES_RESERVED
+    if soft != resource.RLIM_INFINITY and need > room:
+        raise OSError(
+            errno.EMFILE,
+            f"Too many open files: group {key!r} needs {need}, {max(room, 0)} are left "
+            f"under the open-file limit {soft} (keeping {FILES_RESERVED} in reserve)",
+        )
 
 
 def _unopened_status(key: str, spec: GroupSpec, why: str) -> GroupStatus:

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63\x64p/v1/replication.proto\x12\x06\x63\x64p.v1\"3\n\x08\x44iskSpec\x12\x0f\n\x07\x64isk_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x02 \x01(\x04\"8\n\x06VmSpec\x12\r\n\x05vm_id\x18\x01 \x01(\t\x12\x1f\n\x05\x64isks\x18\x02 \x03(\x0b\x32\x10.cdp.v1.DiskSpec\"\xae\x01\n\x12OpenSessionRequest\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\x10\n\x08group_id\x18\x03 \x01(\t\x12\x1b\n\x03vms\x18\x04 \x03(\x0b\x32\x0e.cdp.v1.VmSpec\x12\x17\n\x0foldest_held_seq\x18\x05 \x01(\x04\x12\x10\n\x08next_seq\x18\x06 \x01(\x04\x12\x11\n\tmember_id\x18\x07 \x01(\t\"\xe5\x01\n\x13OpenSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64urable_seq\x18\x02 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x03 \x01(\x03\x12\x17\n\x0fresync_required\x18\x04 \x01(\x08\x12\x1f\n\x17max_batch_payload_bytes\x18\x05 \x01(\r\x12\x19\n\x11max_batch_records\x18\x06 \x01(\r\x12\x14\n\x0cwindow_bytes\x18\x07 \x01(\x04\x12\x15\n\rresync_reason\x18\x08 \x01(\t\"\xcb\x01\n\x0bWriteRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\ndisk_index\x18\x02 \x01(\r\x12\x14\n\x0coffset_bytes\x18\x03 \x01(\x04\x12\x14\n\x0clength_bytes\x18\x04 \x01(\r\x12\x1f\n\x17\x63ompressed_length_bytes\x18\x05 \x01(\r\x12\x1b\n\x13source_time_unix_ns\x18\x06 \x01(\x03\x12\x0f\n\x07xxh3_64\x18\x07 \x01(\x04\x12 \n\x04kind\x18\x08 \x01(\x0e\x32\x12.cdp.v1.RecordKind\"a\n\x14StreamJournalRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12$\n\x07records\x18\x02 \x03(\x0b\x32\x13.cdp.v1.WriteRecord\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\"g\n\x15StreamJournalResponse\x12\x13\n\x0b\x64urable_seq\x18\x01 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x02 \x01(\x03\x12\x14\n\x0cwindow_bytes\x18\x03 \x01(\x04\"$\n\x10GetStatusRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"8\n\x11GetStatusResponse\x12#\n\x06groups\x18\x01 \x03(\x0b\x32\x13.cdp.v1.GroupStatus\"\xa7\x03\n\x0bGroupStatus\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64urable_seq\x18\x02 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x03 \x01(\x03\x12\x13\n\x0b\x61pplied_seq\x18\x04 \x01(\x04\x12\x13\n\x0blag_seconds\x18\x05 \x01(\x01\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\x16\n\x0ereceived_bytes\x18\x07 \x01(\x04\x12!\n\x05state\x18\x08 \x01(\x0e\x32\x12.cdp.v1.GroupState\x12\x11\n\tsource_id\x18\t \x01(\t\x12\x1b\n\x03vms\x18\n \x03(\x0b\x32\x0e.cdp.v1.VmSpec\x12\x11\n\tmember_id\x18\x0b \x01(\t\x12\x1a\n\x12resync_total_bytes\x18\x0c \x01(\x04\x12\x1d\n\x15resync_received_bytes\x18\r \x01(\x04\x12\x1a\n\x12resync_eta_seconds\x18\x0e \x01(\x01\x12\x13\n\x0brpo_seconds\x18\x0f \x01(\x01\x12!\n\x19source_clock_skew_seconds\x18\x10 \x01(\x01\"h\n\x0cRestorePoint\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x1b\n\x13source_time_unix_ns\x18\x02 \x01(\x03\x12\x1f\n\x04kind\x18\x03 \x01(\x0e\x32\x11.cdp.v1.PointKind\x12\r\n\x05label\x18\x04 \x01(\t\"\xa0\x01\n\x18ListRestorePointsRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x1a\n\x12start_time_unix_ns\x18\x02 \x01(\x03\x12\x18\n\x10\x65nd_time_unix_ns\x18\x03 \x01(\x03\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x15\n\rlabelled_only\x18\x06 \x01(\x08\"Z\n\x19ListRestorePointsResponse\x12$\n\x06points\x18\x01 \x03(\x0b\x32\x14.cdp.v1.RestorePoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x15\x43reateBookmarkRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x16\x43reateBookmarkResponse\x12#\n\x05point\x18\x01 \x01(\x0b\x32\x14.cdp.v1.RestorePoint\"&\n\x12GetTimelineRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"\x9b\x01\n\x0cTimelineSpan\x12\x11\n\tstart_seq\x18\x01 \x01(\x04\x12\x0f\n\x07\x65nd_seq\x18\x02 \x01(\x04\x12\x1a\n\x12start_time_unix_ns\x18\x03 \x01(\x03\x12\x18\n\x10\x65nd_time_unix_ns\x18\x04 \x01(\x03\x12\x12\n\nrestorable\x18\x05 \x01(\x08\x12\r\n\x05\x63\x61use\x18\x06 \x01(\t\x12\x0e\n\x06points\x18\x07 \x01(\x04\"\xe2\x01\n\x13GetTimelineResponse\x12#\n\x05spans\x18\x01 \x03(\x0b\x32\x14.cdp.v1.TimelineSpan\x12\x1e\n\x16history_window_seconds\x18\x02 \x01(\x01\x12!\n\x19\x61vailable_history_seconds\x18\x03 \x01(\x01\x12\x16\n\x0ehistory_health\x18\x04 \x01(\t\x12\x17\n\x0fhistory_message\x18\x05 \x01(\t\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\x1b\n\x13journal_limit_bytes\x18\x07 \x01(\x04\"\x8a\x01\n\x10ReadImageRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\r\n\x05vm_id\x18\x02 \x01(\t\x12\x0c\n\x04\x64isk\x18\x03 \x01(\r\x12\n\n\x02\x61t\x18\x04 \x01(\t\x12\x14\n\x0coffset_bytes\x18\x05 \x01(\x04\x12\x14\n\x0clength_bytes\x18\x06 \x01(\x04\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\"\x81\x01\n\tImagePlan\x12#\n\x05point\x18\x01 \x01(\x0b\x32\x14.cdp.v1.RestorePoint\x12\x10\n\x08\x62\x61se_seq\x18\x02 \x01(\x04\x12\x0f\n\x07records\x18\x03 \x01(\x04\x12\x14\n\x0crecord_bytes\x18\x04 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x05 \x01(\x04\"X\n\x11ReadImageResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.cdp.v1.ImagePlan\x12\x14\n\x0coffset_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"w\n\x15\x43ompareRegionsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\ndisk_index\x18\x02 \x01(\r\x12\x14\n\x0cregion_bytes\x18\x03 \x01(\r\x12\x0f\n\x07offsets\x18\x04 \x03(\x04\x12\x0f\n\x07xxh3_64\x18\x05 \x03(\x04\"3\n\x16\x43ompareRegionsResponse\x12\x19\n\x11\x64iffering_offsets\x18\x01 \x03(\x04*\xd8\x01\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11RECORD_KIND_WRITE\x10\x01\x12\x18\n\x14RECORD_KIND_BOOKMARK\x10\x02\x12\x1e\n\x1aRECORD_KIND_APP_CONSISTENT\x10\x03\x12\"\n\x1eRECORD_KIND_CONSISTENCY_MARKER\x10\x04\x12\x1c\n\x18RECORD_KIND_RESYNC_START\x10\x05\x12\x1a\n\x16RECORD_KIND_RESYNC_END\x10\x06*\xb7\x01\n\nGroupState\x12\x1b\n\x17GROUP_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17GROUP_STATE_REPLICATING\x10\x01\x12\x1c\n\x18GROUP_STATE_DISCONNECTED\x10\x02\x12\x1f\n\x1bGROUP_STATE_RESYNC_REQUIRED\x10\x03\x12\x15\n\x11GROUP_STATE_ERROR\x10\x04\x12\x19\n\x15GROUP_STATE_RESYNCING\x10\x05*\xb7\x01\n\tPointKind\x12\x1a\n\x16POINT_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPOINT_KIND_CRASH_CONSISTENT\x10\x01\x12\x19\n\x15POINT_KIND_CHECKPOINT\x10\x02\x12\x17\n\x13POINT_KIND_BOOKMARK\x10\x03\x12\x1d\n\x19POINT_KIND_APP_CONSISTENT\x10\x04\x12\x1a\n\x16POINT_KIND_CONSISTENCY\x10\x05\x32\xf8\x04\n\x12ReplicationService\x12\x46\n\x0bOpenSession\x12\x1a.cdp.v1.OpenSessionRequest\x1a\x1b.cdp.v1.OpenSessionResponse\x12P\n\rStreamJournal\x12\x1c.cdp.v1.StreamJournalRequest\x1a\x1d.cdp.v1.StreamJournalResponse(\x01\x30\x01\x12@\n\tGetStatus\x12\x18.cdp.v1.GetStatusRequest\x1a\x19.cdp.v1.GetStatusResponse\x12X\n\x11ListRestorePoints\x12 .cdp.v1.ListRestorePointsRequest\x1a!.cdp.v1.ListRestorePointsResponse\x12O\n\x0e\x43reateBookmark\x12\x1d.cdp.v1.CreateBookmarkRequest\x1a\x1e.cdp.v1.CreateBookmarkResponse\x12\x46\n\x0bGetTimeline\x12\x1a.cdp.v1.GetTimelineRequest\x1a\x1b.cdp.v1.GetTimelineResponse\x12\x42\n\tReadImage\x12\x18.cdp.v1.ReadImageRequest\x1a\x19.cdp.v1.ReadImageResponse0\x01\x12O\n\x0e\x43ompareRegions\x12\x1d.cdp.v1.CompareRegionsRequest\x1a\x1e.cdp.v1.CompareRegionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63\x64p/v1/replication.proto\x12\x06\x63\x64p.v1\"3\n\x08\x44iskSpec\x12\x0f\n\x07\x64isk_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x02 \x01(\x04\"8\n\x06VmSpec\x12\r\n\x05vm_id\x18\x01 \x01(\t\x12\x1f\n\x05\x64isks\x18\x02 \x03(\x0b\x32\x10.cdp.v1.DiskSpec\"\xae\x01\n\x12OpenSessionRequest\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\x10\n\x08group_id\x18\x03 \x01(\t\x12\x1b\n\x03vms\x18\x04 \x03(\x0b\x32\x0e.cdp.v1.VmSpec\x12\x17\n\x0foldest_held_seq\x18\x05 \x01(\x04\x12\x10\n\x08next_seq\x18\x06 \x01(\x04\x12\x11\n\tmember_id\x18\x07 \x01(\t\"\x96\x02\n\x13OpenSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64urable_seq\x18\x02 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x03 \x01(\x03\x12\x17\n\x0fresync_required\x18\x04 \x01(\x08\x12\x1f\n\x17max_batch_payload_bytes\x18\x05 \x01(\r\x12\x19\n\x11max_batch_records\x18\x06 \x01(\r\x12\x14\n\x0cwindow_bytes\x18\x07 \x01(\x04\x12\x15\n\rresync_reason\x18\x08 \x01(\t\x12\x1b\n\x13max_disks_per_group\x18\t \x01(\r\x12\x12\n\nmax_groups\x18\n \x01(\r\"\xcb\x01\n\x0bWriteRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\ndisk_index\x18\x02 \x01(\r\x12\x14\n\x0coffset_bytes\x18\x03 \x01(\x04\x12\x14\n\x0clength_bytes\x18\x04 \x01(\r\x12\x1f\n\x17\x63ompressed_length_bytes\x18\x05 \x01(\r\x12\x1b\n\x13source_time_unix_ns\x18\x06 \x01(\x03\x12\x0f\n\x07xxh3_64\x18\x07 \x01(\x04\x12 \n\x04kind\x18\x08 \x01(\x0e\x32\x12.cdp.v1.RecordKind\"a\n\x14StreamJournalRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12$\n\x07records\x18\x02 \x03(\x0b\x32\x13.cdp.v1.WriteRecord\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\"g\n\x15StreamJournalResponse\x12\x13\n\x0b\x64urable_seq\x18\x01 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x02 \x01(\x03\x12\x14\n\x0cwindow_bytes\x18\x03 \x01(\x04\"$\n\x10GetStatusRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"8\n\x11GetStatusResponse\x12#\n\x06groups\x18\x01 \x03(\x0b\x32\x13.cdp.v1.GroupStatus\"\xa7\x03\n\x0bGroupStatus\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64urable_seq\x18\x02 \x01(\x04\x12#\n\x1b\x64urable_source_time_unix_ns\x18\x03 \x01(\x03\x12\x13\n\x0b\x61pplied_seq\x18\x04 \x01(\x04\x12\x13\n\x0blag_seconds\x18\x05 \x01(\x01\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\x16\n\x0ereceived_bytes\x18\x07 \x01(\x04\x12!\n\x05state\x18\x08 \x01(\x0e\x32\x12.cdp.v1.GroupState\x12\x11\n\tsource_id\x18\t \x01(\t\x12\x1b\n\x03vms\x18\n \x03(\x0b\x32\x0e.cdp.v1.VmSpec\x12\x11\n\tmember_id\x18\x0b \x01(\t\x12\x1a\n\x12resync_total_bytes\x18\x0c \x01(\x04\x12\x1d\n\x15resync_received_bytes\x18\r \x01(\x04\x12\x1a\n\x12resync_eta_seconds\x18\x0e \x01(\x01\x12\x13\n\x0brpo_seconds\x18\x0f \x01(\x01\x12!\n\x19source_clock_skew_seconds\x18\x10 \x01(\x01\"h\n\x0cRestorePoint\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x1b\n\x13source_time_unix_ns\x18\x02 \x01(\x03\x12\x1f\n\x04kind\x18\x03 \x01(\x0e\x32\x11.cdp.v1.PointKind\x12\r\n\x05label\x18\x04 \x01(\t\"\xa0\x01\n\x18ListRestorePointsRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x1a\n\x12start_time_unix_ns\x18\x02 \x01(\x03\x12\x18\n\x10\x65nd_time_unix_ns\x18\x03 \x01(\x03\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x15\n\rlabelled_only\x18\x06 \x01(\x08\"Z\n\x19ListRestorePointsResponse\x12$\n\x06points\x18\x01 \x03(\x0b\x32\x14.cdp.v1.RestorePoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x15\x43reateBookmarkRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x16\x43reateBookmarkResponse\x12#\n\x05point\x18\x01 \x01(\x0b\x32\x14.cdp.v1.RestorePoint\"&\n\x12GetTimelineRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\"\x9b\x01\n\x0cTimelineSpan\x12\x11\n\tstart_seq\x18\x01 \x01(\x04\x12\x0f\n\x07\x65nd_seq\x18\x02 \x01(\x04\x12\x1a\n\x12start_time_unix_ns\x18\x03 \x01(\x03\x12\x18\n\x10\x65nd_time_unix_ns\x18\x04 \x01(\x03\x12\x12\n\nrestorable\x18\x05 \x01(\x08\x12\r\n\x05\x63\x61use\x18\x06 \x01(\t\x12\x0e\n\x06points\x18\x07 \x01(\x04\"\xe2\x01\n\x13GetTimelineResponse\x12#\n\x05spans\x18\x01 \x03(\x0b\x32\x14.cdp.v1.TimelineSpan\x12\x1e\n\x16history_window_seconds\x18\x02 \x01(\x01\x12!\n\x19\x61vailable_history_seconds\x18\x03 \x01(\x01\x12\x16\n\x0ehistory_health\x18\x04 \x01(\t\x12\x17\n\x0fhistory_message\x18\x05 \x01(\t\x12\x15\n\rjournal_bytes\x18\x06 \x01(\x04\x12\x1b\n\x13journal_limit_bytes\x18\x07 \x01(\x04\"\x8a\x01\n\x10ReadImageRequest\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\r\n\x05vm_id\x18\x02 \x01(\t\x12\x0c\n\x04\x64isk\x18\x03 \x01(\r\x12\n\n\x02\x61t\x18\x04 \x01(\t\x12\x14\n\x0coffset_bytes\x18\x05 \x01(\x04\x12\x14\n\x0clength_bytes\x18\x06 \x01(\x04\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\"\x81\x01\n\tImagePlan\x12#\n\x05point\x18\x01 \x01(\x0b\x32\x14.cdp.v1.RestorePoint\x12\x10\n\x08\x62\x61se_seq\x18\x02 \x01(\x04\x12\x0f\n\x07records\x18\x03 \x01(\x04\x12\x14\n\x0crecord_bytes\x18\x04 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x05 \x01(\x04\"X\n\x11ReadImageResponse\x12\x1f\n\x04plan\x18\x01 \x01(\x0b\x32\x11.cdp.v1.ImagePlan\x12\x14\n\x0coffset_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"w\n\x15\x43ompareRegionsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\ndisk_index\x18\x02 \x01(\r\x12\x14\n\x0cregion_bytes\x18\x03 \x01(\r\x12\x0f\n\x07offsets\x18\x04 \x03(\x04\x12\x0f\n\x07xxh3_64\x18\x05 \x03(\x04\"3\n\x16\x43ompareRegionsResponse\x12\x19\n\x11\x64iffering_offsets\x18\x01 \x03(\x04*\xd8\x01\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11RECORD_KIND_WRITE\x10\x01\x12\x18\n\x14RECORD_KIND_BOOKMARK\x10\x02\x12\x1e\n\x1aRECORD_KIND_APP_CONSISTENT\x10\x03\x12\"\n\x1eRECORD_KIND_CONSISTENCY_MARKER\x10\x04\x12\x1c\n\x18RECORD_KIND_RESYNC_START\x10\x05\x12\x1a\n\x16RECORD_KIND_RESYNC_END\x10\x06*\xb7\x01\n\nGroupState\x12\x1b\n\x17GROUP_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17GROUP_STATE_REPLICATING\x10\x01\x12\x1c\n\x18GROUP_STATE_DISCONNECTED\x10\x02\x12\x1f\n\x1bGROUP_STATE_RESYNC_REQUIRED\x10\x03\x12\x15\n\x11GROUP_STATE_ERROR\x10\x04\x12\x19\n\x15GROUP_STATE_RESYNCING\x10\x05*\xb7\x01\n\tPointKind\x12\x1a\n\x16POINT_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPOINT_KIND_CRASH_CONSISTENT\x10\x01\x12\x19\n\x15POINT_KIND_CHECKPOINT\x10\x02\x12\x17\n\x13POINT_KIND_BOOKMARK\x10\x03\x12\x1d\n\x19POINT_KIND_APP_CONSISTENT\x10\x04\x12\x1a\n\x16POINT_KIND_CONSISTENCY\x10\x05\x32\xf8\x04\n\x12ReplicationService\x12\x46\n\x0bOpenSession\x12\x1a.cdp.v1.OpenSessionRequest\x1a\x1b.cdp.v1.OpenSessionResponse\x12P\n\rStreamJournal\x12\x1c.cdp.v1.StreamJournalRequest\x1a\x1d.cdp.v1.StreamJournalResponse(\x01\x30\x01\x12@\n\tGetStatus\x12\x18.cdp.v1.GetStatusRequest\x1a\x19.cdp.v1.GetStatusResponse\x12X\n\x11ListRestorePoints\x12 .cdp.v1.ListRestorePointsRequest\x1a!.cdp.v1.ListRestorePointsResponse\x12O\n\x0e\x43reateBookmark\x12\x1d.cdp.v1.CreateBookmarkRequest\x1a\x1e.cdp.v1.CreateBookmarkResponse\x12\x46\n\x0bGetTimeline\x12\x1a.cdp.v1.GetTimelineRequest\x1a\x1b.cdp.v1.GetTimelineResponse\x12\x42\n\tReadImage\x12\x18.cdp.v1.ReadImageRequest\x1a\x19.cdp.v1.ReadImageResponse0\x01\x12O\n\x0e\x43ompareRegions\x12\x1d.cdp.v1.CompareRegionsRequest\x1a\x1e.cdp.v1.CompareRegionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cdp.v1.replication_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDKIND']._serialized_start=2934
-  _globals['_RECORDKIND']._serialized_end=3150
-  _globals['_GROUPSTATE']._serialized_start=3153
-  _globals['_GROUPSTATE']._serialized_end=3336
-  _globals['_POINTKIND']._serialized_start=3339
-  _globals['_POINTKIND']._serialized_end=3522
+  _globals['_RECORDKIND']._serialized_start=2983
+  _globals['_RECORDKIND']._serialized_end=3199
+  _globals['_GROUPSTATE']._serialized_start=3202
+  _globals['_GROUPSTATE']._serialized_end=3385
+  _globals['_POINTKIND']._serialized_start=3388
+  _globals['_POINTKIND']._serialized_end=3571
   _globals['_DISKSPEC']._serialized_start=36
   _globals['_DISKSPEC']._serialized_end=87
   _globals['_VMSPEC']._serialized_start=89
@@ -44,45 +44,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPENSESSIONREQUEST']._serialized_start=148
   _globals['_OPENSESSIONREQUEST']._serialized_end=322
   _globals['_OPENSESSIONRESPONSE']._serialized_start=325
-  _globals['_OPENSESSIONRESPONSE']._serialized_end=554
-  _globals['_WRITERECORD']._serialized_start=557
-  _globals['_WRITERECORD']._serialized_end=760
-  _globals['_STREAMJOURNALREQUEST']._serialized_start=762
-  _globals['_STREAMJOURNALREQUEST']._serialized_end=859
-  _globals['_STREAMJOURNALRESPONSE']._serialized_start=861
-  _globals['_STREAMJOURNALRESPONSE']._serialized_end=964
-  _globals['_GETSTATUSREQUEST']._serialized_start=966
-  _globals['_GETSTATUSREQUEST']._serialized_end=1002
-  _globals['_GETSTATUSRESPONSE']._serialized_start=1004
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1060
-  _globals['_GROUPSTATUS']._serialized_start=1063
-  _globals['_GROUPSTATUS']._serialized_end=1486
-  _globals['_RESTOREPOINT']._serialized_start=1488
-  _globals['_RESTOREPOINT']._serialized_end=1592
-  _globals['_LISTRESTOREPOINTSREQUEST']._serialized_start=1595
-  _globals['_LISTRESTOREPOINTSREQUEST']._serialized_end=1755
-  _globals['_LISTRESTOREPOINTSRESPONSE']._serialized_start=1757
-  _globals['_LISTRESTOREPOINTSRESPONSE']._serialized_end=1847
-  _globals['_CREATEBOOKMARKREQUEST']._serialized_start=1849
-  _globals['_CREATEBOOKMARKREQUEST']._serialized_end=1904
-  _globals['_CREATEBOOKMARKRESPONSE']._serialized_start=1906
-  _globals['_CREATEBOOKMARKRESPONSE']._serialized_end=1967
-  _globals['_GETTIMELINEREQUEST']._serialized_start=1969
-  _globals['_GETTIMELINEREQUEST']._serialized_end=2007
-  _globals['_TIMELINESPAN']._serialized_start=2010
-  _globals['_TIMELINESPAN']._serialized_end=2165
-  _globals['_GETTIMELINERESPONSE']._serialized_start=2168
-  _globals['_GETTIMELINERESPONSE']._serialized_end=2394
-  _globals['_READIMAGEREQUEST']._serialized_start=2397
-  _globals['_READIMAGEREQUEST']._serialized_end=2535
-  _globals['_IMAGEPLAN']._serialized_start=2538
-  _globals['_IMAGEPLAN']._serialized_end=2667
-  _globals['_READIMAGERESPONSE']._serialized_start=2669
-  _globals['_READIMAGERESPONSE']._serialized_end=2757
-  _globals['_COMPAREREGIONSREQUEST']._serialized_start=2759
-  _globals['_COMPAREREGIONSREQUEST']._serialized_end=2878
-  _globals['_COMPAREREGIONSRESPONSE']._serialized_start=2880
-  _globals['_COMPAREREGIONSRESPONSE']._serialized_end=2931
-  _globals['_REPLICATIONSERVICE']._serialized_start=3525
-  _globals['_REPLICATIONSERVICE']._serialized_end=4157
+  _globals['_OPENSESSIONRESPONSE']._serialized_end=603
+  _globals['_WRITERECORD']._serialized_start=606
+  _globals['_WRITERECORD']._serialized_end=809
+  _globals['_STREAMJOURNALREQUEST']._serialized_start=811
+  _globals['_STREAMJOURNALREQUEST']._serialized_end=908
+  _globals['_STREAMJOURNALRESPONSE']._serialized_start=910
+  _globals['_STREAMJOURNALRESPONSE']._serialized_end=1013
+  _globals['_GETSTATUSREQUEST']._serialized_start=1015
+  _globals['_GETSTATUSREQUEST']._serialized_end=1051
+  _globals['_GETSTATUSRESPONSE']._serialized_start=1053
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1109
+  _globals['_GROUPSTATUS']._serialized_start=1112
+  _globals['_GROUPSTATUS']._serialized_end=1535
+  _globals['_RESTOREPOINT']._serialized_start=1537
+  _globals['_RESTOREPOINT']._serialized_end=1641
+  _globals['_LISTRESTOREPOINTSREQUEST']._serialized_start=1644
+  _globals['_LISTRESTOREPOINTSREQUEST']._serialized_end=1804
+  _globals['_LISTRESTOREPOINTSRESPONSE']._serialized_start=1806
+  _globals['_LISTRESTOREPOINTSRESPONSE']._serialized_end=1896
+  _globals['_CREATEBOOKMARKREQUEST']._serialized_start=1898
+  _globals['_CREATEBOOKMARKREQUEST']._serialized_end=1953
+  _globals['_CREATEBOOKMARKRESPONSE']._serialized_start=1955
+  _globals['_CREATEBOOKMARKRESPONSE']._serialized_end=2016
+  _globals['_GETTIMELINEREQUEST']._serialized_start=2018
+  _globals['_GETTIMELINEREQUEST']._serialized_end=2056
+  _globals['_TIMELINESPAN']._serialized_start=2059
+  _globals['_TIMELINESPAN']._serialized_end=2214
+  _globals['_GETTIMELINERESPONSE']._serialized_start=2217
+  _globals['_GETTIMELINERESPONSE']._serialized_end=2443
+  _globals['_READIMAGEREQUEST']._serialized_start=2446
+  _globals['_READIMAGEREQUEST']._serialized_end=2584
+  _globals['_IMAGEPLAN']._serialized_start=2587
+  _globals['_IMAGEPLAN']._serialized_end=2716
+  _globals['_READIMAGERESPONSE']._serialized_start=2718
+  _globals['_READIMAGERESPONSE']._serialized_end=2806
+  _globals['_COMPAREREGIONSREQUEST']._serialized_start=2808
+  _globals['_COMPAREREGIONSREQUEST']._serialized_end=2927
+  _globals['_COMPAREREGIONSRESPONSE']._serialized_start=2929
+  _globals['_COMPAREREGIONSRESPONSE']._serialized_end=2980
+  _globals['_REPLICATIONSERVICE']._serialized_start=3574
+  _globals['_REPLICATIONSERVICE']._serialized_end=4206
 # @@protoc_insertion_point(module_scope)
