@@ -19,6 +19,7 @@
     ├── IndexCorruptError          the index on disk is damaged or lost  (DATA_LOSS)
     ├── JournalSyncError           fsync of the journal failed (EIO)     (UNAVAILABLE)
     ├── StorageFullError           journal or volume full                (RESOURCE_EXHAUSTED)
+    ├── LimitExceededError         a client went past an advertised limit (RESOURCE_EXHAUSTED)
     └── RemoteError                the peer answered with an error (client side)
 
 Each leaf carries structured fields and a hint for the operator. Foreign errors (grpc,
@@ -194,6 +195,14 @@ class StorageFullError(CdpError):
             hint="free space under the target's data dir; intake resumes by itself",
         )
         self.path = path
+
+
+class LimitExceededError(CdpError):
+    """A client went past a limit the target advertises; ``field`` names the limit."""
+
+    def __init__(self, field: str, message: str, *, hint: str = "") -> None:
+        super().__init__(f"{field}: {message}", hint=hint)
+        self.field = field
 
 
 class RemoteError(CdpError):

@@ -125,6 +125,8 @@ def pytest_terminal_summary(terminalreporter: object) -> None:
         "acked writes lost",
         "replicas identical after drain",
         "replicas compared",
+        "abusive clients tried",
+        "other groups' RPO p99 under abuse (ms)",
     ):
         if key in SCORECARD:
             write(f"  {key:32} {SCORECARD[key]}")

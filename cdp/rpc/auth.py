@@ -169,6 +169,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             await context.abort(grpc.StatusCode[refusal.code], refusal.message)
         return who
 
+    async def _admit_caller(self, call: str, context: Context) -> None:
+        """Abort at call start unless the peer's certificate is a listed source at all."""
+        who = identity_of(context)
+        refusal = authz.check_source(self.policy.current(), who, call)
+        if refusal is not None:
+            log.warning("refused %s from %s (%s): %s", call, who, context.peer(), refusal.message)
+            await context.abort(grpc.StatusCode[refusal.code], refusal.message)
+
     def _opened(self, who: tls.Identity | None, request: Any, response: Any) -> None:
         if who is not None:
             self.sessions.bind(response.session_id, who)
@@ -206,6 +214,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             inner_ss = handler.stream_stream
 
             async def stream_stream(requests: Any, context: Context) -> AsyncIterator[Any]:
+                await self._admit_caller(call, context)  # before a message is read or buffered
                 it = aiter(requests)
                 first = await anext(it, None)  # the session is named in every message
                 await self._admit(call, first, context)

@@ -8,6 +8,7 @@ is wrapped by :func:`unary` or :func:`streaming`, which end the call with that s
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -19,9 +20,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from cdp import errors
-from cdp.rpc import auth, convert, wire
+from cdp.record import Record
+from cdp.rpc import auth, convert, decode, wire
 from cdp.target.committer import Ack
-from cdp.target.intake import check_limits
+from cdp.target.intake import Limits, check_limits
 from cdp.target.target import Target
 from cdp.tls import ServerTLS
 from cdp.v1 import replication_pb2 as pb
@@ -48,6 +50,7 @@ _CODES: list[tuple[type[errors.CdpError], grpc.StatusCode]] = [
     (errors.IndexCorruptError, grpc.StatusCode.DATA_LOSS),
     (errors.JournalSyncError, grpc.StatusCode.UNAVAILABLE),
     (errors.StorageFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.BookmarkExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (errors.PointOutsideHistoryError, grpc.StatusCode.OUT_OF_RANGE),
     (errors.ImageMovedError, grpc.StatusCode.ABORTED),
@@ -132,6 +135,8 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             resync_required=info.resync_required, resync_reason=info.resync_reason,
             max_batch_payload_bytes=info.limits.max_payload_bytes,
             max_batch_records=info.limits.max_records, window_bytes=info.window_bytes,
+            max_disks_per_group=self.target.config.max_disks_per_group,
+            max_groups=self.target.config.max_groups,
         )  # fmt: skip
 
     @streaming
@@ -275,24 +280,53 @@ class _Stream:
         self._outstanding = 0
         self._reading = True
         self._drained = asyncio.Event()
+        self._unacked: collections.deque[tuple[int, int]] = collections.deque()
+        """(last seq, payload bytes) of each batch received and not yet acked, oldest first."""
+        self._unacked_bytes = 0
+
+    def _check_window(self, payload_bytes: int) -> None:
+        """Refuse a batch that would put more unacked payload in flight than the window."""
+        window = self.target.config.window_bytes
+        if self._unacked_bytes + payload_bytes > window:
+            raise errors.LimitExceededError(
+                "window_bytes",
+                f"{self._unacked_bytes + payload_bytes} payload bytes unacknowledged; "
+                f"the window is {window}",
+                hint="wait for acks before sending more than window_bytes",
+            )
+
+    def _acked(self, durable_seq: int) -> None:
+        """An ack up to ``durable_seq`` went out: its batches leave the window."""
+        while self._unacked and self._unacked[0][0] <= durable_seq:
+            self._unacked_bytes -= self._unacked.popleft()[1]
 
     async def read(self, requests: AsyncIterator[pb.StreamJournalRequest]) -> None:
-        """Validate and queue every batch until the source closes or one is bad."""
+        """Take every batch until the source closes or one is bad; a second task checks them.
+
+        Reading only parses and counts the window, so a source that sends past
+        ``window_bytes`` is refused even while its batches wait for their payload check.
+        """
+        queue: asyncio.Queue[tuple[str, list[Record]] | None] = asyncio.Queue()
+        submitter = asyncio.ensure_future(self._submit_all(queue))
         try:
             async for req in requests:
+                if self._error is not None:
+                    break
                 if self.session and req.session_id != self.session:
                     raise errors.SessionError("session_id: changed within one stream")
                 self.session = req.session_id
                 check_limits(len(req.records), len(req.payload), self.target.config.limits)
                 records = wire.records_from_pb(req)
-                await self._room.acquire()
-                try:
-                    fut = self.target.submit(req.session_id, records)
-                except BaseException:
-                    self._room.release()
-                    raise
-                self._outstanding += 1
-                fut.add_done_callback(self._durable)
+                self._check_window(len(req.payload))
+                last = max((r.seq for r in records), default=0)
+                self._unacked.append((last, len(req.payload)))
+                self._unacked_bytes += len(req.payload)
+                queue.put_nowait((req.session_id, records))
+            queue.put_nowait(None)
+            await submitter
+            if self._error is not None:
+                async for _ in requests:  # drain what the client already sent
+                    pass
         except errors.CdpError as exc:
             self._error = self._error or exc
             self._reading = False
@@ -300,6 +334,7 @@ class _Stream:
             async for _ in requests:  # drain what the client already sent
                 pass
         finally:
+            submitter.cancel()
             self._reading = False
             self._drained.set()
             self._changed.set()
@@ -317,6 +352,28 @@ class _Stream:
             hint="a newer OpenSession took over this group; this stream's source must stop",
         )
         self._changed.set()
+
+    async def _submit_all(self, queue: asyncio.Queue[tuple[str, list[Record]] | None]) -> None:
+        """Check each batch's payloads off the loop, in order, one at a time, then submit it.
+
+        One batch of this stream is decompressed at a time: a source of lz4 bombs stalls
+        itself (and is refused at ``window_bytes``), not the other groups.
+        """
+        try:
+            while (item := await queue.get()) is not None:
+                session, records = item
+                verdicts = await self.target.check_payloads(session, records)
+                await self._room.acquire()
+                try:
+                    fut = self.target.submit(session, records, verdicts)
+                except BaseException:
+                    self._room.release()
+                    raise
+                self._outstanding += 1
+                fut.add_done_callback(self._durable)
+        except errors.CdpError as exc:
+            self._error = self._error or exc
+            self._changed.set()
 
     def _durable(self, fut: asyncio.Future[Ack]) -> None:
         self._outstanding -= 1
@@ -339,6 +396,7 @@ class _Stream:
             while self._latest is not None and self._latest.durable_seq > sent:
                 sent = self._latest.durable_seq  # re-checked: it may move during the yield
                 yield self._latest
+                self._acked(sent)
             if self._error is not None and self._outstanding == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._drained.wait(), DRAIN_GRACE_S)
@@ -369,6 +427,16 @@ def _add_reflection(server: grpc.aio.Server, names: tuple[str, ...]) -> None:
     )
 
 
+def receive_limit(limits: Limits) -> int:
+    """The server's gRPC receive cap, in bytes: what the batch limits need, not more.
+
+    Twice the batch payload limit plus 1 MiB for the record heads, so a batch somewhat over
+    the limit still arrives and gets INVALID_ARGUMENT naming ``payload``, while no client
+    makes the target buffer a message of :data:`wire.MAX_MESSAGE_BYTES`.
+    """
+    return min(2 * limits.max_payload_bytes + 2**20, wire.MAX_MESSAGE_BYTES)
+
+
 async def start_server(
     target: Target, listen: str, tls: ServerTLS | None = None
 ) -> tuple[grpc.aio.Server, int]:
@@ -378,9 +446,13 @@ async def start_server(
     (:mod:`cdp.rpc.auth`). Without: plain text, no authentication (``--insecure``).
     """
     server = grpc.aio.server(
-        interceptors=[auth.interceptor_for(tls.authz_path, target)] if tls else None,
+        interceptors=[
+            decode.DecodeInterceptor(),
+            *([auth.interceptor_for(tls.authz_path, target)] if tls else []),
+        ],
         options=[
-            *wire.MESSAGE_OPTIONS,
+            ("grpc.max_receive_message_length", receive_limit(target.config.limits)),
+            ("grpc.max_send_message_length", wire.MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ],
     )
@@ -394,15 +466,21 @@ async def start_server(
         reflection.SERVICE_NAME,
     )
     _add_reflection(server, names)
-    if tls is None:
-        port = server.add_insecure_port(listen)
-    else:
-        creds = grpc.ssl_server_credentials(
-            [(tls.key_pem, tls.cert_pem)], root_certificates=tls.ca_pem, require_client_auth=True
-        )
-        port = server.add_secure_port(listen, creds)
+    try:
+        if tls is None:
+            port = server.add_insecure_port(listen)
+        else:
+            creds = grpc.ssl_server_credentials(
+                [(tls.key_pem, tls.cert_pem)], root_certificates=tls.ca_pem,
+                require_client_auth=True,
+            )  # fmt: skip
+            port = server.add_secure_port(listen, creds)
+    except RuntimeError as exc:  # grpc's "Failed to bind": the port is taken or not ours
+        raise errors.InvalidInputError(
+            "--listen", f"cannot listen on {listen}: address in use or not available"
+        ) from exc
     if port == 0:
-        raise errors.InvalidInputError("listen", f"cannot listen on {listen}")
+        raise errors.InvalidInputError("--listen", f"cannot listen on {listen}")
     await server.start()
     for name in ("", names[0]):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -219,14 +219,16 @@ class Shipper:
                 receiver.result()  # raises the stream's error
                 raise RemoteError("UNAVAILABLE", "target closed the journal stream")
             send_seq = max(send_seq, buf.acked_seq + 1)
-            batch = buf.take(send_seq, reply.max_records, max_bytes)
-            if batch and sum(n for _, n in inflight) < window[0]:
+            room = window[0] - sum(n for _, n in inflight)  # the target refuses more
+            limit = min(max_bytes, max(room, 1))
+            batch = buf.take(send_seq, reply.max_records, limit)
+            if batch and (not inflight or _frame_bytes(batch) <= room):
                 if _small(batch, max_bytes) and self.config.linger_s:
                     await asyncio.sleep(self.config.linger_s)
-                    batch = await self._hold(send_seq, reply, max_bytes, inflight)
+                    batch = await self._hold(send_seq, reply, limit, inflight)
                 await stream.send(batch)
                 self.batches_sent += 1
-                inflight.append((batch[-1].seq, sum(len(r.frame) for r in batch)))
+                inflight.append((batch[-1].seq, _frame_bytes(batch)))
                 send_seq = batch[-1].seq + 1
                 continue
             buf.changed.clear()
@@ -268,3 +270,8 @@ class Shipper:
         """Wait until every appended record is acked."""
         while len(self.buffer):
             await asyncio.sleep(poll_s)
+
+
+def _frame_bytes(batch: list[Record]) -> int:
+    """Payload bytes of a batch as sent (compressed frames): what the window counts."""
+    return sum(len(r.frame) for r in batch)

@@ -95,6 +95,8 @@ class Applier:
         self.size_cuts = 0
         """Rounds in which the size limit, not the window, pushed history out."""
         self._pauses = 0
+        self._pauses_lock = threading.Lock()
+        """Guards ``_pauses``: it changes from the event loop and from threads."""
         self._round = threading.Lock()
         """Held for the whole of an apply round."""
         self._last_report_ns = 0
@@ -105,13 +107,27 @@ class Applier:
         Blocks until a round already running has finished, so after it returns
         ``applied_seq`` and the base stay put (call it from a thread, not the loop).
         """
-        self._pauses += 1
+        self.hold()
+        self.wait_round()
+
+    def hold(self) -> None:
+        """Take one pause without waiting (safe on the loop); undo with :meth:`resume`.
+
+        No new round starts changing the base after this; one already running may still
+        finish: :meth:`wait_round` waits for it.
+        """
+        with self._pauses_lock:
+            self._pauses += 1
+
+    def wait_round(self) -> None:
+        """Block until an apply round already running has finished (call from a thread)."""
         with self._round:
             pass
 
     def resume(self) -> None:
-        """Undo one :meth:`pause`."""
-        self._pauses = max(0, self._pauses - 1)
+        """Undo one :meth:`pause` or :meth:`hold`."""
+        with self._pauses_lock:
+            self._pauses = max(0, self._pauses - 1)
 
     def plan(self) -> RetentionPlan | None:
         """What the next round would apply, or None if nothing is due."""

@@ -19,6 +19,10 @@ DEFAULT_WINDOW_BYTES = 64 * 2**20
 """Send-window credit given to each source: payload bytes in flight, unacked."""
 DEFAULT_APPLY_IDLE_S = 0.02
 """How long an apply loop sleeps when there is nothing to apply."""
+DEFAULT_MAX_DISKS_PER_GROUP = 256
+"""Most disks one group (member) may have: each costs two open files (extent and sums)."""
+DEFAULT_MAX_GROUPS = 1000
+"""Most member journals one target holds."""
 DEFAULT_JOURNAL_LIMIT_BYTES = 16 * 2**30
 """Per-group journal size limit; past it the oldest history is applied early."""
 
@@ -43,6 +47,10 @@ class TargetConfig:
     """Replica bytes a scheduled scrub reads per second at most."""
     journal_fsync: Callable[[int], None] = os.fdatasync
     """fdatasync of journal segments; a seam for fault injection (EIO) in tests."""
+    max_disks_per_group: int = DEFAULT_MAX_DISKS_PER_GROUP
+    """Told in the handshake; a group with more disks is refused (INVALID_ARGUMENT)."""
+    max_groups: int = DEFAULT_MAX_GROUPS
+    """Told in the handshake; one group more is refused (RESOURCE_EXHAUSTED)."""
 
     @property
     def journal_dir(self) -> str:

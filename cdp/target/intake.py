@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from cdp import codec
 from cdp.errors import (
     BookmarkExistsError,
+    CdpError,
     ChecksumError,
     InvalidInputError,
     NotFoundError,
@@ -72,8 +73,32 @@ def check_limits(n_records: int, payload_bytes: int, limits: Limits) -> None:
         )
 
 
-def validate(view: GroupView, records: list[Record]) -> list[Record]:
-    """Return the records to append (re-sent durable ones dropped), or raise."""
+def check_payloads(group: str, records: list[Record]) -> list[CdpError | None]:
+    """Whether each write's payload decompresses to its length and matches its checksum.
+
+    The costly part of :func:`validate` (a batch may expand to gigabytes): run it in a
+    thread, one batch of a stream at a time, and pass the verdicts to :func:`validate`,
+    which raises them in record order among its other checks.
+    """
+    verdicts: list[CdpError | None] = []
+    for rec in records:
+        try:
+            if not rec.is_marker:
+                _check_payload(group, rec)
+        except CdpError as exc:
+            verdicts.append(exc)
+        else:
+            verdicts.append(None)
+    return verdicts
+
+
+def validate(
+    view: GroupView, records: list[Record], verdicts: list[CdpError | None] | None = None
+) -> list[Record]:
+    """Return the records to append (re-sent durable ones dropped), or raise.
+
+    ``verdicts``: the payload checks already made by :func:`check_payloads` (None: check here).
+    """
     fresh: list[Record] = []
     expect = view.expected_seq
     names: set[str] = set()
@@ -83,7 +108,10 @@ def validate(view: GroupView, records: list[Record]) -> list[Record]:
             _check_marker(view, i, rec, names)
         else:
             _check_extent(view, i, rec)
-            _check_payload(view, rec)
+            if verdicts is None:
+                _check_payload(view.group, rec)
+            elif (verdict := verdicts[i]) is not None:
+                raise verdict
         if rec.seq < expect and not fresh:
             _check_resent(view, i, rec)
             continue
@@ -154,10 +182,10 @@ def _check_marker(view: GroupView, i: int, rec: Record, names: set[str]) -> None
         )
 
 
-def _check_payload(view: GroupView, rec: Record) -> None:
-    data = codec.decompress(rec.frame, rec.length)
-    if codec.checksum(data) != rec.data_xxh3:
-        raise ChecksumError(view.group, rec.seq, "of the uncompressed bytes")
+def _check_payload(group: str, rec: Record) -> None:
+    """Raise unless the frame decompresses to the record's length with its checksum."""
+    if codec.frame_checksum(rec.frame, rec.length) != rec.data_xxh3:
+        raise ChecksumError(group, rec.seq, "of the uncompressed bytes")
 
 
 def _check_resent(view: GroupView, i: int, rec: Record) -> None:

@@ -119,6 +119,8 @@ class Member:
         """The mTLS identity that opened the current session ("" without mTLS)."""
         self.lifecycle: Lifecycle = decode(index.get_meta(meta_key(self.group_id)))
         """The group's lifecycle and fencing epoch (the target persists and sets it)."""
+        self._durable_news = asyncio.Event()
+        """Set when a batch became durable: wakes an idle apply loop at once."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -215,7 +217,9 @@ class Member:
             self._limits, self._window_bytes,
         )  # fmt: skip
 
-    def accept(self, records: list[Record]) -> asyncio.Future[Ack]:
+    def accept(
+        self, records: list[Record], verdicts: list[CdpError | None] | None = None
+    ) -> asyncio.Future[Ack]:
         """Validate a batch and queue it for group commit; the future resolves on durability.
 
         Exact re-sends of durable records are dropped; a bad batch changes nothing.
@@ -227,7 +231,7 @@ class Member:
             self.key, self.capacities, self.journal.durable_seq, self._expected_seq,
             self.journal.lookup, self.bookmark_taken, now_ns=time.time_ns(),
         )  # fmt: skip
-        fresh = intake.validate(view, records)
+        fresh = intake.validate(view, records, verdicts)
         fut = asyncio.wrap_future(self.committer.submit(fresh))
         names = {r.frame.decode() for r in fresh if r.kind == KIND_BOOKMARK}
         if names:
@@ -243,6 +247,7 @@ class Member:
             self.state = GroupState.RESYNCING if self._resync.active else GroupState.REPLICATING
         self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
+        fut.add_done_callback(lambda _: self._durable_news.set())
         return fut
 
     def _required_reason(self) -> str:
@@ -415,11 +420,23 @@ class Member:
         finally:
             self.applier.resume()
 
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Sleep up to ``timeout_s``, waking at once when a batch becomes durable."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._durable_news.wait(), timeout_s)
+        self._durable_news.clear()
+
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:
-        """Apply stays paused (the base does not move) inside the block."""
-        await asyncio.to_thread(self.applier.pause)
+        """Apply stays paused (the base does not move) inside the block.
+
+        The pause is taken on the loop, before anything can be cancelled, and released
+        exactly once by the ``finally``, also when the wait for a running round is
+        cancelled (a read's deadline, Ctrl-C, a dropped link).
+        """
+        self.applier.hold()
         try:
+            await asyncio.to_thread(self.applier.wait_round)
             yield
         finally:
             self.applier.resume()

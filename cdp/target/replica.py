@@ -120,14 +120,18 @@ class ReplicaSet:
         """Disks found missing, cut short or without usable sums at open."""
         for vm in spec.vms:
             create_vm_layout(root, vm, blank_disks=not had_data)
-        for ref in spec.disks():
-            path = extent_path(root, ref.vm_id, ref.index_in_vm)
-            label = (ref.vm_id, ref.index_in_vm)
-            name = naming.format_disk_extent(ref.vm_id, ref.index_in_vm)
-            sums_file = sums_path(root, ref.vm_id, name)
-            sums = ExtentSums(sums_file, ref.spec.capacity_bytes, label)
-            self._sums.append(sums)
-            self._fds.append(self._open_disk(path, sums))
+        try:  # a failure half way (EMFILE, EFBIG) closes what was opened: fds are not GC'd
+            for ref in spec.disks():
+                path = extent_path(root, ref.vm_id, ref.index_in_vm)
+                label = (ref.vm_id, ref.index_in_vm)
+                name = naming.format_disk_extent(ref.vm_id, ref.index_in_vm)
+                sums_file = sums_path(root, ref.vm_id, name)
+                sums = ExtentSums(sums_file, ref.spec.capacity_bytes, label)
+                self._sums.append(sums)
+                self._fds.append(self._open_disk(path, sums))
+        except BaseException:
+            self.close()
+            raise
         self._touched: dict[int, set[int]] = {}
         self._writes: list[tuple[int, int, int]] = []
         self._lock = threading.Lock()

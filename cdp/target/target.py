@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
+import gc
 import json
 import logging
 import os
+import resource
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
@@ -22,6 +25,8 @@ from types import TracebackType
 from cdp.errors import (
     CdpError,
     ImageMovedError,
+    InvalidInputError,
+    LimitExceededError,
     NotFoundError,
     PreconditionError,
     SessionError,
@@ -35,7 +40,7 @@ from cdp.record import Record
 from cdp.restore.catalog import PageKey, Timeline
 from cdp.restore.history import History, MultiHistory, SingleHistory
 from cdp.restore.image import ImagePlan, plan_image, read_image, region_hashes
-from cdp.status import GroupStatus
+from cdp.status import GroupState, GroupStatus, ResyncStatus
 from cdp.target import intake
 from cdp.target.committer import Ack
 from cdp.target.config import TargetConfig
@@ -46,6 +51,9 @@ log = logging.getLogger(__name__)
 
 APPLY_RETRY_S = 1.0
 """How long an apply loop waits after the volume was full."""
+APPLY_IDLE_MAX_S = 0.5
+"""Longest sleep of an idle apply loop (it doubles from ``apply_idle_s``); new durable
+records wake it at once, so this only bounds how late a history-window cutoff is seen."""
 
 
 class Target:
@@ -59,6 +67,8 @@ class Target:
         """Member key -> member journal."""
         self._sessions: dict[str, str] = {}
         """Live session id -> member key."""
+        self.unopened: dict[str, tuple[GroupSpec, str]] = {}
+        """Stored members that could not be opened at start -> (spec, why); shown in ERROR."""
         self._tasks: asyncio.TaskGroup | None = None
         self._stop = asyncio.Event()
         self._scrub_now = asyncio.Event()
@@ -81,7 +91,11 @@ class Target:
             self.index.close()
             raise
         for key, spec in specs:
-            await asyncio.to_thread(self._start_member, key, spec)
+            try:
+                await asyncio.to_thread(self._start_member, key, spec)
+            except OSError as exc:  # one group that cannot open never keeps the rest down
+                log.error("group %s: cannot open, not served: %s", key, exc)
+                self.unopened[key] = (spec, f"{exc.strerror or exc} ({exc.filename or key})")
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
         for member in self.groups.values():
@@ -98,7 +112,7 @@ class Target:
         for member in self.groups.values():
             await member.stop()
         if self._tasks is not None:
-            await self._tasks.__aexit__(et, e, tb)
+            await self._tasks.__aexit__(None, None, None)  # the body's error goes up as is
         for member in self.groups.values():
             member.close()
         if self.index is not None:
@@ -119,6 +133,7 @@ class Target:
 
     def _start_member(self, key: str, spec: GroupSpec) -> Member:
         assert self.index is not None
+        _check_file_budget(key, spec)
         member = Member(key, spec, self.config, self.index)
         member.start()
         self.groups[key] = member
@@ -133,15 +148,40 @@ class Target:
                 raise PreconditionError(
                     f"vms: VM {sorted(clash)[0]!r} is already protected in group {other.key!r}"
                 )
+        member = self._open_new_member(key, spec)  # files first: a failure stores nothing
         stored = GroupSpec(key, spec.vms)  # on disk, a member's spec is named by its key
         self.index.put_meta(f"group/{key}", json.dumps(stored.to_json()).encode())
         self.index.put_meta(f"created/{key}", str(time.time_ns()).encode())
         names = sorted([*self.groups, key])
         self.index.put_meta("groups", json.dumps(names).encode())
-        return self._start_member(key, spec)
+        self.groups[key] = member
+        return member
+
+    def _open_new_member(self, key: str, spec: GroupSpec) -> Member:
+        """Create and open a new member's files, or raise a clear error with nothing kept open."""
+        assert self.index is not None
+        member: Member | None = None
+        try:
+            _check_file_budget(key, spec)
+            member = Member(key, spec, self.config, self.index)
+            member.start()
+        except OSError as exc:
+            if member is not None:
+                with contextlib.suppress(Exception):
+                    member.committer.stop()
+                    member.close()
+            error = _registration_error(key, exc)
+            exc.__traceback__ = None  # its frames hold the half-built member's open files
+        else:
+            return member
+        # Collect the half-built member now, or the next handshake meets the same EMFILE.
+        member = None
+        gc.collect()
+        raise error
 
     async def _apply_loop(self, member: Member) -> None:
         """Apply forever; the step is :meth:`Member.apply_once`."""
+        idle_s = 0.0
         while not self._stop.is_set():
             if member.error is not None:
                 await self._idle(1.0)
@@ -160,8 +200,11 @@ class Target:
                 log.exception("group %s: apply failed unexpectedly", member.key)
                 member.fail(CdpError(f"apply failed: {exc!r}"))
                 continue
-            if n == 0:
-                await self._idle(self.config.apply_idle_s)
+            if n > 0:
+                idle_s = 0.0
+            else:  # back off while idle: 200 idle groups must not keep a core busy
+                idle_s = min(max(idle_s * 2, self.config.apply_idle_s), APPLY_IDLE_MAX_S)
+                await self._idle_member(member, idle_s)
 
     async def _checkpoint_loop(self) -> None:
         """Tag the newest durable point of each member as a checkpoint, every interval."""
@@ -210,6 +253,16 @@ class Target:
         self.last_scrub = (time.time(), report)
         return report
 
+    async def _idle_member(self, member: Member, seconds: float) -> None:
+        """Sleep, but wake at once when the member has new durable records or the target stops."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        work = asyncio.ensure_future(member.wait_for_work(seconds))
+        try:
+            await asyncio.wait([stop, work], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            work.cancel()
+
     async def _idle(self, seconds: float) -> None:
         """Sleep, but wake at once when the target stops."""
         with contextlib.suppress(TimeoutError):
@@ -227,8 +280,14 @@ class Target:
             check_name("member_id", member_id)
         self._check_membership(spec.group_id, member_id)
         key = member_key(spec.group_id, member_id)
+        if key in self.unopened:
+            raise PreconditionError(
+                f"group_id: group {key!r} could not be opened at start: {self.unopened[key][1]}",
+                hint="see the target's log, fix the cause (e.g. ulimit -n) and restart the target",
+            )
         member = self.groups.get(key)
         if member is None:
+            self._check_room(key, spec)
             member = await asyncio.to_thread(self._register_member, key, spec)
             assert self._tasks is not None
             self._tasks.create_task(self._apply_loop(member))
@@ -258,6 +317,20 @@ class Target:
                     changed.epoch, note or "no note")  # fmt: skip
         return changed
 
+    def _check_room(self, key: str, spec: GroupSpec) -> None:
+        """Refuse a new member past the target's registration limits (told in the handshake)."""
+        disks, most = len(spec.disks()), self.config.max_disks_per_group
+        if disks > most:
+            raise InvalidInputError(
+                "vms", f"{disks} disks in group {key!r}; max_disks_per_group is {most}",
+                hint="split the VMs over several groups",
+            )  # fmt: skip
+        if len(self.groups) + len(self.unopened) >= self.config.max_groups:
+            raise LimitExceededError(
+                "group_id", f"this target holds {self.config.max_groups} groups, "
+                f"max_groups; cannot add {key!r}",
+            )  # fmt: skip
+
     def _check_membership(self, group_id: str, member_id: str) -> None:
         """A group is streamed either by one source alone or by named members, never both."""
         kinds = {bool(g.member_id) for g in self.groups.values() if g.group_id == group_id}
@@ -273,7 +346,7 @@ class Target:
         key = self._sessions.get(session_id)
         if key is None:
             raise SessionError(
-                f"session_id: {session_id!r} is unknown or superseded",
+                f"session_id: {_short(session_id)!r} is unknown or superseded",
                 hint="call OpenSession again and resume from its durable_seq",
             )
         return self.groups[key]
@@ -288,9 +361,20 @@ class Target:
         if key is not None:
             self.groups[key].note_identity(session_id, identity)
 
-    def submit(self, session_id: str, records: list[Record]) -> asyncio.Future[Ack]:
-        """Validate a batch and queue it for group commit; the future resolves on durability."""
-        return self.group_of_session(session_id).accept(records)
+    def submit(
+        self, session_id: str, records: list[Record],
+        verdicts: list[CdpError | None] | None = None,
+    ) -> asyncio.Future[Ack]:  # fmt: skip
+        """Validate a batch and queue it for group commit; the future resolves on durability.
+
+        ``verdicts``: from :meth:`check_payloads` (None: the payloads are checked here).
+        """
+        return self.group_of_session(session_id).accept(records, verdicts)
+
+    async def check_payloads(self, session_id: str, records: list[Record]) -> list[CdpError | None]:
+        """Decompress and hash a batch in a thread, off the event loop (see intake)."""
+        key = self.group_of_session(session_id).key
+        return await asyncio.to_thread(intake.check_payloads, key, records)
 
     def end_session(self, session_id: str) -> None:
         """A source went away: its member is disconnected until the next handshake."""
@@ -301,11 +385,13 @@ class Target:
 
     def status(self, group_id: str = "") -> list[GroupStatus]:
         """A snapshot of every member of one group (or of all), sorted by key."""
-        members = (
-            self.members(group_id) if group_id else [self.groups[k] for k in sorted(self.groups)]
-        )
         now = time.time_ns()
-        return [m.status(now) for m in members]
+        found = [m.status(now) for m in self.groups.values()]
+        found += [_unopened_status(k, *v) for k, v in self.unopened.items()]
+        found = [st for st in found if not group_id or st.group_id == group_id]
+        if group_id and not found:
+            raise NotFoundError(f"group_id: no group {group_id!r} at this target")
+        return sorted(found, key=lambda st: member_key(st.group_id, st.member_id))
 
     # -- restore points and images ---------------------------------------------------------
 
@@ -397,3 +483,67 @@ def _describe(spec: GroupSpec) -> str:
         f"{vm.vm_id}[" + ",".join(f"{d.disk_id}:{d.capacity_bytes}" for d in vm.disks) + "]"
         for vm in spec.vms
     )
+
+
+FILES_RESERVED = 64
+"""Open files kept free for gRPC, RocksDB and the web port when a group is opened."""
+
+
+def _check_file_budget(key: str, spec: GroupSpec) -> None:
+    """Raise EMFILE before opening a member that would leave the process without files.
+
+    Opening up to the limit would starve gRPC's own descriptors (an epoll or socket
+    failing there aborts the whole process), so a group needs its files plus a reserve.
+    """
+    fds = "/proc/self/fd"
+    if not os.path.isdir(fds):  # not Linux: rely on EMFILE itself
+        return
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    need = 2 * len(spec.disks()) + 8  # extent and sums per disk; journal segment, notes
+    room = soft - len(os.listdir(fds)) - FILES_RESERVED
+    if soft != resource.RLIM_INFINITY and need > room:
+        raise OSError(
+            errno.EMFILE,
+            f"Too many open files: group {key!r} needs {need}, {max(room, 0)} are left "
+            f"under the open-file limit {soft} (keeping {FILES_RESERVED} in reserve)",
+        )
+
+
+def _unopened_status(key: str, spec: GroupSpec, why: str) -> GroupStatus:
+    """The status of a stored member that could not be opened: ERROR, with why."""
+    group_id, member_id = split_key(key)
+    return GroupStatus(
+        spec=spec, group_id=group_id, member_id=member_id, state=GroupState.ERROR,
+        source_id="", durable_seq=0, durable_source_ns=0, applied_seq=0, lag_s=0.0,
+        journal_bytes=0, received_bytes=0, error=f"could not be opened at start: {why}",
+        resync=ResyncStatus(active=False, total_bytes=0, received_bytes=0, eta_s=0.0),
+    )  # fmt: skip
+
+
+def _registration_error(key: str, exc: OSError) -> CdpError:
+    """A new group's files could not be made: what the client is told (never UNKNOWN)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(exc.filename or key, f"no space for group {key!r}: {exc.strerror}")
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return LimitExceededError(
+            "vms", f"group {key!r} needs more open files than this target may have "
+            f"({exc.strerror}); protect fewer disks per group",
+            hint="raise the target's open-file limit (ulimit -n) or split the group",
+        )  # fmt: skip
+    if exc.errno == errno.EFBIG:
+        return LimitExceededError(
+            "vms.disks.capacity_bytes",
+            f"group {key!r}: a disk is larger than the target's filesystem allows ({exc.strerror})",
+        )
+    return StorageFullError(exc.filename or key, f"cannot create group {key!r}: {exc}")
+
+
+MAX_ECHO_CHARS = 64
+"""Longest piece of a client's input repeated in an error message."""
+
+
+def _short(text: str) -> str:
+    """``text`` cut to :data:`MAX_ECHO_CHARS` for an error message (a client may send 1 MiB)."""
+    if len(text) <= MAX_ECHO_CHARS:
+        return text
+    return f"{text[:MAX_ECHO_CHARS]}... ({len(text)} chars)"

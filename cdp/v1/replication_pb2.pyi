@@ -110,7 +110,7 @@ class OpenSessionRequest(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., source_id: _Optional[str] = ..., group_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., oldest_held_seq: _Optional[int] = ..., next_seq: _Optional[int] = ..., member_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class OpenSessionResponse(_message.Message):
-    __slots__ = ("session_id", "durable_seq", "durable_source_time_unix_ns", "resync_required", "max_batch_payload_bytes", "max_batch_records", "window_bytes", "resync_reason")
+    __slots__ = ("session_id", "durable_seq", "durable_source_time_unix_ns", "resync_required", "max_batch_payload_bytes", "max_batch_records", "window_bytes", "resync_reason", "max_disks_per_group", "max_groups")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,8 @@ class OpenSessionResponse(_message.Message):
     MAX_BATCH_RECORDS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_BYTES_FIELD_NUMBER: _ClassVar[int]
     RESYNC_REASON_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISKS_PER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    MAX_GROUPS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     durable_seq: int
     durable_source_time_unix_ns: int
@@ -127,7 +129,9 @@ class OpenSessionResponse(_message.Message):
     max_batch_records: int
     window_bytes: int
     resync_reason: str
-    def __init__(self, session_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., resync_required: _Optional[bool] = ..., max_batch_payload_bytes: _Optional[int] = ..., max_batch_records: _Optional[int] = ..., window_bytes: _Optional[int] = ..., resync_reason: _Optional[str] = ...) -> None: ...
+    max_disks_per_group: int
+    max_groups: int
+    def __init__(self, session_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., resync_required: _Optional[bool] = ..., max_batch_payload_bytes: _Optional[int] = ..., max_batch_records: _Optional[int] = ..., window_bytes: _Optional[int] = ..., resync_reason: _Optional[str] = ..., max_disks_per_group: _Optional[int] = ..., max_groups: _Optional[int] = ...) -> None: ...
 
 class WriteRecord(_message.Message):
     __slots__ = ("seq", "disk_index", "offset_bytes", "length_bytes", "compressed_length_bytes", "source_time_unix_ns", "xxh3_64", "kind")

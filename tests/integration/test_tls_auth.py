@@ -456,3 +456,18 @@ async def test_status_names_the_certificate_identity_of_the_source(secure: Secur
             (g,) = (await ops.status("ga")).groups
     assert (g.source_id, g.source_identity) == ("claims-to-be-sim-host-1", "cdp://source/host-a")
     assert g.source_connected
+
+
+async def test_non_source_refused_before_its_first_message(secure: Secure) -> None:
+    """Issue 12, defect 7: under mTLS the peer is known at call start; an operator's
+    StreamJournal is refused before the target reads (buffers) any message of it, so a
+    slow-drip or huge first message costs nothing. Before: the call waited for a message."""
+    async with secure.client("operators", "ops") as client:
+        call = client._stub.StreamJournal()
+        try:
+            with pytest.raises(RemoteError) as err:
+                async with client._rpc():
+                    await asyncio.wait_for(call.read(), 5)  # nothing written, not even done
+            denied(err, "StreamJournal", "not a source")
+        finally:
+            call.cancel()

@@ -85,3 +85,27 @@ async def test_end_session_disconnects_only_the_live_one(member: Member) -> None
     member.end_session(new.session_id)
     assert member.status(0).state == GroupState.DISCONNECTED
     assert member.session_id == ""
+
+
+async def test_cancelled_pause_leaves_no_pause(member: Member) -> None:
+    """A read cancelled while the apply pause is being taken must not stop apply for good."""
+    await member.open_session("host-a", 0, 1)
+    await asyncio.wait_for(member.accept([write(1), write(2)]), 10)
+    running_round = member.applier._round  # a round in progress holds this lock
+    running_round.acquire()
+    try:
+
+        async def read_image() -> None:
+            async with member.paused():
+                await asyncio.sleep(3600)
+
+        task = asyncio.create_task(read_image())
+        await asyncio.sleep(0.05)  # the pause is being taken in its thread, waiting for the round
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        running_round.release()
+    await asyncio.sleep(0.05)  # the pause thread finishes after the release
+    applied = await asyncio.to_thread(member.apply_once)
+    assert (applied, member.applied_seq) == (2, 2)  # apply goes on: no pause left behind
