@@ -31,7 +31,9 @@ def write(seq: int, fill: bytes = b"x") -> Record:
 
 @pytest.fixture
 async def member(tmp_path: Path) -> AsyncIterator[Member]:
-    config = TargetConfig(str(tmp_path))
+    # history window 0: every durable record is due for apply at once (expiry goes by the
+    # target's receive time, so a one-hour window would keep these records for an hour)
+    config = TargetConfig(str(tmp_path), history_window_s=0.0)
     for d in (config.journal_dir, config.replica_dir):
         Path(d).mkdir(parents=True)
     m = Member("g", SPEC, config, MemoryIndex())
