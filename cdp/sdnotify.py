@@ -4,8 +4,8 @@ A service started with ``Type=notify`` tells systemd it is ready (``READY=1``), 
 (``WATCHDOG=1`` at least every ``WatchdogSec``), reloading (``RELOADING=1``) and
 stopping (``STOPPING=1``) by sending datagrams to the AF_UNIX socket named in
 ``$NOTIFY_SOCKET`` (a leading ``@`` names the abstract namespace). Without that variable
-(not under systemd) every call does nothing. Never raises: a lost notification must not
-stop the target, it is logged instead.
+(not under systemd) every call does nothing. Never raises and never blocks (the target
+calls it on its event loop): a lost notification must not stop the target, it is logged.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class Notifier:
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+                s.setblocking(False)  # a full queue must never stall the event loop
                 s.sendto("\n".join(states).encode(), target)
         except OSError as exc:
             log.warning("systemd notify %s to %s failed: %s", states, self.address, exc)

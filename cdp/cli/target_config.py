@@ -13,8 +13,9 @@ import argparse
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -26,6 +27,7 @@ from cdp.restore.catalog import MAX_HISTORY_WINDOW_S
 from cdp.target.config import DEFAULT_POLICY, PRIORITIES, GroupPolicy, TargetConfig
 from cdp.target.scrub import DEFAULT_SCRUB_INTERVAL_S
 
+T = TypeVar("T")
 DEFAULT_LISTEN = "127.0.0.1:7711"
 """Where the target serves gRPC unless told otherwise."""
 TOP_KEYS = (
@@ -158,7 +160,7 @@ def _groups(section: Section, policies: dict[str, GroupPolicy]) -> dict[str, Gro
     """Group id -> its policy: a named one (``policy:``) with the group's own overrides."""
     found: dict[str, GroupPolicy] = {}
     for group in section.data:
-        check_name(section.key(str(group)), str(group))
+        _as_config(check_name, section.key(str(group)), str(group))
         value = section.data[group]
         value = {"policy": value} if isinstance(value, str) else ({} if value is None else value)
         m = Section(value, section.key(str(group)))
@@ -192,7 +194,10 @@ def _duration(m: Section, name: str, default: float, low: float, high: float) ->
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ConfigError(m.key(name), f"must be seconds or a duration like 15m, not {value!r}")
-    seconds = common.parse_duration(m.key(name), value) if isinstance(value, str) else float(value)
+    if isinstance(value, str):
+        seconds = _as_config(common.parse_duration, m.key(name), value)
+    else:
+        seconds = float(value)
     if not low <= seconds <= high:
         raise ConfigError(m.key(name), f"{seconds:g} s is outside {low:g}..{high:g} s")
     return seconds
@@ -205,10 +210,18 @@ def _size(m: Section, name: str, default: int) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
         raise ConfigError(m.key(name), f"must be bytes or a size like 16GiB, not {value!r}")
-    size = common.parse_size(m.key(name), value) if isinstance(value, str) else value
+    size = _as_config(common.parse_size, m.key(name), value) if isinstance(value, str) else value
     if size < 0:
         raise ConfigError(m.key(name), "must not be negative")
     return size
+
+
+def _as_config(parse: Callable[[str, str], T], key: str, text: str) -> T:
+    """``parse(key, text)`` with its InvalidInputError as the ConfigError of ``key``."""
+    try:
+        return parse(key, text)
+    except InvalidInputError as exc:
+        raise ConfigError(key, str(exc).removeprefix(f"{key}: ")) from exc
 
 
 def describe_reload(old: ServeSettings, new: ServeSettings) -> tuple[list[str], list[str]]:
