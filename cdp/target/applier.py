@@ -101,6 +101,11 @@ class Applier:
         """Held for the whole of an apply round."""
         self._last_report_ns = 0
 
+    def set_retention(self, history_window_s: float, journal_limit_bytes: int) -> None:
+        """Apply by a new history window and journal size limit from the next round on."""
+        self.history_window_s = history_window_s
+        self.journal_limit_bytes = journal_limit_bytes
+
     def pause(self) -> None:
         """Stop changing the base (an image is reading it); nests.
 

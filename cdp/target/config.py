@@ -7,7 +7,7 @@ under ``data_dir``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cdp.journal.journal import DEFAULT_SEGMENT_BYTES
@@ -25,6 +25,30 @@ DEFAULT_MAX_GROUPS = 1000
 """Most member journals one target holds."""
 DEFAULT_JOURNAL_LIMIT_BYTES = 16 * 2**30
 """Per-group journal size limit; past it the oldest history is applied early."""
+DEFAULT_RPO_ALERT_S = 300.0
+"""RPO past which a group's alert fires (seconds); exported for the alert rules."""
+PRIORITIES = ("high", "normal", "low")
+"""A group's share of a saturated link, best first."""
+DEFAULT_PRIORITY = "normal"
+"""The priority of a group whose policy names none."""
+DEFAULT_POLICY = "default"
+"""The policy of every group the config does not name."""
+
+
+@dataclass(frozen=True)
+class GroupPolicy:
+    """How the target keeps one group: retention, checkpoint cadence, alerting, priority."""
+
+    history_window_s: float = DEFAULT_HISTORY_WINDOW_S
+    """How long records stay in the journal before they are applied to the base."""
+    journal_limit_bytes: int = DEFAULT_JOURNAL_LIMIT_BYTES
+    """Hard size limit of the group's journal; 0 for none."""
+    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
+    """Cadence of checkpoint restore points on the timeline."""
+    rpo_alert_s: float = DEFAULT_RPO_ALERT_S
+    """RPO (seconds) over which the group's alert fires."""
+    priority: str = DEFAULT_PRIORITY
+    """One of :data:`PRIORITIES`."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,23 @@ class TargetConfig:
     """Told in the handshake; a group with more disks is refused (INVALID_ARGUMENT)."""
     max_groups: int = DEFAULT_MAX_GROUPS
     """Told in the handshake; one group more is refused (RESOURCE_EXHAUSTED)."""
+    policies: Mapping[str, GroupPolicy] = field(default_factory=dict)
+    """Named policies; without a ``default`` one the target-wide fields above are it."""
+    group_policies: Mapping[str, GroupPolicy] = field(default_factory=dict)
+    """Group id -> its policy, for the groups the config names."""
+
+    def policy_for(self, group_id: str) -> GroupPolicy:
+        """The policy of ``group_id``: its own if the config names the group, else the default."""
+        return self.group_policies.get(group_id) or self.default_policy
+
+    @property
+    def default_policy(self) -> GroupPolicy:
+        """The ``default`` policy; without one, the target-wide fields above."""
+        return self.policies.get(DEFAULT_POLICY) or GroupPolicy(
+            history_window_s=self.history_window_s,
+            journal_limit_bytes=self.journal_limit_bytes,
+            checkpoint_interval_s=self.checkpoint_interval_s,
+        )
 
     @property
     def journal_dir(self) -> str:

@@ -39,7 +39,7 @@ from cdp.status import GroupState, GroupStatus
 from cdp.target import intake
 from cdp.target.applier import Applier, load_applied
 from cdp.target.committer import Ack, Committer
-from cdp.target.config import TargetConfig
+from cdp.target.config import GroupPolicy, TargetConfig
 from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
 from cdp.target.scrub import ScrubReport, scrub_live
@@ -96,9 +96,14 @@ class Member:
         self.committer = Committer(self.journal, self.fail)
         had_data = load_applied(index, key) > 0
         self.replica = ReplicaSet(config.replica_dir, spec, had_data)
+        self.policy = config.policy_for(self.group_id)
+        """How the target keeps this group (retention, checkpoints, alert, priority)."""
         self.applier = Applier(
-            self.journal, self.replica, index, config.history_window_s, config.journal_limit_bytes
-        )
+            self.journal, self.replica, index, self.policy.history_window_s,
+            self.policy.journal_limit_bytes,
+        )  # fmt: skip
+        self._last_checkpoint_s = 0.0
+        """Monotonic time of the last checkpoint request."""
         self.catalog = Catalog(index, key)
         self.created_ns = int(index.get_meta(f"created/{key}") or time.time_ns())
         self.session_id = ""
@@ -399,8 +404,18 @@ class Member:
         The kind is set when the point is indexed, never changed later: a point listed
         as crash-consistent stays crash-consistent (docs/PROTOCOL.md 5).
         """
+        self._last_checkpoint_s = time.monotonic()
         if self.error is None:
             self.journal.request_checkpoint()
+
+    def checkpoint_due(self, now_s: float) -> bool:
+        """Whether the policy's checkpoint interval has passed at monotonic ``now_s``."""
+        return now_s - self._last_checkpoint_s >= self.policy.checkpoint_interval_s
+
+    def set_policy(self, policy: GroupPolicy) -> None:
+        """Keep the group by a new policy from now on (a config reload)."""
+        self.policy = policy
+        self.applier.set_retention(policy.history_window_s, policy.journal_limit_bytes)
 
     def scrub(self, report: ScrubReport, rate_bytes_s: int, stopping: Callable[[], bool]) -> int:
         """Check the base replica against its sums (in a thread); the damage found now.

@@ -207,14 +207,30 @@ class Target:
                 await self._idle_member(member, idle_s)
 
     async def _checkpoint_loop(self) -> None:
-        """Tag the newest durable point of each member as a checkpoint, every interval."""
+        """Tag the newest durable point of each member as a checkpoint, on its policy's cadence."""
         while not self._stop.is_set():
-            await self._idle(self.config.checkpoint_interval_s)
-            for member in list(self.groups.values()):
+            await self._idle(self._checkpoint_tick_s())
+            now = time.monotonic()
+            for member in [m for m in self.groups.values() if m.checkpoint_due(now)]:
                 try:
                     await member.checkpoint()
                 except CdpError as exc:  # e.g. a full disk: try again next interval
                     log.warning("group %s: checkpoint not tagged: %s", member.key, exc)
+
+    def _checkpoint_tick_s(self) -> float:
+        """How often the checkpoint loop looks: the shortest interval of any policy."""
+        intervals = [m.policy.checkpoint_interval_s for m in self.groups.values()]
+        return min([self.config.default_policy.checkpoint_interval_s, *intervals])
+
+    def reconfigure(self, config: TargetConfig) -> None:
+        """Take a reloaded config: every member is kept by its (new) policy from now on.
+
+        Only what can change live is read again (policies; the scrub interval from the
+        next scrub on); the caller says what needs a restart.
+        """
+        self.config = config
+        for member in self.groups.values():
+            member.set_policy(config.policy_for(member.group_id))
 
     def request_scrub(self) -> None:
         """Scrub every replica now (e.g. on SIGUSR1), not only on the schedule."""
@@ -405,7 +421,8 @@ class Target:
     def history(self, group_id: str) -> History[Member]:
         """The group's history: single-source, or across the members on several hosts."""
         members = self.members(group_id)
-        window_s, limit = self.config.history_window_s, self.config.journal_limit_bytes
+        policy = members[0].policy
+        window_s, limit = policy.history_window_s, policy.journal_limit_bytes
         if len(members) == 1 and not members[0].member_id:
             return SingleHistory(members[0], window_s, limit)
         return MultiHistory(group_id, members, window_s, limit)
