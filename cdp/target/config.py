@@ -23,6 +23,10 @@ DEFAULT_JOURNAL_LIMIT_BYTES = 16 * 2**30
 """Per-group journal size limit; past it the oldest history is applied early."""
 
 
+MIN_SEGMENT_BYTES = 64 * 2**10
+"""Smallest journal segment a small ``--journal-limit`` leads to."""
+
+
 @dataclass(frozen=True)
 class TargetConfig:
     """Settings of a target; every path is under ``data_dir``."""
@@ -43,6 +47,17 @@ class TargetConfig:
     """Replica bytes a scheduled scrub reads per second at most."""
     journal_fsync: Callable[[int], None] = os.fdatasync
     """fdatasync of journal segments; a seam for fault injection (EIO) in tests."""
+
+    @property
+    def journal_segment_bytes(self) -> int:
+        """Segment size used: at most a quarter of the journal limit, at least 64 KiB.
+
+        Only closed segments are applied early, so a limit smaller than one segment would
+        never be kept.
+        """
+        if not self.journal_limit_bytes:
+            return self.segment_bytes
+        return min(self.segment_bytes, max(MIN_SEGMENT_BYTES, self.journal_limit_bytes // 4))
 
     @property
     def journal_dir(self) -> str:
