@@ -40,7 +40,7 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         state=STATES[s.state], source_id=s.source_id, vms=vms_to_pb(s.spec),
         resync_total_bytes=s.resync.total_bytes, resync_received_bytes=s.resync.received_bytes,
         resync_eta_seconds=s.resync.eta_s, rpo_seconds=s.rpo_s,
-        source_clock_skew_seconds=s.clock_skew_s,
+        source_clock_skew_seconds=s.clock_skew_s, resync_stalled_reason=s.resync.stalled,
     )  # fmt: skip
 
 
