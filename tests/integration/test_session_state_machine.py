@@ -390,9 +390,12 @@ class SessionMachine(RuleBasedStateMachine):
         seq = -1
         image = [bytearray(SIZE) for _ in range(DISKS)]
         for disk in range(DISKS):
-            async for msg in self.target.client.read_image(GROUP, VM, disk, at):
+            # the first disk resolves `at`; the others read that seq (a batch sent on a cut
+            # link may become durable meanwhile and move `latest` or a time's point)
+            exact = at if seq == -1 else str(seq)
+            async for msg in self.target.client.read_image(GROUP, VM, disk, exact):
                 if msg.HasField("plan"):
-                    assert seq in (-1, msg.plan.point.seq)
+                    assert seq in (-1, msg.plan.point.seq), f"at {exact!r}: {msg.plan.point.seq}"
                     seq, point = msg.plan.point.seq, msg.plan.point
                 else:
                     image[disk][msg.offset_bytes : msg.offset_bytes + len(msg.data)] = msg.data
