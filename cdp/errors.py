@@ -19,6 +19,7 @@
     ├── IndexCorruptError          the index on disk is damaged or lost  (DATA_LOSS)
     ├── JournalSyncError           fsync of the journal failed (EIO)     (UNAVAILABLE)
     ├── StorageFullError           journal or volume full                (RESOURCE_EXHAUSTED)
+    ├── WindowExceededError        more unacked payload than window_bytes (RESOURCE_EXHAUSTED)
     └── RemoteError                the peer answered with an error (client side)
 
 Each leaf carries structured fields and a hint for the operator. Foreign errors (grpc,
@@ -194,6 +195,17 @@ class StorageFullError(CdpError):
             hint="free space under the target's data dir; intake resumes by itself",
         )
         self.path = path
+
+
+class WindowExceededError(CdpError):
+    """A source sent a batch while window_bytes of payload were already unacknowledged."""
+
+    def __init__(self, unacked: int, window: int) -> None:
+        super().__init__(
+            f"window_bytes: a batch arrived with {unacked} payload bytes unacknowledged, "
+            f"the window is {window}",
+            hint="send a batch only while fewer than window_bytes of payload are unacked",
+        )
 
 
 class RemoteError(CdpError):

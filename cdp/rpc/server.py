@@ -8,6 +8,7 @@ is wrapped by :func:`unary` or :func:`streaming`, which end the call with that s
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -48,6 +49,7 @@ _CODES: list[tuple[type[errors.CdpError], grpc.StatusCode]] = [
     (errors.IndexCorruptError, grpc.StatusCode.DATA_LOSS),
     (errors.JournalSyncError, grpc.StatusCode.UNAVAILABLE),
     (errors.StorageFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.WindowExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.BookmarkExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (errors.PointOutsideHistoryError, grpc.StatusCode.OUT_OF_RANGE),
     (errors.ImageMovedError, grpc.StatusCode.ABORTED),
@@ -258,6 +260,9 @@ class _Stream:
         self._outstanding = 0
         self._reading = True
         self._drained = asyncio.Event()
+        self._unacked: collections.deque[tuple[int, int]] = collections.deque()
+        """(last seq, payload bytes) of each batch read and not yet durable."""
+        self._unacked_bytes = 0
 
     async def read(self, requests: AsyncIterator[pb.StreamJournalRequest]) -> None:
         """Validate and queue every batch until the source closes or one is bad."""
@@ -268,6 +273,7 @@ class _Stream:
                 self.session = req.session_id
                 check_limits(len(req.records), len(req.payload), self.target.config.limits)
                 records = wire.records_from_pb(req)
+                self._count_window(records[-1].seq if records else 0, len(req.payload))
                 await self._room.acquire()
                 try:
                     fut = self.target.submit(req.session_id, records)
@@ -286,6 +292,20 @@ class _Stream:
             self._reading = False
             self._drained.set()
             self._changed.set()
+
+    def _count_window(self, last_seq: int, payload: int) -> None:
+        """Refuse a batch sent while window_bytes of payload were already unacked.
+
+        A source may start a batch while fewer are unacked (PROTOCOL.md 3).
+        """
+        durable = self._latest.durable_seq if self._latest is not None else 0
+        while self._unacked and self._unacked[0][0] <= durable:
+            self._unacked_bytes -= self._unacked.popleft()[1]
+        window = self.target.config.window_bytes
+        if self._unacked_bytes >= window:
+            raise errors.WindowExceededError(self._unacked_bytes, window)
+        self._unacked.append((last_seq, payload))
+        self._unacked_bytes += payload
 
     def end_if_superseded(self, new_session: str) -> None:
         """End this stream with FAILED_PRECONDITION if its session is no longer live.
