@@ -33,6 +33,8 @@ class ResyncStatus:
     received_bytes: int
     eta_s: float
     """Seconds left at the rate so far; 0 when unknown or not running."""
+    stalled: str = ""
+    """Why the resync is not converging and what to do; empty while it converges."""
 
     @property
     def remaining_bytes(self) -> int:

@@ -62,6 +62,9 @@ def render(groups: list[dict[str, Any]]) -> str:
             eta = f", ETA {g['resync_eta_seconds']:.0f} s" if g["resync_eta_seconds"] else ""
             rows.append((f"  resync {g['group_id']}", f"{pct} of {common.fmt_bytes(total)}{eta}",
                          "", "", "", "", "", "", ""))  # fmt: skip
+            if g.get("resync_stalled_reason"):
+                rows.append((f"  stalled {g['group_id']}", g["resync_stalled_reason"],
+                             "", "", "", "", "", "", ""))  # fmt: skip
     for g in groups:
         skew = float(g.get("source_clock_skew_seconds", 0.0))
         if abs(skew) >= SKEW_SHOWN_S:

@@ -59,6 +59,7 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         epoch=s.lifecycle.epoch, lifecycle_changed_unix_ns=s.lifecycle.changed_ns,
         lifecycle_note=s.lifecycle.note, source_connected=s.source_connected,
         source_identity=s.source_identity,
+        resync_stalled_reason=s.resync.stalled,
     )  # fmt: skip
 
 

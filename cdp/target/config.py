@@ -51,6 +51,10 @@ class GroupPolicy:
     """One of :data:`PRIORITIES`."""
 
 
+MIN_SEGMENT_BYTES = 64 * 2**10
+"""Smallest journal segment a small ``--journal-limit`` leads to."""
+
+
 @dataclass(frozen=True)
 class TargetConfig:
     """Settings of a target; every path is under ``data_dir``."""
@@ -92,6 +96,17 @@ class TargetConfig:
             journal_limit_bytes=self.journal_limit_bytes,
             checkpoint_interval_s=self.checkpoint_interval_s,
         )
+
+    @property
+    def journal_segment_bytes(self) -> int:
+        """Segment size used: at most a quarter of the journal limit, at least 64 KiB.
+
+        Only closed segments are applied early, so a limit smaller than one segment would
+        never be kept.
+        """
+        if not self.journal_limit_bytes:
+            return self.segment_bytes
+        return min(self.segment_bytes, max(MIN_SEGMENT_BYTES, self.journal_limit_bytes // 4))
 
     @property
     def journal_dir(self) -> str:

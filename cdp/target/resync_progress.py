@@ -18,6 +18,8 @@ from cdp.status import ResyncStatus
 _BYTES = re.compile(r"bytes=(\d+)")
 PROGRESS_REGION_BYTES = 2**20
 """Granularity of the progress count: at most this many bytes count per region."""
+STALLED_PASSES = 3
+"""A resync that received this many times its total in write bytes is not converging."""
 
 
 @dataclass
@@ -28,6 +30,8 @@ class ResyncProgress:
     total_bytes: int = 0
     received_bytes: int = 0
     started_s: float = 0.0
+    sent_bytes: int = 0
+    """Every write byte received in this resync, regions sent again included."""
     _seen: dict[tuple[int, int], int] = field(default_factory=dict)
     """Bytes counted per (disk, region of PROGRESS_REGION_BYTES) in this resync."""
 
@@ -37,7 +41,7 @@ class ResyncProgress:
             if r.kind == KIND_RESYNC_START:
                 m = _BYTES.search(r.frame.decode())
                 if not self.active:  # a second start (restarted source) continues the count
-                    self.received_bytes, self._seen = 0, {}
+                    self.received_bytes, self.sent_bytes, self._seen = 0, 0, {}
                 self.active = True
                 self.total_bytes = max(int(m.group(1)) if m else 0, self.received_bytes)
                 self.started_s = time.monotonic()
@@ -45,6 +49,7 @@ class ResyncProgress:
                 self.active = False
             elif self.active and r.kind == KIND_WRITE:
                 self._count(r.disk, r.offset, r.length)
+                self.sent_bytes += r.length
         self.total_bytes = max(self.total_bytes, self.received_bytes)  # never above 100 %
 
     def _count(self, disk: int, offset: int, length: int) -> None:
@@ -62,11 +67,27 @@ class ResyncProgress:
     def eta_s(self) -> float:
         """Seconds left at the rate so far; 0 when unknown or not running."""
         elapsed = time.monotonic() - self.started_s
-        if not self.active or self.received_bytes == 0 or elapsed <= 0:
+        if not self.active or self.received_bytes == 0 or elapsed <= 0 or self.stalled():
             return 0.0
         left = max(0, self.total_bytes - self.received_bytes)
         return left / (self.received_bytes / elapsed)
 
+    def stalled(self) -> str:
+        """Why the resync is not converging and what to do; empty while it converges."""
+        if not self.active or not self.total_bytes:
+            return ""
+        passes = self.sent_bytes / self.total_bytes
+        if passes < STALLED_PASSES:
+            return ""
+        return (
+            f"resync not converging: {self.sent_bytes} write bytes received for "
+            f"{self.total_bytes} to resync ({passes:.1f} times), the guest dirties regions "
+            "again as fast as they are sent; lower the guest's write rate or raise the "
+            "link's bandwidth (the source's final pass holds guest writes, at most 10 s)"
+        )
+
     def snapshot(self) -> ResyncStatus:
         """The resync as a status value, its ETA taken now."""
-        return ResyncStatus(self.active, self.total_bytes, self.received_bytes, self.eta_s())
+        return ResyncStatus(
+            self.active, self.total_bytes, self.received_bytes, self.eta_s(), self.stalled()
+        )

@@ -103,7 +103,7 @@ def free_port() -> int:
 
 
 class TargetProc:
-    """``cdp target serve`` as a real subprocess (plain text, loopback)."""
+    """``cdp target serve`` as a real subprocess (loopback; plain text unless ``--tls-dir``)."""
 
     def __init__(self, data_dir: Path, *extra: str) -> None:
         self.data_dir, self.extra = data_dir, extra
@@ -120,7 +120,8 @@ class TargetProc:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cdp", "target", "serve", "--data-dir", str(self.data_dir),
-                 "--listen", self.address, "--ready-file", str(ready), "--insecure", *self.extra],
+                 "--listen", self.address, "--ready-file", str(ready), *self._security(),
+                 *self.extra],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
             )  # fmt: skip
         deadline = time.monotonic() + timeout_s
@@ -131,6 +132,10 @@ class TargetProc:
                 raise TimeoutError("target did not become ready")
             time.sleep(0.02)
         assert json.loads(ready.read_text())["address"] == self.address
+
+    def _security(self) -> list[str]:
+        """``--insecure`` unless the extra flags give ``--tls-dir`` (mutual TLS)."""
+        return [] if "--tls-dir" in self.extra else ["--insecure"]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """End the process (SIGTERM, or SIGKILL when asked)."""

@@ -55,3 +55,30 @@ def test_defect5_rpo_is_age_of_newest_restorable_point(client: Client) -> None:
         time.sleep(0.1)
     st = client.status()
     assert st.rpo_seconds >= 2.0, f"rpo_seconds {st.rpo_seconds}, lag_seconds {st.lag_seconds}"
+
+
+def test_defect5_resync_that_does_not_converge_says_so(client: Client) -> None:
+    """Contract: while the write bytes received in a resync reach three times its total (the
+    guest dirties regions again as fast as they are sent), GroupStatus.resync_stalled_reason
+    says the resync is not converging and what to do; the ETA is then 0 (unknown), not a
+    guess. A resync sending each region once never says so.
+    """
+    disk = client.vms[0][1][0]
+    chunk = 512 * 1024
+    client.open()
+    client.send([client.write(1, b"a" * 4096)])
+    client.send([client.marker(2, KIND_RESYNC_START, f"resync bytes={disk} cause=test")])
+    seq = 3
+    for offset in range(0, disk, chunk):  # one pass: each region once
+        client.send([client.write(seq, bytes([seq]) * chunk, offset=offset)])
+        seq += 1
+    assert client.status().resync_stalled_reason == ""
+    for _ in range(2):  # the same regions again and again: dirtied as fast as sent
+        for offset in range(0, disk, chunk):
+            client.send([client.write(seq, bytes([seq % 256]) * chunk, offset=offset)])
+            seq += 1
+    st = client.status()
+    assert st.resync_received_bytes <= st.resync_total_bytes == disk
+    reason = st.resync_stalled_reason
+    assert "not converging" in reason and "write rate" in reason and "bandwidth" in reason, reason
+    assert st.resync_eta_seconds == 0

@@ -6,15 +6,19 @@ temporary folder and a real grpc.aio server on port 0: writes to random disks/of
 bookmarks (in-band and by RPC), link cuts (a batch sent, the stream cancelled before its
 ack), source kill -9 (its unacked buffer lost; the restarted source knows nothing of its
 seqs and resyncs everything), target restarts on the same data folder, resync
-start/steps/finish (CompareRegions, RESYNC_START, region writes, RESYNC_END) and handshakes
-with arbitrary ``next_seq``/``oldest_held_seq``.
+start/steps/finish (CompareRegions, RESYNC_START, region writes, RESYNC_END), handshakes
+with arbitrary ``next_seq``/``oldest_held_seq``, and a skewed source clock: writes stamped
+hours in the past, going backwards, or ahead within the 300 s bound, and refused times
+(<= 0, beyond the bound) that must change nothing durable.
 
 The test keeps the source's disks and, per seq, the source's image at that record (``None``
 for a seq inside a resync: no consistent image exists there). After every step: every point
 the target offers (ListRestorePoints, the restorable spans of GetTimeline, and ``at``
 resolution of ``latest``, a seq and a time) has a shadow image, sampled points read back
 (ReadImage) equal to it byte for byte, and no point offered before is dropped (the history
-window is an hour: retention removes nothing here).
+window is an hour of *trusted* time: retention removes nothing here, whatever the source
+clock says). The time probe is a point's exact listed nanosecond time: it resolves to that
+point or a later one of the same time, never to an earlier one.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from cdp import codec
-from cdp.errors import RemoteError
+from cdp.errors import CdpError, RemoteError
 from cdp.record import KIND_BOOKMARK, KIND_RESYNC_END, KIND_RESYNC_START, KIND_WRITE, Record
 from cdp.rpc.client import GrpcJournalStream
 
@@ -72,7 +76,8 @@ class SessionMachine(RuleBasedStateMachine):
         self.session = ""
         self.stream: GrpcJournalStream | None = None
         self.offered: set[int] = set()
-        self.last_ns = 0
+        self.skew_ns = 0
+        """Source clock minus true time: hours behind, or ahead within the 300 s bound."""
         self.bookmarks = 0
 
     # -- plumbing -------------------------------------------------------------------------
@@ -93,8 +98,8 @@ class SessionMachine(RuleBasedStateMachine):
         return tuple(bytes(d) for d in self.disk)
 
     def _ns(self) -> int:
-        self.last_ns = max(self.last_ns + 1, time.time_ns())
-        return self.last_ns
+        """The source clock: skewed, and free to go backwards when the skew changes."""
+        return time.time_ns() + self.skew_ns
 
     def _append(self, kind: int, disk: int = 0, offset: int = 0, data: bytes = b"",
                 label: str = "", shadow: Image | None = None) -> Record:  # fmt: skip
@@ -255,6 +260,42 @@ class SessionMachine(RuleBasedStateMachine):
         self.stream.cancel()  # type: ignore[union-attr]
         self.stream = None  # the source's own session was superseded: it re-opens honestly
 
+    @rule(skew_s=st.sampled_from([0, -7200, -90, -1, 5, 120]))
+    def skew_clock(self, skew_s: int) -> None:
+        """The source clock jumps: hours behind (older than the window), backwards, ahead."""
+        self.skew_ns = skew_s * 10**9
+
+    @precondition(lambda self: self.target is not None and self.mode == JOURNALING)
+    @rule(ts=st.sampled_from(["zero", "negative", "far-ahead"]), fill=st.integers(1, 255))
+    def refused_time(self, ts: str, fill: int) -> None:
+        """A write stamped <= 0 or beyond 300 s ahead is INVALID_ARGUMENT and changes nothing."""
+        assert self.target is not None
+        self.run(self._flush())
+        if self.stream is None:
+            self.run(self._connect())
+        if self.mode != JOURNALING or self.stream is None:
+            return
+        before = self.run(self.target.client.status(GROUP)).groups[0].durable_seq
+        source_ns = {"zero": 0, "negative": -1, "far-ahead": time.time_ns() + 400 * 10**9}[ts]
+        data = bytes([fill]) * BLOCK
+        rec = Record(self.next_seq, 0, 0, BLOCK, source_ns, codec.checksum(data),
+                     codec.compress(data))  # fmt: skip
+        code = self.run(self._refusal(rec))
+        assert code == "INVALID_ARGUMENT", f"source time {source_ns} answered {code}"
+        after = self.run(self.target.client.status(GROUP)).groups[0].durable_seq
+        assert after == before, f"refused batch changed durable_seq {before} -> {after}"
+        self.stream = None  # the refusal ended the stream; the seq is still free
+
+    async def _refusal(self, rec: Record) -> str:
+        """Send one batch that must be refused; the error code the stream ends with."""
+        assert self.stream is not None
+        try:
+            await self.stream.send([rec])
+            ack = await asyncio.wait_for(self.stream.recv(), 30)
+        except RemoteError as exc:
+            return exc.code
+        return f"accepted (ack {ack})"
+
     @precondition(lambda self: self.target is not None and self.mode == TRACKING)
     @rule()
     def resync_start(self) -> None:
@@ -305,6 +346,7 @@ class SessionMachine(RuleBasedStateMachine):
 
     async def _check(self) -> None:
         assert self.target is not None
+        await self._apply_round()
         try:
             points = await self.target.client.list_points(GROUP)
         except RemoteError as exc:  # no session opened yet
@@ -325,26 +367,43 @@ class SessionMachine(RuleBasedStateMachine):
                 bad = [s for s in inside if self.shadow[s] is None]
                 assert not bad, f"restorable span {span.start_seq}..{span.end_seq} holds {bad}"
         ordered = sorted(points, key=lambda p: p.seq)
-        newest, oldest = ordered[-1], ordered[0]
-        middle_ns = ordered[len(ordered) // 2].source_time_unix_ns + 50_000  # 50 us after a point
-        for at in ("latest", str(newest.seq), str(oldest.seq), _iso(middle_ns)):
+        newest, oldest, middle = ordered[-1], ordered[0], ordered[len(ordered) // 2]
+        for at in ("latest", str(newest.seq), str(oldest.seq)):
             await self._read(at)
+        got = await self._read(_iso(middle.source_time_unix_ns))  # the exact nanosecond time
+        assert got.seq >= middle.seq and got.source_time_unix_ns == middle.source_time_unix_ns, (
+            f"at {middle.source_time_unix_ns} ns (point {middle.seq}) resolved to {got.seq}"
+        )
 
-    async def _read(self, at: str) -> None:
+    async def _apply_round(self) -> None:
+        """One apply round now (retention decided at this step, not by loop timing)."""
+        assert self.target is not None
+        try:
+            members = self.target.target.members(GROUP)
+        except CdpError:  # no session opened yet
+            return
+        for member in members:
+            await asyncio.to_thread(member.apply_once)
+
+    async def _read(self, at: str):  # type: ignore[no-untyped-def]
         assert self.target is not None
         seq = -1
         image = [bytearray(SIZE) for _ in range(DISKS)]
         for disk in range(DISKS):
-            async for msg in self.target.client.read_image(GROUP, VM, disk, at):
+            # the first disk resolves `at`; the others read that seq (a batch sent on a cut
+            # link may become durable meanwhile and move `latest` or a time's point)
+            exact = at if seq == -1 else str(seq)
+            async for msg in self.target.client.read_image(GROUP, VM, disk, exact):
                 if msg.HasField("plan"):
-                    assert seq in (-1, msg.plan.point.seq)
-                    seq = msg.plan.point.seq
+                    assert seq in (-1, msg.plan.point.seq), f"at {exact!r}: {msg.plan.point.seq}"
+                    seq, point = msg.plan.point.seq, msg.plan.point
                 else:
                     image[disk][msg.offset_bytes : msg.offset_bytes + len(msg.data)] = msg.data
         want = self.shadow.get(seq)
         assert want is not None, f"at {at!r} resolved to {seq}: no source state there"
         for disk in range(DISKS):
             assert bytes(image[disk]) == want[disk], f"at {at!r} (seq {seq}) disk {disk} differs"
+        return point
 
 
 _FAST = settings(
