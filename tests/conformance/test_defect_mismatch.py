@@ -70,25 +70,9 @@ def test_defect8_consistency_marker_label_checked(client: Client) -> None:
     assert "records[0]" in e.details() and "label" in e.details()
 
 
-def test_defect8_window_bytes_enforced(client: Client) -> None:
-    """Contract: window_bytes is counted in payload bytes (compressed, as sent); a source
-    with more unacknowledged payload than the window gets RESOURCE_EXHAUSTED naming
-    window_bytes. Sent here: window + 24 MiB without waiting for one ack (a target that
-    acks faster than the batches arrive might never see the window exceeded; on ece6b4a it
-    accepted all of it).
-
-    Today: everything is accepted.
-    """
-    r = client.open()
-    piece = 4 * 2**20 - 4096
-    batches, seq, sent = [], 1, 0
-    while sent <= r.window_bytes + 24 * 2**20:
-        item = client.write(seq, _rand(seq, piece))
-        batches.append(client.batch([item]))
-        sent += len(item.payload)
-        seq += 1
-    e = refused(lambda: client.stream(batches, timeout=120))
-    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "window_bytes" in e.details()
+# window_bytes (defect 8) is proven in tests/integration/test_window_bytes.py with an injected
+# slow fsync: from the wire alone a client cannot make a fast target fall behind, so a test
+# here passed or failed with the machine's load.
 
 
 _RAND = os.urandom(8 * 2**20)

@@ -45,11 +45,12 @@ async def test_window_bytes_enforced(tmp_path: str, honest: bool) -> None:
         stream = running.client.stream(reply.session_id)
         durable, unacked = 0, []
         for seq in range(1, 13):  # 3 MiB in all
-            while honest and sum(n for s, n in unacked if s > durable) >= WINDOW:
+            rec = _write(seq)
+            # honest: a batch goes out only if it keeps the unacked payload within the window
+            while honest and sum(n for s, n in unacked if s > durable) + len(rec.frame) > WINDOW:
                 ack = await asyncio.wait_for(stream.recv(), 30)
                 assert ack is not None
                 durable = ack.durable_seq
-            rec = _write(seq)
             try:
                 await stream.send([rec])
             except RemoteError as exc:

@@ -58,6 +58,7 @@ def test_cdp_status_prints_the_reason() -> None:
         "lag_seconds": 1.0, "rpo_seconds": 5.0, "journal_bytes": 0, "source_id": "s",
         "resync_total_bytes": MiB, "resync_received_bytes": MiB, "resync_eta_seconds": 0.0,
         "resync_stalled_reason": "resync not converging: lower the guest's write rate",
+        "source_connected": True, "lifecycle": "protecting", "epoch": 0,
     }  # fmt: skip
     text = render([group])
     assert "stalled g" in text and "not converging" in text
