@@ -56,6 +56,9 @@ DEFAULT_MAX_CONNECTIONS = 64
 idle sockets cannot take the file descriptors the gRPC service needs."""
 DEFAULT_IDLE_S = 10.0
 """A connection idle this long (no request yet, or between requests) is closed."""
+DEFAULT_RPO_THRESHOLD_S = 60.0
+"""RPO (seconds) past which a group's alert fires, exported as
+``cdp_group_rpo_threshold_seconds`` unless the target's config names one."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -153,7 +156,79 @@ class TargetCollector(Collector):
                 state.add_metric([s.group_id, s.member_id, name], float(s.state == name))
         yield received
         yield state
+        yield from _policy_gauges(self._target, statuses)
+        yield from _history_gauges(self._target, statuses)
         yield from _scrub_gauges(self._target)
+
+
+def rpo_threshold_s(target: Target, group_id: str) -> float:
+    """The RPO alert threshold of a group (seconds): the config's, else the default.
+
+    The seam for per-group policies: a ``rpo_threshold_s`` attribute of the target's
+    config (a number, or a callable taking the group id) wins over the default.
+    """
+    policy: object = getattr(target.config, "rpo_threshold_s", None)
+    if callable(policy):
+        policy = policy(group_id)
+    if isinstance(policy, int | float) and policy > 0:
+        return float(policy)
+    return DEFAULT_RPO_THRESHOLD_S
+
+
+def _policy_gauges(target: Target, statuses: list[GroupStatus]) -> Iterator[Metric]:
+    """What each member is measured against: its RPO threshold and journal limit."""
+    threshold = GaugeMetricFamily(
+        "cdp_group_rpo_threshold_seconds",
+        "RPO (seconds) past which the group's RPO alert fires",
+        labels=LABELS,
+    )
+    limit = GaugeMetricFamily(
+        "cdp_group_journal_limit_bytes",
+        "Journal size limit of the group (0: none); past it the oldest history is cut",
+        labels=LABELS,
+    )
+    for s in statuses:
+        threshold.add_metric([s.group_id, s.member_id], rpo_threshold_s(target, s.group_id))
+        limit.add_metric([s.group_id, s.member_id], float(target.config.journal_limit_bytes))
+    yield threshold
+    yield limit
+    yield GaugeMetricFamily(
+        "cdp_scrub_interval_seconds",
+        "Cadence of the scheduled scrub of every replica (0: never)",
+        value=target.config.scrub_interval_s,
+    )
+
+
+def _history_gauges(target: Target, statuses: list[GroupStatus]) -> Iterator[Metric]:
+    """Per group: history available, the window promised, and whether it falls short.
+
+    ``cdp_group_history_short`` is the timeline's own grade, which neither blames a
+    group younger than its window nor an idle source.
+    """
+    available = GaugeMetricFamily(
+        "cdp_group_history_seconds",
+        "Seconds between the oldest and the newest restorable point of the group",
+        labels=["group"],
+    )
+    window = GaugeMetricFamily(
+        "cdp_group_history_window_seconds",
+        "Seconds of history the group's window promises",
+        labels=["group"],
+    )
+    short = GaugeMetricFamily(
+        "cdp_group_history_short",
+        "1 when the group keeps less history than its window promises (as far as it is "
+        "old), e.g. because the journal size limit cuts it; else 0",
+        labels=["group"],
+    )
+    for group_id in sorted({s.group_id for s in statuses}):
+        timeline = target.timeline(group_id)
+        available.add_metric([group_id], timeline.available_s)
+        window.add_metric([group_id], timeline.history_window_s)
+        short.add_metric([group_id], float(timeline.health != "ok"))
+    yield available
+    yield window
+    yield short
 
 
 def _scrub_gauges(target: Target) -> Iterator[Metric]:
