@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cdp import audit
 from cdp.errors import CdpError, InvalidInputError, NotFoundError, PreconditionError
 from cdp.group import check_name
 from cdp.rpc.convert import status_to_dict, status_to_pb, timeline_to_dict, timeline_to_pb
@@ -299,6 +300,21 @@ async def get_timeline(request: web.Request) -> web.Response:
     return web.json_response(timeline_to_dict(group, timeline_to_pb(timeline)))
 
 
+AUDIT_SHOWN = 20
+"""Audit entries the page shows: the newest ones."""
+
+
+async def get_audit(request: web.Request) -> web.Response:
+    """The newest operator actions at this target (identity, action, object, outcome)."""
+    log_ = audit.target_log(request.app[TARGET].config.data_dir)
+    found = await asyncio.to_thread(log_.entries, 0, AUDIT_SHOWN)
+    entries = [
+        {"time": e.time_utc, "time_unix_ns": e.time_ns, "identity": e.identity,
+         "action": e.action, "object": e.object, "outcome": e.outcome} for e in found
+    ]  # fmt: skip
+    return web.json_response({"entries": entries})
+
+
 async def get_metrics(request: web.Request) -> web.Response:
     """Prometheus text format, collected now (on the event loop, like the status RPC)."""
     body = generate_latest(request.app[REGISTRY])
@@ -379,6 +395,7 @@ def create_app(target: Target, allowed_hosts: frozenset[str] | None = None) -> w
     app.router.add_get("/static/{name}", get_static)
     app.router.add_get("/api/v1/status", get_status)
     app.router.add_get("/api/v1/groups/{group}/timeline", get_timeline)
+    app.router.add_get("/api/v1/audit", get_audit)
     app.router.add_get("/metrics", get_metrics)
     return app
 

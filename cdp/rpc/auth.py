@@ -34,8 +34,9 @@ OPEN_SESSION = "OpenSession"
 SESSION_CALLS = frozenset({"StreamJournal", "CompareRegions"})
 """Write through a session: the caller must own it and may still write its group and member."""
 READ_CALLS = frozenset(
-    {"GetStatus", "ListRestorePoints", "GetTimeline", "ReadImage", "CreateBookmark"}
-)
+    {"GetStatus", "ListRestorePoints", "GetTimeline", "ReadImage", "CreateBookmark",
+     "RecordAudit", "ListAudit"}
+)  # fmt: skip
 """Operator calls, on every group."""
 
 
