@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cdp import lifecycle
+from cdp import audit, lifecycle
 from cdp.errors import CdpError, InvalidInputError, NotFoundError, PreconditionError
 from cdp.group import check_name
 from cdp.rpc.convert import status_to_dict, status_to_pb, timeline_to_dict, timeline_to_pb
@@ -154,8 +154,71 @@ class TargetCollector(Collector):
                 state.add_metric([s.group_id, s.member_id, name], float(s.state == name))
         yield received
         yield state
+        yield from _policy_gauges(self._target, statuses)
+        yield from _history_gauges(self._target, statuses)
         yield from _scrub_gauges(self._target)
         yield _lifecycle(statuses)
+
+
+def rpo_threshold_s(target: Target, group_id: str) -> float:
+    """The RPO alert threshold of a group (seconds): its policy's ``rpo_alert``."""
+    return float(target.config.policy_for(group_id).rpo_alert_s)
+
+
+def _policy_gauges(target: Target, statuses: list[GroupStatus]) -> Iterator[Metric]:
+    """What each member is measured against: its RPO threshold and journal limit."""
+    threshold = GaugeMetricFamily(
+        "cdp_group_rpo_threshold_seconds",
+        "RPO (seconds) past which the group's RPO alert fires",
+        labels=LABELS,
+    )
+    limit = GaugeMetricFamily(
+        "cdp_group_journal_limit_bytes",
+        "Journal size limit of the group (0: none); past it the oldest history is cut",
+        labels=LABELS,
+    )
+    for s in statuses:
+        threshold.add_metric([s.group_id, s.member_id], rpo_threshold_s(target, s.group_id))
+        limit.add_metric([s.group_id, s.member_id], float(target.config.journal_limit_bytes))
+    yield threshold
+    yield limit
+    yield GaugeMetricFamily(
+        "cdp_scrub_interval_seconds",
+        "Cadence of the scheduled scrub of every replica (0: never)",
+        value=target.config.scrub_interval_s,
+    )
+
+
+def _history_gauges(target: Target, statuses: list[GroupStatus]) -> Iterator[Metric]:
+    """Per group: history available, the window promised, and whether it falls short.
+
+    ``cdp_group_history_short`` is the timeline's own grade, which neither blames a
+    group younger than its window nor an idle source.
+    """
+    available = GaugeMetricFamily(
+        "cdp_group_history_seconds",
+        "Seconds between the oldest and the newest restorable point of the group",
+        labels=["group"],
+    )
+    window = GaugeMetricFamily(
+        "cdp_group_history_window_seconds",
+        "Seconds of history the group's window promises",
+        labels=["group"],
+    )
+    short = GaugeMetricFamily(
+        "cdp_group_history_short",
+        "1 when the group keeps less history than its window promises (as far as it is "
+        "old), e.g. because the journal size limit cuts it; else 0",
+        labels=["group"],
+    )
+    for group_id in sorted({s.group_id for s in statuses}):
+        timeline = target.timeline(group_id)
+        available.add_metric([group_id], timeline.available_s)
+        window.add_metric([group_id], timeline.history_window_s)
+        short.add_metric([group_id], float(timeline.health != "ok"))
+    yield available
+    yield window
+    yield short
 
 
 def _scrub_gauges(target: Target) -> Iterator[Metric]:
@@ -244,6 +307,21 @@ async def get_timeline(request: web.Request) -> web.Response:
     return web.json_response(timeline_to_dict(group, timeline_to_pb(timeline)))
 
 
+AUDIT_SHOWN = 20
+"""Audit entries the page shows: the newest ones."""
+
+
+async def get_audit(request: web.Request) -> web.Response:
+    """The newest operator actions at this target (identity, action, object, outcome)."""
+    log_ = audit.target_log(request.app[TARGET].config.data_dir)
+    found = await asyncio.to_thread(log_.entries, 0, AUDIT_SHOWN)
+    entries = [
+        {"time": e.time_utc, "time_unix_ns": e.time_ns, "identity": e.identity,
+         "action": e.action, "object": e.object, "outcome": e.outcome} for e in found
+    ]  # fmt: skip
+    return web.json_response({"entries": entries})
+
+
 async def get_metrics(request: web.Request) -> web.Response:
     """Prometheus text format, collected now (on the event loop, like the status RPC)."""
     body = generate_latest(request.app[REGISTRY])
@@ -324,6 +402,7 @@ def create_app(target: Target, allowed_hosts: frozenset[str] | None = None) -> w
     app.router.add_get("/static/{name}", get_static)
     app.router.add_get("/api/v1/status", get_status)
     app.router.add_get("/api/v1/groups/{group}/timeline", get_timeline)
+    app.router.add_get("/api/v1/audit", get_audit)
     app.router.add_get("/metrics", get_metrics)
     return app
 

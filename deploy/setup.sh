@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_debs=(qemu-utils golang-go golang-github-vmware-govmomi-dev chromium)
+# prometheus: promtool and the server for the alert-rule tests (never run as a service here)
+want_debs=(qemu-utils golang-go golang-github-vmware-govmomi-dev chromium prometheus)
 missing=()
 for p in "${want_debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,7 +16,21 @@ if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "setup: installing Debian packages: ${missing[*]}" >&2
   $SUDO apt-get update -qq
+  # No package may start a system service while it installs (prometheus would): a
+  # temporary policy-rc.d refuses every start, unless the machine already has one.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ -z "$own_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+  # The tests start their own prometheus: the unit the package just enabled is turned off
+  # (only when setup installed it now; a prometheus already in use is left alone).
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 PY=${PYTHON:-python3}

@@ -10,7 +10,19 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cdp import logs
-from cdp.cli import certs, common, demo, failover, image, points, sim, status, target, timeline
+from cdp.cli import (
+    audit,
+    certs,
+    common,
+    demo,
+    failover,
+    image,
+    points,
+    sim,
+    status,
+    target,
+    timeline,
+)
 from cdp.errors import CdpError
 
 _HEAVY = {"target", "sim", "demo"}
@@ -27,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, target, sim, status, points, timeline, image, certs, failover):
+    for module in (demo, target, sim, status, points, timeline, image, certs, failover, audit):
         module.add_parser(sub)
     return parser
 

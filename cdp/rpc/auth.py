@@ -40,6 +40,8 @@ READ_CALLS = frozenset(
 OPERATOR_CALLS = frozenset({"SetLifecycle"})
 """The lifecycle and fencing of a group: an operator's; a source's on its own groups,
 except an unfence (which would let an older source write again)."""
+AUDIT_CALLS = frozenset({"RecordAudit", "ListAudit"})
+"""The audit log: an operator's only (it spans every group)."""
 
 
 class PolicyFile:
@@ -146,6 +148,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return authz.check_lifecycle(
                 policy, who, call, request.group_id, loosens=request.unfence
             )
+        if call in AUDIT_CALLS:
+            return authz.check_read(policy, who, call)
         if call in READ_CALLS:
             return authz.check_read_group(policy, who, call, getattr(request, "group_id", ""))
         if call == OPEN_SESSION:

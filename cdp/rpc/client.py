@@ -210,6 +210,24 @@ class ReplicationClient:
             )
         return resp
 
+    async def record_audit(self, action: str, obj: str, outcome: str) -> pb.AuditEntry:
+        """Record an operator action done elsewhere in the target's audit log (as the caller)."""
+        async with self._rpc():
+            resp = await self._stub.RecordAudit(
+                pb.RecordAuditRequest(action=action, object=obj, outcome=outcome), timeout=30,
+            )  # fmt: skip
+        entry: pb.AuditEntry = resp.entry
+        return entry
+
+    async def list_audit(self, since_ns: int = 0, limit: int = 0) -> list[pb.AuditEntry]:
+        """The target's audit log, oldest first."""
+        async with self._rpc():
+            resp = await self._stub.ListAudit(
+                pb.ListAuditRequest(since_unix_ns=since_ns, limit=limit), timeout=30,
+                wait_for_ready=True,
+            )  # fmt: skip
+        return list(resp.entries)
+
     async def timeline(self, group_id: str) -> pb.GetTimelineResponse:
         """The group's timeline."""
         async with self._rpc():

@@ -13,6 +13,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from cdp import lifecycle
+from cdp.audit import AuditEntry
 from cdp.errors import InvalidInputError
 from cdp.journal.index import Point
 from cdp.restore.catalog import Span, Timeline
@@ -160,3 +161,19 @@ def decode_page_token(token: str) -> tuple[int, int, int] | None:
     if not (-(2**63) <= ns < 2**63 and 0 < seq < 2**63 and 0 <= given <= 2**32):
         raise InvalidInputError("page_token", "is not a token this target handed out")
     return ns, seq, given
+
+
+def audit_to_pb(entry: AuditEntry) -> pb.AuditEntry:
+    """An audit entry as its message."""
+    return pb.AuditEntry(
+        time_unix_ns=entry.time_ns, identity=entry.identity, action=entry.action,
+        object=entry.object, outcome=entry.outcome,
+    )  # fmt: skip
+
+
+def audit_from_pb(msg: pb.AuditEntry) -> AuditEntry:
+    """An audit entry from its message."""
+    return AuditEntry(
+        time_ns=msg.time_unix_ns, identity=msg.identity, action=msg.action,
+        object=msg.object, outcome=msg.outcome,
+    )  # fmt: skip

@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from cdp import errors
+from cdp import audit, errors
 from cdp.record import Record
 from cdp.rpc import auth, convert, decode, wire
 from cdp.target.committer import Ack
@@ -189,9 +189,44 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
     async def CreateBookmark(  # noqa: N802 - gRPC method name
         self, request: pb.CreateBookmarkRequest, context: Context
     ) -> pb.CreateBookmarkResponse:
-        """Name the newest durable point."""
-        point = await self.target.create_bookmark(request.group_id, request.name)
+        """Name the newest durable point; recorded in the audit log, whatever the outcome."""
+        obj = f"group {request.group_id} bookmark {request.name}"
+        try:
+            point = await self.target.create_bookmark(request.group_id, request.name)
+        except errors.CdpError as exc:
+            self._audit(context, "create_bookmark", obj, audit.outcome_of(exc))
+            raise
+        self._audit(context, "create_bookmark", obj, audit.OK)
         return pb.CreateBookmarkResponse(point=convert.point_to_pb(point))
+
+    def _audit(self, context: Context, action: str, obj: str, outcome: str) -> audit.AuditEntry:
+        """Append an action to the target's audit log under the caller's identity."""
+        who = auth.identity_of(context)
+        log_ = audit.target_log(self.target.config.data_dir)
+        return log_.append(str(who) if who else audit.INSECURE, action, obj, outcome)
+
+    @unary
+    async def RecordAudit(  # noqa: N802 - gRPC method name
+        self, request: pb.RecordAuditRequest, context: Context
+    ) -> pb.RecordAuditResponse:
+        """Record an action done elsewhere (a failover run in the CLI) under the caller."""
+        for name in ("action", "object", "outcome"):
+            text = getattr(request, name)
+            if not text or len(text) > audit.MAX_FIELD_CHARS:
+                raise errors.InvalidInputError(
+                    name, f"must be 1-{audit.MAX_FIELD_CHARS} characters"
+                )
+        entry = self._audit(context, request.action, request.object, request.outcome)
+        return pb.RecordAuditResponse(entry=convert.audit_to_pb(entry))
+
+    @unary
+    async def ListAudit(  # noqa: N802 - gRPC method name
+        self, request: pb.ListAuditRequest, context: Context
+    ) -> pb.ListAuditResponse:
+        """The target's audit log, oldest first."""
+        log_ = audit.target_log(self.target.config.data_dir)
+        found = log_.entries(request.since_unix_ns, request.limit)
+        return pb.ListAuditResponse(entries=[convert.audit_to_pb(e) for e in found])
 
     @unary
     async def GetTimeline(  # noqa: N802 - gRPC method name

@@ -412,3 +412,47 @@ class CompareRegionsResponse(_message.Message):
     DIFFERING_OFFSETS_FIELD_NUMBER: _ClassVar[int]
     differing_offsets: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, differing_offsets: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class AuditEntry(_message.Message):
+    __slots__ = ("time_unix_ns", "identity", "action", "object", "outcome")
+    TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    time_unix_ns: int
+    identity: str
+    action: str
+    object: str
+    outcome: str
+    def __init__(self, time_unix_ns: _Optional[int] = ..., identity: _Optional[str] = ..., action: _Optional[str] = ..., object: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
+
+class RecordAuditRequest(_message.Message):
+    __slots__ = ("action", "object", "outcome")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    object: str
+    outcome: str
+    def __init__(self, action: _Optional[str] = ..., object: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
+
+class RecordAuditResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: AuditEntry
+    def __init__(self, entry: _Optional[_Union[AuditEntry, _Mapping]] = ...) -> None: ...
+
+class ListAuditRequest(_message.Message):
+    __slots__ = ("since_unix_ns", "limit")
+    SINCE_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    since_unix_ns: int
+    limit: int
+    def __init__(self, since_unix_ns: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListAuditResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...

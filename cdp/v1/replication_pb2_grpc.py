@@ -80,6 +80,16 @@ class ReplicationServiceStub:
                 request_serializer=cdp_dot_v1_dot_replication__pb2.SetLifecycleRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_replication__pb2.SetLifecycleResponse.FromString,
                 _registered_method=True)
+        self.RecordAudit = channel.unary_unary(
+                '/cdp.v1.ReplicationService/RecordAudit',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.RecordAuditRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.RecordAuditResponse.FromString,
+                _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/cdp.v1.ReplicationService/ListAudit',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServiceServicer:
@@ -160,6 +170,23 @@ class ReplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordAudit(self, request, context):
+        """Appends an operator action done elsewhere (a failover run in the CLI) to
+        the target's audit log, under the caller's identity from its certificate
+        ("insecure" without TLS). Operator-only under mTLS. Empty action or object
+        is INVALID_ARGUMENT naming it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAudit(self, request, context):
+        """Lists the target's audit log, oldest first. Operator-only under mTLS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -207,6 +234,16 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.SetLifecycle,
                     request_deserializer=cdp_dot_v1_dot_replication__pb2.SetLifecycleRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_replication__pb2.SetLifecycleResponse.SerializeToString,
+            ),
+            'RecordAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAudit,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.RecordAuditRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.RecordAuditResponse.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.ListAuditRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.ListAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -453,6 +490,60 @@ class ReplicationService:
             '/cdp.v1.ReplicationService/SetLifecycle',
             cdp_dot_v1_dot_replication__pb2.SetLifecycleRequest.SerializeToString,
             cdp_dot_v1_dot_replication__pb2.SetLifecycleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/RecordAudit',
+            cdp_dot_v1_dot_replication__pb2.RecordAuditRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.RecordAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/ListAudit',
+            cdp_dot_v1_dot_replication__pb2.ListAuditRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.ListAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

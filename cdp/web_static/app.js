@@ -97,6 +97,33 @@ async function pollTimeline() {
   }
 }
 
+const AUDIT_EVERY = 10;  // polls between audit refreshes
+let auditCountdown = 0;
+
+function showAudit(entries) {
+  const body = document.getElementById("audit");
+  body.replaceChildren();
+  for (const e of entries.slice().reverse()) {
+    const row = body.insertRow();
+    cell(row, e.time);
+    cell(row, e.identity);
+    cell(row, e.action);
+    cell(row, e.object);
+    cell(row, e.outcome, e.outcome === "ok" ? "" : "gap");
+  }
+  document.getElementById("audit-section").hidden = entries.length === 0;
+}
+
+async function pollAudit() {
+  if (auditCountdown-- > 0) return;
+  auditCountdown = AUDIT_EVERY;
+  try {
+    showAudit((await getJson("/api/v1/audit")).entries);
+  } catch (err) {
+    auditCountdown = 0;
+  }
+}
+
 async function poll() {
   try {
     const data = await getJson("/api/v1/status");
@@ -104,6 +131,7 @@ async function poll() {
     showGroups(data.groups);
     connection(true, `connected; updated ${new Date(data.time * 1000).toLocaleTimeString()}`);
     await pollTimeline();
+    await pollAudit();
   } catch (err) {
     downSince = downSince || new Date();
     connection(false, `TARGET UNREACHABLE since ${downSince.toLocaleTimeString()}: the ` +
