@@ -22,6 +22,7 @@ from typing import Any
 
 from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError
 from cdp.failover import steps as st
+from cdp.failover.fidelity import vmx_layout
 from cdp.failover.plan import Plan, ProtectedSite
 from cdp.failover.records import Operation, StepEntry
 from cdp.failover.replication import STATE_REPLICATING, Replication
@@ -226,7 +227,8 @@ def _write_vm_folder(vm: st.RecoveredVm, mode: str) -> None:
     """The .vmx, .nvram (the replica's, if any) and vmware.log of a recovered VM."""
     os.makedirs(vm.folder, exist_ok=True)
     disks = [st.disk_file(vm.vm, mode, n) for n in range(len(vm.hardware.disks))]
-    vmx = format_vmx(vm.name, disks, vm.hardware.memory_mb, vm.hardware.cpus)
+    hw = vm.hardware
+    vmx = format_vmx(vm.name, disks, hw.memory_mb, hw.cpus, vmx_layout(hw, disks))
     write_atomic(os.path.join(vm.folder, f"{vm.name}.vmx"), vmx.encode())
     base_nvram = os.path.join(os.path.dirname(vm.folder), vm.vm, f"{vm.vm}.nvram")
     try:

@@ -47,6 +47,9 @@ DEFAULT_FAILBACK_SUFFIX = "-failback"
 DEFAULT_VERIFY_TIMEOUT_S = 300.0
 """How long a verification hook may run before it is killed (and the VM fails), seconds."""
 ADAPTERS = ("vmxnet3", "e1000e", "e1000")
+MAC_POLICIES = ("keep", "generate")
+DEFAULT_MAC_LIVE = "keep"
+DEFAULT_MAC_TEST = "generate"
 COMMIT_ACTIONS = ("commit", "rollback")
 SHUTDOWNS = ("guest", "power_off")
 _ADDRESS = re.compile(r"[^\s:]+:\d{1,5}")
@@ -98,6 +101,9 @@ class RecoverySite:
     power_on_timeout_s: float = DEFAULT_POWER_ON_TIMEOUT_S
     estimate_task_s: float = DEFAULT_ESTIMATE_TASK_S
     estimate_export_bytes_per_s: float = DEFAULT_ESTIMATE_EXPORT_BYTES_PER_S
+    mac_live: str = DEFAULT_MAC_LIVE
+    """``keep`` the protected VM's MAC addresses in a live failover, or ``generate``."""
+    mac_test: str = DEFAULT_MAC_TEST
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,8 @@ class NicSettings:
     network: str
     """A ``network_mappings[].source`` name."""
     adapter: str = "vmxnet3"
+    adapter_given: bool = False
+    """The plan names the adapter: it overrides the captured hardware's."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,9 @@ class VmSettings:
     nics: tuple[NicSettings, ...] = ()
     verify: VerifyHook | None = None
     """This VM's verification hook; replaces the plan-wide one."""
+    given: frozenset[str] = frozenset()
+    """Hardware keys the plan gives explicitly (``cpus``, ``memory_mb``): these override
+    the captured hardware; the others yield to it."""
 
 
 @dataclass(frozen=True)
@@ -373,7 +384,11 @@ def _recovery(m: Section, base: str) -> RecoverySite:
         "power_on_timeout_s",
         "estimate_task_s",
         "estimate_export_bytes_per_s",
+        "mac_addresses",
     )
+    macs = m.child("mac_addresses", required=False)
+    if macs is not None:
+        macs.allow("live", "test")
     cluster = m.string("cluster", default="")
     hosts = tuple(m.strings("hosts"))
     if not cluster and not hosts:
@@ -392,6 +407,8 @@ def _recovery(m: Section, base: str) -> RecoverySite:
         estimate_export_bytes_per_s=m.number(
             "estimate_export_bytes_per_s", DEFAULT_ESTIMATE_EXPORT_BYTES_PER_S, low=1.0
         ),
+        mac_live=macs.choice("live", MAC_POLICIES, DEFAULT_MAC_LIVE) if macs else DEFAULT_MAC_LIVE,
+        mac_test=macs.choice("test", MAC_POLICIES, DEFAULT_MAC_TEST) if macs else DEFAULT_MAC_TEST,
     )
 
 
@@ -455,13 +472,15 @@ def _vm(m: Section, networks: tuple[NetworkMapping, ...], seen: set[str], base: 
                 f"{network!r} is not a network_mappings[].source",
                 hint="map every NIC's network to a live and a test port group",
             )
-        nics.append(NicSettings(network, nic.choice("adapter", ADAPTERS, "vmxnet3")))
+        adapter = nic.choice("adapter", ADAPTERS, "vmxnet3")
+        nics.append(NicSettings(network, adapter, "adapter" in nic.data))
     return VmSettings(
         name=name,
         cpus=m.integer("cpus", default=1, low=1, high=768),
         memory_mb=m.integer("memory_mb", default=1024, low=4, high=24 * 2**20),
         nics=tuple(nics),
         verify=_verify(m.child("verify", required=False), base),
+        given=frozenset(k for k in ("cpus", "memory_mb") if k in m.data),
     )
 
 

@@ -18,6 +18,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cdp.failover import fidelity
+from cdp.failover.hardware import VmProfile
 from cdp.failover.plan import Plan, VmSettings
 from cdp.failover.replication import GroupFacts, PointFacts
 from cdp.failover.vcenter import DiskAttach, Hardware, HostFacts, NicAttach
@@ -133,6 +135,7 @@ class RecoveredVm:
             hw["memory_mb"],
             tuple(DiskAttach(**x) for x in hw["disks"]),
             tuple(NicAttach(**x) for x in hw["nics"]),
+            VmProfile.from_json(hw["profile"]) if hw.get("profile") else None,
         )
         return cls(**{**d, "hardware": hardware})
 
@@ -208,9 +211,16 @@ def place(
 
 
 def recovered_vms(
-    plan: Plan, mode: str, groups: dict[str, GroupFacts], placement: dict[str, str]
+    plan: Plan,
+    mode: str,
+    groups: dict[str, GroupFacts],
+    placement: dict[str, str],
+    profiles: dict[str, VmProfile] | None = None,
 ) -> tuple[RecoveredVm, ...]:
-    """What each plan VM becomes (its disks come from the target's group)."""
+    """What each plan VM becomes: disks from the target's group, hardware from ``profiles``.
+
+    The captured profile is the base; the plan's explicit values override it.
+    """
     ds = plan.recovery.datastore
     boot = {vm: bg.name for bg in plan.boot_order for vm in bg.vms}
     out = []
@@ -218,17 +228,14 @@ def recovered_vms(
         replica = groups[group].vm(vm.name)
         disks = replica.disks if replica else ()
         folder = folder_name(vm.name, mode)
-        hardware = Hardware(
-            vm.cpus,
-            vm.memory_mb,
-            tuple(
-                DiskAttach(
-                    f"[{ds.name}] {folder}/{disk_file(vm.name, mode, d.index)}", d.capacity_bytes
-                )
-                for d in disks
-            ),
-            tuple(NicAttach(_network(plan, n.network, mode), n.adapter) for n in vm.nics),
+        attach = tuple(
+            DiskAttach(
+                f"[{ds.name}] {folder}/{disk_file(vm.name, mode, d.index)}", d.capacity_bytes
+            )
+            for d in disks
         )
+        profile = (profiles or {}).get(vm.name)
+        hardware = fidelity.recovered_hardware(plan, vm, profile, mode == MODE_TEST, attach)
         out.append(
             RecoveredVm(
                 vm.name,
@@ -242,11 +249,6 @@ def recovered_vms(
             )
         )
     return tuple(out)
-
-
-def _network(plan: Plan, source: str, mode: str) -> str:
-    mapping = plan.mapping(source)
-    return mapping.test if mode == MODE_TEST else mapping.live
 
 
 def failover_steps(plan: Plan, vms: tuple[RecoveredVm, ...], planned: bool) -> tuple[Step, ...]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from cdp.failover.hardware import VmProfile
+
 POWERED_ON = "poweredOn"
 POWERED_OFF = "poweredOff"
 
@@ -96,6 +98,8 @@ class NicAttach:
 
     network: str
     adapter: str
+    mac: str = ""
+    """A MAC address to keep (set manually); "" lets vCenter generate one."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,9 @@ class Hardware:
     memory_mb: int
     disks: tuple[DiskAttach, ...]
     nics: tuple[NicAttach, ...]
+    profile: VmProfile | None = None
+    """The protected VM's captured hardware (guest OS, firmware, UUIDs, controllers, disk
+    slots), when captured; None: the defaults (one LSI Logic controller)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,9 @@ class VCenter(Protocol):
 
     def unregister(self, ref: str) -> None:
         """Remove the VM from the inventory (files stay)."""
+
+    def capture_vm(self, datacenter: str, name: str) -> VmProfile | None:
+        """The hardware of the VM named ``name`` (protected site), or None if none."""
 
     def close(self) -> None:
         """Log out and drop connections."""

@@ -26,6 +26,7 @@ from pyVmomi.SoapAdapter import SoapStubAdapter as _SoapStubAdapter
 
 from cdp.failover.errors import InventoryNotFoundError, PortGroupMissingError, VSphereError
 from cdp.failover.faults import translated
+from cdp.failover.hardware import ControllerProfile, DiskProfile, NicProfile, VmProfile
 from cdp.failover.plan import Credentials, TlsSettings, VCenterSettings
 from cdp.failover.vcenter import (
     POWERED_OFF,
@@ -59,6 +60,24 @@ _ADAPTERS: dict[str, Any] = {
     "e1000e": vim.vm.device.VirtualE1000e,
     "e1000": vim.vm.device.VirtualE1000,
 }
+_CONTROLLERS: dict[str, Any] = {
+    "lsilogic": vim.vm.device.VirtualLsiLogicController,
+    "lsisas": vim.vm.device.VirtualLsiLogicSASController,
+    "pvscsi": vim.vm.device.ParaVirtualSCSIController,
+    "buslogic": vim.vm.device.VirtualBusLogicController,
+    "sata": vim.vm.device.VirtualAHCIController,
+    "nvme": vim.vm.device.VirtualNVMEController,
+    "ide": vim.vm.device.VirtualIDEController,
+}
+_CAPTURE_PATHS = [
+    "config.guestId",
+    "config.firmware",
+    "config.bootOptions",
+    "config.hardware",
+    "config.uuid",
+    "config.instanceUuid",
+    "config.version",
+]
 
 
 # ---------------------------------------------------------------- connecting
@@ -201,7 +220,10 @@ class VSphereSession:
                 spec.memoryMB = hardware.memory_mb
                 changed.append(f"memory={hardware.memory_mb}MB")
             devices = list(hw.device)
-            spec.deviceChange = _disk_changes(devices, hardware, changed)
+            if hardware.profile is not None:
+                spec.deviceChange = self._profile_changes(vm, spec, devices, hardware, changed)
+            else:
+                spec.deviceChange = _disk_changes(devices, hardware, changed)
             spec.deviceChange += self._nic_changes(host, devices, hardware.nics, changed)
             if changed:
                 self._wait(vm.ReconfigVM_Task(spec=spec))
@@ -241,6 +263,39 @@ class VSphereSession:
         """Remove the VM from the inventory; its files stay."""
         with translated(self.settings, f"unregistering {ref}"):
             vim.VirtualMachine(ref, self._stub).UnregisterVM()
+
+    # ---------------------------------------------------------- hardware fidelity
+
+    def capture_vm(self, datacenter: str, name: str) -> VmProfile | None:
+        """The hardware of the VM named ``name``, read from its vCenter, or None."""
+        with translated(self.settings, f"reading the hardware of VM {name!r}"):
+            dc = self._datacenter(datacenter)
+            found = next((o for o, n in self._names(dc, vim.VirtualMachine, objs=True)
+                          if n == name), None)  # fmt: skip
+            if found is None:
+                return None
+            p = self._props(found, _CAPTURE_PATHS)
+            networks = self._names(dc.networkFolder, vim.Network)
+            return _profile(name, p, networks)
+
+    def _profile_changes(
+        self, vm: Any, spec: Any, devices: list[Any], hardware: Hardware, changed: list[str]
+    ) -> list[Any]:
+        """Config and device specs that give the VM the captured profile's hardware."""
+        profile = hardware.profile
+        assert profile is not None
+        p = self._props(vm, ["config.guestId", "config.firmware", "config.bootOptions",
+                             "config.uuid", "config.instanceUuid",
+                             "config.hardware.numCoresPerSocket"])  # fmt: skip
+        _config_changes(p, profile, spec, changed)
+        if profile.cores_per_socket and p.get("config.hardware.numCoresPerSocket") != (
+            profile.cores_per_socket
+        ):
+            spec.numCoresPerSocket = profile.cores_per_socket
+            changed.append(f"cores_per_socket={profile.cores_per_socket}")
+        out, keys = _controller_changes(devices, profile.controllers, changed)
+        out += _slotted_disks(devices, hardware, keys, changed)
+        return out
 
     # ---------------------------------------------------------- inventory
 
@@ -376,6 +431,8 @@ class VSphereSession:
                     changed.append(f"nic{i}->{nic.network}")
                 continue
             device = _ADAPTERS[nic.adapter](key=-200 - i, backing=backing)
+            if nic.mac:  # the protected VM's MAC, kept (guest NIC names follow it)
+                device.macAddress, device.addressType = nic.mac, "manual"
             device.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
                 startConnected=True, connected=True, allowGuestControl=True
             )
@@ -546,3 +603,143 @@ def _same_backing(have: Any, want: Any) -> bool:
         port = getattr(have, "port", None)
         return port is not None and port.portgroupKey == want.port.portgroupKey
     return bool(getattr(have, "deviceName", None) == want.deviceName)
+
+
+# ---------------------------------------------------------------- hardware fidelity
+
+
+def _kind_of(device: Any, table: dict[str, Any]) -> str:
+    """The table key whose class ``device`` is exactly (most derived first)."""
+    for kind, cls in table.items():
+        if type(device) is cls:
+            return kind
+    return ""
+
+
+def _profile(name: str, p: dict[str, Any], networks: dict[str, str]) -> VmProfile:
+    """A VmProfile from a VM's config properties."""
+    hw = p["config.hardware"]
+    devices = list(hw.device)
+    by_key = {d.key: d for d in devices}
+    controllers = []
+    for d in devices:
+        kind = _kind_of(d, _CONTROLLERS)
+        if kind and kind != "ide":
+            slot = getattr(d.slotInfo, "pciSlotNumber", None) if d.slotInfo else None
+            controllers.append(ControllerProfile(kind, int(d.busNumber), slot))
+    disks = []
+    for d in sorted(
+        (d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)), key=lambda d: d.key
+    ):
+        ctl = by_key.get(d.controllerKey)
+        kind = _kind_of(ctl, _CONTROLLERS) if ctl is not None else ""
+        bus = int(ctl.busNumber) if ctl is not None else 0
+        size = int(d.capacityInBytes or d.capacityInKB * 1024)
+        disks.append(DiskProfile(kind, bus, int(d.unitNumber or 0), size))
+    nics = []
+    for d in devices:
+        adapter = _kind_of(d, _ADAPTERS)
+        if adapter:
+            net = getattr(d.backing, "deviceName", "") or ""
+            port = getattr(d.backing, "port", None)
+            if port is not None:
+                net = networks.get(port.portgroupKey, port.portgroupKey)
+            nics.append(NicProfile(adapter, str(d.macAddress or ""), net))
+    boot = p.get("config.bootOptions")
+    return VmProfile(
+        name=name,
+        guest_id=str(p.get("config.guestId") or ""),
+        firmware=str(p.get("config.firmware") or "bios"),
+        secure_boot=bool(getattr(boot, "efiSecureBootEnabled", False)),
+        cpus=int(hw.numCPU),
+        cores_per_socket=int(hw.numCoresPerSocket or 1),
+        memory_mb=int(hw.memoryMB),
+        bios_uuid=str(p.get("config.uuid") or ""),
+        instance_uuid=str(p.get("config.instanceUuid") or ""),
+        hw_version=str(p.get("config.version") or ""),
+        controllers=tuple(controllers),
+        disks=tuple(disks),
+        nics=tuple(nics),
+    )
+
+
+def _config_changes(p: dict[str, Any], profile: VmProfile, spec: Any, changed: list[str]) -> None:
+    """Guest OS, firmware, secure boot and UUIDs that differ from the profile."""
+    if profile.guest_id and p.get("config.guestId") != profile.guest_id:
+        spec.guestId = profile.guest_id
+        changed.append(f"guest_id={profile.guest_id}")
+    if profile.firmware and p.get("config.firmware") != profile.firmware:
+        spec.firmware = profile.firmware
+        changed.append(f"firmware={profile.firmware}")
+    boot = p.get("config.bootOptions")
+    if bool(getattr(boot, "efiSecureBootEnabled", False)) != profile.secure_boot:
+        spec.bootOptions = vim.vm.BootOptions(efiSecureBootEnabled=profile.secure_boot)
+        changed.append(f"secure_boot={profile.secure_boot}")
+    if profile.bios_uuid and p.get("config.uuid") != profile.bios_uuid:
+        spec.uuid = profile.bios_uuid
+        changed.append(f"bios_uuid={profile.bios_uuid}")
+    if profile.instance_uuid and p.get("config.instanceUuid") != profile.instance_uuid:
+        spec.instanceUuid = profile.instance_uuid
+        changed.append(f"instance_uuid={profile.instance_uuid}")
+
+
+def _controller_changes(
+    devices: list[Any], wanted: tuple[ControllerProfile, ...], changed: list[str]
+) -> tuple[list[Any], dict[tuple[str, int], int]]:
+    """Specs adding the profile's controllers the VM lacks; (kind, bus) -> device key."""
+    keys = {
+        (_kind_of(d, _CONTROLLERS), int(d.busNumber)): d.key
+        for d in devices
+        if _kind_of(d, _CONTROLLERS)
+    }
+    out = []
+    for i, c in enumerate(wanted):
+        if (c.kind, c.bus) in keys:
+            continue
+        device = _CONTROLLERS[c.kind](key=-300 - i, busNumber=c.bus)
+        if isinstance(device, vim.vm.device.VirtualSCSIController):
+            device.sharedBus = "noSharing"
+        if c.pci_slot is not None:
+            device.slotInfo = vim.vm.device.VirtualDevice.PciBusSlotInfo(pciSlotNumber=c.pci_slot)
+        keys[(c.kind, c.bus)] = device.key
+        out.append(_device_spec("add", device))
+        changed.append(f"controller:{c.kind}{c.bus}")
+    return out, keys
+
+
+def _slotted_disks(
+    devices: list[Any], hardware: Hardware, keys: dict[tuple[str, int], int], changed: list[str]
+) -> list[Any]:
+    """Specs adding the missing disks, each on the controller slot the profile names."""
+    assert hardware.profile is not None
+    slots = hardware.profile.disks
+    have = {d.backing.fileName for d in devices if isinstance(d, vim.vm.device.VirtualDisk)}
+    out = []
+    for n, disk in enumerate(hardware.disks):
+        if disk.path in have:
+            continue
+        if n >= len(slots) or (slots[n].controller, slots[n].bus) not in keys:
+            raise VSphereError(
+                "HARDWARE",
+                f"disk {n} ({disk.path}) has no slot in the captured hardware",
+                hint="the protected VM's disks changed: run `cdp failover check` again",
+            )
+        slot = slots[n]
+        backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+            fileName=disk.path, diskMode="persistent"
+        )
+        out.append(
+            _device_spec(
+                "add",
+                vim.vm.device.VirtualDisk(
+                    key=-101 - n,
+                    controllerKey=keys[(slot.controller, slot.bus)],
+                    unitNumber=slot.unit,
+                    capacityInKB=disk.capacity_bytes // 1024,
+                    capacityInBytes=disk.capacity_bytes,
+                    backing=backing,
+                ),
+            )
+        )
+        changed.append(f"disk:{disk.path}@{slot.controller}{slot.bus}:{slot.unit}")
+    return out
