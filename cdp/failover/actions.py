@@ -22,6 +22,7 @@ from typing import Any
 
 from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError
 from cdp.failover import steps as st
+from cdp.failover.boot import BootActions
 from cdp.failover.fidelity import vmx_layout
 from cdp.failover.plan import Plan, ProtectedSite
 from cdp.failover.records import Operation, StepEntry
@@ -33,7 +34,7 @@ from cdp.vmx import format_vmx
 DRAIN_POLL_S = 0.1
 
 
-class Actions:
+class Actions(BootActions):
     """The step handlers of one operation, sharing its log data (``op``)."""
 
     def __init__(

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from cdp.errors import CdpError
+from cdp.failover import reip
 from cdp.failover.checks import FAIL, PASS, WARN, CheckRow
 from cdp.failover.hardware import StoredProfile, VmProfile, drift, load_profile, save_profile
 from cdp.failover.plan import Plan
@@ -73,3 +74,57 @@ def _refresh_one(plan: Plan, vc: VCenter, vm: str) -> CheckRow:
 
 def _hint(plan: Plan) -> str:
     return "check protected_site in the plan" if plan.protected_site else ""
+
+
+def reip_rows(plan: Plan, profiles: dict[str, VmProfile], modes: tuple[str, ...]) -> list[CheckRow]:
+    """Readiness of the re-IP rules per mode, against each VM's NICs and mapped networks."""
+    if plan.reip is None:
+        return []
+    rows = []
+    for mode in modes:
+        rs = plan.reip.sets.get(mode)
+        if rs is None:
+            continue
+        problems, warnings = _reip_problems(plan, profiles, mode)
+        name = f"re-IP ({mode})"
+        if problems:
+            rows.append(CheckRow(name, FAIL, "; ".join(problems), "fix reip in the plan"))
+        elif warnings:
+            rows.append(CheckRow(name, WARN, "; ".join(warnings), "add a rule or a vms entry"))
+        else:
+            rows.append(CheckRow(name, PASS, f"{len(rs.rules)} rule(s) cover every NIC"))
+    return rows
+
+
+def _reip_problems(
+    plan: Plan, profiles: dict[str, VmProfile], mode: str
+) -> tuple[list[str], list[str]]:
+    assert plan.reip is not None
+    rs = plan.reip.sets[mode]
+    problems, warnings = [], []
+    for _, vm in plan.vms():
+        profile = profiles.get(vm.name)
+        mapped = [n for n in (profile.nics if profile else ()) if _is_mapped(plan, n.network)]
+        count = len(vm.nics) or len(mapped)
+        for s in rs.static.get(vm.name, ()):
+            if s.nic >= count:
+                problems.append(f"{vm.name} has {count} NIC(s), reip.{mode} sets nic {s.nic}")
+        if (
+            profile is not None
+            and profile.guest_id.startswith("win")
+            and (
+                rs.static.get(vm.name)
+                or reip.customization(plan.reip, mode, vm.name, profile, count)
+            )
+        ):
+            problems.append(f"{vm.name} is Windows; cdp customizes Linux guests only")
+        for nic in reip.unmatched(plan.reip, mode, vm.name, profile):
+            warnings.append(f"{vm.name} {nic} keeps its address (no rule)")
+    for i, r in enumerate(rs.rules):
+        if r.network and not _is_mapped(plan, r.network):
+            problems.append(f"reip.{mode}.rules[{i}].network {r.network!r} is not mapped")
+    return problems, warnings
+
+
+def _is_mapped(plan: Plan, network: str) -> bool:
+    return any(m.source == network for m in plan.networks)

@@ -58,6 +58,9 @@ class NicProfile:
     adapter: str
     mac: str
     network: str
+    ip: str = ""
+    """The NIC's IPv4 address as the protected VM's tools report it ("" unknown); re-IP
+    rules map it to the recovery subnet."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import yaml
 
 from cdp.errors import ConfigError
+from cdp.failover import reip as reip_rules
+from cdp.failover.reip import ReipSettings
 from cdp.failover.vcenter_settings import Credentials as Credentials
 from cdp.failover.vcenter_settings import CredentialSource as CredentialSource
 from cdp.failover.vcenter_settings import TlsSettings as TlsSettings
@@ -145,6 +147,9 @@ class VmSettings:
     nics: tuple[NicSettings, ...] = ()
     verify: VerifyHook | None = None
     """This VM's verification hook; replaces the plan-wide one."""
+    post_power_on: VerifyHook | None = None
+    """A command run once VMware Tools runs in this VM (boot groups with
+    ``tools_timeout_s``), like a verify hook; non-zero exit fails the failover step."""
     given: frozenset[str] = frozenset()
     """Hardware keys the plan gives explicitly (``cpus``, ``memory_mb``): these override
     the captured hardware; the others yield to it."""
@@ -165,6 +170,10 @@ class BootGroup:
     name: str
     vms: tuple[str, ...]
     delay_s: float = 0.0
+    tools_timeout_s: float = 0.0
+    """After power-on, wait up to this long for VMware Tools running in every VM of the
+    group (then run the VMs' ``post_power_on`` commands) before the next group, seconds;
+    0: do not wait."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +225,8 @@ class Plan:
     failback: FailbackSettings | None = None
     verify: VerifyHook | None = None
     """The plan-wide verification hook (``cdp failover verify``), for VMs without their own."""
+    reip: ReipSettings | None = None
+    """Re-IP rules per failover kind (see cdp.failover.reip)."""
 
     def vms(self) -> list[tuple[str, VmSettings]]:
         """Every VM of the plan with its group name, in plan order."""
@@ -267,6 +278,7 @@ def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
         "commit",
         "failback",
         "verify",
+        "reip",
     )
     version = top.integer("version", required=True)
     if version != PLAN_VERSION:
@@ -291,6 +303,7 @@ def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
         protected_site=_protected(top.child("protected_site", required=False), base),
         failback=_failback(top.child("failback", required=False), base),
         verify=_verify(top.child("verify", required=False), base),
+        reip=reip_rules.parse(top.child("reip", required=False), vms, [n.source for n in networks]),
     )
     if plan.failback is not None:
         if plan.protected_site is None:
@@ -457,7 +470,7 @@ def _groups(
 
 
 def _vm(m: Section, networks: tuple[NetworkMapping, ...], seen: set[str], base: str) -> VmSettings:
-    m.allow("name", "cpus", "memory_mb", "nics", "verify")
+    m.allow("name", "cpus", "memory_mb", "nics", "verify", "post_power_on")
     name = m.name("name")
     if name in seen:
         raise ConfigError(m.key("name"), f"VM {name!r} is listed twice")
@@ -481,6 +494,7 @@ def _vm(m: Section, networks: tuple[NetworkMapping, ...], seen: set[str], base: 
         nics=tuple(nics),
         verify=_verify(m.child("verify", required=False), base),
         given=frozenset(k for k in ("cpus", "memory_mb") if k in m.data),
+        post_power_on=_verify(m.child("post_power_on", required=False), base),
     )
 
 
@@ -507,7 +521,7 @@ def _boot_order(items: list[Section], vms: list[str]) -> tuple[BootGroup, ...]:
     out: list[BootGroup] = []
     placed: dict[str, str] = {}
     for item in items:
-        item.allow("name", "vms", "delay_s")
+        item.allow("name", "vms", "delay_s", "tools_timeout_s")
         name = item.name("name")
         members = item.strings("vms")
         for i, vm in enumerate(members):
@@ -517,7 +531,8 @@ def _boot_order(items: list[Section], vms: list[str]) -> tuple[BootGroup, ...]:
             if vm in placed:
                 raise ConfigError(key, f"{vm!r} is already in boot group {placed[vm]!r}")
             placed[vm] = name
-        out.append(BootGroup(name, tuple(members), item.number("delay_s", 0.0, low=0.0)))
+        tools_s = item.number("tools_timeout_s", 0.0, low=0.0, high=86400.0)
+        out.append(BootGroup(name, tuple(members), item.number("delay_s", 0.0, low=0.0), tools_s))
     missing = [vm for vm in vms if vm not in placed]
     if missing:
         raise ConfigError("boot_order", f"VMs in no boot group: {', '.join(missing)}")

@@ -104,6 +104,9 @@ class Survey:
             facts, operation = await self._plan(
                 mode, facts, site, groups, points, planned, pending_exports
             )
+        profiles = await asyncio.to_thread(capture.load_profiles, self.plan)
+        modes = (st.MODE_LIVE, st.MODE_TEST) if mode == MODE_CHECK else (mode,)
+        hardware_rows += capture.reip_rows(self.plan, profiles, modes)
         rows = evaluate(self.plan, facts, mode) + hardware_rows
         return SurveyResult(rows, facts, operation, time.monotonic() - t0, site_exc)
 
@@ -253,7 +256,7 @@ class Survey:
         if mode == MODE_CHECK:
             return facts, None
         recovered = st.recovered_vms(self.plan, mode, groups, placement, profiles)
-        steps = st.failover_steps(self.plan, recovered, planned)
+        steps = st.failover_steps(self.plan, recovered, planned, mode)
         all_points: dict[str, PointFacts | None] = {
             g.name: points.get(g.name) for g in self.plan.groups
         }

@@ -9,7 +9,7 @@ valid while the VM is registered; step logs store it, and re-find VMs by ``.vmx`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cdp.failover.hardware import VmProfile
 
@@ -116,6 +116,28 @@ class Hardware:
 
 
 @dataclass(frozen=True)
+class NicIp:
+    """A fixed IPv4 setting for one NIC (guest customization)."""
+
+    ip: str
+    prefix: int
+    gateway: str
+    dns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Customization:
+    """Guest customization (``CustomizeVM_Task``, Linux): host name, domain, NIC settings."""
+
+    hostname: str
+    domain: str
+    dns_servers: tuple[str, ...]
+    dns_suffixes: tuple[str, ...]
+    nics: tuple[NicIp | None, ...]
+    """One per NIC of the VM in device order; None: DHCP."""
+
+
+@dataclass(frozen=True)
 class Placement:
     """Where to register a VM."""
 
@@ -158,6 +180,15 @@ class VCenter(Protocol):
 
     def unregister(self, ref: str) -> None:
         """Remove the VM from the inventory (files stay)."""
+
+    def customize_vm(self, ref: str, customization: Customization) -> str:
+        """Apply guest customization (VM powered off); ``pending`` if already queued."""
+
+    def wait_tools(self, ref: str, timeout_s: float) -> dict[str, Any]:
+        """Wait until VMware Tools run in the guest; what vCenter reported and the wait."""
+
+    def guest_ip(self, ref: str) -> dict[str, Any]:
+        """The guest's reported addresses: ``ip`` and per-NIC ``nics`` lists."""
 
     def capture_vm(self, datacenter: str, name: str) -> VmProfile | None:
         """The hardware of the VM named ``name`` (protected site), or None if none."""

@@ -31,6 +31,7 @@ from cdp.failover.plan import Credentials, TlsSettings, VCenterSettings
 from cdp.failover.vcenter import (
     POWERED_OFF,
     POWERED_ON,
+    Customization,
     DatastoreFacts,
     Hardware,
     HostFacts,
@@ -53,6 +54,7 @@ API_VERSION = "vim.version.version13"
 TASK_POLL_MAX_S = 0.5
 """Longest pause between two polls of a running task, seconds (starts at 5 ms)."""
 DEFAULT_TASK_TIMEOUT_S = 600.0
+TOOLS_RUNNING = "guestToolsRunning"
 SCSI_UNITS = [u for u in range(16) if u != 7]
 """Unit numbers a SCSI disk may take (7 is the controller itself)."""
 _ADAPTERS: dict[str, Any] = {
@@ -77,6 +79,7 @@ _CAPTURE_PATHS = [
     "config.uuid",
     "config.instanceUuid",
     "config.version",
+    "guest.net",
 ]
 
 
@@ -263,6 +266,49 @@ class VSphereSession:
         """Remove the VM from the inventory; its files stay."""
         with translated(self.settings, f"unregistering {ref}"):
             vim.VirtualMachine(ref, self._stub).UnregisterVM()
+
+    # ---------------------------------------------------------- guest: re-IP and Tools
+
+    def customize_vm(self, ref: str, customization: Customization) -> str:
+        """``CustomizeVM_Task`` (Linux prep, fixed or DHCP per NIC); ``pending`` if queued."""
+        with translated(self.settings, f"customizing {ref}"):
+            vm = vim.VirtualMachine(ref, self._stub)
+            pending = self._props(vm, ["config.tools"])["config.tools"]
+            if getattr(pending, "pendingCustomization", None):
+                return "pending"  # applied before a crash: it runs at the next power-on
+            self._wait(vm.CustomizeVM_Task(spec=_customization_spec(customization)))
+            return "applied"
+
+    def wait_tools(self, ref: str, timeout_s: float) -> dict[str, Any]:
+        """Wait until the guest's VMware Tools run (``guest.toolsRunningStatus``)."""
+        with translated(self.settings, f"waiting for VMware Tools in {ref}"):
+            vm = vim.VirtualMachine(ref, self._stub)
+            t0 = time.monotonic()
+            pause = 0.01
+            paths = ["guest.toolsRunningStatus", "guestHeartbeatStatus"]
+            while True:
+                p = self._props(vm, paths)
+                status = str(p.get("guest.toolsRunningStatus") or "")
+                if status == TOOLS_RUNNING:
+                    waited = round(time.monotonic() - t0, 3)
+                    heartbeat = str(p.get("guestHeartbeatStatus") or "")
+                    return {"tools": status, "heartbeat": heartbeat, "waited_s": waited}
+                if time.monotonic() - t0 > timeout_s:
+                    raise VSphereError(
+                        "TOOLS_TIMEOUT",
+                        f"VMware Tools not running in {ref} after {timeout_s:g} s ({status})",
+                        hint="check the guest's console; raise boot_order[].tools_timeout_s",
+                    )
+                time.sleep(pause)
+                pause = min(pause * 2, TASK_POLL_MAX_S)
+
+    def guest_ip(self, ref: str) -> dict[str, Any]:
+        """What the guest reports of its network: ``guest.ipAddress`` and per-NIC addresses."""
+        with translated(self.settings, f"reading the guest network of {ref}"):
+            vm = vim.VirtualMachine(ref, self._stub)
+            p = self._props(vm, ["guest.ipAddress", "guest.net"])
+            nets = [list(n.ipAddress or []) for n in p.get("guest.net") or []]
+            return {"ip": str(p.get("guest.ipAddress") or ""), "nics": nets}
 
     # ---------------------------------------------------------- hardware fidelity
 
@@ -636,6 +682,7 @@ def _profile(name: str, p: dict[str, Any], networks: dict[str, str]) -> VmProfil
         bus = int(ctl.busNumber) if ctl is not None else 0
         size = int(d.capacityInBytes or d.capacityInKB * 1024)
         disks.append(DiskProfile(kind, bus, int(d.unitNumber or 0), size))
+    ips = {n.deviceConfigId: _ipv4(n.ipAddress) for n in p.get("guest.net") or []}
     nics = []
     for d in devices:
         adapter = _kind_of(d, _ADAPTERS)
@@ -644,7 +691,7 @@ def _profile(name: str, p: dict[str, Any], networks: dict[str, str]) -> VmProfil
             port = getattr(d.backing, "port", None)
             if port is not None:
                 net = networks.get(port.portgroupKey, port.portgroupKey)
-            nics.append(NicProfile(adapter, str(d.macAddress or ""), net))
+            nics.append(NicProfile(adapter, str(d.macAddress or ""), net, ips.get(d.key, "")))
     boot = p.get("config.bootOptions")
     return VmProfile(
         name=name,
@@ -661,6 +708,11 @@ def _profile(name: str, p: dict[str, Any], networks: dict[str, str]) -> VmProfil
         disks=tuple(disks),
         nics=tuple(nics),
     )
+
+
+def _ipv4(addresses: Any) -> str:
+    """The first IPv4 address of a guest NIC's list ("" if none)."""
+    return next((a for a in addresses or [] if a.count(".") == 3), "")
 
 
 def _config_changes(p: dict[str, Any], profile: VmProfile, spec: Any, changed: list[str]) -> None:
@@ -743,3 +795,35 @@ def _slotted_disks(
         )
         changed.append(f"disk:{disk.path}@{slot.controller}{slot.bus}:{slot.unit}")
     return out
+
+
+def _customization_spec(c: Customization) -> Any:
+    """A CustomizationSpec: LinuxPrep with a fixed host name, one adapter mapping per NIC."""
+    adapters = []
+    for nic in c.nics:
+        if nic is None:
+            ip = vim.vm.customization.IPSettings(ip=vim.vm.customization.DhcpIpGenerator())
+        else:
+            mask = _netmask(nic.prefix)
+            ip = vim.vm.customization.IPSettings(
+                ip=vim.vm.customization.FixedIp(ipAddress=nic.ip),
+                subnetMask=mask,
+                gateway=[nic.gateway],
+                dnsServerList=list(nic.dns),
+            )
+        adapters.append(vim.vm.customization.AdapterMapping(adapter=ip))
+    identity = vim.vm.customization.LinuxPrep(
+        hostName=vim.vm.customization.FixedName(name=c.hostname), domain=c.domain
+    )
+    return vim.vm.customization.Specification(
+        identity=identity,
+        globalIPSettings=vim.vm.customization.GlobalIPSettings(
+            dnsServerList=list(c.dns_servers), dnsSuffixList=list(c.dns_suffixes)
+        ),
+        nicSettingMap=adapters,
+    )
+
+
+def _netmask(prefix: int) -> str:
+    bits = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+    return ".".join(str((bits >> s) & 0xFF) for s in (24, 16, 8, 0))
