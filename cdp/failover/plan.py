@@ -84,6 +84,11 @@ class DatastoreSettings:
     """Local path of the datastore's root: the target's ``<data_dir>/replicas`` folder."""
     reserve_bytes: int = 0
     """Bytes that must stay free after the images are written."""
+    nfs_server: str = ""
+    """NFS server exporting ``path`` to the standby hosts (``datastore attach``); "" mounts
+    ``path`` with CreateLocalDatastore (vcsim, or a host that has the folder itself)."""
+    nfs_export: str = ""
+    """The export's path on the NFS server (default: ``path``)."""
 
 
 @dataclass(frozen=True)
@@ -426,11 +431,20 @@ def _recovery(m: Section, base: str) -> RecoverySite:
 
 
 def _datastore(m: Section, base: str) -> DatastoreSettings:
-    m.allow("name", "path", "reserve_bytes")
+    m.allow("name", "path", "reserve_bytes", "nfs")
+    path = plan_path(base, m.string("path", required=True))
+    nfs = m.child("nfs", required=False)
+    if nfs is not None:
+        nfs.allow("server", "export")
+        export = nfs.string("export", default=path)
+        if not export.startswith("/"):
+            raise ConfigError(nfs.key("export"), f"{export!r} is not an absolute path")
     return DatastoreSettings(
         name=m.string("name", required=True),
-        path=plan_path(base, m.string("path", required=True)),
+        path=path,
         reserve_bytes=m.integer("reserve_bytes", default=0, low=0),
+        nfs_server=nfs.string("server", required=True) if nfs is not None else "",
+        nfs_export=export if nfs is not None else "",
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from cdp import naming
 from cdp.errors import CdpError
-from cdp.failover import capture, fidelity
+from cdp.failover import capture, datastore, fidelity
 from cdp.failover import steps as st
 from cdp.failover.checks import MODE_CHECK, CheckRow, Facts, evaluate
 from cdp.failover.plan import Plan
@@ -107,6 +107,8 @@ class Survey:
         profiles = await asyncio.to_thread(capture.load_profiles, self.plan)
         modes = (st.MODE_LIVE, st.MODE_TEST) if mode == MODE_CHECK else (mode,)
         hardware_rows += capture.reip_rows(self.plan, profiles, modes)
+        if mode == MODE_CHECK and site is not None:
+            hardware_rows += await datastore.prove(self.plan, self._vcenter)
         rows = evaluate(self.plan, facts, mode) + hardware_rows
         return SurveyResult(rows, facts, operation, time.monotonic() - t0, site_exc)
 

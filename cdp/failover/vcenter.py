@@ -184,6 +184,17 @@ class VCenter(Protocol):
     def customize_vm(self, ref: str, customization: Customization) -> str:
         """Apply guest customization (VM powered off); ``pending`` if already queued."""
 
+    def attach_datastore(self, datacenter: str, host: str, name: str, source: str) -> str:
+        """Mount ``source`` (``nfs://server/export`` or a local path) on ``host`` as ``name``."""
+
+    def datastore_files(
+        self, datacenter: str, host: str, datastore: str, pattern: str
+    ) -> list[str]:
+        """Names of the files matching ``pattern`` at the datastore's root, seen by ``host``."""
+
+    def relocate_vm(self, ref: str, datacenter: str, datastore: str) -> str:
+        """Storage vMotion the VM onto ``datastore`` (``RelocateVM_Task``)."""
+
     def wait_tools(self, ref: str, timeout_s: float) -> dict[str, Any]:
         """Wait until VMware Tools run in the guest; what vCenter reported and the wait."""
 

@@ -310,6 +310,63 @@ class VSphereSession:
             nets = [list(n.ipAddress or []) for n in p.get("guest.net") or []]
             return {"ip": str(p.get("guest.ipAddress") or ""), "nics": nets}
 
+    # ---------------------------------------------------------- the recovery datastore
+
+    def attach_datastore(self, datacenter: str, host: str, name: str, source: str) -> str:
+        """Mount ``source`` on ``host`` as datastore ``name`` unless the host has it."""
+        with translated(self.settings, f"attaching datastore {name!r} to {host}"):
+            obj = self._host(self._datacenter(datacenter), host)
+            have = self._props(obj, ["datastore"])["datastore"]
+            if any(self._props(d, ["name"])["name"] == name for d in have):
+                return "present"
+            system = self._props(obj, ["configManager.datastoreSystem"])
+            dss = system["configManager.datastoreSystem"]
+            if source.startswith("nfs://"):
+                server, _, export = source.removeprefix("nfs://").partition("/")
+                spec = vim.host.NasVolume.Specification(
+                    remoteHost=server, remotePath="/" + export, localPath=name,
+                    accessMode="readWrite", type="NFS",
+                )  # fmt: skip
+                dss.CreateNasDatastore(spec=spec)
+                return "nfs"
+            dss.CreateLocalDatastore(name=name, path=source)
+            return "local"
+
+    def datastore_files(
+        self, datacenter: str, host: str, datastore: str, pattern: str
+    ) -> list[str]:
+        """Files matching ``pattern`` at ``[datastore]``'s root, through ``host``'s browser."""
+        with translated(self.settings, f"browsing [{datastore}] on {host}"):
+            obj = self._host(self._datacenter(datacenter), host)
+            # The datastore object this host mounts under the name (vCenter would name a
+            # different folder "name (1)"), browsed through that datastore's own browser:
+            # vcsim 0.24 leaves HostSystem.datastoreBrowser dangling.
+            mounted = self._props(obj, ["datastore"])["datastore"]
+            ds = next((d for d in mounted if self._props(d, ["name"])["name"] == datastore), None)
+            if ds is None:
+                raise InventoryNotFoundError(
+                    f"host {host} does not mount datastore {datastore!r}",
+                    hint="run `cdp failover datastore attach --plan FILE`",
+                )
+            browser = self._props(ds, ["browser"])["browser"]
+            spec = vim.host.DatastoreBrowser.SearchSpec(matchPattern=[pattern])
+            result = self._wait(
+                browser.SearchDatastore_Task(datastorePath=f"[{datastore}]", searchSpec=spec)
+            )
+            return sorted(f.path for f in (result.file or []))
+
+    def relocate_vm(self, ref: str, datacenter: str, datastore: str) -> str:
+        """``RelocateVM_Task`` onto ``datastore`` unless the VM is only on it already."""
+        with translated(self.settings, f"relocating {ref} to [{datastore}]"):
+            dc = self._datacenter(datacenter)
+            target = self._find(dc.datastoreFolder, vim.Datastore, datastore, "datastore")
+            vm = vim.VirtualMachine(ref, self._stub)
+            on = self._props(vm, ["datastore"])["datastore"]
+            if [d._moId for d in on] == [target._moId]:
+                return "already there"
+            self._wait(vm.RelocateVM_Task(spec=vim.vm.RelocateSpec(datastore=target)))
+            return "relocated"
+
     # ---------------------------------------------------------- hardware fidelity
 
     def capture_vm(self, datacenter: str, name: str) -> VmProfile | None:
