@@ -61,6 +61,9 @@ async def test_attach_mounts_the_replica_folder_on_every_host_and_check_proves_i
 
 async def test_check_proves_each_host_sees_this_folder(site: DrSite, tmp_path: Path) -> None:
     plan = site.write_plan()
+    for name in os.listdir(site.replicas):  # the site's marker: start without one
+        if name.startswith(MARKER_PREFIX):
+            os.unlink(site.replicas / name)
     code, out, _ = await cdp("check", "--plan", str(plan), "--json")
     rows = {r["name"]: r for r in json.loads(out)["checks"]}
     assert rows["datastore proof"]["status"] == "warn"  # no marker yet
