@@ -9,6 +9,7 @@ FixedName ``guest.hostName``, DNS servers ``guest.net[i].dnsConfig.ipAddress``.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
@@ -120,3 +121,52 @@ def test_bad_rule_is_named(
     with pytest.raises(ConfigError) as exc:
         site.plan(data)
     assert f"reip.live.rules[0].{key}" in str(exc.value)
+
+
+async def test_customize_again_after_a_crash_is_not_queued_twice(
+    site: DrSite,
+    protected: Vcsim,  # noqa: F811
+) -> None:
+    """A re-run of the customize step (crash before the log write) adopts the pending one."""
+    from cdp.failover import vsphere
+    from cdp.failover.plan import Credentials
+    from cdp.failover.vcenter import Customization, NicIp
+
+    plan = site.plan()
+    vc = vsphere.connect(plan.vcenter, Credentials(site.vcsim.user, site.vcsim.password))
+    try:
+        dc = find_one(site.si, vim.Datacenter, "DC0")
+        pool = find_one(site.si, vim.ClusterComputeResource, "DC0_C0").resourcePool
+        spec = vim.vm.ConfigSpec(
+            name="bare", files=vim.vm.FileInfo(vmPathName="[cdp-replica] bare/bare.vmx")
+        )
+        made = wait(dc.vmFolder.CreateVM_Task(config=spec, pool=pool))
+        c = Customization("bare", "example.com", (), (), ())
+        assert vc.customize_vm(made._moId, c) == "applied"
+        assert vc.customize_vm(made._moId, c) == "pending"
+        assert made.config.tools.pendingCustomization  # read back: vCenter holds one
+        bad = Customization("bare", "example.com", (), (), (NicIp("10.0.0.1", 24, "10.0.0.254"),))
+        wait(made.PowerOnVM_Task())  # applies the pending one
+        wait(made.PowerOffVM_Task())
+        with pytest.raises(Exception, match="NicSettingMismatch|nic"):
+            vc.customize_vm(made._moId, bad)  # vcsim: one NIC setting, the VM has none
+    finally:
+        vc.close()
+
+
+@pytest.mark.parametrize("host", [0, 1, 17, 254, 255])
+def test_rule_keeps_the_host_part(host: int) -> None:
+    from cdp.failover.hardware import NicProfile, VmProfile
+    from cdp.failover.reip import ReipSettings, Rule, RuleSet, customization
+
+    rule = Rule(
+        ipaddress.IPv4Network("10.0.0.0/24"), ipaddress.IPv4Network("172.16.5.0/24"),
+        "172.16.5.1", ("172.16.5.53",),
+    )  # fmt: skip
+    settings = ReipSettings({"live": RuleSet((rule,), {}, "d", ())})
+    nic = NicProfile("vmxnet3", "", "VM Network", f"10.0.0.{host}")
+    profile = VmProfile("v", "g", "bios", False, 1, 1, 1, "", "", "", (), (), (nic,))
+    c = customization(settings, "live", "v", profile, 1)
+    assert c is not None and c.nics[0] is not None
+    assert c.nics[0].ip == f"172.16.5.{host}" and c.nics[0].prefix == 24
+    assert customization(settings, "test", "v", profile, 1) is None  # no test rules
