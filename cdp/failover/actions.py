@@ -22,6 +22,8 @@ from typing import Any
 
 from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError
 from cdp.failover import steps as st
+from cdp.failover.boot import BootActions
+from cdp.failover.fidelity import vmx_layout
 from cdp.failover.plan import Plan, ProtectedSite
 from cdp.failover.records import Operation, StepEntry
 from cdp.failover.replication import STATE_REPLICATING, Replication
@@ -32,7 +34,7 @@ from cdp.vmx import format_vmx
 DRAIN_POLL_S = 0.1
 
 
-class Actions:
+class Actions(BootActions):
     """The step handlers of one operation, sharing its log data (``op``)."""
 
     def __init__(
@@ -226,7 +228,8 @@ def _write_vm_folder(vm: st.RecoveredVm, mode: str) -> None:
     """The .vmx, .nvram (the replica's, if any) and vmware.log of a recovered VM."""
     os.makedirs(vm.folder, exist_ok=True)
     disks = [st.disk_file(vm.vm, mode, n) for n in range(len(vm.hardware.disks))]
-    vmx = format_vmx(vm.name, disks, vm.hardware.memory_mb, vm.hardware.cpus)
+    hw = vm.hardware
+    vmx = format_vmx(vm.name, disks, hw.memory_mb, hw.cpus, vmx_layout(hw, disks))
     write_atomic(os.path.join(vm.folder, f"{vm.name}.vmx"), vmx.encode())
     base_nvram = os.path.join(os.path.dirname(vm.folder), vm.vm, f"{vm.vm}.nvram")
     try:

@@ -69,6 +69,8 @@ class Facts:
     protected_error: str = ""
     own_paths: frozenset[str] = frozenset()
     """.vmx paths registered by the operation being resumed (not a conflict)."""
+    vms: tuple[VmSettings, ...] = ()
+    """The plan's VMs with their captured hardware applied (empty: the plan's as written)."""
 
 
 def evaluate(plan: Plan, facts: Facts, mode: str) -> list[CheckRow]:
@@ -167,7 +169,7 @@ def _host_rows(plan: Plan, site: SiteFacts) -> list[CheckRow]:
 
 def _capacity_rows(plan: Plan, facts: Facts) -> list[CheckRow]:
     assert facts.site is not None
-    vms = [vm for _, vm in plan.vms()]
+    vms = list(facts.vms) or [vm for _, vm in plan.vms()]
     usable = [h for h in facts.site.hosts if h.usable]
     ratio = plan.recovery.max_vcpus_per_cpu
     need = f"needs {sum(v.cpus for v in vms)} vCPUs, {_gb(sum(v.memory_mb for v in vms) * 2**20)}"

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import yaml
 
 from cdp.errors import ConfigError
+from cdp.failover import reip as reip_rules
+from cdp.failover.reip import ReipSettings
 from cdp.failover.vcenter_settings import Credentials as Credentials
 from cdp.failover.vcenter_settings import CredentialSource as CredentialSource
 from cdp.failover.vcenter_settings import TlsSettings as TlsSettings
@@ -47,6 +49,9 @@ DEFAULT_FAILBACK_SUFFIX = "-failback"
 DEFAULT_VERIFY_TIMEOUT_S = 300.0
 """How long a verification hook may run before it is killed (and the VM fails), seconds."""
 ADAPTERS = ("vmxnet3", "e1000e", "e1000")
+MAC_POLICIES = ("keep", "generate")
+DEFAULT_MAC_LIVE = "keep"
+DEFAULT_MAC_TEST = "generate"
 COMMIT_ACTIONS = ("commit", "rollback")
 SHUTDOWNS = ("guest", "power_off")
 _ADDRESS = re.compile(r"[^\s:]+:\d{1,5}")
@@ -79,6 +84,11 @@ class DatastoreSettings:
     """Local path of the datastore's root: the target's ``<data_dir>/replicas`` folder."""
     reserve_bytes: int = 0
     """Bytes that must stay free after the images are written."""
+    nfs_server: str = ""
+    """NFS server exporting ``path`` to the standby hosts (``datastore attach``); "" mounts
+    ``path`` with CreateLocalDatastore (vcsim, or a host that has the folder itself)."""
+    nfs_export: str = ""
+    """The export's path on the NFS server (default: ``path``)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,9 @@ class RecoverySite:
     power_on_timeout_s: float = DEFAULT_POWER_ON_TIMEOUT_S
     estimate_task_s: float = DEFAULT_ESTIMATE_TASK_S
     estimate_export_bytes_per_s: float = DEFAULT_ESTIMATE_EXPORT_BYTES_PER_S
+    mac_live: str = DEFAULT_MAC_LIVE
+    """``keep`` the protected VM's MAC addresses in a live failover, or ``generate``."""
+    mac_test: str = DEFAULT_MAC_TEST
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,8 @@ class NicSettings:
     network: str
     """A ``network_mappings[].source`` name."""
     adapter: str = "vmxnet3"
+    adapter_given: bool = False
+    """The plan names the adapter: it overrides the captured hardware's."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,12 @@ class VmSettings:
     nics: tuple[NicSettings, ...] = ()
     verify: VerifyHook | None = None
     """This VM's verification hook; replaces the plan-wide one."""
+    post_power_on: VerifyHook | None = None
+    """A command run once VMware Tools runs in this VM (boot groups with
+    ``tools_timeout_s``), like a verify hook; non-zero exit fails the failover step."""
+    given: frozenset[str] = frozenset()
+    """Hardware keys the plan gives explicitly (``cpus``, ``memory_mb``): these override
+    the captured hardware; the others yield to it."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +175,10 @@ class BootGroup:
     name: str
     vms: tuple[str, ...]
     delay_s: float = 0.0
+    tools_timeout_s: float = 0.0
+    """After power-on, wait up to this long for VMware Tools running in every VM of the
+    group (then run the VMs' ``post_power_on`` commands) before the next group, seconds;
+    0: do not wait."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +230,8 @@ class Plan:
     failback: FailbackSettings | None = None
     verify: VerifyHook | None = None
     """The plan-wide verification hook (``cdp failover verify``), for VMs without their own."""
+    reip: ReipSettings | None = None
+    """Re-IP rules per failover kind (see cdp.failover.reip)."""
 
     def vms(self) -> list[tuple[str, VmSettings]]:
         """Every VM of the plan with its group name, in plan order."""
@@ -256,6 +283,7 @@ def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
         "commit",
         "failback",
         "verify",
+        "reip",
     )
     version = top.integer("version", required=True)
     if version != PLAN_VERSION:
@@ -280,6 +308,7 @@ def parse_plan(data: object, path: str = "plan.yaml") -> Plan:
         protected_site=_protected(top.child("protected_site", required=False), base),
         failback=_failback(top.child("failback", required=False), base),
         verify=_verify(top.child("verify", required=False), base),
+        reip=reip_rules.parse(top.child("reip", required=False), vms, [n.source for n in networks]),
     )
     if plan.failback is not None:
         if plan.protected_site is None:
@@ -373,7 +402,11 @@ def _recovery(m: Section, base: str) -> RecoverySite:
         "power_on_timeout_s",
         "estimate_task_s",
         "estimate_export_bytes_per_s",
+        "mac_addresses",
     )
+    macs = m.child("mac_addresses", required=False)
+    if macs is not None:
+        macs.allow("live", "test")
     cluster = m.string("cluster", default="")
     hosts = tuple(m.strings("hosts"))
     if not cluster and not hosts:
@@ -392,15 +425,26 @@ def _recovery(m: Section, base: str) -> RecoverySite:
         estimate_export_bytes_per_s=m.number(
             "estimate_export_bytes_per_s", DEFAULT_ESTIMATE_EXPORT_BYTES_PER_S, low=1.0
         ),
+        mac_live=macs.choice("live", MAC_POLICIES, DEFAULT_MAC_LIVE) if macs else DEFAULT_MAC_LIVE,
+        mac_test=macs.choice("test", MAC_POLICIES, DEFAULT_MAC_TEST) if macs else DEFAULT_MAC_TEST,
     )
 
 
 def _datastore(m: Section, base: str) -> DatastoreSettings:
-    m.allow("name", "path", "reserve_bytes")
+    m.allow("name", "path", "reserve_bytes", "nfs")
+    path = plan_path(base, m.string("path", required=True))
+    nfs = m.child("nfs", required=False)
+    if nfs is not None:
+        nfs.allow("server", "export")
+        export = nfs.string("export", default=path)
+        if not export.startswith("/"):
+            raise ConfigError(nfs.key("export"), f"{export!r} is not an absolute path")
     return DatastoreSettings(
         name=m.string("name", required=True),
-        path=plan_path(base, m.string("path", required=True)),
+        path=path,
         reserve_bytes=m.integer("reserve_bytes", default=0, low=0),
+        nfs_server=nfs.string("server", required=True) if nfs is not None else "",
+        nfs_export=export if nfs is not None else "",
     )
 
 
@@ -440,7 +484,7 @@ def _groups(
 
 
 def _vm(m: Section, networks: tuple[NetworkMapping, ...], seen: set[str], base: str) -> VmSettings:
-    m.allow("name", "cpus", "memory_mb", "nics", "verify")
+    m.allow("name", "cpus", "memory_mb", "nics", "verify", "post_power_on")
     name = m.name("name")
     if name in seen:
         raise ConfigError(m.key("name"), f"VM {name!r} is listed twice")
@@ -455,13 +499,16 @@ def _vm(m: Section, networks: tuple[NetworkMapping, ...], seen: set[str], base: 
                 f"{network!r} is not a network_mappings[].source",
                 hint="map every NIC's network to a live and a test port group",
             )
-        nics.append(NicSettings(network, nic.choice("adapter", ADAPTERS, "vmxnet3")))
+        adapter = nic.choice("adapter", ADAPTERS, "vmxnet3")
+        nics.append(NicSettings(network, adapter, "adapter" in nic.data))
     return VmSettings(
         name=name,
         cpus=m.integer("cpus", default=1, low=1, high=768),
         memory_mb=m.integer("memory_mb", default=1024, low=4, high=24 * 2**20),
         nics=tuple(nics),
         verify=_verify(m.child("verify", required=False), base),
+        given=frozenset(k for k in ("cpus", "memory_mb") if k in m.data),
+        post_power_on=_verify(m.child("post_power_on", required=False), base),
     )
 
 
@@ -488,7 +535,7 @@ def _boot_order(items: list[Section], vms: list[str]) -> tuple[BootGroup, ...]:
     out: list[BootGroup] = []
     placed: dict[str, str] = {}
     for item in items:
-        item.allow("name", "vms", "delay_s")
+        item.allow("name", "vms", "delay_s", "tools_timeout_s")
         name = item.name("name")
         members = item.strings("vms")
         for i, vm in enumerate(members):
@@ -498,7 +545,8 @@ def _boot_order(items: list[Section], vms: list[str]) -> tuple[BootGroup, ...]:
             if vm in placed:
                 raise ConfigError(key, f"{vm!r} is already in boot group {placed[vm]!r}")
             placed[vm] = name
-        out.append(BootGroup(name, tuple(members), item.number("delay_s", 0.0, low=0.0)))
+        tools_s = item.number("tools_timeout_s", 0.0, low=0.0, high=86400.0)
+        out.append(BootGroup(name, tuple(members), item.number("delay_s", 0.0, low=0.0), tools_s))
     missing = [vm for vm in vms if vm not in placed]
     if missing:
         raise ConfigError("boot_order", f"VMs in no boot group: {', '.join(missing)}")

@@ -18,6 +18,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cdp.failover import fidelity, reip
+from cdp.failover.hardware import VmProfile
 from cdp.failover.plan import Plan, VmSettings
 from cdp.failover.replication import GroupFacts, PointFacts
 from cdp.failover.vcenter import DiskAttach, Hardware, HostFacts, NicAttach
@@ -33,6 +35,7 @@ UNDO_ROLLBACK = "rollback"
 STOP_SOURCE, DRAIN, BOOKMARK = "stop-source", "drain", "bookmark"
 PREPARE, EXPORT, REGISTER, RECONFIGURE = "prepare", "export", "register", "reconfigure"
 DELAY, POWER_ON = "delay", "power-on"
+CUSTOMIZE, WAIT_TOOLS, POST_POWER_ON = "customize", "wait-tools", "post-power-on"
 POWER_OFF, UNREGISTER, DELETE, RESTART_SOURCE = (
     "power-off",
     "unregister",
@@ -98,6 +101,10 @@ class Step:
             STOP_SOURCE: f"stop source VM {self.vm} at the protected site",
             RESTART_SOURCE: f"power on source VM {self.vm} at the protected site",
             BOOKMARK: f"bookmark the final point of group {self.group}",
+            CUSTOMIZE: f"customize the guest network of {self.args.get('name')} (re-IP)",
+            WAIT_TOOLS: f"wait up to {self.args.get('timeout_s', 0):g} s for VMware Tools "
+            f"in {self.args.get('name')}",
+            POST_POWER_ON: f"run the post-power-on command for {self.args.get('name')}",
         }.get(self.kind)
         return what or f"{self.kind} {self.args.get('name') or self.vm or self.group}"
 
@@ -133,6 +140,7 @@ class RecoveredVm:
             hw["memory_mb"],
             tuple(DiskAttach(**x) for x in hw["disks"]),
             tuple(NicAttach(**x) for x in hw["nics"]),
+            VmProfile.from_json(hw["profile"]) if hw.get("profile") else None,
         )
         return cls(**{**d, "hardware": hardware})
 
@@ -208,9 +216,16 @@ def place(
 
 
 def recovered_vms(
-    plan: Plan, mode: str, groups: dict[str, GroupFacts], placement: dict[str, str]
+    plan: Plan,
+    mode: str,
+    groups: dict[str, GroupFacts],
+    placement: dict[str, str],
+    profiles: dict[str, VmProfile] | None = None,
 ) -> tuple[RecoveredVm, ...]:
-    """What each plan VM becomes (its disks come from the target's group)."""
+    """What each plan VM becomes: disks from the target's group, hardware from ``profiles``.
+
+    The captured profile is the base; the plan's explicit values override it.
+    """
     ds = plan.recovery.datastore
     boot = {vm: bg.name for bg in plan.boot_order for vm in bg.vms}
     out = []
@@ -218,17 +233,14 @@ def recovered_vms(
         replica = groups[group].vm(vm.name)
         disks = replica.disks if replica else ()
         folder = folder_name(vm.name, mode)
-        hardware = Hardware(
-            vm.cpus,
-            vm.memory_mb,
-            tuple(
-                DiskAttach(
-                    f"[{ds.name}] {folder}/{disk_file(vm.name, mode, d.index)}", d.capacity_bytes
-                )
-                for d in disks
-            ),
-            tuple(NicAttach(_network(plan, n.network, mode), n.adapter) for n in vm.nics),
+        attach = tuple(
+            DiskAttach(
+                f"[{ds.name}] {folder}/{disk_file(vm.name, mode, d.index)}", d.capacity_bytes
+            )
+            for d in disks
         )
+        profile = (profiles or {}).get(vm.name)
+        hardware = fidelity.recovered_hardware(plan, vm, profile, mode == MODE_TEST, attach)
         out.append(
             RecoveredVm(
                 vm.name,
@@ -244,12 +256,9 @@ def recovered_vms(
     return tuple(out)
 
 
-def _network(plan: Plan, source: str, mode: str) -> str:
-    mapping = plan.mapping(source)
-    return mapping.test if mode == MODE_TEST else mapping.live
-
-
-def failover_steps(plan: Plan, vms: tuple[RecoveredVm, ...], planned: bool) -> tuple[Step, ...]:
+def failover_steps(
+    plan: Plan, vms: tuple[RecoveredVm, ...], planned: bool, mode: str = MODE_LIVE
+) -> tuple[Step, ...]:
     """The forward steps of a test or live failover, phase by phase."""
     steps: list[Step] = []
     phase = 0
@@ -283,6 +292,9 @@ def failover_steps(plan: Plan, vms: tuple[RecoveredVm, ...], planned: bool) -> t
         for v in vms
     ]
     phase += 4
+    custom = _customize_steps(plan, vms, phase, mode)
+    steps += custom
+    phase += 1 if custom else 0
     for bg in plan.boot_order:
         if bg.delay_s > 0:
             steps.append(
@@ -307,7 +319,40 @@ def failover_steps(plan: Plan, vms: tuple[RecoveredVm, ...], planned: bool) -> t
             for v in members
         ]
         phase += 1
+        after = _after_boot_steps(bg.tools_timeout_s, bg.name, members, phase)
+        steps += after
+        phase = max([phase - 1] + [s.phase for s in after]) + 1
     return tuple(steps)
+
+
+def _customize_steps(plan: Plan, vms: tuple[RecoveredVm, ...], phase: int, mode: str) -> list[Step]:
+    """A re-IP step per VM the plan's rules (for this mode) give an address."""
+    out = []
+    for v in vms:
+        c = reip.customization(plan.reip, mode, v.vm, v.hardware.profile, len(v.hardware.nics))
+        if c is not None:
+            args = {"name": v.name, "customization": asdict(c)}
+            out.append(Step(f"{CUSTOMIZE}:{v.vm}", CUSTOMIZE, phase, v.vm, v.group, args))
+    return out
+
+
+def _after_boot_steps(
+    timeout_s: float, group: str, members: list[RecoveredVm], phase: int
+) -> list[Step]:
+    """Wait for VMware Tools in each VM of a boot group, then its post-power-on command."""
+    if timeout_s <= 0:
+        return []
+    out = [
+        Step(f"{WAIT_TOOLS}:{v.vm}", WAIT_TOOLS, phase, v.vm, v.group,
+             {"name": v.name, "boot_group": group, "timeout_s": timeout_s})
+        for v in members
+    ]  # fmt: skip
+    out += [
+        Step(f"{POST_POWER_ON}:{v.vm}", POST_POWER_ON, phase + 1, v.vm, v.group,
+             {"name": v.name, "boot_group": group})
+        for v in members
+    ]  # fmt: skip
+    return out
 
 
 def undo_steps(vms: tuple[RecoveredVm, ...], restart_sources: list[str]) -> tuple[Step, ...]:

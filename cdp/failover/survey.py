@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from cdp import naming
 from cdp.errors import CdpError
+from cdp.failover import capture, datastore, fidelity
 from cdp.failover import steps as st
 from cdp.failover.checks import MODE_CHECK, CheckRow, Facts, evaluate
 from cdp.failover.plan import Plan
@@ -72,6 +73,11 @@ class Survey:
         resolved per group, except for a planned failover (its point comes after the drain).
         """
         t0 = time.monotonic()
+        hardware_rows: list[
+            CheckRow
+        ] = []  # captured first: the plan below is built from the new capture
+        if mode == MODE_CHECK and self.plan.protected_site and self._protected is not None:
+            hardware_rows = await capture.refresh_profiles(self.plan, self._protected)
         (site, site_exc), (groups, group_errors) = await asyncio.gather(
             self._site(), self._groups()
         )
@@ -98,7 +104,12 @@ class Survey:
             facts, operation = await self._plan(
                 mode, facts, site, groups, points, planned, pending_exports
             )
-        rows = evaluate(self.plan, facts, mode)
+        profiles = await asyncio.to_thread(capture.load_profiles, self.plan)
+        modes = (st.MODE_LIVE, st.MODE_TEST) if mode == MODE_CHECK else (mode,)
+        hardware_rows += capture.reip_rows(self.plan, profiles, modes)
+        if mode == MODE_CHECK and site is not None:
+            hardware_rows += await datastore.prove(self.plan, self._vcenter)
+        rows = evaluate(self.plan, facts, mode) + hardware_rows
         return SurveyResult(rows, facts, operation, time.monotonic() - t0, site_exc)
 
     # ---------------------------------------------------------------- vCenter
@@ -234,7 +245,8 @@ class Survey:
         planned: bool,
         pending: set[str] | None,
     ) -> tuple[Facts, st.OperationPlan | None]:
-        vms = [vm for _, vm in self.plan.vms()]
+        profiles = await asyncio.to_thread(capture.load_profiles, self.plan)
+        vms = [fidelity.effective(vm, profiles.get(vm.name)) for _, vm in self.plan.vms()]
         placement, unplaced = st.place(vms, site.hosts, self.plan.recovery.max_vcpus_per_cpu)
         try:
             needed = await self._bytes(groups, points, pending)
@@ -242,11 +254,11 @@ class Survey:
             if mode != MODE_CHECK:
                 raise
             needed = 0  # the group's row already reports why its point cannot be read
-        facts = replace(facts, bytes_needed=needed, unplaced=tuple(unplaced))
+        facts = replace(facts, bytes_needed=needed, unplaced=tuple(unplaced), vms=tuple(vms))
         if mode == MODE_CHECK:
             return facts, None
-        recovered = st.recovered_vms(self.plan, mode, groups, placement)
-        steps = st.failover_steps(self.plan, recovered, planned)
+        recovered = st.recovered_vms(self.plan, mode, groups, placement, profiles)
+        steps = st.failover_steps(self.plan, recovered, planned, mode)
         all_points: dict[str, PointFacts | None] = {
             g.name: points.get(g.name) for g in self.plan.groups
         }

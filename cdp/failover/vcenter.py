@@ -9,7 +9,9 @@ valid while the VM is registered; step logs store it, and re-find VMs by ``.vmx`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+from cdp.failover.hardware import VmProfile
 
 POWERED_ON = "poweredOn"
 POWERED_OFF = "poweredOff"
@@ -96,6 +98,8 @@ class NicAttach:
 
     network: str
     adapter: str
+    mac: str = ""
+    """A MAC address to keep (set manually); "" lets vCenter generate one."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,31 @@ class Hardware:
     memory_mb: int
     disks: tuple[DiskAttach, ...]
     nics: tuple[NicAttach, ...]
+    profile: VmProfile | None = None
+    """The protected VM's captured hardware (guest OS, firmware, UUIDs, controllers, disk
+    slots), when captured; None: the defaults (one LSI Logic controller)."""
+
+
+@dataclass(frozen=True)
+class NicIp:
+    """A fixed IPv4 setting for one NIC (guest customization)."""
+
+    ip: str
+    prefix: int
+    gateway: str
+    dns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Customization:
+    """Guest customization (``CustomizeVM_Task``, Linux): host name, domain, NIC settings."""
+
+    hostname: str
+    domain: str
+    dns_servers: tuple[str, ...]
+    dns_suffixes: tuple[str, ...]
+    nics: tuple[NicIp | None, ...]
+    """One per NIC of the VM in device order; None: DHCP."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +180,29 @@ class VCenter(Protocol):
 
     def unregister(self, ref: str) -> None:
         """Remove the VM from the inventory (files stay)."""
+
+    def customize_vm(self, ref: str, customization: Customization) -> str:
+        """Apply guest customization (VM powered off); ``pending`` if already queued."""
+
+    def attach_datastore(self, datacenter: str, host: str, name: str, source: str) -> str:
+        """Mount ``source`` (``nfs://server/export`` or a local path) on ``host`` as ``name``."""
+
+    def datastore_files(
+        self, datacenter: str, host: str, datastore: str, pattern: str
+    ) -> list[str]:
+        """Names of the files matching ``pattern`` at the datastore's root, seen by ``host``."""
+
+    def relocate_vm(self, ref: str, datacenter: str, datastore: str) -> str:
+        """Storage vMotion the VM onto ``datastore`` (``RelocateVM_Task``)."""
+
+    def wait_tools(self, ref: str, timeout_s: float) -> dict[str, Any]:
+        """Wait until VMware Tools run in the guest; what vCenter reported and the wait."""
+
+    def guest_ip(self, ref: str) -> dict[str, Any]:
+        """The guest's reported addresses: ``ip`` and per-NIC ``nics`` lists."""
+
+    def capture_vm(self, datacenter: str, name: str) -> VmProfile | None:
+        """The hardware of the VM named ``name`` (protected site), or None if none."""
 
     def close(self) -> None:
         """Log out and drop connections."""

@@ -26,10 +26,12 @@ from pyVmomi.SoapAdapter import SoapStubAdapter as _SoapStubAdapter
 
 from cdp.failover.errors import InventoryNotFoundError, PortGroupMissingError, VSphereError
 from cdp.failover.faults import translated
+from cdp.failover.hardware import ControllerProfile, DiskProfile, NicProfile, VmProfile
 from cdp.failover.plan import Credentials, TlsSettings, VCenterSettings
 from cdp.failover.vcenter import (
     POWERED_OFF,
     POWERED_ON,
+    Customization,
     DatastoreFacts,
     Hardware,
     HostFacts,
@@ -52,6 +54,7 @@ API_VERSION = "vim.version.version13"
 TASK_POLL_MAX_S = 0.5
 """Longest pause between two polls of a running task, seconds (starts at 5 ms)."""
 DEFAULT_TASK_TIMEOUT_S = 600.0
+TOOLS_RUNNING = "guestToolsRunning"
 SCSI_UNITS = [u for u in range(16) if u != 7]
 """Unit numbers a SCSI disk may take (7 is the controller itself)."""
 _ADAPTERS: dict[str, Any] = {
@@ -59,6 +62,25 @@ _ADAPTERS: dict[str, Any] = {
     "e1000e": vim.vm.device.VirtualE1000e,
     "e1000": vim.vm.device.VirtualE1000,
 }
+_CONTROLLERS: dict[str, Any] = {
+    "lsilogic": vim.vm.device.VirtualLsiLogicController,
+    "lsisas": vim.vm.device.VirtualLsiLogicSASController,
+    "pvscsi": vim.vm.device.ParaVirtualSCSIController,
+    "buslogic": vim.vm.device.VirtualBusLogicController,
+    "sata": vim.vm.device.VirtualAHCIController,
+    "nvme": vim.vm.device.VirtualNVMEController,
+    "ide": vim.vm.device.VirtualIDEController,
+}
+_CAPTURE_PATHS = [
+    "config.guestId",
+    "config.firmware",
+    "config.bootOptions",
+    "config.hardware",
+    "config.uuid",
+    "config.instanceUuid",
+    "config.version",
+    "guest.net",
+]
 
 
 # ---------------------------------------------------------------- connecting
@@ -201,7 +223,10 @@ class VSphereSession:
                 spec.memoryMB = hardware.memory_mb
                 changed.append(f"memory={hardware.memory_mb}MB")
             devices = list(hw.device)
-            spec.deviceChange = _disk_changes(devices, hardware, changed)
+            if hardware.profile is not None:
+                spec.deviceChange = self._profile_changes(vm, spec, devices, hardware, changed)
+            else:
+                spec.deviceChange = _disk_changes(devices, hardware, changed)
             spec.deviceChange += self._nic_changes(host, devices, hardware.nics, changed)
             if changed:
                 self._wait(vm.ReconfigVM_Task(spec=spec))
@@ -241,6 +266,139 @@ class VSphereSession:
         """Remove the VM from the inventory; its files stay."""
         with translated(self.settings, f"unregistering {ref}"):
             vim.VirtualMachine(ref, self._stub).UnregisterVM()
+
+    # ---------------------------------------------------------- guest: re-IP and Tools
+
+    def customize_vm(self, ref: str, customization: Customization) -> str:
+        """``CustomizeVM_Task`` (Linux prep, fixed or DHCP per NIC); ``pending`` if queued."""
+        with translated(self.settings, f"customizing {ref}"):
+            vm = vim.VirtualMachine(ref, self._stub)
+            pending = self._props(vm, ["config.tools"])["config.tools"]
+            if getattr(pending, "pendingCustomization", None):
+                return "pending"  # applied before a crash: it runs at the next power-on
+            self._wait(vm.CustomizeVM_Task(spec=_customization_spec(customization)))
+            return "applied"
+
+    def wait_tools(self, ref: str, timeout_s: float) -> dict[str, Any]:
+        """Wait until the guest's VMware Tools run (``guest.toolsRunningStatus``)."""
+        with translated(self.settings, f"waiting for VMware Tools in {ref}"):
+            vm = vim.VirtualMachine(ref, self._stub)
+            t0 = time.monotonic()
+            pause = 0.01
+            paths = ["guest.toolsRunningStatus", "guestHeartbeatStatus"]
+            while True:
+                p = self._props(vm, paths)
+                status = str(p.get("guest.toolsRunningStatus") or "")
+                if status == TOOLS_RUNNING:
+                    waited = round(time.monotonic() - t0, 3)
+                    heartbeat = str(p.get("guestHeartbeatStatus") or "")
+                    return {"tools": status, "heartbeat": heartbeat, "waited_s": waited}
+                if time.monotonic() - t0 > timeout_s:
+                    raise VSphereError(
+                        "TOOLS_TIMEOUT",
+                        f"VMware Tools not running in {ref} after {timeout_s:g} s ({status})",
+                        hint="check the guest's console; raise boot_order[].tools_timeout_s",
+                    )
+                time.sleep(pause)
+                pause = min(pause * 2, TASK_POLL_MAX_S)
+
+    def guest_ip(self, ref: str) -> dict[str, Any]:
+        """What the guest reports of its network: ``guest.ipAddress`` and per-NIC addresses."""
+        with translated(self.settings, f"reading the guest network of {ref}"):
+            vm = vim.VirtualMachine(ref, self._stub)
+            p = self._props(vm, ["guest.ipAddress", "guest.net"])
+            nets = [list(n.ipAddress or []) for n in p.get("guest.net") or []]
+            return {"ip": str(p.get("guest.ipAddress") or ""), "nics": nets}
+
+    # ---------------------------------------------------------- the recovery datastore
+
+    def attach_datastore(self, datacenter: str, host: str, name: str, source: str) -> str:
+        """Mount ``source`` on ``host`` as datastore ``name`` unless the host has it."""
+        with translated(self.settings, f"attaching datastore {name!r} to {host}"):
+            obj = self._host(self._datacenter(datacenter), host)
+            have = self._props(obj, ["datastore"])["datastore"]
+            if any(self._props(d, ["name"])["name"] == name for d in have):
+                return "present"
+            system = self._props(obj, ["configManager.datastoreSystem"])
+            dss = system["configManager.datastoreSystem"]
+            if source.startswith("nfs://"):
+                server, _, export = source.removeprefix("nfs://").partition("/")
+                spec = vim.host.NasVolume.Specification(
+                    remoteHost=server, remotePath="/" + export, localPath=name,
+                    accessMode="readWrite", type="NFS",
+                )  # fmt: skip
+                dss.CreateNasDatastore(spec=spec)
+                return "nfs"
+            dss.CreateLocalDatastore(name=name, path=source)
+            return "local"
+
+    def datastore_files(
+        self, datacenter: str, host: str, datastore: str, pattern: str
+    ) -> list[str]:
+        """Files matching ``pattern`` at ``[datastore]``'s root, through ``host``'s browser."""
+        with translated(self.settings, f"browsing [{datastore}] on {host}"):
+            obj = self._host(self._datacenter(datacenter), host)
+            # The datastore object this host mounts under the name (vCenter would name a
+            # different folder "name (1)"), browsed through that datastore's own browser:
+            # vcsim 0.24 leaves HostSystem.datastoreBrowser dangling.
+            mounted = self._props(obj, ["datastore"])["datastore"]
+            ds = next((d for d in mounted if self._props(d, ["name"])["name"] == datastore), None)
+            if ds is None:
+                raise InventoryNotFoundError(
+                    f"host {host} does not mount datastore {datastore!r}",
+                    hint="run `cdp failover datastore attach --plan FILE`",
+                )
+            browser = self._props(ds, ["browser"])["browser"]
+            spec = vim.host.DatastoreBrowser.SearchSpec(matchPattern=[pattern])
+            result = self._wait(
+                browser.SearchDatastore_Task(datastorePath=f"[{datastore}]", searchSpec=spec)
+            )
+            return sorted(f.path for f in (result.file or []))
+
+    def relocate_vm(self, ref: str, datacenter: str, datastore: str) -> str:
+        """``RelocateVM_Task`` onto ``datastore`` unless the VM is only on it already."""
+        with translated(self.settings, f"relocating {ref} to [{datastore}]"):
+            dc = self._datacenter(datacenter)
+            target = self._find(dc.datastoreFolder, vim.Datastore, datastore, "datastore")
+            vm = vim.VirtualMachine(ref, self._stub)
+            on = self._props(vm, ["datastore"])["datastore"]
+            if [d._moId for d in on] == [target._moId]:
+                return "already there"
+            self._wait(vm.RelocateVM_Task(spec=vim.vm.RelocateSpec(datastore=target)))
+            return "relocated"
+
+    # ---------------------------------------------------------- hardware fidelity
+
+    def capture_vm(self, datacenter: str, name: str) -> VmProfile | None:
+        """The hardware of the VM named ``name``, read from its vCenter, or None."""
+        with translated(self.settings, f"reading the hardware of VM {name!r}"):
+            dc = self._datacenter(datacenter)
+            found = next((o for o, n in self._names(dc, vim.VirtualMachine, objs=True)
+                          if n == name), None)  # fmt: skip
+            if found is None:
+                return None
+            p = self._props(found, _CAPTURE_PATHS)
+            networks = self._names(dc.networkFolder, vim.Network)
+            return _profile(name, p, networks)
+
+    def _profile_changes(
+        self, vm: Any, spec: Any, devices: list[Any], hardware: Hardware, changed: list[str]
+    ) -> list[Any]:
+        """Config and device specs that give the VM the captured profile's hardware."""
+        profile = hardware.profile
+        assert profile is not None
+        p = self._props(vm, ["config.guestId", "config.firmware", "config.bootOptions",
+                             "config.uuid", "config.instanceUuid",
+                             "config.hardware.numCoresPerSocket"])  # fmt: skip
+        _config_changes(p, profile, spec, changed)
+        if profile.cores_per_socket and p.get("config.hardware.numCoresPerSocket") != (
+            profile.cores_per_socket
+        ):
+            spec.numCoresPerSocket = profile.cores_per_socket
+            changed.append(f"cores_per_socket={profile.cores_per_socket}")
+        out, keys = _controller_changes(devices, profile.controllers, changed)
+        out += _slotted_disks(devices, hardware, keys, changed)
+        return out
 
     # ---------------------------------------------------------- inventory
 
@@ -376,6 +534,8 @@ class VSphereSession:
                     changed.append(f"nic{i}->{nic.network}")
                 continue
             device = _ADAPTERS[nic.adapter](key=-200 - i, backing=backing)
+            if nic.mac:  # the protected VM's MAC, kept (guest NIC names follow it)
+                device.macAddress, device.addressType = nic.mac, "manual"
             device.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
                 startConnected=True, connected=True, allowGuestControl=True
             )
@@ -546,3 +706,181 @@ def _same_backing(have: Any, want: Any) -> bool:
         port = getattr(have, "port", None)
         return port is not None and port.portgroupKey == want.port.portgroupKey
     return bool(getattr(have, "deviceName", None) == want.deviceName)
+
+
+# ---------------------------------------------------------------- hardware fidelity
+
+
+def _kind_of(device: Any, table: dict[str, Any]) -> str:
+    """The table key whose class ``device`` is exactly (most derived first)."""
+    for kind, cls in table.items():
+        if type(device) is cls:
+            return kind
+    return ""
+
+
+def _profile(name: str, p: dict[str, Any], networks: dict[str, str]) -> VmProfile:
+    """A VmProfile from a VM's config properties."""
+    hw = p["config.hardware"]
+    devices = list(hw.device)
+    by_key = {d.key: d for d in devices}
+    controllers = []
+    for d in devices:
+        kind = _kind_of(d, _CONTROLLERS)
+        if kind and kind != "ide":
+            slot = getattr(d.slotInfo, "pciSlotNumber", None) if d.slotInfo else None
+            controllers.append(ControllerProfile(kind, int(d.busNumber), slot))
+    disks = []
+    for d in sorted(
+        (d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)), key=lambda d: d.key
+    ):
+        ctl = by_key.get(d.controllerKey)
+        kind = _kind_of(ctl, _CONTROLLERS) if ctl is not None else ""
+        bus = int(ctl.busNumber) if ctl is not None else 0
+        size = int(d.capacityInBytes or d.capacityInKB * 1024)
+        disks.append(DiskProfile(kind, bus, int(d.unitNumber or 0), size))
+    ips = {n.deviceConfigId: _ipv4(n.ipAddress) for n in p.get("guest.net") or []}
+    nics = []
+    for d in devices:
+        adapter = _kind_of(d, _ADAPTERS)
+        if adapter:
+            net = getattr(d.backing, "deviceName", "") or ""
+            port = getattr(d.backing, "port", None)
+            if port is not None:
+                net = networks.get(port.portgroupKey, port.portgroupKey)
+            nics.append(NicProfile(adapter, str(d.macAddress or ""), net, ips.get(d.key, "")))
+    boot = p.get("config.bootOptions")
+    return VmProfile(
+        name=name,
+        guest_id=str(p.get("config.guestId") or ""),
+        firmware=str(p.get("config.firmware") or "bios"),
+        secure_boot=bool(getattr(boot, "efiSecureBootEnabled", False)),
+        cpus=int(hw.numCPU),
+        cores_per_socket=int(hw.numCoresPerSocket or 1),
+        memory_mb=int(hw.memoryMB),
+        bios_uuid=str(p.get("config.uuid") or ""),
+        instance_uuid=str(p.get("config.instanceUuid") or ""),
+        hw_version=str(p.get("config.version") or ""),
+        controllers=tuple(controllers),
+        disks=tuple(disks),
+        nics=tuple(nics),
+    )
+
+
+def _ipv4(addresses: Any) -> str:
+    """The first IPv4 address of a guest NIC's list ("" if none)."""
+    return next((a for a in addresses or [] if a.count(".") == 3), "")
+
+
+def _config_changes(p: dict[str, Any], profile: VmProfile, spec: Any, changed: list[str]) -> None:
+    """Guest OS, firmware, secure boot and UUIDs that differ from the profile."""
+    if profile.guest_id and p.get("config.guestId") != profile.guest_id:
+        spec.guestId = profile.guest_id
+        changed.append(f"guest_id={profile.guest_id}")
+    if profile.firmware and p.get("config.firmware") != profile.firmware:
+        spec.firmware = profile.firmware
+        changed.append(f"firmware={profile.firmware}")
+    boot = p.get("config.bootOptions")
+    if bool(getattr(boot, "efiSecureBootEnabled", False)) != profile.secure_boot:
+        spec.bootOptions = vim.vm.BootOptions(efiSecureBootEnabled=profile.secure_boot)
+        changed.append(f"secure_boot={profile.secure_boot}")
+    if profile.bios_uuid and p.get("config.uuid") != profile.bios_uuid:
+        spec.uuid = profile.bios_uuid
+        changed.append(f"bios_uuid={profile.bios_uuid}")
+    if profile.instance_uuid and p.get("config.instanceUuid") != profile.instance_uuid:
+        spec.instanceUuid = profile.instance_uuid
+        changed.append(f"instance_uuid={profile.instance_uuid}")
+
+
+def _controller_changes(
+    devices: list[Any], wanted: tuple[ControllerProfile, ...], changed: list[str]
+) -> tuple[list[Any], dict[tuple[str, int], int]]:
+    """Specs adding the profile's controllers the VM lacks; (kind, bus) -> device key."""
+    keys = {
+        (_kind_of(d, _CONTROLLERS), int(d.busNumber)): d.key
+        for d in devices
+        if _kind_of(d, _CONTROLLERS)
+    }
+    out = []
+    for i, c in enumerate(wanted):
+        if (c.kind, c.bus) in keys:
+            continue
+        device = _CONTROLLERS[c.kind](key=-300 - i, busNumber=c.bus)
+        if isinstance(device, vim.vm.device.VirtualSCSIController):
+            device.sharedBus = "noSharing"
+        if c.pci_slot is not None:
+            device.slotInfo = vim.vm.device.VirtualDevice.PciBusSlotInfo(pciSlotNumber=c.pci_slot)
+        keys[(c.kind, c.bus)] = device.key
+        out.append(_device_spec("add", device))
+        changed.append(f"controller:{c.kind}{c.bus}")
+    return out, keys
+
+
+def _slotted_disks(
+    devices: list[Any], hardware: Hardware, keys: dict[tuple[str, int], int], changed: list[str]
+) -> list[Any]:
+    """Specs adding the missing disks, each on the controller slot the profile names."""
+    assert hardware.profile is not None
+    slots = hardware.profile.disks
+    have = {d.backing.fileName for d in devices if isinstance(d, vim.vm.device.VirtualDisk)}
+    out = []
+    for n, disk in enumerate(hardware.disks):
+        if disk.path in have:
+            continue
+        if n >= len(slots) or (slots[n].controller, slots[n].bus) not in keys:
+            raise VSphereError(
+                "HARDWARE",
+                f"disk {n} ({disk.path}) has no slot in the captured hardware",
+                hint="the protected VM's disks changed: run `cdp failover check` again",
+            )
+        slot = slots[n]
+        backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+            fileName=disk.path, diskMode="persistent"
+        )
+        out.append(
+            _device_spec(
+                "add",
+                vim.vm.device.VirtualDisk(
+                    key=-101 - n,
+                    controllerKey=keys[(slot.controller, slot.bus)],
+                    unitNumber=slot.unit,
+                    capacityInKB=disk.capacity_bytes // 1024,
+                    capacityInBytes=disk.capacity_bytes,
+                    backing=backing,
+                ),
+            )
+        )
+        changed.append(f"disk:{disk.path}@{slot.controller}{slot.bus}:{slot.unit}")
+    return out
+
+
+def _customization_spec(c: Customization) -> Any:
+    """A CustomizationSpec: LinuxPrep with a fixed host name, one adapter mapping per NIC."""
+    adapters = []
+    for nic in c.nics:
+        if nic is None:
+            ip = vim.vm.customization.IPSettings(ip=vim.vm.customization.DhcpIpGenerator())
+        else:
+            mask = _netmask(nic.prefix)
+            ip = vim.vm.customization.IPSettings(
+                ip=vim.vm.customization.FixedIp(ipAddress=nic.ip),
+                subnetMask=mask,
+                gateway=[nic.gateway],
+                dnsServerList=list(nic.dns),
+            )
+        adapters.append(vim.vm.customization.AdapterMapping(adapter=ip))
+    identity = vim.vm.customization.LinuxPrep(
+        hostName=vim.vm.customization.FixedName(name=c.hostname), domain=c.domain
+    )
+    return vim.vm.customization.Specification(
+        identity=identity,
+        globalIPSettings=vim.vm.customization.GlobalIPSettings(
+            dnsServerList=list(c.dns_servers), dnsSuffixList=list(c.dns_suffixes)
+        ),
+        nicSettingMap=adapters,
+    )
+
+
+def _netmask(prefix: int) -> str:
+    bits = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+    return ".".join(str((bits >> s) & 0xFF) for s in (24, 16, 8, 0))

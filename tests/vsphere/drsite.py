@@ -24,6 +24,7 @@ from conftest import Running, start_target, stop_target
 from pyVmomi import vim
 
 from cdp.failover import vsphere
+from cdp.failover.datastore import ensure_marker
 from cdp.failover.faults import server_thumbprint
 from cdp.failover.orchestrator import Event, Orchestrator
 from cdp.failover.plan import Credentials, Plan, load_plan
@@ -228,6 +229,7 @@ async def make_site(vcsim: Vcsim, root: Path, writes: int = 200) -> DrSite:
     await site.source.write(writes)
     site.si = vcsim.connect()
     mount(site.si, site.replicas)
+    ensure_marker(str(site.replicas))  # as `cdp failover datastore attach` leaves it
     return site
 
 
