@@ -81,6 +81,12 @@ class DatastoreSettings:
     """Bytes that must stay free after the images are written."""
 
 
+DISKS_CHAIN = "chain"
+"""recovery.disks: a delta of the journal tail over the base replica (copy-free)."""
+DISKS_COPY = "copy"
+"""recovery.disks: a full export of each disk at the point (the pre-chain path)."""
+
+
 @dataclass(frozen=True)
 class RecoverySite:
     """Where recovered VMs run."""
@@ -98,6 +104,10 @@ class RecoverySite:
     power_on_timeout_s: float = DEFAULT_POWER_ON_TIMEOUT_S
     estimate_task_s: float = DEFAULT_ESTIMATE_TASK_S
     estimate_export_bytes_per_s: float = DEFAULT_ESTIMATE_EXPORT_BYTES_PER_S
+    disks: str = DISKS_CHAIN
+    """How recovered disks are made: "chain" (a delta of the journal tail over the base
+    replica, copy-free; the datastore must be the target's replica folder) or "copy" (a
+    full export of each disk at the point into the VM's folder)."""
 
 
 @dataclass(frozen=True)
@@ -373,7 +383,9 @@ def _recovery(m: Section, base: str) -> RecoverySite:
         "power_on_timeout_s",
         "estimate_task_s",
         "estimate_export_bytes_per_s",
+        "disks",
     )
+    disks = m.choice("disks", (DISKS_CHAIN, DISKS_COPY), DISKS_CHAIN)
     cluster = m.string("cluster", default="")
     hosts = tuple(m.strings("hosts"))
     if not cluster and not hosts:
@@ -392,6 +404,7 @@ def _recovery(m: Section, base: str) -> RecoverySite:
         estimate_export_bytes_per_s=m.number(
             "estimate_export_bytes_per_s", DEFAULT_ESTIMATE_EXPORT_BYTES_PER_S, low=1.0
         ),
+        disks=disks,
     )
 
 

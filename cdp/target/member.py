@@ -24,8 +24,10 @@ from cdp.errors import (
     CdpError,
     JournalCorruptError,
     JournalSyncError,
+    PointOutsideHistoryError,
     PreconditionError,
     ReplicaCorruptError,
+    StorageFullError,
 )
 from cdp.group import GroupSpec
 from cdp.journal.index import POINT_CRASH, Index, IndexEntry, Point
@@ -38,6 +40,7 @@ from cdp.target import intake
 from cdp.target.applier import Applier, load_applied
 from cdp.target.committer import Ack, Committer
 from cdp.target.config import TargetConfig
+from cdp.target.holds import BaseHolds
 from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
 from cdp.target.scrub import ScrubReport, scrub_live
@@ -97,6 +100,9 @@ class Member:
         self.applier = Applier(
             self.journal, self.replica, index, config.history_window_s, config.journal_limit_bytes
         )
+        self.holds = BaseHolds(index, key)
+        """Who keeps the base at or before which seq (copy-free failovers)."""
+        self.applier.hold(self.holds.lowest())
         self.catalog = Catalog(index, key)
         self.created_ns = int(index.get_meta(f"created/{key}") or time.time_ns())
         self.session_id = ""
@@ -212,6 +218,7 @@ class Member:
         Exact re-sends of durable records are dropped; a bad batch changes nothing.
         """
         self.check_usable()
+        self._check_hold_room()
         if self.state == GroupState.RESYNC_REQUIRED:
             self._check_resync_start(records)
         view = intake.GroupView(
@@ -235,6 +242,43 @@ class Member:
         self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
         return fut
+
+    def _check_hold_room(self) -> None:
+        """Refuse intake while a hold keeps the journal over its size limit."""
+        if not self.applier.held_over_limit():
+            return
+        holders = ", ".join(sorted(self.holds.items()))
+        log.warning(
+            "group %s: journal over its size limit and the base is held at seq %d by %s: "
+            "intake stops (RESOURCE_EXHAUSTED) until the hold is lifted",
+            self.key, self.applier.hold_seq, holders,
+        )  # fmt: skip
+        exc = StorageFullError(
+            self.journal.dir,
+            f"journal over its size limit while the base is held at seq "
+            f"{self.applier.hold_seq} by a test or failover ({holders})",
+        )
+        exc.hint = "end the test (cdp failover stop-test) or raise --journal-limit"
+        raise exc
+
+    async def hold_base(self, holder: str, seq: int) -> None:
+        """Keep the base at or before ``seq`` for ``holder``; persisted.
+
+        Waits for an apply round in flight; OUT_OF_RANGE if the base already passed ``seq``.
+        """
+        async with self.paused():
+            if seq < self.applier.applied_seq:
+                raise PointOutsideHistoryError(
+                    f"group {self.key!r}: the base is at seq {self.applier.applied_seq}, past {seq}"
+                )
+            self.holds.put(holder, seq)
+            self.applier.hold(self.holds.lowest())
+
+    def release_base(self, holder: str) -> bool:
+        """Lift ``holder``'s hold; False if it held nothing."""
+        dropped = self.holds.drop(holder)
+        self.applier.hold(self.holds.lowest())
+        return dropped
 
     def _required_reason(self) -> str:
         """Why an earlier handshake required a resync that has not started yet ("" if none)."""
