@@ -24,7 +24,7 @@ from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError
 from cdp.failover import steps as st
 from cdp.failover.boot import BootActions
 from cdp.failover.fidelity import vmx_layout
-from cdp.failover.plan import Plan, ProtectedSite
+from cdp.failover.plan import DISKS_CHAIN, DISKS_COPY, Plan, ProtectedSite
 from cdp.failover.records import Operation, StepEntry
 from cdp.failover.replication import STATE_REPLICATING, Replication
 from cdp.failover.vcenter import Placement, VCenter, VmFacts
@@ -77,9 +77,18 @@ class Actions(BootActions):
         vm, n = self.vms[step.vm], step.args["disk"]
         point = self.op.points[vm.group]
         assert point is not None, f"no restore point for group {vm.group}"
+        at = str(point.seq)
+        if self.plan.recovery.disks == DISKS_CHAIN:  # copy-free: hold the base, write the tail
+            await self.replication.hold_base(vm.group, self._holder(vm), at)
+            written = await self.replication.build_chain(vm.group, vm.vm, n, at, vm.folder, vm.name)
+            return {"bytes": written, "seq": point.seq, "disks": DISKS_CHAIN}
         out = os.path.join(vm.folder, st.disk_file(vm.vm, self.mode, n))
-        written = await self.replication.export(vm.group, vm.vm, n, str(point.seq), out)
-        return {"bytes": written, "seq": point.seq}
+        written = await self.replication.export(vm.group, vm.vm, n, at, out)
+        return {"bytes": written, "seq": point.seq, "disks": DISKS_COPY}
+
+    def _holder(self, vm: st.RecoveredVm) -> str:
+        """The name this VM's base hold goes by at the target."""
+        return f"failover/{self.mode}/{vm.vm}"
 
     async def _register(self, step: StepEntry) -> dict[str, Any]:
         vm = self.vms[step.vm]
@@ -210,8 +219,10 @@ class Actions(BootActions):
     async def _delete(self, step: StepEntry) -> dict[str, Any]:
         vm = self.vms[step.vm]
         if step.args.get("keep"):  # it holds data written since the failover: leave it
-            return {"deleted": False, "kept": vm.folder}
-        return {"deleted": await asyncio.to_thread(_delete_folder, vm, self.mode)}
+            return {"deleted": False, "kept": vm.folder}  # its chain still needs the hold
+        deleted = await asyncio.to_thread(_delete_folder, vm, self.mode)
+        released = await self.replication.release_base(vm.group, self._holder(vm))
+        return {"deleted": deleted, "released": released}
 
     async def _restart_source(self, step: StepEntry) -> dict[str, Any]:
         site, connect = self._site()

@@ -91,6 +91,12 @@ class DatastoreSettings:
     """The export's path on the NFS server (default: ``path``)."""
 
 
+DISKS_CHAIN = "chain"
+"""recovery.disks: a delta of the journal tail over the base replica (copy-free)."""
+DISKS_COPY = "copy"
+"""recovery.disks: a full export of each disk at the point (the pre-chain path)."""
+
+
 @dataclass(frozen=True)
 class RecoverySite:
     """Where recovered VMs run."""
@@ -111,6 +117,10 @@ class RecoverySite:
     mac_live: str = DEFAULT_MAC_LIVE
     """``keep`` the protected VM's MAC addresses in a live failover, or ``generate``."""
     mac_test: str = DEFAULT_MAC_TEST
+    disks: str = DISKS_CHAIN
+    """How recovered disks are made: "chain" (a delta of the journal tail over the base
+    replica, copy-free; the datastore must be the target's replica folder) or "copy" (a
+    full export of each disk at the point into the VM's folder)."""
 
 
 @dataclass(frozen=True)
@@ -403,7 +413,9 @@ def _recovery(m: Section, base: str) -> RecoverySite:
         "estimate_task_s",
         "estimate_export_bytes_per_s",
         "mac_addresses",
+        "disks",
     )
+    disks = m.choice("disks", (DISKS_CHAIN, DISKS_COPY), DISKS_CHAIN)
     macs = m.child("mac_addresses", required=False)
     if macs is not None:
         macs.allow("live", "test")
@@ -427,6 +439,7 @@ def _recovery(m: Section, base: str) -> RecoverySite:
         ),
         mac_live=macs.choice("live", MAC_POLICIES, DEFAULT_MAC_LIVE) if macs else DEFAULT_MAC_LIVE,
         mac_test=macs.choice("test", MAC_POLICIES, DEFAULT_MAC_TEST) if macs else DEFAULT_MAC_TEST,
+        disks=disks,
     )
 
 

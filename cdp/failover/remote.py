@@ -20,6 +20,7 @@ from cdp.errors import (
     PreconditionError,
     RemoteError,
 )
+from cdp.failover.chain import build_chain
 from cdp.failover.errors import DatastoreFullError
 from cdp.failover.export import export_image, point_facts
 from cdp.failover.replication import GroupFacts, ImageFacts, PointFacts, ReplicaDisk, ReplicaVm
@@ -83,6 +84,36 @@ class TargetReplication:
                 raise DatastoreFullError(out_path, f"writing the image: {exc.strerror}") from exc
             raise
         return r.bytes_written
+
+    async def hold_base(self, group: str, holder: str, at: str) -> PointFacts:
+        """Keep the group's base at or before ``at``."""
+        try:
+            resp = await self.client.hold_base(group, holder, at)
+        except RemoteError as exc:
+            raise _translate(exc, self.client.address, at) from exc
+        return point_facts(resp.point)
+
+    async def release_base(self, group: str, holder: str) -> bool:
+        """Lift ``holder``'s hold on the group's base."""
+        try:
+            resp = await self.client.hold_base(group, holder, release=True)
+        except RemoteError as exc:
+            raise _translate(exc, self.client.address) from exc
+        return bool(resp.released)
+
+    async def build_chain(
+        self, group: str, vm: str, disk: int, at: str, folder: str, name: str
+    ) -> int:
+        """Write the journal tail at ``at`` as a delta chain over the base replica."""
+        try:
+            _, written = await build_chain(self.client, group, vm, disk, at, folder, name)
+        except RemoteError as exc:
+            raise _translate(exc, self.client.address, at) from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DatastoreFullError(folder, f"writing the delta: {exc.strerror}") from exc
+            raise
+        return written
 
     async def bookmark(self, group: str, name: str) -> PointFacts:
         """Bookmark the newest durable restore point."""

@@ -112,3 +112,14 @@ class Replication(Protocol):
         ``fence`` raises the epoch (old sources refused), ``unfence`` returns to the epoch
         before it (PreconditionError after a commit or with no fence open).
         """
+
+    async def hold_base(self, group: str, holder: str, at: str) -> PointFacts:
+        """Keep the group's base at or before ``at`` (PointOutsideHistoryError if past)."""
+
+    async def release_base(self, group: str, holder: str) -> bool:
+        """Lift ``holder``'s hold; False if it held nothing."""
+
+    async def build_chain(
+        self, group: str, vm: str, disk: int, at: str, folder: str, name: str
+    ) -> int:
+        """Write disk ``disk`` at ``at`` as a delta chain over the base in ``folder``; bytes."""

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from cdp import codec
 from cdp.errors import JournalCorruptError, ReplicaCorruptError
+from cdp.group import SECTOR
 from cdp.journal.index import IndexEntry, Point
 from cdp.journal.journal import Journal
 from cdp.record import KIND_WRITE
@@ -99,18 +100,26 @@ def plan_image(
 
 
 def read_image(
-    journal: Journal, base: BaseExtent, plan: ImagePlan, offset: int, length: int
-) -> Iterator[tuple[int, bytes]]:
+    journal: Journal, base: BaseExtent, plan: ImagePlan, offset: int, length: int,
+    tail_only: bool = False,
+) -> Iterator[tuple[int, bytes]]:  # fmt: skip
     """Yield (offset, data) pieces of the image within [offset, offset + length).
 
     Only regions that hold data are produced: the base extent's data regions and the
-    records' extents, merged, cut into pieces of at most CHUNK bytes.
+    records' extents, merged, cut into pieces of at most CHUNK bytes. With ``tail_only``
+    only the records' extents (rounded out to whole 512-byte sectors) are produced: what
+    a delta over the base at ``plan.base_seq`` needs to show the point.
     """
     end = min(offset + length, plan.capacity_bytes)
     entries = [e for e in plan.entries if e.disk_offset < end and e.disk_offset + e.length > offset]
     by_chunk = _bucket(entries, CHUNK)
     spans = [(max(e.disk_offset, offset), min(e.disk_offset + e.length, end)) for e in entries]
-    regions = _merge([*spans, *base.data_regions(offset, end)])
+    if tail_only:
+        regions = _merge(
+            [(lo - lo % SECTOR, min(-(-hi // SECTOR) * SECTOR, end)) for lo, hi in spans]
+        )
+    else:
+        regions = _merge([*spans, *base.data_regions(offset, end)])
     cache: dict[int, bytes] = {}
     for lo, hi in regions:
         start = lo

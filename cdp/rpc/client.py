@@ -228,6 +228,17 @@ class ReplicationClient:
             )  # fmt: skip
         return list(resp.entries)
 
+    async def hold_base(
+        self, group_id: str, holder: str, at: str = "", release: bool = False
+    ) -> pb.HoldBaseResponse:
+        """Place (or with ``release`` lift) a hold on the group's base replica."""
+        async with self._rpc():
+            resp: pb.HoldBaseResponse = await self._stub.HoldBase(
+                pb.HoldBaseRequest(group_id=group_id, holder=holder, at=at, release=release),
+                timeout=60, wait_for_ready=True,
+            )  # fmt: skip
+        return resp
+
     async def timeline(self, group_id: str) -> pb.GetTimelineResponse:
         """The group's timeline."""
         async with self._rpc():
@@ -238,12 +249,12 @@ class ReplicationClient:
 
     async def read_image(
         self, group_id: str, vm_id: str, disk: int, at: str, dry_run: bool = False,
-        offset: int = 0, length: int = 0,
+        offset: int = 0, length: int = 0, tail_only: bool = False,
     ) -> AsyncIterator[pb.ReadImageResponse]:  # fmt: skip
         """Stream an image: the first message has the plan, then data chunks."""
         req = pb.ReadImageRequest(
             group_id=group_id, vm_id=vm_id, disk=disk, at=at, dry_run=dry_run,
-            offset_bytes=offset, length_bytes=length,
+            offset_bytes=offset, length_bytes=length, journal_tail_only=tail_only,
         )  # fmt: skip
         try:  # the stream has no deadline: wait for the connection with one
             await asyncio.wait_for(self._channel.channel_ready(), CONNECT_TIMEOUT_S)

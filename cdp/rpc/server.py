@@ -244,7 +244,9 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         for name in ("offset_bytes", "length_bytes"):
             if getattr(request, name) % 512:
                 raise errors.InvalidInputError(name, "must be a multiple of 512")
-        image = self.target.image(request.group_id, request.vm_id, request.disk, request.at)
+        image = self.target.image(
+            request.group_id, request.vm_id, request.disk, request.at, request.journal_tail_only
+        )
         async with image as (plan, reader):
             if request.offset_bytes > plan.capacity_bytes:
                 raise errors.InvalidInputError(
@@ -258,6 +260,17 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                 for offset, data in wire.image_pieces(*chunk):
                     yield pb.ReadImageResponse(offset_bytes=offset, data=data)
+
+    @unary
+    async def HoldBase(  # noqa: N802 - gRPC method name
+        self, request: pb.HoldBaseRequest, context: Context
+    ) -> pb.HoldBaseResponse:
+        """Place or lift a hold on the group's base replica."""
+        if request.release:
+            released = self.target.release_base(request.group_id, request.holder)
+            return pb.HoldBaseResponse(released=released)
+        point = await self.target.hold_base(request.group_id, request.holder, request.at)
+        return pb.HoldBaseResponse(point=convert.point_to_pb(point))
 
     @unary
     async def CompareRegions(  # noqa: N802 - gRPC method name

@@ -100,6 +100,23 @@ class Applier:
         self._round = threading.Lock()
         """Held for the whole of an apply round."""
         self._last_report_ns = 0
+        self.hold_seq = 0
+        """Apply never goes past this seq while it is set (0: no hold); see :meth:`hold_base`."""
+
+    def hold_base(self, seq: int) -> None:
+        """Keep the base at or before ``seq`` (0 lifts the hold), even past the size limit.
+
+        A failover's disk chain reads the base under a delta of the records up to its
+        point; the chain stays the point's image as long as the base does not pass it.
+        """
+        self.hold_seq = seq
+
+    def held_over_limit(self) -> bool:
+        """Whether a hold keeps the journal over its size limit (intake must stop)."""
+        if not self.hold_seq or not self.journal_limit_bytes:
+            return False
+        total = sum(size for _, _, size in self.journal.segment_spans())
+        return total > self.journal_limit_bytes
 
     def set_retention(self, history_window_s: float, journal_limit_bytes: int) -> None:
         """Apply by a new history window and journal size limit from the next round on."""
@@ -141,6 +158,8 @@ class Applier:
         size_upto = self._size_limit()
         if size_upto > upto:
             upto, reason = size_upto, "size"
+        if self.hold_seq:
+            upto = min(upto, self.hold_seq)
         if upto <= self.applied_seq:
             return None
         return RetentionPlan(self.applied_seq + 1, upto, reason)

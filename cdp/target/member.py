@@ -24,8 +24,10 @@ from cdp.errors import (
     CdpError,
     JournalCorruptError,
     JournalSyncError,
+    PointOutsideHistoryError,
     PreconditionError,
     ReplicaCorruptError,
+    StorageFullError,
 )
 from cdp.group import GroupSpec
 from cdp.journal.index import POINT_CRASH, Index, IndexEntry, Point
@@ -40,6 +42,7 @@ from cdp.target import intake
 from cdp.target.applier import Applier, load_applied
 from cdp.target.committer import Ack, Committer
 from cdp.target.config import GroupPolicy, TargetConfig
+from cdp.target.holds import BaseHolds
 from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
 from cdp.target.scrub import ScrubReport, scrub_live
@@ -102,6 +105,9 @@ class Member:
             self.journal, self.replica, index, self.policy.history_window_s,
             self.policy.journal_limit_bytes,
         )  # fmt: skip
+        self.holds = BaseHolds(index, key)
+        """Who keeps the base at or before which seq (copy-free failovers)."""
+        self.applier.hold_base(self.holds.lowest())
         self._last_checkpoint_s = 0.0
         """Monotonic time of the last checkpoint request."""
         self.catalog = Catalog(index, key)
@@ -230,6 +236,7 @@ class Member:
         Exact re-sends of durable records are dropped; a bad batch changes nothing.
         """
         self.check_usable()
+        self._check_hold_room()
         if self.state == GroupState.RESYNC_REQUIRED:
             self._check_resync_start(records)
         view = intake.GroupView(
@@ -254,6 +261,43 @@ class Member:
         fut.add_done_callback(self._pending.discard)
         fut.add_done_callback(lambda _: self._durable_news.set())
         return fut
+
+    def _check_hold_room(self) -> None:
+        """Refuse intake while a hold keeps the journal over its size limit."""
+        if not self.applier.held_over_limit():
+            return
+        holders = ", ".join(sorted(self.holds.items()))
+        log.warning(
+            "group %s: journal over its size limit and the base is held at seq %d by %s: "
+            "intake stops (RESOURCE_EXHAUSTED) until the hold is lifted",
+            self.key, self.applier.hold_seq, holders,
+        )  # fmt: skip
+        exc = StorageFullError(
+            self.journal.dir,
+            f"journal over its size limit while the base is held at seq "
+            f"{self.applier.hold_seq} by a test or failover ({holders})",
+        )
+        exc.hint = "end the test (cdp failover stop-test) or raise --journal-limit"
+        raise exc
+
+    async def hold_base(self, holder: str, seq: int) -> None:
+        """Keep the base at or before ``seq`` for ``holder``; persisted.
+
+        Waits for an apply round in flight; OUT_OF_RANGE if the base already passed ``seq``.
+        """
+        async with self.paused():
+            if seq < self.applier.applied_seq:
+                raise PointOutsideHistoryError(
+                    f"group {self.key!r}: the base is at seq {self.applier.applied_seq}, past {seq}"
+                )
+            self.holds.put(holder, seq)
+            self.applier.hold_base(self.holds.lowest())
+
+    def release_base(self, holder: str) -> bool:
+        """Lift ``holder``'s hold; False if it held nothing."""
+        dropped = self.holds.drop(holder)
+        self.applier.hold_base(self.holds.lowest())
+        return dropped
 
     def _required_reason(self) -> str:
         """Why an earlier handshake required a resync that has not started yet ("" if none)."""

@@ -44,6 +44,7 @@ from cdp.status import GroupState, GroupStatus, ResyncStatus
 from cdp.target import intake
 from cdp.target.committer import Ack
 from cdp.target.config import TargetConfig
+from cdp.target.holds import check_holder
 from cdp.target.member import Member, SessionInfo, member_key, split_key
 from cdp.target.scrub import ScrubReport
 
@@ -459,9 +460,23 @@ class Target:
         """Restorable intervals and gaps of a group, with the history's health."""
         return self.history(group_id).timeline()
 
+    async def hold_base(self, group_id: str, holder: str, at: str) -> Point:
+        """Keep every member's base at or before the point ``at`` names; return the point."""
+        check_holder(holder)
+        history = self.history(group_id)
+        point = history.resolve(at)
+        for m in self.members(group_id):
+            await m.hold_base(holder, history.member_seq(point, m))
+        return point
+
+    def release_base(self, group_id: str, holder: str) -> bool:
+        """Lift ``holder``'s hold on every member; False if it held nothing."""
+        check_holder(holder)
+        return any([m.release_base(holder) for m in self.members(group_id)])
+
     @contextlib.asynccontextmanager
     async def image(
-        self, group_id: str, vm_id: str, disk: int, at: str
+        self, group_id: str, vm_id: str, disk: int, at: str, tail_only: bool = False
     ) -> AsyncIterator[tuple[ImagePlan, Callable[[int, int], Iterator[tuple[int, bytes]]]]]:
         """Pause apply, plan the image; yield the plan and a reader; resume apply."""
         history = self.history(group_id)
@@ -484,7 +499,7 @@ class Target:
             extent = m.replica.base(ref.number)
 
             def reader(offset: int, length: int) -> Iterator[tuple[int, bytes]]:
-                for chunk in read_image(m.journal, extent, plan, offset, length):
+                for chunk in read_image(m.journal, extent, plan, offset, length, tail_only):
                     if m.base_generation != generation:
                         raise ImageMovedError(
                             f"group {group_id!r}: the journal reached its size limit while the "

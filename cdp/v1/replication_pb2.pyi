@@ -352,7 +352,7 @@ class GetTimelineResponse(_message.Message):
     def __init__(self, spans: _Optional[_Iterable[_Union[TimelineSpan, _Mapping]]] = ..., history_window_seconds: _Optional[float] = ..., available_history_seconds: _Optional[float] = ..., history_health: _Optional[str] = ..., history_message: _Optional[str] = ..., journal_bytes: _Optional[int] = ..., journal_limit_bytes: _Optional[int] = ...) -> None: ...
 
 class ReadImageRequest(_message.Message):
-    __slots__ = ("group_id", "vm_id", "disk", "at", "offset_bytes", "length_bytes", "dry_run")
+    __slots__ = ("group_id", "vm_id", "disk", "at", "offset_bytes", "length_bytes", "dry_run", "journal_tail_only")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     DISK_FIELD_NUMBER: _ClassVar[int]
@@ -360,6 +360,7 @@ class ReadImageRequest(_message.Message):
     OFFSET_BYTES_FIELD_NUMBER: _ClassVar[int]
     LENGTH_BYTES_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_TAIL_ONLY_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     vm_id: str
     disk: int
@@ -367,7 +368,28 @@ class ReadImageRequest(_message.Message):
     offset_bytes: int
     length_bytes: int
     dry_run: bool
-    def __init__(self, group_id: _Optional[str] = ..., vm_id: _Optional[str] = ..., disk: _Optional[int] = ..., at: _Optional[str] = ..., offset_bytes: _Optional[int] = ..., length_bytes: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    journal_tail_only: bool
+    def __init__(self, group_id: _Optional[str] = ..., vm_id: _Optional[str] = ..., disk: _Optional[int] = ..., at: _Optional[str] = ..., offset_bytes: _Optional[int] = ..., length_bytes: _Optional[int] = ..., dry_run: _Optional[bool] = ..., journal_tail_only: _Optional[bool] = ...) -> None: ...
+
+class HoldBaseRequest(_message.Message):
+    __slots__ = ("group_id", "holder", "at", "release")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    holder: str
+    at: str
+    release: bool
+    def __init__(self, group_id: _Optional[str] = ..., holder: _Optional[str] = ..., at: _Optional[str] = ..., release: _Optional[bool] = ...) -> None: ...
+
+class HoldBaseResponse(_message.Message):
+    __slots__ = ("point", "released")
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    point: RestorePoint
+    released: bool
+    def __init__(self, point: _Optional[_Union[RestorePoint, _Mapping]] = ..., released: _Optional[bool] = ...) -> None: ...
 
 class ImagePlan(_message.Message):
     __slots__ = ("point", "base_seq", "records", "record_bytes", "capacity_bytes")

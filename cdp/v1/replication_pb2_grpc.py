@@ -70,6 +70,11 @@ class ReplicationServiceStub:
                 request_serializer=cdp_dot_v1_dot_replication__pb2.ReadImageRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_replication__pb2.ReadImageResponse.FromString,
                 _registered_method=True)
+        self.HoldBase = channel.unary_unary(
+                '/cdp.v1.ReplicationService/HoldBase',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.HoldBaseRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.HoldBaseResponse.FromString,
+                _registered_method=True)
         self.CompareRegions = channel.unary_unary(
                 '/cdp.v1.ReplicationService/CompareRegions',
                 request_serializer=cdp_dot_v1_dot_replication__pb2.CompareRegionsRequest.SerializeToString,
@@ -152,6 +157,16 @@ class ReplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HoldBase(self, request, context):
+        """Keeps a group's base replica at or before a restore point (or lifts that
+        hold), so that a disk chain built on the base extent (copy-free failover,
+        see docs/FAILOVER.md) keeps showing the point. While a hold keeps the
+        journal over its size limit, StreamJournal answers RESOURCE_EXHAUSTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CompareRegions(self, request, context):
         """Compares region hashes of a disk with the target's newest durable state
         and returns the regions that differ (resync and initial sync send only
@@ -224,6 +239,11 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.ReadImage,
                     request_deserializer=cdp_dot_v1_dot_replication__pb2.ReadImageRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_replication__pb2.ReadImageResponse.SerializeToString,
+            ),
+            'HoldBase': grpc.unary_unary_rpc_method_handler(
+                    servicer.HoldBase,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.HoldBaseRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.HoldBaseResponse.SerializeToString,
             ),
             'CompareRegions': grpc.unary_unary_rpc_method_handler(
                     servicer.CompareRegions,
@@ -436,6 +456,33 @@ class ReplicationService:
             '/cdp.v1.ReplicationService/ReadImage',
             cdp_dot_v1_dot_replication__pb2.ReadImageRequest.SerializeToString,
             cdp_dot_v1_dot_replication__pb2.ReadImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HoldBase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/HoldBase',
+            cdp_dot_v1_dot_replication__pb2.HoldBaseRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.HoldBaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

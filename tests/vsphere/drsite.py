@@ -160,6 +160,7 @@ class DrSite:
                 "cluster": "DC0_C0",
                 "datastore": {"name": DS_NAME, "path": str(self.replicas)},
                 "power_on_timeout_s": 10,
+                "disks": "copy",  # these tests read the flat export; see test_failover_chain
             },
             "network_mappings": [
                 {"source": "VM Network", "live": "DR-Prod", "test": "DR-Test-Isolated"}
