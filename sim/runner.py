@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from cdp.rpc.client import ReplicationClient
+from cdp.source.bandwidth import DEFAULT_PRIORITY, Limiter, Schedule, Throttle
 from cdp.source.buffer import DEFAULT_BUFFER_BYTES, SourceBuffer
 from cdp.source.protection import Mode, Protection, ProtectionConfig
 from cdp.source.rpo import SAMPLE_INTERVAL_S, RpoSeries, rpo_seconds
@@ -64,6 +65,12 @@ class SimConfig:
     trace: str = ""
     """Replay this normalised trace (sim/trace_workload.py) instead of ``workload``."""
     trace_speedup: float = 1.0
+    source_bandwidth: Schedule = field(default_factory=Schedule)
+    """The source's cap, shared by the groups of one run (:func:`run_groups`)."""
+    group_bandwidth: Schedule = field(default_factory=Schedule)
+    """This group's own cap."""
+    priority: str = DEFAULT_PRIORITY
+    """This group's claim on the source's cap (strict priority)."""
 
 
 @dataclass
@@ -91,13 +98,16 @@ async def run(
     config: SimConfig,
     on_progress: Callable[[Progress], None] | None = None,
     start: asyncio.Barrier | None = None,
+    source_limiter: Limiter | None = None,
 ) -> dict[str, Any]:
     """Write for ``config.seconds``, drain, and return the figures of the run.
 
     With ``start``, wait there once set up, so that groups sharing this event loop begin
-    writing together (a group's set-up blocks the loop for a while).
+    writing together (a group's set-up blocks the loop for a while). ``source_limiter``
+    is the source's cap when several groups share it (else one is made from the config).
     """
     parts = _set_up(config)
+    parts.shipper.throttle = throttle_for(config, source_limiter)
     if start is not None:
         await start.wait()
     tasks = _start(parts, config, on_progress)
@@ -283,7 +293,8 @@ async def run_groups(configs: list[SimConfig]) -> dict[str, Any]:
     """
     cpu0 = _cpu_s()
     start = asyncio.Barrier(len(configs))
-    results = list(await asyncio.gather(*(run(c, start=start) for c in configs)))
+    shared = Limiter(configs[0].source_bandwidth) if configs[0].source_bandwidth.capped else None
+    results = list(await asyncio.gather(*(run(c, start, shared) for c in configs)))
     cpu_s = _cpu_s() - cpu0
     for r in results:
         del r["source_cpu_s"], r["source_cpu_s_per_gb"]
@@ -367,6 +378,15 @@ async def _drive_trace(
 
     data = tw.TraceData(config.workload.seed, config.workload.compressibility)
     await tw.replay(writes, config.trace_speedup, config.seconds, write, data, check)
+
+
+def throttle_for(config: SimConfig, source_limiter: Limiter | None) -> Throttle | None:
+    """The group's caps: its own, then the source's (shared, or made here); None: no cap."""
+    if source_limiter is None and config.source_bandwidth.capped:
+        source_limiter = Limiter(config.source_bandwidth)
+    limiters = [Limiter(config.group_bandwidth)] if config.group_bandwidth.capped else []
+    limiters += [source_limiter] if source_limiter is not None else []
+    return Throttle(tuple(limiters), config.priority) if limiters else None
 
 
 def make_protection(

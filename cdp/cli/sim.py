@@ -12,7 +12,7 @@ import sys
 import tempfile
 from typing import Any
 
-from cdp.cli import common
+from cdp.cli import bandwidth_flags, common
 from cdp.errors import InvalidInputError
 
 MAX_GROUPS = 64
@@ -37,6 +37,7 @@ def add_parser(sub: Any) -> None:
                    "own VMs, shipper and session: group G-i, VMs V-i, seed+i, RPO log "
                    "PATH.i; --json then prints the totals, with each group's figures under "
                    "'groups'")  # fmt: skip
+    bandwidth_flags.add_bandwidth_args(r)
     common.add_tls_flags(r, "a source's folder from `cdp certs init`, e.g. DIR/sources/host-a")
     r.set_defaults(handler=run)
 
@@ -131,6 +132,7 @@ async def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.groups <= MAX_GROUPS:
         raise InvalidInputError("--groups", f"must be 1..{MAX_GROUPS}")
+    caps = bandwidth_flags.bandwidth_settings(args)
     with tempfile.TemporaryDirectory(prefix="cdp-sim-") as tmp:
         config = sim_config(args, args.dir or tmp, "sim-vm")
         if args.speedup <= 0:
@@ -138,11 +140,16 @@ async def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(
             config, tls=common.client_tls(args), rpo_log=args.rpo_log,
             trace=args.trace, trace_speedup=args.speedup,
+            source_bandwidth=caps.source, group_bandwidth=caps.group,
         )  # fmt: skip
+        configs = [
+            dataclasses.replace(c, priority=caps.priority_of(i))
+            for i, c in enumerate(runner.group_configs(config, args.groups))
+        ]
         if args.groups == 1:
-            result = await runner.run(config, None if args.json else live_line)
+            result = await runner.run(configs[0], None if args.json else live_line)
         else:
-            result = await runner.run_groups(runner.group_configs(config, args.groups))
+            result = await runner.run_groups(configs)
     if args.json:
         common.emit_json(result)
     else:

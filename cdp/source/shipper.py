@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from cdp.errors import CdpError, PreconditionError, RemoteError
 from cdp.group import GroupSpec
 from cdp.record import Record
+from cdp.source.bandwidth import Throttle
 from cdp.source.buffer import SourceBuffer
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,9 @@ class Shipper:
         self.resync_required = False
         """The last handshake answered resync_required: the target offers no new restore
         point until this source's resync ends (its RPO grows meanwhile)."""
+        self.throttle: Throttle | None = None
+        """Bandwidth caps consulted before each batch (None: the whole link). Resync
+        regions go through the buffer, so they obey the same caps."""
         self.on_resync_required: Callable[[int, int], None] | None = None
         """Called with the target's durable seq and its time when the journals cannot meet.
 
@@ -214,6 +218,8 @@ class Shipper:
         buf = self.buffer
         send_seq = reply.durable_seq + 1
         max_bytes = min(self.config.batch_bytes, reply.max_payload_bytes)
+        if self.throttle is not None:  # small batches keep a higher priority's wait short
+            max_bytes = min(max_bytes, self.throttle.max_batch_bytes())
         while True:
             if receiver.done():
                 receiver.result()  # raises the stream's error
@@ -226,6 +232,8 @@ class Shipper:
                 if _small(batch, max_bytes) and self.config.linger_s:
                     await asyncio.sleep(self.config.linger_s)
                     batch = await self._hold(send_seq, reply, limit, inflight)
+                if self.throttle is not None:
+                    await self.throttle.acquire(_frame_bytes(batch))
                 await stream.send(batch)
                 self.batches_sent += 1
                 inflight.append((batch[-1].seq, _frame_bytes(batch)))
