@@ -97,6 +97,11 @@ class LinkProxy:
         """While set, nothing is forwarded and no connection is closed (a hung link)."""
         self.outages = 0
         self.bytes_forwarded = 0
+        self.bytes_up = 0
+        """Bytes forwarded towards the upstream (source to target)."""
+        self.first_up_s = 0.0
+        self.last_up_s = 0.0
+        """When the first and the latest of those bytes left (time.monotonic; 0: none yet)."""
         self.address = ""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -122,9 +127,9 @@ class LinkProxy:
             up_w.transport.abort()
             return
         self._writers |= {writer, up_w}
-        for src, dst in ((reader, up_w), (up_r, writer)):
+        for src, dst, up in ((reader, up_w, True), (up_r, writer, False)):
             d = _Direction(self.link)
-            for coro in (self._read(src, d, dst), self._write(d, dst)):
+            for coro in (self._read(src, d, dst), self._write(d, dst, up)):
                 task = asyncio.ensure_future(coro)
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -141,7 +146,12 @@ class LinkProxy:
         d.chunks.append((0.0, b""))  # end of stream
         d.ready.set()
 
-    async def _write(self, d: _Direction, dst: asyncio.StreamWriter) -> None:
+    def wire_rate_up(self) -> float:
+        """Bytes per second towards the upstream, from the first such byte to the latest."""
+        span = self.last_up_s - self.first_up_s
+        return self.bytes_up / span if span > 0 else 0.0
+
+    async def _write(self, d: _Direction, dst: asyncio.StreamWriter, up: bool = False) -> None:
         try:
             while True:
                 await d.ready.wait()
@@ -155,11 +165,19 @@ class LinkProxy:
                     await asyncio.sleep(wait)
                 dst.write(data)
                 self.bytes_forwarded += len(data)
+                if up:
+                    self._count_up(len(data))
                 await dst.drain()
         except (ConnectionError, OSError):
             pass
         finally:
             dst.close()
+
+    def _count_up(self, n: int) -> None:
+        now = time.monotonic()
+        self.first_up_s = self.first_up_s or now
+        self.last_up_s = now
+        self.bytes_up += n
 
     def outage(self) -> None:
         """The link goes down: drop every connection and refuse new ones."""

@@ -294,7 +294,9 @@ async def run_groups(configs: list[SimConfig]) -> dict[str, Any]:
     cpu0 = _cpu_s()
     start = asyncio.Barrier(len(configs))
     shared = Limiter(configs[0].source_bandwidth) if configs[0].source_bandwidth.capped else None
-    results = list(await asyncio.gather(*(run(c, start, shared) for c in configs)))
+    results = list(
+        await asyncio.gather(*(run(c, start=start, source_limiter=shared) for c in configs))
+    )
     cpu_s = _cpu_s() - cpu0
     for r in results:
         del r["source_cpu_s"], r["source_cpu_s_per_gb"]
