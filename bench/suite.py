@@ -62,7 +62,8 @@ FIELDS = (
     "rpo_samples", "drain_s", "batches", "source_cpu_s", "source_cpu_s_per_gb", "target_cpu_s",
     "target_cpu_s_per_gb", "target_write_bytes_per_guest_byte", "target_received_bytes",
     "journal_bytes", "compression_ratio", "resyncs", "resync_bytes_sent", "resync_last_s",
-    "outage_s", "goal", "goal_met", "goal_miss", "predicted", "case_wall_s", "samples",
+    "outage_s", "wire_mb_s_up", "rpo_group_p99_s", "goal", "goal_met", "goal_miss",
+    "predicted", "case_wall_s", "samples",
 )  # fmt: skip
 """Every field of a run's JSON (``samples``: pooled [t_s, rpo_s, bytes] every 100 ms)."""
 
@@ -230,6 +231,8 @@ async def _measure(
     src_cpu = sum(float(r["source_cpu_s"]) for r in results)
     out = figures(sc, settings, sources, status, (src_cpu, cpu_s), wrote)
     out["outage_s"] = round(outage_s, 2)
+    out["wire_mb_s_up"] = round(proxy.wire_rate_up() / 1e6, 3) if proxy else None
+    out["rpo_group_p99_s"] = [float(s.result["rpo_p99_s"]) for s in sources]
     out["predicted"] = predict(sc, out, tr)
     judge(sc, out)
     return out
@@ -368,6 +371,11 @@ def judge(sc: Scenario, r: dict[str, Any]) -> None:
         goals.append("p99 <= 2 x 1 MiB-batch serialization")
         if r["rpo_p99_s"] > limit:
             why.append(f"p99 {r['rpo_p99_s']:.3f} s > {limit:.3f} s")
+    if sc.cap_bytes_s:
+        cap_mb = sc.cap_bytes_s / 1e6
+        goals.append(f"wire within 5 % of the {cap_mb:.2f} MB/s cap")
+        if abs((r["wire_mb_s_up"] or 0.0) - cap_mb) > 0.05 * cap_mb:
+            why.append(f"wire {r['wire_mb_s_up']} MB/s")
     if r["target_received_bytes"] < r["bytes"] and not r["resyncs"]:
         why.append("the target received fewer bytes than the guest wrote")
     r["goal"] = ", ".join(goals) or "(report only)"

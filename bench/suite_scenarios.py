@@ -47,6 +47,8 @@ class Scenario:
     """Overrides the suite's seconds (e.g. short sweep steps)."""
     history_window: str = HISTORY_WINDOW
     """The target's ``--history-window``; "0" applies as it goes (journal + apply writes)."""
+    cap_bytes_s: float = 0.0
+    """The source's ``--bandwidth`` (in ``flags``): the wire rate must hold it within 5 %."""
 
 
 def _w(*flags: str) -> tuple[str, ...]:
@@ -55,7 +57,10 @@ def _w(*flags: str) -> tuple[str, ...]:
 
 def scenarios(seconds: float, quick: bool) -> list[Scenario]:
     """The suite, in report order."""
-    return _workload_scenarios(seconds) + _vm_scenarios() + _link_scenarios(seconds)
+    return (
+        _workload_scenarios(seconds) + _vm_scenarios() + _link_scenarios(seconds)
+        + _cap_scenarios()
+    )  # fmt: skip
 
 
 _R64 = _w("--pattern", "random", "--block-size", "64k")
@@ -130,6 +135,29 @@ def _link_scenarios(seconds: float) -> list[Scenario]:
                  trace=str(TRACES / "sample-msr.csv")),
         Scenario("trace-fio", "replay bench/traces/sample.fio (fio iolog v2), speed-up 1",
                  trace=str(TRACES / "sample.fio")),
+    ]  # fmt: skip
+
+
+COUNTING = LinkModel("proxy, no cap")
+"""The link proxy without shaping: it only counts the bytes on the wire."""
+_CAP10 = 10 * 2**20
+
+
+def _cap_scenarios() -> list[Scenario]:
+    """The source's bandwidth cap and priorities (``--bandwidth``, ``--priority``)."""
+    inc = (*_R64, "--compressibility", "0")  # incompressible: wire bytes = guest bytes
+    cap8 = ("--bandwidth", "8MB/s")
+    return [
+        Scenario("cap-10mb", "64 KiB incompressible at 12 MB/s, source cap 10 MiB/s: the wire "
+                 "carries the cap", (*inc, "--rate-mb", "12", "--bandwidth", "10MB/s"),
+                 COUNTING, goal_p99_s=float("inf"), cap_bytes_s=_CAP10),
+        Scenario("priority-alone", "one high-priority group, 64 KiB incompressible at 6 MB/s, "
+                 "source cap 8 MiB/s: the uncontended RPO",
+                 (*inc, "--rate-mb", "6", *cap8, "--priority", "high"), COUNTING),
+        Scenario("priority-2-groups", "two groups at 6 MB/s each (high, low) sharing a source "
+                 "cap of 8 MiB/s: high keeps its RPO, low takes the lag",
+                 (*inc, "--rate-mb", "6", *cap8, "--priority", "high,low"), COUNTING, vms=2,
+                 vms_per_host=2, goal_p99_s=float("inf")),
     ]  # fmt: skip
 
 
