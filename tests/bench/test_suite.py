@@ -91,8 +91,21 @@ def test_scenarios_are_named_seeded_and_cover_the_issue() -> None:
                  "bursts-4k", "overwrite-4k", "compressible-64k", "incompressible-64k",
                  "vms-1", "vms-4", "vms-16", "link-1gbit", "link-100mbit-under",
                  "link-100mbit-over", "rtt-20ms", "rtt-80ms", "outage", "trace-msr",
-                 "trace-fio", "sweep-4k-20k"):  # fmt: skip
+                 "trace-fio", "sweep-4k-20k", "cap-10mb", "priority-alone",
+                 "priority-2-groups"):  # fmt: skip
         assert want in names, want
+
+
+@pytest.mark.parametrize(("wire_mb_s", "met"), [(10.1, True), (10.9, True), (9.9, False),
+                                                (11.1, False), (None, False)])  # fmt: skip
+def test_the_cap_scenario_is_met_only_within_5_percent_of_the_cap(
+    wire_mb_s: float | None, met: bool
+) -> None:
+    sc = next(s for s in suite_scenarios.scenarios(4, True) if s.name == "cap-10mb")
+    r: dict[str, object] = {"wire_mb_s_up": wire_mb_s, "bytes": 1, "target_received_bytes": 1,
+                            "resyncs": 0, "predicted": {}}  # fmt: skip
+    suite.judge(sc, r)
+    assert r["goal_met"] is met, r["goal_miss"]
 
 
 # -- the shaping proxy: behaviour of the link model -------------------------------------
