@@ -175,6 +175,7 @@ def _set_up(config: SimConfig) -> _Parts:
     client = ReplicationClient(config.target, config.tls)
     shipper = Shipper(spec, buffer, client, ShipperConfig(config.source_id))
     shipper.on_resync_required = protection.rejoin
+    shipper.idle_check = protection.journaling_all
     workload = Workload(config.workload, [config.disk_bytes] * config.disks_per_vm * len(host.vms))
     return _Parts(host, buffer, protection, agent, client, shipper, workload)
 

@@ -30,6 +30,12 @@ class CuttingStream:
         self.budget -= 1
         await self.inner.send(records)
 
+    async def heartbeat(self, next_seq: int) -> None:
+        if self.budget <= 0:
+            self.inner.cancel()
+            raise RemoteError("UNAVAILABLE", "link cut by the test")
+        await self.inner.heartbeat(next_seq)
+
     async def recv(self) -> AckReply | None:
         return await self.inner.recv()
 

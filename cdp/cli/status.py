@@ -72,7 +72,17 @@ def render(groups: list[dict[str, Any]]) -> str:
             rows.append((f"  clock {g['group_id']}", f"source {abs(skew):.1f} s {side} target",
                          "", "", "", "", "", "", ""))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines + _errors(groups))
+
+
+def _errors(groups: list[dict[str, Any]]) -> list[str]:
+    """One line per group in ERROR, under the table: the cause the target reports."""
+    return [
+        f"error {g['group_id']}{'@' + g['member_id'] if g.get('member_id') else ''}: {g['error']}"
+        for g in groups
+        if g.get("error")
+    ]
 
 
 def _lifecycle(g: dict[str, Any]) -> str:

@@ -62,6 +62,7 @@ async def reverse_sync(
     protection = Protection(buffer, capacities, read, _nothing, _nothing, config)
     shipper = Shipper(spec, buffer, transport, ShipperConfig(source_id, new_source=True))
     shipper.on_resync_required = protection.rejoin
+    shipper.idle_check = protection.journaling_all
     task: asyncio.Future[None] = asyncio.ensure_future(shipper.run())
     t0 = time.monotonic()
     try:

@@ -79,6 +79,16 @@ class GrpcJournalStream:
                 code, details = await self._call.code(), await self._call.details()
             raise RemoteError(code.name, details or "journal stream ended") from exc
 
+    async def heartbeat(self, next_seq: int) -> None:
+        """Send a heartbeat: nothing unacked, ``next_seq`` is the seq the next record gets."""
+        msg = pb.StreamJournalRequest(session_id=self._session_id, next_seq=next_seq)
+        try:
+            await self._call.write(msg)
+        except (asyncio.InvalidStateError, grpc.aio.AioRpcError) as exc:
+            with translated():
+                code, details = await self._call.code(), await self._call.details()
+            raise RemoteError(code.name, details or "journal stream ended") from exc
+
     async def recv(self) -> AckReply | None:
         """Next ack, or None at a clean end of stream."""
         with translated():
@@ -153,6 +163,7 @@ class ReplicationClient:
         return SessionReply(
             r.session_id, r.durable_seq, r.durable_source_time_unix_ns, r.resync_required,
             r.resync_reason, r.max_batch_payload_bytes, r.max_batch_records, r.window_bytes,
+            heartbeat_s=r.heartbeat_interval_seconds,
         )  # fmt: skip
 
     def stream(self, session_id: str) -> GrpcJournalStream:

@@ -60,7 +60,7 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         epoch=s.lifecycle.epoch, lifecycle_changed_unix_ns=s.lifecycle.changed_ns,
         lifecycle_note=s.lifecycle.note, source_connected=s.source_connected,
         source_identity=s.source_identity,
-        resync_stalled_reason=s.resync.stalled,
+        resync_stalled_reason=s.resync.stalled, error=s.error,
     )  # fmt: skip
 
 

@@ -137,6 +137,7 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             max_batch_records=info.limits.max_records, window_bytes=info.window_bytes,
             max_disks_per_group=self.target.config.max_disks_per_group,
             max_groups=self.target.config.max_groups,
+            heartbeat_interval_seconds=self.target.config.heartbeat_interval_s,
         )  # fmt: skip
 
     @streaming
@@ -331,6 +332,8 @@ class _Stream:
         self._unacked: collections.deque[tuple[int, int]] = collections.deque()
         """(last seq, payload bytes) of each batch received and not yet acked, oldest first."""
         self._unacked_bytes = 0
+        self._beat: Ack | None = None
+        """The ack owed for the newest heartbeat (sent even if it repeats the last ack)."""
 
     def _check_window(self, payload_bytes: int) -> None:
         """Refuse a batch that would put more unacked payload in flight than the window."""
@@ -354,7 +357,7 @@ class _Stream:
         Reading only parses and counts the window, so a source that sends past
         ``window_bytes`` is refused even while its batches wait for their payload check.
         """
-        queue: asyncio.Queue[tuple[str, list[Record]] | None] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[str, list[Record], int] | None] = asyncio.Queue()
         submitter = asyncio.ensure_future(self._submit_all(queue))
         try:
             async for req in requests:
@@ -363,13 +366,16 @@ class _Stream:
                 if self.session and req.session_id != self.session:
                     raise errors.SessionError("session_id: changed within one stream")
                 self.session = req.session_id
+                if not req.records and not req.payload:  # a heartbeat
+                    queue.put_nowait((req.session_id, [], req.next_seq))
+                    continue
                 check_limits(len(req.records), len(req.payload), self.target.config.limits)
                 records = wire.records_from_pb(req)
                 self._check_window(len(req.payload))
                 last = max((r.seq for r in records), default=0)
                 self._unacked.append((last, len(req.payload)))
                 self._unacked_bytes += len(req.payload)
-                queue.put_nowait((req.session_id, records))
+                queue.put_nowait((req.session_id, records, 0))
             queue.put_nowait(None)
             await submitter
             if self._error is not None:
@@ -401,7 +407,7 @@ class _Stream:
         )
         self._changed.set()
 
-    async def _submit_all(self, queue: asyncio.Queue[tuple[str, list[Record]] | None]) -> None:
+    async def _submit_all(self, queue: asyncio.Queue[tuple[str, list[Record], int] | None]) -> None:
         """Check each batch's payloads off the loop, in order, one at a time, then submit it.
 
         One batch of this stream is decompressed at a time: a source of lz4 bombs stalls
@@ -409,7 +415,11 @@ class _Stream:
         """
         try:
             while (item := await queue.get()) is not None:
-                session, records = item
+                session, records, next_seq = item
+                if not records:  # after every earlier batch of the call was submitted
+                    self._beat = self.target.heartbeat(session, next_seq)
+                    self._changed.set()
+                    continue
                 verdicts = await self.target.check_payloads(session, records)
                 await self._room.acquire()
                 try:
@@ -444,6 +454,11 @@ class _Stream:
             while self._latest is not None and self._latest.durable_seq > sent:
                 sent = self._latest.durable_seq  # re-checked: it may move during the yield
                 yield self._latest
+                self._acked(sent)
+            if (beat := self._beat) is not None:
+                self._beat = None
+                sent = max(sent, beat.durable_seq)
+                yield beat if beat.durable_seq == sent else (self._latest or beat)
                 self._acked(sent)
             if self._error is not None and self._outstanding == 0:
                 with contextlib.suppress(TimeoutError):

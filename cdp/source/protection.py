@@ -179,6 +179,13 @@ class Protection:
         self.tracking_since_s = time.monotonic()
         self.mode = Mode.TRACKING
 
+    def journaling_all(self) -> bool:
+        """Whether every write is in the buffer, none only in the dirty map.
+
+        The shipper's heartbeat may then say "nothing unacked" once the buffer is acked.
+        """
+        return self.mode is Mode.JOURNALING and not len(self.dirty)
+
     def rpo_s(self, now_ns: int) -> float | None:
         """RPO while writes are not journaled (time since the last journaled write); else None."""
         if self.mode is Mode.JOURNALING:

@@ -59,6 +59,8 @@ class SessionReply:
     max_payload_bytes: int
     max_records: int
     window_bytes: int
+    heartbeat_s: float = 0.0
+    """Seconds between heartbeats while idle and fully acked (0: the target wants none)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class JournalStream(Protocol):
 
     async def send(self, records: list[Record]) -> None:
         """Send one batch."""
+
+    async def heartbeat(self, next_seq: int) -> None:
+        """Say that nothing is unacked; ``next_seq`` is the seq the next record gets."""
 
     async def recv(self) -> AckReply | None:
         """Next ack; None when the target closed the stream cleanly."""
@@ -139,6 +144,11 @@ class Shipper:
         self.last_error: CdpError | None = None
         self.last_error_s = 0.0
         """When ``last_error`` happened (time.monotonic)."""
+        self.idle_check: Callable[[], bool] = lambda: True
+        """Whether the source holds no write outside the buffer (e.g. in a dirty map): a
+        heartbeat says "nothing unacked" only while it is true (set by the protection)."""
+        self.heartbeats = 0
+        """Heartbeats sent (one per ``heartbeat_s`` while idle and fully acked)."""
         self.resync_required = False
         """The last handshake answered resync_required: the target offers no new restore
         point until this source's resync ends (its RPO grows meanwhile)."""
@@ -239,12 +249,32 @@ class Shipper:
                 inflight.append((batch[-1].seq, _frame_bytes(batch)))
                 send_seq = batch[-1].seq + 1
                 continue
-            buf.changed.clear()
-            waiter: asyncio.Future[Any] = asyncio.ensure_future(buf.changed.wait())
-            try:
-                await asyncio.wait([waiter, receiver], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
+            await self._wait_or_heartbeat(stream, reply, inflight, receiver)
+
+    def _idle(self, inflight: collections.deque[tuple[int, int]]) -> bool:
+        """Nothing unacked, nothing to send: what a heartbeat tells the target."""
+        buf = self.buffer
+        acked = not inflight and not len(buf) and buf.acked_seq + 1 == buf.next_seq
+        return acked and self.idle_check()
+
+    async def _wait_or_heartbeat(
+        self, stream: JournalStream, reply: SessionReply,
+        inflight: collections.deque[tuple[int, int]], receiver: asyncio.Future[None],
+    ) -> None:  # fmt: skip
+        """Wait for a write or an ack; while idle, send a heartbeat every ``heartbeat_s``."""
+        buf = self.buffer
+        buf.changed.clear()
+        beat_s = reply.heartbeat_s if reply.heartbeat_s > 0 and self._idle(inflight) else None
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(buf.changed.wait())
+        try:
+            done, _ = await asyncio.wait(
+                [waiter, receiver], timeout=beat_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+        if not done and self._idle(inflight):
+            await stream.heartbeat(buf.next_seq)
+            self.heartbeats += 1
 
     async def _hold(
         self, send_seq: int, reply: SessionReply, max_bytes: int,

@@ -17,6 +17,8 @@ from cdp.target.scrub import DEFAULT_SCRUB_INTERVAL_S, DEFAULT_SCRUB_RATE_BYTES_
 
 DEFAULT_WINDOW_BYTES = 64 * 2**20
 """Send-window credit given to each source: payload bytes in flight, unacked."""
+DEFAULT_HEARTBEAT_INTERVAL_S = 1.0
+"""How often an idle, fully acked source sends a heartbeat (told in the handshake)."""
 DEFAULT_APPLY_IDLE_S = 0.02
 """How long an apply loop sleeps when there is nothing to apply."""
 DEFAULT_MAX_DISKS_PER_GROUP = 256
@@ -68,6 +70,8 @@ class TargetConfig:
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     limits: Limits = field(default_factory=Limits)
     window_bytes: int = DEFAULT_WINDOW_BYTES
+    heartbeat_interval_s: float = DEFAULT_HEARTBEAT_INTERVAL_S
+    """Seconds between heartbeats of an idle source (told in the handshake; 0: none)."""
     apply_idle_s: float = DEFAULT_APPLY_IDLE_S
     scrub_interval_s: float = DEFAULT_SCRUB_INTERVAL_S
     """How often every replica is checked against its sums while running; 0: never."""

@@ -132,6 +132,8 @@ class Member:
         """The group's lifecycle and fencing epoch (the target persists and sets it)."""
         self._durable_news = asyncio.Event()
         """Set when a batch became durable: wakes an idle apply loop at once."""
+        self._idle_ns = 0
+        """Target time of the last heartbeat that found the source fully acked (0: none)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -377,16 +379,33 @@ class Member:
             source_identity=self.source_identity,
         )  # fmt: skip
 
+    def note_heartbeat(self, next_seq: int, now_ns: int) -> Ack:
+        """A heartbeat of the live session: "nothing unacked"; the ack is the durable state.
+
+        It counts (the group is idle, not lagging, as of ``now_ns``) only when the
+        source's ``next_seq`` is durable_seq + 1 and no batch is in flight; any other
+        heartbeat is acked and ignored (docs/PROTOCOL.md, Heartbeats).
+        """
+        self.check_usable()
+        durable = self.journal.durable_seq
+        if next_seq == durable + 1 == self._expected_seq and self.state == GroupState.REPLICATING:
+            self._idle_ns = now_ns
+        return Ack(durable, self.journal.durable_ns)
+
     def _rpo_s(self, now_ns: int) -> float:
         """Seconds from the time of the newest restorable point to ``now_ns`` (0 before any).
 
         Inside an open resync gap that point is the RESYNC_START marker, not the newest write.
+        Otherwise the last heartbeat that found the source fully acked counts as a point
+        too: every write before it is durable, so an idle group's RPO stays near 0.
         """
         newest_ns = self.journal.durable_ns
         if self._resync.active:
             gap = self.catalog.in_gap(self.journal.durable_seq)
             start = self.catalog.index.point_at(self.key, gap.start_seq - 1) if gap else None
             newest_ns = start.source_ns if start else newest_ns
+        elif self.state not in (GroupState.RESYNC_REQUIRED, GroupState.ERROR):
+            newest_ns = max(newest_ns, self._idle_ns)
         return max(0.0, (now_ns - newest_ns) / 1e9) if newest_ns else 0.0
 
     # -- what history, images and the loops read --------------------------------------------

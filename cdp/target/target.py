@@ -388,6 +388,10 @@ class Target:
         """
         return self.group_of_session(session_id).accept(records, verdicts)
 
+    def heartbeat(self, session_id: str, next_seq: int) -> Ack:
+        """A live session's heartbeat (no records): note it; the ack of the durable state."""
+        return self.group_of_session(session_id).note_heartbeat(next_seq, time.time_ns())
+
     async def check_payloads(self, session_id: str, records: list[Record]) -> list[CdpError | None]:
         """Decompress and hash a batch in a thread, off the event loop (see intake)."""
         key = self.group_of_session(session_id).key

@@ -110,7 +110,7 @@ class OpenSessionRequest(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., source_id: _Optional[str] = ..., group_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., oldest_held_seq: _Optional[int] = ..., next_seq: _Optional[int] = ..., member_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class OpenSessionResponse(_message.Message):
-    __slots__ = ("session_id", "durable_seq", "durable_source_time_unix_ns", "resync_required", "max_batch_payload_bytes", "max_batch_records", "window_bytes", "resync_reason", "max_disks_per_group", "max_groups")
+    __slots__ = ("session_id", "durable_seq", "durable_source_time_unix_ns", "resync_required", "max_batch_payload_bytes", "max_batch_records", "window_bytes", "resync_reason", "max_disks_per_group", "max_groups", "heartbeat_interval_seconds")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +121,7 @@ class OpenSessionResponse(_message.Message):
     RESYNC_REASON_FIELD_NUMBER: _ClassVar[int]
     MAX_DISKS_PER_GROUP_FIELD_NUMBER: _ClassVar[int]
     MAX_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     durable_seq: int
     durable_source_time_unix_ns: int
@@ -131,7 +132,8 @@ class OpenSessionResponse(_message.Message):
     resync_reason: str
     max_disks_per_group: int
     max_groups: int
-    def __init__(self, session_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., resync_required: _Optional[bool] = ..., max_batch_payload_bytes: _Optional[int] = ..., max_batch_records: _Optional[int] = ..., window_bytes: _Optional[int] = ..., resync_reason: _Optional[str] = ..., max_disks_per_group: _Optional[int] = ..., max_groups: _Optional[int] = ...) -> None: ...
+    heartbeat_interval_seconds: float
+    def __init__(self, session_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., resync_required: _Optional[bool] = ..., max_batch_payload_bytes: _Optional[int] = ..., max_batch_records: _Optional[int] = ..., window_bytes: _Optional[int] = ..., resync_reason: _Optional[str] = ..., max_disks_per_group: _Optional[int] = ..., max_groups: _Optional[int] = ..., heartbeat_interval_seconds: _Optional[float] = ...) -> None: ...
 
 class WriteRecord(_message.Message):
     __slots__ = ("seq", "disk_index", "offset_bytes", "length_bytes", "compressed_length_bytes", "source_time_unix_ns", "xxh3_64", "kind")
@@ -154,14 +156,16 @@ class WriteRecord(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., disk_index: _Optional[int] = ..., offset_bytes: _Optional[int] = ..., length_bytes: _Optional[int] = ..., compressed_length_bytes: _Optional[int] = ..., source_time_unix_ns: _Optional[int] = ..., xxh3_64: _Optional[int] = ..., kind: _Optional[_Union[RecordKind, str]] = ...) -> None: ...
 
 class StreamJournalRequest(_message.Message):
-    __slots__ = ("session_id", "records", "payload")
+    __slots__ = ("session_id", "records", "payload", "next_seq")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    NEXT_SEQ_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     records: _containers.RepeatedCompositeFieldContainer[WriteRecord]
     payload: bytes
-    def __init__(self, session_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[WriteRecord, _Mapping]]] = ..., payload: _Optional[bytes] = ...) -> None: ...
+    next_seq: int
+    def __init__(self, session_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[WriteRecord, _Mapping]]] = ..., payload: _Optional[bytes] = ..., next_seq: _Optional[int] = ...) -> None: ...
 
 class StreamJournalResponse(_message.Message):
     __slots__ = ("durable_seq", "durable_source_time_unix_ns", "window_bytes")
@@ -186,7 +190,7 @@ class GetStatusResponse(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
-    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms", "member_id", "resync_total_bytes", "resync_received_bytes", "resync_eta_seconds", "rpo_seconds", "source_clock_skew_seconds", "lifecycle", "epoch", "lifecycle_changed_unix_ns", "lifecycle_note", "source_connected", "source_identity", "resync_stalled_reason")
+    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms", "member_id", "resync_total_bytes", "resync_received_bytes", "resync_eta_seconds", "rpo_seconds", "source_clock_skew_seconds", "lifecycle", "epoch", "lifecycle_changed_unix_ns", "lifecycle_note", "source_connected", "source_identity", "resync_stalled_reason", "error")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +214,7 @@ class GroupStatus(_message.Message):
     SOURCE_CONNECTED_FIELD_NUMBER: _ClassVar[int]
     SOURCE_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     RESYNC_STALLED_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     durable_seq: int
     durable_source_time_unix_ns: int
@@ -233,7 +238,8 @@ class GroupStatus(_message.Message):
     source_connected: bool
     source_identity: str
     resync_stalled_reason: str
-    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., member_id: _Optional[str] = ..., resync_total_bytes: _Optional[int] = ..., resync_received_bytes: _Optional[int] = ..., resync_eta_seconds: _Optional[float] = ..., rpo_seconds: _Optional[float] = ..., source_clock_skew_seconds: _Optional[float] = ..., lifecycle: _Optional[_Union[LifecycleState, str]] = ..., epoch: _Optional[int] = ..., lifecycle_changed_unix_ns: _Optional[int] = ..., lifecycle_note: _Optional[str] = ..., source_connected: _Optional[bool] = ..., source_identity: _Optional[str] = ..., resync_stalled_reason: _Optional[str] = ...) -> None: ...
+    error: str
+    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., member_id: _Optional[str] = ..., resync_total_bytes: _Optional[int] = ..., resync_received_bytes: _Optional[int] = ..., resync_eta_seconds: _Optional[float] = ..., rpo_seconds: _Optional[float] = ..., source_clock_skew_seconds: _Optional[float] = ..., lifecycle: _Optional[_Union[LifecycleState, str]] = ..., epoch: _Optional[int] = ..., lifecycle_changed_unix_ns: _Optional[int] = ..., lifecycle_note: _Optional[str] = ..., source_connected: _Optional[bool] = ..., source_identity: _Optional[str] = ..., resync_stalled_reason: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class SetLifecycleRequest(_message.Message):
     __slots__ = ("group_id", "state", "fence", "unfence", "note")

@@ -20,8 +20,10 @@ from conftest import Running, make_record, score, small_group, start_target, sto
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cdp.cli.status import fetch, render
 from cdp.errors import RemoteError
 from cdp.record import Record
+from cdp.rpc.client import ReplicationClient
 from cdp.v1 import replication_pb2 as pb
 
 GROUP = "fs"
@@ -143,8 +145,10 @@ async def test_a_failed_fsync_is_never_acked_and_the_group_recovers(tmp_path: Pa
         stream.cancel()
         st_ = (await r.client.status(GROUP)).groups[0]
         assert st_.state == pb.GROUP_STATE_ERROR and st_.durable_seq == 0, st_
-        # the cause is in the target's status (GetStatus has no error text field yet)
-        assert "fsync" in r.target.status(GROUP)[0].error
+        # the cause is on the wire (GroupStatus.error) and under `cdp status`'s table
+        assert "fsync" in st_.error and st_.error == r.target.status(GROUP)[0].error
+        shown = render(await fetch(ReplicationClient(r.address), GROUP))
+        assert f"error {GROUP}: {st_.error}" in shown.splitlines()
         # the next handshake reopens the journal from disk; the source re-sends
         acked, codes = await ship(r, todo, pipeline=2)
         assert acked == 40 and not codes

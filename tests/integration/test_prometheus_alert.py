@@ -6,8 +6,9 @@ as a subprocess with its own config and storage under ``tmp_path``, scraping eve
 Its rules are the shipped ``deploy/prometheus/cdp-rules.yml`` with every ``for:``
 rewritten to 1 s (the only change, so that the test takes seconds, not minutes), and the
 target's config names an RPO threshold of 3 s through the ``rpo_threshold_s`` seam of
-``cdp.web.rpo_threshold_s``. While the source writes, the RPO alert must stay inactive;
-after the cut it must turn to firing. Loopback only; everything stops by itself.
+``cdp.web.rpo_threshold_s``. While the source writes, and then while it is idle (fully
+acked, sending heartbeats: idle is not lag), the RPO alert must stay inactive; after the
+cut it must turn to firing. Loopback only; everything stops by itself.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ import pytest
 from helpers import free_port
 
 from bench.linkproxy import LinkProxy
+from cdp.group import DiskSpec, GroupSpec, VmSpec
 from cdp.journal.store.rocksdb import RocksIndex
+from cdp.rpc.client import ReplicationClient
 from cdp.rpc.server import start_server
+from cdp.source.buffer import SourceBuffer
+from cdp.source.shipper import Shipper, ShipperConfig
 from cdp.target.config import DEFAULT_POLICY, GroupPolicy, TargetConfig
 from cdp.target.target import Target
 from cdp.web import start_web
-from sim import runner
-from sim.workload import WorkloadSpec
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "cdp-rules.yml"
 PROMETHEUS = shutil.which("prometheus")
@@ -136,33 +139,47 @@ async def test_cut_link_fires_the_rpo_alert(tmp_path: Path) -> None:
         server, port = await start_server(target, "127.0.0.1:0")
         web_runner, http_port = await start_web(target, "127.0.0.1", 0)
         proxy = await LinkProxy(f"127.0.0.1:{port}").start()
-        source = asyncio.ensure_future(
-            runner.run(
-                runner.SimConfig(
-                    target=proxy.address,
-                    folder=str(tmp_path / "src"),
-                    group="prom",
-                    vms=("vm-p",),
-                    disks_per_vm=1,
-                    disk_bytes=4 * 2**20,
-                    workload=WorkloadSpec("random", 4096, iops=200, seed=5),
-                    seconds=120.0,
-                )  # fmt: skip
-            )
-        )
+        client = ReplicationClient(proxy.address)
+        buffer = SourceBuffer()
+        spec = GroupSpec("prom", (VmSpec("vm-p", (DiskSpec("0", 4 * 2**20),)),))
+        source = asyncio.ensure_future(Shipper(spec, buffer, client, ShipperConfig("p")).run())
+        writing = asyncio.ensure_future(_write(buffer))
         try:
             with prometheus(tmp_path, http_port) as base:
-                await _check_quiet_then_firing(base, target, proxy)
+                await _check_quiet_then_firing(base, target, proxy, writing)
         finally:
-            source.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await source
+            for task in (writing, source):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await client.close()
             await proxy.close()
             await web_runner.cleanup()
             await server.stop(grace=1.0)
 
 
-async def _check_quiet_then_firing(base: str, target: Target, proxy: LinkProxy) -> None:
+async def _write(buffer: SourceBuffer) -> None:
+    """A guest writing 4 KiB at random places, about 200 times a second, until cancelled."""
+    n = 0
+    while True:
+        n += 1
+        buffer.append(0, (n * 7919 % 1024) * 4096, n.to_bytes(4, "little") * 1024, time.time_ns())
+        await asyncio.sleep(0.005)
+
+
+async def _quiet(base: str, seconds: float) -> None:
+    """For ``seconds``: scraped, evaluated, and the RPO alert never pending."""
+    quiet_until = time.monotonic() + seconds
+    while time.monotonic() < quiet_until:
+        assert await asyncio.to_thread(alerts, base, "CdpRpoOverThreshold") == []
+        await asyncio.sleep(0.25)
+    rpo = await asyncio.to_thread(series, base, 'cdp_group_rpo_seconds{group="prom"}')
+    assert float(rpo[0]["value"][1]) < THRESHOLD_S
+
+
+async def _check_quiet_then_firing(
+    base: str, target: Target, proxy: LinkProxy, writing: asyncio.Future[None]
+) -> None:
     threshold = await until(
         "threshold scraped",
         lambda: series(base, 'cdp_group_rpo_threshold_seconds{group="prom"}'),
@@ -170,13 +187,10 @@ async def _check_quiet_then_firing(base: str, target: Target, proxy: LinkProxy) 
     )
     assert float(threshold[0]["value"][1]) == THRESHOLD_S
     await until("writes replicate", lambda: target.status("prom")[0].durable_seq > 0, 60)
-    # twice the threshold with the source writing: scraped, evaluated, never pending
-    quiet_until = time.monotonic() + 2 * THRESHOLD_S
-    while time.monotonic() < quiet_until:
-        assert await asyncio.to_thread(alerts, base, "CdpRpoOverThreshold") == []
-        await asyncio.sleep(0.25)
-    rpo = await asyncio.to_thread(series, base, 'cdp_group_rpo_seconds{group="prom"}')
-    assert float(rpo[0]["value"][1]) < THRESHOLD_S
+    await _quiet(base, 2 * THRESHOLD_S)  # the source writing
+    writing.cancel()
+    await _quiet(base, 3 * THRESHOLD_S)  # the source idle, fully acked: idle is not lag
+    assert target.status("prom")[0].source_connected
     proxy.outage()
     cut = time.monotonic()
     firing = await until(
