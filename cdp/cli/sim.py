@@ -37,6 +37,12 @@ def add_parser(sub: Any) -> None:
                    "own VMs, shipper and session: group G-i, VMs V-i, seed+i, RPO log "
                    "PATH.i; --json then prints the totals, with each group's figures under "
                    "'groups'")  # fmt: skip
+    r.add_argument(
+        "--power-file", default="", metavar="PATH",
+        help="the protected VMs' power state: 'off' in PATH stops the guests' writes (the "
+        "source drains and idles), 'on' or no file resumes them; polled every 50 ms "
+        "(rehearse a planned failover, docs/FAILOVER.md)",
+    )  # fmt: skip
     common.add_tls_flags(r, "a source's folder from `cdp certs init`, e.g. DIR/sources/host-a")
     r.set_defaults(handler=run)
 
@@ -137,7 +143,7 @@ async def run(args: argparse.Namespace) -> int:
             raise InvalidInputError("--speedup", "must be positive")
         config = dataclasses.replace(
             config, tls=common.client_tls(args), rpo_log=args.rpo_log,
-            trace=args.trace, trace_speedup=args.speedup,
+            trace=args.trace, trace_speedup=args.speedup, power_file=args.power_file,
         )  # fmt: skip
         if args.groups == 1:
             result = await runner.run(config, None if args.json else live_line)
