@@ -30,6 +30,8 @@ from cdp.source.shipper import Shipper, ShipperConfig
 from cdp.tls import ClientTLS
 from sim.agent import GuestAgent, QuiesceGate
 from sim.filter import ReplicationFilter
+from sim.power import POLL_S as POWER_POLL_S
+from sim.power import PowerSwitch
 from sim.vm import SimHost, SimVM
 from sim.workload import Workload, WorkloadSpec
 
@@ -71,6 +73,8 @@ class SimConfig:
     """This group's own cap."""
     priority: str = DEFAULT_PRIORITY
     """This group's claim on the source's cap (strict priority)."""
+    power_file: str = ""
+    """The guests' power state (sim/power.py): "off" in it stops their writes ("" = on)."""
 
 
 @dataclass
@@ -333,11 +337,18 @@ async def _drive(
         await _drive_trace(vm_disks, config, counters, ship)
         return
     rate = config.workload.writes_per_s()
-    t0 = time.monotonic()
+    t0 = end = time.monotonic()
+    end += config.seconds
     burst = 0
-    while (elapsed := time.monotonic() - t0) < config.seconds:
+    power = PowerSwitch(config.power_file)
+    while time.monotonic() < end:
+        elapsed = time.monotonic() - t0
         if ship.done():
             ship.result()  # a shipper that stopped for good ends the run with its error
+        if not power.is_on():  # powered off: no guest writes; the shipper drains and idles
+            await asyncio.sleep(POWER_POLL_S)
+            t0 += POWER_POLL_S  # the pace resumes where it stopped (no catch-up burst)
+            continue
         due = int(rate * elapsed) + 1 if rate else counters["writes"] + 256
         if rate and counters["writes"] >= due:
             # Caught up: sleep until the next write is due, not a fixed 1 ms, so that many

@@ -8,7 +8,7 @@ from typing import Any
 from cdp.cli import common
 from cdp.errors import InvalidInputError
 from cdp.failover.export import point_facts
-from cdp.restore.spec import parse_time
+from cdp.restore.spec import format_ns, parse_time
 from cdp.v1 import replication_pb2 as pb
 
 
@@ -29,7 +29,12 @@ def add_parser(sub: Any) -> None:
     ls.set_defaults(handler=list_points)
     bm = psub.add_parser("bookmark", help="name the group's newest durable restore point")
     bm.add_argument("name", help="1-128 printable characters, unique within the group")
-    common.add_target_group(bm)
+    bm.add_argument("--target", required=True, help="HOST:PORT of the target")
+    bm.add_argument(
+        "--group", required=True, action="append", dest="groups", metavar="GROUP",
+        help="consistency group name; repeat it to bookmark several groups at one instant",
+    )  # fmt: skip
+    common.add_tls_flags(bm, "an operator's folder from `cdp certs init`, e.g. DIR/operators/admin")
     bm.add_argument("--json", action="store_true", help="print one JSON object")
     bm.set_defaults(handler=bookmark)
 
@@ -62,12 +67,31 @@ async def list_points(args: argparse.Namespace) -> int:
 
 
 async def bookmark(args: argparse.Namespace) -> int:
-    """Create the bookmark and print where it points."""
+    """Create the bookmark and print where it points (one instant for several groups)."""
+    if len(args.groups) > 1:
+        return await plan_bookmark(args)
+    group = args.groups[0]
     async with common.connect(args) as client:
-        point = await client.create_bookmark(args.group, args.name)
+        point = await client.create_bookmark(group, args.name)
     row = point_dict(point)
     if args.json:
-        common.emit_json({"group": args.group, "bookmark": row})
+        common.emit_json({"group": group, "bookmark": row})
     else:
         print(f"bookmark {args.name!r} -> restore point {row['seq']} at {row['time']}")
+    return common.EXIT_OK
+
+
+async def plan_bookmark(args: argparse.Namespace) -> int:
+    """One bookmark name in every ``--group``, at one instant of the target."""
+    async with common.connect(args) as client:
+        made = await client.create_plan_bookmark(args.groups, args.name)
+    rows = {g.group_id: point_dict(g.point) for g in made.groups}
+    if args.json:
+        common.emit_json(
+            {"groups": rows, "bookmark": args.name, "taken": format_ns(made.taken_unix_ns)}
+        )
+        return common.EXIT_OK
+    print(f"bookmark {args.name!r} at {format_ns(made.taken_unix_ns)} (one instant, target clock)")
+    for group, row in rows.items():
+        print(f"  {group}: restore point {row['seq']} at {row['time']}")
     return common.EXIT_OK

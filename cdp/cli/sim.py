@@ -38,6 +38,12 @@ def add_parser(sub: Any) -> None:
                    "PATH.i; --json then prints the totals, with each group's figures under "
                    "'groups'")  # fmt: skip
     bandwidth_flags.add_bandwidth_args(r)
+    r.add_argument(
+        "--power-file", default="", metavar="PATH",
+        help="the protected VMs' power state: 'off' in PATH stops the guests' writes (the "
+        "source drains and idles), 'on' or no file resumes them; polled every 50 ms "
+        "(rehearse a planned failover, docs/FAILOVER.md)",
+    )  # fmt: skip
     common.add_tls_flags(r, "a source's folder from `cdp certs init`, e.g. DIR/sources/host-a")
     r.set_defaults(handler=run)
 
@@ -141,6 +147,7 @@ async def run(args: argparse.Namespace) -> int:
             config, tls=common.client_tls(args), rpo_log=args.rpo_log,
             trace=args.trace, trace_speedup=args.speedup,
             source_bandwidth=caps.source, group_bandwidth=caps.group,
+            power_file=args.power_file,
         )  # fmt: skip
         configs = [
             dataclasses.replace(c, priority=caps.priority_of(i))

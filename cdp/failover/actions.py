@@ -26,7 +26,7 @@ from cdp.failover.boot import BootActions
 from cdp.failover.fidelity import vmx_layout
 from cdp.failover.plan import DISKS_CHAIN, DISKS_COPY, Plan, ProtectedSite
 from cdp.failover.records import Operation, StepEntry
-from cdp.failover.replication import STATE_REPLICATING, Replication
+from cdp.failover.replication import STATE_REPLICATING, PointFacts, Replication
 from cdp.failover.vcenter import Placement, VCenter, VmFacts
 from cdp.fsutil import fsync_dir, write_atomic
 from cdp.vmx import format_vmx
@@ -184,19 +184,33 @@ class Actions(BootActions):
             await asyncio.sleep(DRAIN_POLL_S)
 
     async def _bookmark(self, step: StepEntry) -> dict[str, Any]:
-        group = step.group
+        """One bookmark across the plan's groups, at one instant of the target (#12).
+
+        A log written before plan-wide bookmarks has one such step per group (``group``).
+        """
+        groups: list[str] = list(step.args.get("groups") or [step.group])
         name = f"cdp-planned-{self.plan.name}-{int(self.op.started_unix)}"
         try:
-            point = await self.replication.bookmark(group, name)
+            points, taken_ns = await self.replication.plan_bookmark(groups, name)
         except BookmarkExistsError:  # placed before a crash: find it again
-            first = next(v for v in self.vms.values() if v.group == group)
-            point = (await self.replication.image_plan(group, first.vm, 0, name)).point
-        drained = self.op.step(f"{st.DRAIN}:{group}")
-        assert drained is not None and drained.result is not None
-        if point.seq < drained.result["durable_seq"]:
-            raise PreconditionError(f"bookmark {name} at seq {point.seq} is older than the drain")
-        self.op.points[group] = point
-        return {"bookmark": name, "point": dataclasses.asdict(point)}
+            points, taken_ns = {g: await self._bookmarked(g, name) for g in groups}, 0
+        for group in groups:
+            drained = self.op.step(f"{st.DRAIN}:{group}")
+            assert drained is not None and drained.result is not None
+            if points[group].seq < drained.result["durable_seq"]:
+                raise PreconditionError(
+                    f"bookmark {name} at seq {points[group].seq} of group {group!r} is older "
+                    "than the drain"
+                )
+        self.op.points.update(points)
+        result = {g: dataclasses.asdict(p) for g, p in points.items()}
+        if step.group:  # the older per-group step records its one point
+            return {"bookmark": name, "point": result[step.group]}
+        return {"bookmark": name, "taken_unix_ns": taken_ns, "points": result}
+
+    async def _bookmarked(self, group: str, name: str) -> PointFacts:
+        first = next(v for v in self.vms.values() if v.group == group)
+        return (await self.replication.image_plan(group, first.vm, 0, name)).point
 
     # ---------------------------------------------------------------- undo
 

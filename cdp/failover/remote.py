@@ -125,6 +125,18 @@ class TargetReplication:
             raise _translate(exc, self.client.address) from exc
         return point_facts(p)
 
+    async def plan_bookmark(
+        self, groups: list[str], name: str
+    ) -> tuple[dict[str, PointFacts], int]:
+        """One bookmark across the groups at one instant (CreatePlanBookmark)."""
+        try:
+            resp = await self.client.create_plan_bookmark(groups, name)
+        except RemoteError as exc:
+            if exc.code == "ALREADY_EXISTS":
+                raise BookmarkExistsError(",".join(groups), name) from exc
+            raise _translate(exc, self.client.address) from exc
+        return {g.group_id: point_facts(g.point) for g in resp.groups}, resp.taken_unix_ns
+
     async def set_lifecycle(
         self, group: str, state: str, *, fence: bool = False, unfence: bool = False,
         note: str = "",

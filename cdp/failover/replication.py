@@ -103,6 +103,15 @@ class Replication(Protocol):
     async def bookmark(self, group: str, name: str) -> PointFacts:
         """Bookmark the group's newest durable restore point."""
 
+    async def plan_bookmark(
+        self, groups: list[str], name: str
+    ) -> tuple[dict[str, PointFacts], int]:
+        """Bookmark every group's newest durable point at one instant of the target.
+
+        Returns the point per group and that instant (target clock, Unix ns);
+        BookmarkExistsError if any group already has the name (nothing is written then).
+        """
+
     async def set_lifecycle(
         self, group: str, state: str, *, fence: bool = False, unfence: bool = False,
         note: str = "",

@@ -100,7 +100,10 @@ class Step:
             else f"delete folder {_base(self.args.get('folder'))}/",
             STOP_SOURCE: f"stop source VM {self.vm} at the protected site",
             RESTART_SOURCE: f"power on source VM {self.vm} at the protected site",
-            BOOKMARK: f"bookmark the final point of group {self.group}",
+            BOOKMARK: f"bookmark the final point of group {self.group}"
+            if self.group
+            else f"bookmark the final point of groups {', '.join(self.args.get('groups', []))} "
+            "at one instant",
             CUSTOMIZE: f"customize the guest network of {self.args.get('name')} (re-IP)",
             WAIT_TOOLS: f"wait up to {self.args.get('timeout_s', 0):g} s for VMware Tools "
             f"in {self.args.get('name')}",
@@ -266,7 +269,7 @@ def failover_steps(
         steps += [Step(f"{STOP_SOURCE}:{v.vm}", STOP_SOURCE, 0, v.vm, v.group) for v in vms]
         groups = sorted({v.group for v in vms})
         steps += [Step(f"{DRAIN}:{g}", DRAIN, 1, group=g) for g in groups]
-        steps += [Step(f"{BOOKMARK}:{g}", BOOKMARK, 2, group=g) for g in groups]
+        steps.append(Step(BOOKMARK, BOOKMARK, 2, args={"groups": groups}))  # one instant, all
         phase = 3
     steps += [
         Step(f"{PREPARE}:{v.vm}", PREPARE, phase, v.vm, v.group, {"name": v.name}) for v in vms

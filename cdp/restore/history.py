@@ -128,6 +128,15 @@ class History(Protocol[M]):
     async def bookmark(self, name: str) -> Point:
         """Name the newest restorable point."""
 
+    def bookmark_point(self, name: str) -> Point:
+        """The point a bookmark ``name`` would name now (BookmarkExistsError if taken).
+
+        The caller holds the bookmark locks; no await, so it reads one instant.
+        """
+
+    async def put_bookmark(self, name: str, point: Point) -> None:
+        """Record ``name`` at ``point`` (from :meth:`bookmark_point`, under the same locks)."""
+
     def timeline(self) -> Timeline:
         """Intervals, gaps and history health."""
 
@@ -211,6 +220,19 @@ class SingleHistory(Generic[M]):
                 )
             await asyncio.to_thread(index.put_bookmark, key, name, seq)
         return Point(seq, self.m.durable_ns, POINT_BOOKMARK, name)
+
+    def bookmark_point(self, name: str) -> Point:
+        """The newest durable point, to be named ``name`` (the caller holds the lock)."""
+        if self.m.bookmark_taken(name):
+            raise BookmarkExistsError(self.group_id, name)
+        if self.m.durable_seq == 0:
+            raise PreconditionError(f"group_ids: group {self.group_id!r} has nothing durable yet")
+        return Point(self.m.durable_seq, self.m.durable_ns, POINT_BOOKMARK, name)
+
+    async def put_bookmark(self, name: str, point: Point) -> None:
+        """Record the bookmark in the index."""
+        index, key = self.m.catalog.index, self.m.key
+        await asyncio.to_thread(index.put_bookmark, key, name, point.seq)
 
     def timeline(self) -> Timeline:
         """Restorable intervals and gaps, with the history's health."""
@@ -391,6 +413,24 @@ class MultiHistory(Generic[M]):
             data = json.dumps(names).encode()
             await asyncio.to_thread(self.index.put_meta, f"group-bookmarks/{self.group_id}", data)
         return markers[-1].group_point(POINT_BOOKMARK, name)
+
+    def bookmark_point(self, name: str) -> Point:
+        """The newest common marker, to be named ``name`` (the caller holds the locks)."""
+        if name in self._bookmark_names():
+            raise BookmarkExistsError(self.group_id, name)
+        markers = self._markers()
+        if not markers:
+            raise PreconditionError(
+                f"group_ids: group {self.group_id!r} has no consistency marker in every member yet"
+            )
+        return markers[-1].group_point(POINT_BOOKMARK, name)
+
+    async def put_bookmark(self, name: str, point: Point) -> None:
+        """Record the bookmark (marker ``point.seq``) in the group's bookmark table."""
+        names = self._bookmark_names()
+        names[name] = point.seq
+        data = json.dumps(names).encode()
+        await asyncio.to_thread(self.index.put_meta, f"group-bookmarks/{self.group_id}", data)
 
     def timeline(self) -> Timeline:
         """One interval of common markers, after a retention gap if history was cut."""

@@ -34,12 +34,15 @@ OPEN_SESSION = "OpenSession"
 SESSION_CALLS = frozenset({"StreamJournal", "CompareRegions"})
 """Write through a session: the caller must own it and may still write its group and member."""
 READ_CALLS = frozenset(
-    {"GetStatus", "ListRestorePoints", "GetTimeline", "ReadImage", "CreateBookmark"}
+    {"GetStatus", "ListRestorePoints", "GetTimeline", "ReadImage", "CreateBookmark", "HoldBase"}
 )
-"""Operator calls, on every group; a source may make them on the groups it writes."""
+"""Operator calls, on every group; a source may make them on the groups it writes (a
+failback's reverse source recovers its own groups: bookmark, hold the base, read)."""
 OPERATOR_CALLS = frozenset({"SetLifecycle"})
 """The lifecycle and fencing of a group: an operator's; a source's on its own groups,
 except an unfence (which would let an older source write again)."""
+PLAN_CALLS = frozenset({"CreatePlanBookmark"})
+"""Read calls on several groups (``group_ids``): allowed if allowed on every one."""
 AUDIT_CALLS = frozenset({"RecordAudit", "ListAudit"})
 """The audit log: an operator's only (it spans every group)."""
 
@@ -150,6 +153,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             )
         if call in AUDIT_CALLS:
             return authz.check_read(policy, who, call)
+        if call in PLAN_CALLS:
+            return _check_groups(policy, who, call, list(request.group_ids))
         if call in READ_CALLS:
             return authz.check_read_group(policy, who, call, getattr(request, "group_id", ""))
         if call == OPEN_SESSION:
@@ -233,6 +238,17 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return await inner_su(requests, context)
 
         return grpc.stream_unary_rpc_method_handler(stream_unary, **codec)
+
+
+def _check_groups(
+    policy: authz.Policy, who: tls.Identity | None, call: str, group_ids: list[str]
+) -> authz.Refusal | None:
+    """Refuse unless ``who`` may read every group named (an operator reads all)."""
+    for group_id in group_ids or [""]:
+        refusal = authz.check_read_group(policy, who, call, group_id)
+        if refusal is not None:
+            return refusal
+    return None
 
 
 def _check_writer(

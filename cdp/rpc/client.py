@@ -207,6 +207,17 @@ class ReplicationClient:
         point: pb.RestorePoint = resp.point
         return point
 
+    async def create_plan_bookmark(
+        self, group_ids: list[str], name: str
+    ) -> pb.CreatePlanBookmarkResponse:
+        """Bookmark the newest durable point of every group under one name, at one instant."""
+        async with self._rpc():
+            resp: pb.CreatePlanBookmarkResponse = await self._stub.CreatePlanBookmark(
+                pb.CreatePlanBookmarkRequest(group_ids=group_ids, name=name), timeout=30,
+                wait_for_ready=True,
+            )  # fmt: skip
+        return resp
+
     async def set_lifecycle(
         self, group_id: str, state: pb.LifecycleState, fence: bool = False, unfence: bool = False,
         note: str = "",

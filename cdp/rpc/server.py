@@ -200,6 +200,23 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         self._audit(context, "create_bookmark", obj, audit.OK)
         return pb.CreateBookmarkResponse(point=convert.point_to_pb(point))
 
+    @unary
+    async def CreatePlanBookmark(  # noqa: N802 - gRPC method name
+        self, request: pb.CreatePlanBookmarkRequest, context: Context
+    ) -> pb.CreatePlanBookmarkResponse:
+        """One bookmark name across several groups at one instant; audited like CreateBookmark."""
+        obj = f"groups {','.join(request.group_ids)} bookmark {request.name}"
+        try:
+            made = await self.target.create_plan_bookmark(list(request.group_ids), request.name)
+        except errors.CdpError as exc:
+            self._audit(context, "create_bookmark", obj, audit.outcome_of(exc))
+            raise
+        self._audit(context, "create_bookmark", obj, audit.OK)
+        groups = [
+            pb.GroupBookmark(group_id=g, point=convert.point_to_pb(p)) for g, p in made.points
+        ]
+        return pb.CreatePlanBookmarkResponse(groups=groups, taken_unix_ns=made.taken_ns)
+
     def _audit(self, context: Context, action: str, obj: str, outcome: str) -> audit.AuditEntry:
         """Append an action to the target's audit log under the caller's identity."""
         who = auth.identity_of(context)

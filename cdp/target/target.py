@@ -41,11 +41,12 @@ from cdp.restore.catalog import PageKey, Timeline
 from cdp.restore.history import History, MultiHistory, SingleHistory
 from cdp.restore.image import ImagePlan, plan_image, read_image, region_hashes
 from cdp.status import GroupState, GroupStatus, ResyncStatus
-from cdp.target import intake
+from cdp.target import intake, plan_bookmark
 from cdp.target.committer import Ack
 from cdp.target.config import TargetConfig
 from cdp.target.holds import check_holder
 from cdp.target.member import Member, SessionInfo, member_key, split_key
+from cdp.target.plan_bookmark import PlanBookmark
 from cdp.target.scrub import ScrubReport
 
 log = logging.getLogger(__name__)
@@ -459,6 +460,13 @@ class Target:
     async def create_bookmark(self, group_id: str, name: str) -> Point:
         """Name the group's newest restorable point."""
         return await self.history(group_id).bookmark(name)
+
+    async def create_plan_bookmark(self, group_ids: list[str], name: str) -> PlanBookmark:
+        """Name the newest durable point of every group ``name``, at one instant."""
+        ids = plan_bookmark.check_groups(group_ids)
+        histories = [(g, self.history(g)) for g in ids]
+        members = [m for g in ids for m in self.members(g)]
+        return await plan_bookmark.create(histories, members, name)
 
     def timeline(self, group_id: str) -> Timeline:
         """Restorable intervals and gaps of a group, with the history's health."""

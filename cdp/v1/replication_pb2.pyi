@@ -315,6 +315,30 @@ class CreateBookmarkResponse(_message.Message):
     point: RestorePoint
     def __init__(self, point: _Optional[_Union[RestorePoint, _Mapping]] = ...) -> None: ...
 
+class CreatePlanBookmarkRequest(_message.Message):
+    __slots__ = ("group_ids", "name")
+    GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    group_ids: _containers.RepeatedScalarFieldContainer[str]
+    name: str
+    def __init__(self, group_ids: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class GroupBookmark(_message.Message):
+    __slots__ = ("group_id", "point")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    point: RestorePoint
+    def __init__(self, group_id: _Optional[str] = ..., point: _Optional[_Union[RestorePoint, _Mapping]] = ...) -> None: ...
+
+class CreatePlanBookmarkResponse(_message.Message):
+    __slots__ = ("groups", "taken_unix_ns")
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    TAKEN_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[GroupBookmark]
+    taken_unix_ns: int
+    def __init__(self, groups: _Optional[_Iterable[_Union[GroupBookmark, _Mapping]]] = ..., taken_unix_ns: _Optional[int] = ...) -> None: ...
+
 class GetTimelineRequest(_message.Message):
     __slots__ = ("group_id",)
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]

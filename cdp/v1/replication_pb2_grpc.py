@@ -60,6 +60,11 @@ class ReplicationServiceStub:
                 request_serializer=cdp_dot_v1_dot_replication__pb2.CreateBookmarkRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_replication__pb2.CreateBookmarkResponse.FromString,
                 _registered_method=True)
+        self.CreatePlanBookmark = channel.unary_unary(
+                '/cdp.v1.ReplicationService/CreatePlanBookmark',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.CreatePlanBookmarkRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.CreatePlanBookmarkResponse.FromString,
+                _registered_method=True)
         self.GetTimeline = channel.unary_unary(
                 '/cdp.v1.ReplicationService/GetTimeline',
                 request_serializer=cdp_dot_v1_dot_replication__pb2.GetTimelineRequest.SerializeToString,
@@ -134,6 +139,17 @@ class ReplicationServiceServicer:
 
     def CreateBookmark(self, request, context):
         """Creates a named bookmark at the group's newest durable restore point.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePlanBookmark(self, request, context):
+        """Creates one bookmark name in several groups at one instant: every
+        group's bookmark lock is held, every batch received is made durable, then
+        the newest durable point of each group is read in one step of the target
+        (no batch becomes durable between two groups' reads) and named. All or
+        nothing for the name check: ALREADY_EXISTS if any group has the name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,6 +245,11 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.CreateBookmark,
                     request_deserializer=cdp_dot_v1_dot_replication__pb2.CreateBookmarkRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_replication__pb2.CreateBookmarkResponse.SerializeToString,
+            ),
+            'CreatePlanBookmark': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePlanBookmark,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.CreatePlanBookmarkRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.CreatePlanBookmarkResponse.SerializeToString,
             ),
             'GetTimeline': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTimeline,
@@ -402,6 +423,33 @@ class ReplicationService:
             '/cdp.v1.ReplicationService/CreateBookmark',
             cdp_dot_v1_dot_replication__pb2.CreateBookmarkRequest.SerializeToString,
             cdp_dot_v1_dot_replication__pb2.CreateBookmarkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePlanBookmark(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/CreatePlanBookmark',
+            cdp_dot_v1_dot_replication__pb2.CreatePlanBookmarkRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.CreatePlanBookmarkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from cdp.failover import steps as st
-from cdp.failover.plan import VmSettings
+from cdp.failover.plan import VmSettings, load_plan
 from cdp.failover.records import StepEntry
 from cdp.failover.summary import time_by_kind
 from cdp.failover.vcenter import DiskAttach, Hardware, HostFacts, NicAttach
@@ -92,3 +96,36 @@ def test_time_by_kind_counts_overlapping_steps_once() -> None:
         entry("register", False),
     ]
     assert time_by_kind(steps, 0.5) == {"checks": 0.5, "export": 4.0}
+
+
+def test_a_planned_failover_bookmarks_every_group_in_one_step(tmp_path: Path) -> None:
+    """#12: one plan-wide bookmark step (one instant), not one bookmark per group."""
+    nic = [{"network": "VM Network"}]
+    data = {
+        "version": 1, "name": "two", "target": {"address": "127.0.0.1:1", "insecure": True},
+        "state_dir": str(tmp_path / "state"),
+        "vcenter": {"url": "https://127.0.0.1:1/sdk",
+                    "credentials": {"user_env": "U", "password_env": "P"},
+                    "tls": {"verify": False}},
+        "recovery": {"datacenter": "DC0", "cluster": "C0",
+                     "datastore": {"name": "ds", "path": str(tmp_path)}},
+        "network_mappings": [{"source": "VM Network", "live": "L", "test": "T"}],
+        "groups": [{"name": "ga", "vms": [{"name": "a1", "cpus": 1, "memory_mb": 64,
+                                           "nics": nic}]},
+                   {"name": "gb", "vms": [{"name": "b1", "cpus": 1, "memory_mb": 64,
+                                           "nics": nic}]}],
+    }  # fmt: skip
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(data))
+    plan = load_plan(str(path))
+    hw = Hardware(1, 64, (), ())
+    vms = tuple(
+        st.RecoveredVm(v, g, v, f"[ds] {v}-dr/{v}.vmx", f"/r/{v}-dr", "h0", "", hw)
+        for v, g in (("a1", "ga"), ("b1", "gb"))
+    )
+    steps = st.failover_steps(plan, vms, planned=True)
+    bookmarks = [s for s in steps if s.kind == st.BOOKMARK]
+    assert [(s.id, s.args) for s in bookmarks] == [("bookmark", {"groups": ["ga", "gb"]})]
+    drains = [s for s in steps if s.kind == st.DRAIN]
+    assert {s.group for s in drains} == {"ga", "gb"}
+    assert all(d.phase < bookmarks[0].phase for d in drains)
