@@ -68,6 +68,8 @@ MARK = b"written-by-the-recovered-guest-after-failover".ljust(4096, b"!")
 MARK_OFFSET = 64 * 1024 + 512
 CLI_TIMEOUT_S = 120.0
 T = TypeVar("T")
+EXAMPLES_STEPS = tuple(int(x) for x in os.environ.get("CDP_MODEL_SIZE", "3,6").split(","))
+"""Examples x steps of the default run (``CDP_MODEL_SIZE=examples,steps`` to explore)."""
 
 LIFECYCLE = {
     "idle": ("protecting", 0),
@@ -159,6 +161,11 @@ class World:
     def group(self) -> Any:
         (g,) = self.call(self.site.target.client.status(GROUP)).groups
         return g
+
+    def points(self) -> list[int]:
+        """The group's restore points' seqs, oldest first."""
+        listed = self.call(self.site.target.client.list_points(GROUP))
+        return sorted({p.seq for p in listed})
 
     def source_writes(self, count: int, timeout: float) -> bool:
         """Whether ``count`` writes of the source became durable within ``timeout``."""
@@ -264,6 +271,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ operator actions
 
+    @precondition(lambda self: self.model.op != "committed")  # see the test at the bottom
     @rule(kill=KILL)
     def test(self, kill: float | None) -> None:
         ok = self.model.op in ("idle", "testing")
@@ -277,7 +285,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(kill=KILL)
     def verify(self, kill: float | None) -> None:
-        expect = {"idle": 0, "testing": 1, "live": 4, "committed": 4}[self.model.op]
+        expect = {"idle": 0, "testing": 1, "live": 4, "committed": 0}[self.model.op]
         self.act(("verify",), kill, expect)
 
     @rule(
@@ -290,15 +298,14 @@ class LifecycleMachine(RuleBasedStateMachine):
         m = self.model
         args = ["run", "--no-wait"]
         seq = None
-        if at is not None:
-            seq = max(1, int(self.world.group().durable_seq * at))
-            if m.point is not None and seq == m.point:
-                seq -= 1
+        if at is not None:  # a restore point (a batch boundary), other than the active one
+            points = [p for p in self.world.points() if p != m.point] or [m.point]
+            seq = points[int(len(points) * at)]
             args += ["--at", str(seq)]
         connected = m.source_up and not m.fenced and self.world.source_writes(3, 10)
         args += ["--force-split-brain"] * force + ["--overwrite-recovered"] * overwrite
         if m.op == "live":
-            ok = seq is None  # a resume; another point is a re-target: roll back first
+            ok = seq in (None, m.point)  # a resume; another point: roll back first
         else:
             ok = m.op == "idle" and (force or not connected) and (overwrite or not m.kept)
         if self.act(tuple(args), kill, 0 if ok else 1) and m.op != "live":
@@ -429,7 +436,7 @@ def _run_machine(
 async def test_lifecycle_model(vcsim_binary: Path, tmp_path: Path) -> None:
     """A few short random walks (the default run)."""
     loop = asyncio.get_running_loop()
-    await asyncio.to_thread(_run_machine, loop, vcsim_binary, tmp_path, 3, 6)
+    await asyncio.to_thread(_run_machine, loop, vcsim_binary, tmp_path, *EXAMPLES_STEPS)
 
 
 @pytest.mark.soak
@@ -437,3 +444,27 @@ async def test_lifecycle_model_soak(vcsim_binary: Path, tmp_path: Path) -> None:
     """Long random walks (pytest -m soak)."""
     loop = asyncio.get_running_loop()
     await asyncio.to_thread(_run_machine, loop, vcsim_binary, tmp_path, 25, 20)
+
+
+def _test_after_commit(loop: asyncio.AbstractEventLoop, binary: Path, root: Path) -> None:
+    world = World(loop, binary, root)
+    try:
+        world.drop_link()
+        assert world.cli("run", "--no-wait", "--force-split-brain")[0] == 0
+        assert world.cli("commit")[0] == 0
+        for args in (("verify",), ("test",), ("stop-test",)):
+            code, out = world.cli(*args)
+            assert code == 0, out
+            g = world.group()
+            assert (LIFECYCLE_NAMES[g.lifecycle], g.epoch) == LIFECYCLE["committed"], args
+    finally:
+        world.close()
+
+
+async def test_a_test_failover_after_commit_keeps_the_committed_lifecycle(
+    vcsim_binary: Path, tmp_path: Path
+) -> None:
+    """Found by the model: `verify` (or `test` + `stop-test`) after a commit set the group
+    back to "protecting" although it is failed over and committed. A test failover only
+    marks groups that are protecting, and stop-test puts back what was there."""
+    await asyncio.to_thread(_test_after_commit, asyncio.get_running_loop(), vcsim_binary, tmp_path)
