@@ -127,6 +127,10 @@ def pytest_terminal_summary(terminalreporter: object) -> None:
         "replicas compared",
         "abusive clients tried",
         "other groups' RPO p99 under abuse (ms)",
+        "lifecycle operations tried",
+        "lifecycle CLI kills (kill -9)",
+        "lifecycle invariants checked",
+        "lifecycle invariants held",
     ):
         if key in SCORECARD:
             write(f"  {key:32} {SCORECARD[key]}")

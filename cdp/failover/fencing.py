@@ -48,6 +48,20 @@ async def mark(
         await replication.set_lifecycle(group.name, state, note=note)
 
 
+TEST_MARKS = (lc.PROTECTING, lc.TEST_RUNNING)
+"""The lifecycle states a test failover (and its stop-test) may replace."""
+
+
+async def mark_test(replication: Replication, plan: Plan, state: str, note: str) -> None:
+    """Record a test's ``state`` for the groups that are protecting or test running.
+
+    A test of a failed-over group (e.g. ``verify`` after a commit) leaves its state alone.
+    """
+    for group in plan.groups:
+        if (await replication.group(group.name)).lifecycle in TEST_MARKS:
+            await replication.set_lifecycle(group.name, state, note=note)
+
+
 async def connected_sources(replication: Replication, plan: Plan) -> dict[str, tuple[str, ...]]:
     """Group -> the source ids connected to it now (groups without one left out)."""
     found = {}
@@ -108,8 +122,3 @@ async def power_off_protected(
         elif found.power_state == "poweredOn":
             await asyncio.to_thread(vc.power_off, found.ref)
             warn(f"{FENCE_FLAG}: powered off {vm.name} at the protected site")
-
-
-def starting(mode: str) -> str:
-    """The lifecycle state of a group while a test (``test``) or live failover starts."""
-    return lc.TEST_RUNNING if mode == "test" else lc.FAILING_OVER

@@ -264,13 +264,13 @@ class Orchestrator:
                 *self._split_brain,
                 warn=lambda text: self.report(Event("warn", text)),
             )
-        await fencing.mark(
-            self.replication,
-            self.plan,
-            fencing.starting(mode),
-            fence=mode == st.MODE_LIVE and not planned,
-            note=f"{mode} failover of plan {self.plan.name}",
-        )
+        note = f"{mode} failover of plan {self.plan.name}"
+        if mode == st.MODE_TEST:
+            await fencing.mark_test(self.replication, self.plan, lc.TEST_RUNNING, note)
+        else:
+            await fencing.mark(
+                self.replication, self.plan, lc.FAILING_OVER, fence=not planned, note=note
+            )
         op = Operation(
             plan=self.plan.name,
             plan_file=self.plan.source_path,
@@ -479,13 +479,11 @@ class Orchestrator:
         t0 = time.monotonic()
         await self._execute(op.undo.steps)
         op.undo.seconds = round(time.monotonic() - t0, 3)
-        await fencing.mark(
-            self.replication,
-            self.plan,
-            lc.PROTECTING,
-            unfence=kind == st.UNDO_ROLLBACK,
-            note=f"{kind} of plan {self.plan.name}",
-        )
+        note = f"{kind} of plan {self.plan.name}"
+        if kind == st.UNDO_STOP_TEST:
+            await fencing.mark_test(self.replication, self.plan, lc.PROTECTING, note)
+        else:
+            await fencing.mark(self.replication, self.plan, lc.PROTECTING, unfence=True, note=note)
         status = sl.TEST_STOPPED if kind == st.UNDO_STOP_TEST else sl.ROLLED_BACK
         return await sl.close_op(self.log, status, f"{kind} finished", summary)
 

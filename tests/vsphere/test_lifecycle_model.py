@@ -1,0 +1,470 @@
+"""Issue 13: a model-based test of the failover lifecycle against real parts.
+
+A hypothesis ``RuleBasedStateMachine`` drives random sequences of operator actions on a
+fresh recovery site per example (``drsite.make_site``: a real vcsim, a real in-process
+target with RocksDB and replica files, a ``LiveSource`` shipping the simulator's writes):
+``cdp failover`` test / stop-test / verify / run (unplanned; with and without ``--at``,
+``--force-split-brain``, ``--overwrite-recovered``) / commit / rollback (with
+``--discard-recovered-data``, ``--keep-recovered-data`` or neither), each as a real
+subprocess, any of them kill -9'd at a random instant and then run again to resume; and
+the source's link dropped and restored. A small model predicts what each action must do
+(accept or refuse) and the state it leaves. After every step the invariants are checked
+against the real parts, read independently of the CLI:
+
+(a) data a recovered guest wrote after a failover (a marker written into each ``-dr``
+    disk after every successful ``run``) is still there unless the last destructive
+    action named the loss (``--discard-recovered-data``, ``--overwrite-recovered``);
+(b) one writer per group: the target's lifecycle and epoch (``GetStatus``, what
+    ``cdp status`` prints) are the model's, and while a live failover is active or
+    committed a session of the old epoch is refused with FAILED_PRECONDITION;
+(c) the vcsim inventory (pyVmomi: registered VMs and their power state) is what
+    ``cdp failover status --json`` claims;
+(d) production is running or reported stopped: the recovered VMs are on while failed
+    over; otherwise the source's writes become durable, or the target reports it
+    disconnected (the model stopped it: the protected site is lost).
+
+Why hypothesis runs in a worker thread: the target and the source live on the test's
+event loop (the CLI subprocesses talk to that target), and hypothesis' state machines
+are synchronous. The machine runs in ``asyncio.to_thread`` and hands coroutines to the
+loop with ``run_coroutine_threadsafe``; the CLI and pyVmomi calls block only the thread.
+Not in the model: planned failover and failback (each needs a protected-site vCenter and
+a second target; they have their own tests), target kill/restart (the site's target runs
+in the test's process), link cuts other than dropping the source's stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from conftest import score
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from cdp.errors import CdpError
+from cdp.rpc.client import ReplicationClient
+from cdp.rpc.convert import LIFECYCLE_NAMES
+from cdp.source.shipper import Shipper, ShipperConfig
+
+from .drsite import GROUP, VMS, DrSite, LiveSource, inventory, make_site
+from .harness import Inventory, start_vcsim
+
+REPO = Path(__file__).resolve().parents[2]
+MARK = b"written-by-the-recovered-guest-after-failover".ljust(4096, b"!")
+"""What a recovered guest writes into its disk after the failover (data only it holds)."""
+MARK_OFFSET = 64 * 1024 + 512
+CLI_TIMEOUT_S = 120.0
+T = TypeVar("T")
+EXAMPLES_STEPS = tuple(int(x) for x in os.environ.get("CDP_MODEL_SIZE", "3,6").split(","))
+"""Examples x steps of the default run (``CDP_MODEL_SIZE=examples,steps`` to explore)."""
+
+LIFECYCLE = {
+    "idle": ("protecting", 0),
+    "testing": ("test_running", 0),
+    "live": ("failed_over_awaiting_commit", 1),
+    "committed": ("failed_over_committed", 1),
+}
+"""The target's lifecycle and epoch the model expects in each of its states."""
+
+KILL = st.one_of(st.none(), st.none(), st.floats(0.3, 3.0))
+"""No kill (twice as likely), or kill -9 the CLI after this many seconds."""
+
+
+@dataclass
+class Model:
+    """What the operator's actions so far must have left."""
+
+    op: str = "idle"  # idle | testing | live | committed
+    source_up: bool = True  # the source host runs (its shipper may still be fenced)
+    dr_data: bool = False  # the -dr disks hold the guests' marker, which must survive
+    kept: bool = False  # -dr folders left in place by rollback --keep-recovered-data
+    point: int | None = None  # the active live failover's seq
+    destroyed_by: str = ""  # the last flag that named the loss of recovered data
+
+    @property
+    def fenced(self) -> bool:
+        return self.op in ("live", "committed")
+
+
+class World:
+    """One example's real parts: a fresh vcsim, target, source and plan."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, binary: Path, root: Path) -> None:
+        self.loop = loop
+        self.vcsim = start_vcsim(binary, Inventory(), root / "vcsim.log")
+        self.site: DrSite = self.call(make_site(self.vcsim, root, writes=100))
+        self.plan = str(self.site.write_plan())
+        self.log: list[str] = []
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        """Run ``coro`` on the test's event loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.call(self.site.close())
+        self.vcsim.close()
+
+    @property
+    def source(self) -> LiveSource:
+        assert self.site.source is not None
+        return self.site.source
+
+    # ------------------------------------------------------------ the CLI
+
+    def cli(self, *args: str, kill_after: float | None = None) -> tuple[int, str]:
+        """``cdp failover ARGS --plan P``; with ``kill_after``, SIGKILL it after that many
+        seconds (if still running) and run the same command again to resume."""
+        argv = [sys.executable, "-m", "cdp", "failover", *args, "--plan", self.plan]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        if kill_after is not None:
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL, cwd=str(REPO), env=env,
+            )  # fmt: skip
+            time.sleep(kill_after)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                score("lifecycle CLI kills (kill -9)")
+                self.log.append(f"  kill -9 after {kill_after:.2f} s: {' '.join(args)}")
+            proc.wait(30)
+        done = subprocess.run(
+            argv, capture_output=True, stdin=subprocess.DEVNULL, cwd=str(REPO), env=env,
+            timeout=CLI_TIMEOUT_S, text=True,
+        )  # fmt: skip
+        if args[0] != "status":
+            self.log.append(f"  cdp failover {' '.join(args)} -> exit {done.returncode}")
+        return done.returncode, done.stdout + done.stderr
+
+    def status(self) -> dict[str, Any]:
+        code, out = self.cli("status", "--json")
+        assert code == 0, out
+        start = out.index("{")
+        result: dict[str, Any] = json.loads(out[start : out.rindex("}") + 1])
+        return result
+
+    # ------------------------------------------------------------ the target and source
+
+    def group(self) -> Any:
+        (g,) = self.call(self.site.target.client.status(GROUP)).groups
+        return g
+
+    def points(self) -> list[int]:
+        """The group's restore points' seqs, oldest first."""
+        listed = self.call(self.site.target.client.list_points(GROUP))
+        return sorted({p.seq for p in listed})
+
+    def source_writes(self, count: int, timeout: float) -> bool:
+        """Whether ``count`` writes of the source became durable within ``timeout``."""
+        try:
+            self.call(asyncio.wait_for(self.source.write(count), timeout), timeout + 5)
+        except TimeoutError:
+            return False
+        return True
+
+    def drop_link(self) -> None:
+        """The source's stream ends (the host and its buffer live on)."""
+
+        async def drop() -> None:
+            task = self.source.task
+            assert task is not None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+        self.call(drop())
+
+    def reconnect(self) -> None:
+        """The source host comes back: a new shipper on the same buffer (epoch 0)."""
+
+        async def again() -> None:
+            src = self.source
+            await src.client.close()
+            src.client = ReplicationClient(self.site.target.address)
+            spec = src.host.group_spec(GROUP)
+            src.shipper = Shipper(spec, src.buffer, src.client, ShipperConfig("src-host"))
+            await src.start()
+
+        self.call(again())
+
+    def old_epoch_session_refused(self) -> bool:
+        """Whether a session of epoch 0 (the old source) is refused as fenced."""
+
+        async def probe() -> bool:
+            client = ReplicationClient(self.site.target.address)
+            spec = self.source.host.group_spec(GROUP)
+            try:
+                await client.open_session("src-host", spec, 0, 1)
+            except CdpError as exc:
+                return "FAILED_PRECONDITION" in str(exc)
+            finally:
+                await client.close()
+            return False
+
+        return self.call(probe())
+
+    # ------------------------------------------------------------ the recovered disks
+
+    def dr_disk(self, vm: str) -> Path:
+        return self.site.replicas / f"{vm}-dr" / f"{vm}_0-flat.vmdk"
+
+    def guest_writes(self) -> None:
+        """The recovered guests write data that exists nowhere else."""
+        for vm in VMS:
+            with open(self.dr_disk(vm), "r+b") as f:
+                f.seek(MARK_OFFSET)
+                f.write(MARK)
+
+    def holds_guest_writes(self, vm: str) -> bool:
+        path = self.dr_disk(vm)
+        if not path.exists():
+            return False
+        with open(path, "rb") as f:
+            f.seek(MARK_OFFSET)
+            return f.read(len(MARK)) == MARK
+
+    def power(self) -> dict[str, str]:
+        return {name: state for name, _, state in inventory(self.site.si)}
+
+
+class LifecycleMachine(RuleBasedStateMachine):
+    """Random operator actions on one site; the model says what each must do."""
+
+    loop: asyncio.AbstractEventLoop
+    binary: Path
+    root: Path
+    examples = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        cls = type(self)
+        cls.examples += 1
+        root = Path(tempfile.mkdtemp(prefix=f"ex{cls.examples}-", dir=cls.root))
+        self.world = World(cls.loop, cls.binary, root)
+        self.model = Model()
+
+    def teardown(self) -> None:
+        print("\n".join(self.world.log))  # the sequence, shown when an example fails
+        self.world.close()
+
+    def act(self, args: tuple[str, ...], kill: float | None, expect: int) -> bool:
+        """Run one action; True when it was accepted (exit 0, or done by a killed run)."""
+        score("lifecycle operations tried")
+        code, out = self.world.cli(*args, kill_after=kill)
+        if kill is not None and expect == 0 and code == 1:
+            return True  # the killed run had finished it: the invariants check the result
+        assert code == expect, f"{' '.join(args)}: exit {code}, expected {expect}\n{out}"
+        return code == 0
+
+    # ------------------------------------------------------------ operator actions
+
+    @precondition(lambda self: self.model.op != "committed")  # see the test at the bottom
+    @rule(kill=KILL)
+    def test(self, kill: float | None) -> None:
+        ok = self.model.op in ("idle", "testing")
+        if self.act(("test",), kill, 0 if ok else 1):
+            self.model.op = "testing"
+
+    @rule(kill=KILL)
+    def stop_test(self, kill: float | None) -> None:
+        if self.act(("stop-test",), kill, 0 if self.model.op == "testing" else 1):
+            self.model.op = "idle"
+
+    @rule(kill=KILL)
+    def verify(self, kill: float | None) -> None:
+        expect = {"idle": 0, "testing": 1, "live": 4, "committed": 0}[self.model.op]
+        self.act(("verify",), kill, expect)
+
+    @rule(
+        kill=KILL,
+        at=st.one_of(st.none(), st.floats(0.2, 0.9)),
+        force=st.booleans(),
+        overwrite=st.booleans(),
+    )
+    def run(self, kill: float | None, at: float | None, force: bool, overwrite: bool) -> None:
+        m = self.model
+        args = ["run", "--no-wait"]
+        seq = None
+        if at is not None:  # a restore point (a batch boundary), other than the active one
+            points = [p for p in self.world.points() if p != m.point] or [m.point]
+            seq = points[int(len(points) * at)]
+            args += ["--at", str(seq)]
+        connected = m.source_up and not m.fenced and self.world.source_writes(3, 10)
+        args += ["--force-split-brain"] * force + ["--overwrite-recovered"] * overwrite
+        if m.op == "live":
+            ok = seq in (None, m.point)  # a resume; another point: roll back first
+        else:
+            ok = m.op == "idle" and (force or not connected) and (overwrite or not m.kept)
+        if self.act(tuple(args), kill, 0 if ok else 1) and m.op != "live":
+            if m.kept:
+                m.destroyed_by = "--overwrite-recovered"
+            m.op, m.kept = "live", False
+            m.point = self.world.status()["points"][GROUP]["seq"]
+            assert seq is None or m.point == seq, (m.point, seq)
+        if m.op == "live":
+            self.world.guest_writes()
+            m.dr_data = True
+
+    @rule(kill=KILL)
+    def commit(self, kill: float | None) -> None:
+        if self.act(("commit",), kill, 0 if self.model.op == "live" else 1):
+            self.model.op, self.model.point = "committed", None
+
+    @rule(
+        kill=KILL, flag=st.sampled_from(["", "--keep-recovered-data", "--discard-recovered-data"])
+    )
+    def rollback(self, kill: float | None, flag: str) -> None:
+        m = self.model
+        ok = m.op == "live" and flag != ""
+        if self.act(("rollback", *([flag] if flag else [])), kill, 0 if ok else 1):
+            m.op, m.point = "idle", None
+            m.kept = flag == "--keep-recovered-data"
+            if not m.kept:
+                m.dr_data, m.destroyed_by = False, flag
+
+    # ------------------------------------------------------------ the source
+
+    @precondition(lambda self: self.model.source_up)
+    @rule()
+    def source_link_drops(self) -> None:
+        score("lifecycle operations tried")
+        self.world.drop_link()
+        self.world.log.append("  the source's link drops")
+        self.model.source_up = False
+
+    @precondition(lambda self: not self.model.source_up)
+    @rule()
+    def source_comes_back(self) -> None:
+        score("lifecycle operations tried")
+        self.world.reconnect()
+        self.world.log.append("  the source comes back (epoch 0)")
+        self.model.source_up = True
+        if self.model.fenced:  # (b) from the source's side: its writes go nowhere
+            before = self.world.group().durable_seq
+            assert not self.world.source_writes(3, 2.0)
+            assert self.world.group().durable_seq == before, "a fenced source wrote"
+
+    # ------------------------------------------------------------ invariants
+
+    @invariant()
+    def invariants_hold(self) -> None:
+        status = self.world.status()
+        for check in (self.recovered_data_kept, self.one_writer, self.inventory_is_status):
+            score("lifecycle invariants checked")
+            check(status)
+            score("lifecycle invariants held")
+        score("lifecycle invariants checked")
+        self.production_running_or_reported(status)
+        score("lifecycle invariants held")
+
+    def recovered_data_kept(self, status: dict[str, Any]) -> None:
+        """(a) the guests' writes survive unless a flag named their loss."""
+        m = self.model
+        if m.dr_data:
+            lost = [vm for vm in VMS if not self.world.holds_guest_writes(vm)]
+            assert not lost, f"recovered data of {lost} destroyed without a flag"
+        elif m.op in ("idle", "testing"):
+            left = [vm for vm in VMS if (self.world.site.replicas / f"{vm}-dr").exists()]
+            assert not left, f"{left}: -dr folders left after {m.destroyed_by}"
+
+    def one_writer(self, status: dict[str, Any]) -> None:
+        """(b) lifecycle and epoch as the model says; the old epoch fenced when failed over."""
+        g = self.world.group()
+        assert (LIFECYCLE_NAMES[g.lifecycle], g.epoch) == LIFECYCLE[self.model.op], status
+        if self.model.fenced:
+            assert self.world.old_epoch_session_refused(), "the old source may write"
+
+    def inventory_is_status(self, status: dict[str, Any]) -> None:
+        """(c) vcsim's VMs and power states are what `failover status --json` claims."""
+        power, op = self.world.power(), self.model.op
+        if op in ("testing", "live"):
+            want = {"testing": "testing", "live": "awaiting-commit"}[op]
+            assert status.get("active") and status["status"] == want, status
+            claimed = {v["name"] for v in status["vms"] if v["ref"]}
+            assert set(power) == claimed, (power, status["vms"])
+            assert set(power.values()) == {"poweredOn"}, power
+        else:
+            assert not status["active"], status
+            committed = status.get("state") == "failed over, committed"
+            assert committed == (op == "committed"), status
+            want_vms = {vm: "poweredOn" for vm in VMS} if committed else {}
+            assert power == want_vms, (power, status)
+
+    def production_running_or_reported(self, status: dict[str, Any]) -> None:
+        """(d) production runs (recovered VMs on, or the source's writes durable) or the
+        target reports it stopped (source disconnected) or status says so."""
+        if self.model.fenced or status.get("production") == "stopped":
+            return  # the recovered VMs are production: (c) checked they are on
+        if self.model.source_up:
+            assert self.world.source_writes(2, 15), "the source runs but cannot write"
+        else:
+            assert not self.world.group().source_connected, "a lost source shown connected"
+
+
+def _run_machine(
+    loop: asyncio.AbstractEventLoop, binary: Path, root: Path, examples: int, steps: int
+) -> None:
+    machine = type("Machine", (LifecycleMachine,), {"loop": loop, "binary": binary, "root": root})
+    shrink = os.environ.get("CDP_MODEL_SHRINK") == "1"  # slow against vcsim; off by default
+    phases = (Phase.explicit, Phase.generate, *((Phase.shrink,) if shrink else ()))
+    config = settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        phases=phases,
+        suppress_health_check=list(HealthCheck),
+    )
+    from hypothesis.stateful import run_state_machine_as_test
+
+    run_state_machine_as_test(machine, settings=config)
+
+
+async def test_lifecycle_model(vcsim_binary: Path, tmp_path: Path) -> None:
+    """A few short random walks (the default run)."""
+    loop = asyncio.get_running_loop()
+    await asyncio.to_thread(_run_machine, loop, vcsim_binary, tmp_path, *EXAMPLES_STEPS)
+
+
+@pytest.mark.soak
+async def test_lifecycle_model_soak(vcsim_binary: Path, tmp_path: Path) -> None:
+    """Long random walks (pytest -m soak)."""
+    loop = asyncio.get_running_loop()
+    await asyncio.to_thread(_run_machine, loop, vcsim_binary, tmp_path, 25, 20)
+
+
+def _test_after_commit(loop: asyncio.AbstractEventLoop, binary: Path, root: Path) -> None:
+    world = World(loop, binary, root)
+    try:
+        world.drop_link()
+        assert world.cli("run", "--no-wait", "--force-split-brain")[0] == 0
+        assert world.cli("commit")[0] == 0
+        for args in (("verify",), ("test",), ("stop-test",)):
+            code, out = world.cli(*args)
+            assert code == 0, out
+            g = world.group()
+            assert (LIFECYCLE_NAMES[g.lifecycle], g.epoch) == LIFECYCLE["committed"], args
+    finally:
+        world.close()
+
+
+async def test_a_test_failover_after_commit_keeps_the_committed_lifecycle(
+    vcsim_binary: Path, tmp_path: Path
+) -> None:
+    """Found by the model: `verify` (or `test` + `stop-test`) after a commit set the group
+    back to "protecting" although it is failed over and committed. A test failover only
+    marks groups that are protecting, and stop-test puts back what was there."""
+    await asyncio.to_thread(_test_after_commit, asyncio.get_running_loop(), vcsim_binary, tmp_path)
