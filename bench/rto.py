@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import datetime
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -120,15 +121,35 @@ def mount_datastore(url: Any, path: Path) -> None:
 # ---------------------------------------------------------------- the protected side
 
 
-async def write_source(address: str, folder: Path, vms: list[str], seed: int) -> int:
-    """Simulated guests write WRITES_PER_VM random 4 KiB blocks each; drain; return bytes."""
+def parse_size(text: str) -> int:
+    """``64MiB``, ``1GiB``, ``512KiB`` or plain bytes."""
+    units = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(text)
+
+
+def disk_bytes_for(data_bytes: int) -> int:
+    """The disk's capacity for a case: twice the data it holds (64 MiB for the toy case)."""
+    return max(DISK_BYTES, 2 * data_bytes)
+
+
+async def write_source(
+    address: str, folder: Path, vms: list[str], seed: int, data_bytes: int = 0,
+    target: Any = None,
+) -> int:  # fmt: skip
+    """Simulated guests write ``data_bytes`` of random data each (1 MiB writes, into the
+    base: the target applies at once), then WRITES_PER_VM random 4 KiB blocks each (the
+    journal tail: the target keeps one hour from then on); drain; return the tail bytes."""
     from cdp.rpc.client import ReplicationClient
     from cdp.source.buffer import SourceBuffer
     from cdp.source.shipper import Shipper, ShipperConfig
     from sim.filter import ReplicationFilter
     from sim.vm import SimHost, SimVM
 
-    host = SimHost("bench-src", [SimVM(str(folder), vm, [DISK_BYTES]) for vm in vms])
+    disk = disk_bytes_for(data_bytes)
+    host = SimHost("bench-src", [SimVM(str(folder), vm, [disk]) for vm in vms])
     buffer = SourceBuffer(256 * 2**20)
     for vm in host.vms:
         vm.attach(ReplicationFilter(buffer, host.disk_numbers()))
@@ -137,9 +158,11 @@ async def write_source(address: str, folder: Path, vms: list[str], seed: int) ->
     task = asyncio.ensure_future(shipper.run())
     rng = random.Random(seed)
     try:
+        if data_bytes:
+            await write_base(host.vms, shipper, data_bytes, target)
         for _ in range(WRITES_PER_VM):
             for vm in host.vms:
-                await vm.write(0, rng.randrange(DISK_BYTES // BLOCK) * BLOCK, rng.randbytes(BLOCK))
+                await vm.write(0, rng.randrange(disk // BLOCK) * BLOCK, rng.randbytes(BLOCK))
         await asyncio.wait_for(shipper.drain(), 120)
     finally:
         task.cancel()
@@ -150,12 +173,31 @@ async def write_source(address: str, folder: Path, vms: list[str], seed: int) ->
     return len(vms) * WRITES_PER_VM * BLOCK
 
 
+async def write_base(vms: list[Any], shipper: Any, data_bytes: int, target: Any) -> None:
+    """``data_bytes`` of random data per disk from offset 0, in 1 MiB writes (drained every
+    64 MiB so the source buffer never overflows); wait until the target applied it all, then
+    give the target a one-hour history window (as a config reload would)."""
+    import dataclasses
+
+    chunk = 2**20
+    for offset in range(0, data_bytes, chunk):
+        for vm in vms:
+            await vm.write(0, offset, os.urandom(min(chunk, data_bytes - offset)))
+        if (offset // chunk) % 64 == 63:
+            await asyncio.wait_for(shipper.drain(), 600)
+    await asyncio.wait_for(shipper.drain(), 600)
+    while any(m.applier.applied_seq < m.journal.durable_seq for m in target.groups.values()):
+        await asyncio.sleep(0.05)
+    target.reconfigure(dataclasses.replace(target.config, history_window_s=3600.0))
+
+
 # ---------------------------------------------------------------- the plan
 
 
 def plan_file(
-    work: Path, url: Any, address: str, replicas: Path, vms: list[str], thumbprint: str
-) -> Path:
+    work: Path, url: Any, address: str, replicas: Path, vms: list[str], thumbprint: str,
+    disks: str = "chain",
+) -> Path:  # fmt: skip
     """A plan for ``vms``: first fifth boots first, the rest next (no delay)."""
     cred = work / "vcenter.cred"
     cred.write_text(yaml.safe_dump({"user": url.username, "password": url.password}))
@@ -176,6 +218,7 @@ def plan_file(
             "datacenter": "DC0",
             "cluster": "DC0_C0",
             "datastore": {"name": DS_NAME, "path": str(replicas)},
+            "disks": disks,
         },
         "network_mappings": [
             {"source": "VM Network", "live": "DR-Prod", "test": "DR-Test-Isolated"}
@@ -202,8 +245,10 @@ def plan_file(
 # ---------------------------------------------------------------- one case
 
 
-async def one_case(work: Path, binary: str, n: int, seed: int) -> dict[str, Any]:
-    """Fail over ``n`` VMs, time it, roll back."""
+async def one_case(
+    work: Path, binary: str, n: int, seed: int, data_bytes: int = 0, disks: str = "chain"
+) -> dict[str, Any]:
+    """Fail over ``n`` VMs (``data_bytes`` held per disk), time it, roll back."""
     from cdp.failover import vsphere
     from cdp.failover.faults import server_thumbprint
     from cdp.failover.guards import DISCARD
@@ -219,15 +264,18 @@ async def one_case(work: Path, binary: str, n: int, seed: int) -> dict[str, Any]
     vms = [f"vm{i:03d}" for i in range(n)]
     data_dir = work / "target"
     with vcsim(binary, HOSTS, work / "vcsim.log") as url:
-        target = Target(TargetConfig(str(data_dir), history_window_s=3600), RocksIndex)
+        window = 0.0 if data_bytes else 3600.0  # the data goes into the base, the tail stays
+        target = Target(TargetConfig(str(data_dir), history_window_s=window), RocksIndex)
         async with target:
             server, port = await start_server(target, "127.0.0.1:0")
             address = f"127.0.0.1:{port}"
-            written = await write_source(address, work / "source", vms, seed)
+            t_data = time.monotonic()
+            written = await write_source(address, work / "source", vms, seed, data_bytes, target)
+            data_s = time.monotonic() - t_data
             await asyncio.to_thread(mount_datastore, url, data_dir / "replicas")
             thumbprint = server_thumbprint(url.hostname, url.port, 5)
             plan = load_plan(
-                str(plan_file(work, url, address, data_dir / "replicas", vms, thumbprint))
+                str(plan_file(work, url, address, data_dir / "replicas", vms, thumbprint, disks))
             )
             creds = Credentials(url.username, url.password)
             client = ReplicationClient(address)
@@ -240,6 +288,8 @@ async def one_case(work: Path, binary: str, n: int, seed: int) -> dict[str, Any]
                 t0 = time.monotonic()
                 result = await orch.failover("live")
                 wall = time.monotonic() - t0
+                log = work / "state" / plan.name / "operation.json"
+                steps = json.loads(log.read_text())["steps"]
                 t1 = time.monotonic()
                 await orch.rollback(DISCARD)
                 rollback_s = time.monotonic() - t1
@@ -247,8 +297,15 @@ async def one_case(work: Path, binary: str, n: int, seed: int) -> dict[str, Any]
                 orch.close()
                 await client.close()
                 await server.stop(grace=1.0)
+    exports = [s for s in steps if s.get("kind") == "export"]
     return {
         "vms": n,
+        "disks": disks,
+        "data_per_disk_bytes": data_bytes,
+        "disk_bytes": disk_bytes_for(data_bytes),
+        "setup_write_s": round(data_s, 1),
+        "delta_bytes_written": sum(int((s.get("result") or {}).get("bytes", 0)) for s in exports),
+        "background_after_power_on_s": 0.0,  # no promotion: the VMs run on the chain
         "rto_s": result["rto_s"],
         "wall_s": round(wall, 3),
         "by_step": result["time_by_step"],
@@ -269,19 +326,24 @@ def estimate_error(measured_s: float, estimate_s: float) -> dict[str, float | No
     return {"rto_estimate_error_s": round(error_s, 3), "rto_estimate_error_pct": pct}
 
 
-async def run(counts: list[int], seed: int, work_dir: str | None) -> dict[str, Any]:
+async def run(
+    counts: list[int], seed: int, work_dir: str | None, sizes: tuple[int, ...] = (0,),
+    modes: tuple[str, ...] = ("chain",),
+) -> dict[str, Any]:  # fmt: skip
     """Every case in its own work folder (removed afterwards)."""
     binary = await asyncio.to_thread(build_vcsim)
     results = []
-    for n in counts:
+    for n, size, mode in [(n, z, m) for z in sizes for m in modes for n in counts]:
         work = Path(tempfile.mkdtemp(prefix=f"cdp-rto-{n}-", dir=work_dir))
         try:
-            r = await one_case(work, binary, n, seed)
+            r = await one_case(work, binary, n, seed, size, mode)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         results.append(r)
         print(
-            f"  {n:>3} VMs  RTO {r['rto_s']:.3f} s  estimate {r['rto_estimate_s']:.3f} s "
+            f"  {n:>3} VMs  {size / 2**20:.0f} MiB/disk {mode}  RTO {r['rto_s']:.3f} s  "
+            f"delta {r['delta_bytes_written'] / 2**20:.1f} MiB  "
+            f"estimate {r['rto_estimate_s']:.3f} s "
             f"({_signed(r['rto_estimate_error_s'])} s, {_pct(r['rto_estimate_error_pct'])})  "
             f"(rollback {r['rollback_s']:.3f} s)",
             file=sys.stderr, flush=True,
@@ -305,12 +367,15 @@ async def run(counts: list[int], seed: int, work_dir: str | None) -> dict[str, A
 def render(doc: dict[str, Any]) -> str:
     """The cases as a Markdown table (seconds)."""
     header = (
-        "VMs", "RTO s", "estimate s", "error s", "error %",
-        *(f"{k} s" for k in STEP_KINDS), "rollback s", "image MiB",
+        "VMs", "data/disk MiB", "disks", "RTO s", "estimate s", "error s", "error %",
+        *(f"{k} s" for k in STEP_KINDS), "rollback s", "image MiB", "written MiB",
+        "after power-on",
     )  # fmt: skip
     rows = [
         (
             str(r["vms"]),
+            f"{r.get('data_per_disk_bytes', 0) / 2**20:.0f}",
+            r.get("disks", "copy"),
             f"{r['rto_s']:.3f}",
             f"{r['rto_estimate_s']:.3f}",
             _signed(r.get("rto_estimate_error_s")),
@@ -318,6 +383,8 @@ def render(doc: dict[str, Any]) -> str:
             *(f"{r['by_step'].get(k, 0.0):.3f}" for k in STEP_KINDS),
             f"{r['rollback_s']:.3f}",
             f"{r['bytes_to_prepare'] / 2**20:.1f}",
+            f"{r.get('delta_bytes_written', 0) / 2**20:.1f}",
+            "none",
         )
         for r in doc["results"]
     ]
@@ -339,13 +406,22 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", help="results folder (default bench/results/rto-<UTC timestamp>/)")
     p.add_argument("--work-dir", help="where targets and vcsim datastores go (default: temp)")
+    p.add_argument(
+        "--data-per-disk", default="",
+        help="random data written into each disk's base first, e.g. 64MiB,1GiB (disk = 2x)",
+    )  # fmt: skip
+    p.add_argument(
+        "--disks", default="chain", help="recovery.disks modes to compare, e.g. chain,copy"
+    )
     p.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run, print the table, write results.json and table.md."""
     counts = [int(x) for x in args.vms.split(",") if x.strip()]
-    doc = asyncio.run(run(counts, args.seed, args.work_dir))
+    sizes = tuple(parse_size(x) for x in args.data_per_disk.split(",") if x.strip()) or (0,)
+    modes = tuple(x for x in args.disks.split(",") if x.strip())
+    doc = asyncio.run(run(counts, args.seed, args.work_dir, sizes, modes))
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out or REPO / "bench" / "results" / f"rto-{stamp}")
     out.mkdir(parents=True, exist_ok=True)

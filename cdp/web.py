@@ -158,6 +158,7 @@ class TargetCollector(Collector):
         yield from _history_gauges(self._target, statuses)
         yield from _scrub_gauges(self._target)
         yield _lifecycle(statuses)
+        yield _base_held(self._target)
 
 
 def rpo_threshold_s(target: Target, group_id: str) -> float:
@@ -236,6 +237,19 @@ def _scrub_gauges(target: Target) -> Iterator[Metric]:
         "Replica regions the newest scrub found damaged (refused until a resync rewrites them)",
         value=float(len(report.damage)),
     )
+
+
+def _base_held(target: Target) -> Metric:
+    """``cdp_group_base_held``: how many tests/failovers hold the member's base (0: none)."""
+    family = GaugeMetricFamily(
+        "cdp_group_base_held",
+        "Holders (copy-free tests or failovers) keeping the base replica at or before their "
+        "point; while held, apply stops there and the journal grows (intake stops at its limit)",
+        labels=LABELS,
+    )
+    for member in sorted(target.groups.values(), key=lambda m: m.key):
+        family.add_metric([member.group_id, member.member_id], float(len(member.holds.items())))
+    return family
 
 
 def _lifecycle(statuses: list[GroupStatus]) -> Metric:

@@ -131,8 +131,18 @@ class RecoveredVm:
     hardware: Hardware
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able form for the step log."""
-        return asdict(self)
+        """JSON-able form for the step log; keys at their defaults (a NIC's ``mac``, the
+        ``profile``) are left out, so logs of plans without them keep their old form."""
+        out = asdict(self)
+        hw = self.hardware
+        out["hardware"] = {
+            "cpus": hw.cpus, "memory_mb": hw.memory_mb,
+            "disks": [asdict(d) for d in hw.disks],
+            "nics": [{k: v for k, v in asdict(n).items() if k != "mac" or v} for n in hw.nics],
+        }  # fmt: skip
+        if hw.profile is not None:
+            out["hardware"]["profile"] = hw.profile.to_json()
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RecoveredVm:

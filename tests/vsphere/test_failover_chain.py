@@ -10,14 +10,23 @@ point still exports the same bytes after the test.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+from bench.linkproxy import LinkModel, LinkProxy, mbit
 from cdp.failover.export import export_image
+from cdp.failover.guards import DISCARD
 
 from .drsite import GROUP, VMS, DrSite, tree
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _qemu(*args: str) -> subprocess.CompletedProcess[str]:
@@ -105,3 +114,74 @@ async def test_chain_equals_export_base_untouched_points_intact(site: DrSite) ->
     after = await _exports(site, earlier, site.root / "after")
     assert after == before
     orch.close()
+
+
+def _holds(site: DrSite) -> dict[str, int]:
+    return site.target.target.groups[GROUP].holds.items()
+
+
+async def test_rolled_back_live_failover_releases_holds_points_intact(site: DrSite) -> None:
+    points = [p.seq for p in await site.target.client.list_points(GROUP)]
+    earlier = sorted({points[0], points[len(points) // 2], points[-1]})
+    before = await _exports(site, earlier, site.root)
+    orch = site.orchestrator(site.plan(_chain_plan(site)))
+    await orch.failover("live", force_split_brain=True)
+    assert set(_holds(site)) == {f"failover/live/{vm}" for vm in VMS}, _holds(site)
+
+    rolled = await orch.rollback(DISCARD)
+
+    assert rolled["status"] == "rolled-back"
+    assert _holds(site) == {}
+    assert not [p for p in site.replicas.iterdir() if p.name.endswith("-dr")]
+    (site.root / "after").mkdir()
+    assert await _exports(site, earlier, site.root / "after") == before
+    orch.close()
+
+
+async def _cdp(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cdp", "failover", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=str(REPO),
+    )  # fmt: skip
+
+
+async def test_kill_9_during_the_delta_build_then_test_again(site: DrSite) -> None:
+    """SIGKILL `cdp failover test` while it writes a tail delta (a slow link to the target
+    makes the build last seconds), run it again: the chain opens and equals the export."""
+    assert site.source is not None
+    await site.source.write(600)  # a tail of a few MiB per disk
+    latest = (await site.target.client.list_points(GROUP))[-1].seq
+    proxy = await LinkProxy(site.target.address, LinkModel("slow", mbit(8))).start()
+    data = _chain_plan(site)
+    data["target"] = {"address": proxy.address, "insecure": True}
+    plan_path = str(site.write_plan(data))
+    proc = await _cdp("test", "--plan", plan_path)
+    deadline = time.monotonic() + 60
+    while not list(site.replicas.glob("*-test/*-tail-delta.vmdk.tmp")):
+        assert proc.returncode is None, (await proc.communicate())[1].decode()
+        assert time.monotonic() < deadline, "the test never started a delta"
+        await asyncio.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    await proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert _holds(site)  # placed before the build; the run died holding it
+
+    proxy.link = LinkModel()  # the resumed run goes at full speed
+    again = await _cdp("test", "--plan", plan_path)
+    out, err = await asyncio.wait_for(again.communicate(), 120)
+
+    assert again.returncode == 0, err.decode() + out.decode()
+    assert not list(site.replicas.glob("*-test/*.tmp"))
+    for vm in VMS:
+        point = site.root / f"{vm}-point.vmdk"
+        await export_image(site.target.client, GROUP, vm, 0, str(latest), str(point))
+        top = site.replicas / f"{vm}-test" / f"{vm}-test_0.vmdk"
+        assert _qemu("info", "--backing-chain", str(top)).returncode == 0
+        same = _qemu("compare", str(top), str(point))
+        assert same.returncode == 0, same.stdout + same.stderr
+    stop = await _cdp("stop-test", "--plan", plan_path)
+    out, err = await asyncio.wait_for(stop.communicate(), 60)
+    assert stop.returncode == 0, err.decode()
+    assert _holds(site) == {}
+    await proxy.close()

@@ -106,7 +106,7 @@ def _add_host(si: Any, folder: Path) -> str:
 
 async def test_relocate_moves_the_vms_off_the_cdp_datastore(site: DrSite, tmp_path: Path) -> None:
     orch = site.orchestrator()
-    await orch.failover("live", planned=False)
+    await orch.failover("live", planned=False, force_split_brain=True)  # source still up
     await orch.commit()
     orch.close()
     prod = tmp_path / "prod"

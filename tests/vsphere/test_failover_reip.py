@@ -76,7 +76,7 @@ async def test_reip_rules_apply_per_mode(site: DrSite, protected: Vcsim) -> None
     assert "customize:app01" not in steps  # no captured address, no override: untouched
     await orch.stop_test()
 
-    await orch.failover("live")
+    await orch.failover("live", force_split_brain=True)  # the simulated source still replicates
     assert guest(site.si, "db01")["ip"] == "10.50.0.17"
     assert guest(site.si, "app01")["ip"] == "10.50.1.20"  # the per-VM static override
     orch.close()
