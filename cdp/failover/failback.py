@@ -38,6 +38,7 @@ what is gone is skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -53,6 +54,7 @@ from cdp.failover.errors import OperationStateError
 from cdp.failover.failback_record import FailbackLog, FailbackOperation, read_record
 from cdp.failover.orchestrator import Event, Orchestrator, Reporter
 from cdp.failover.plan import (
+    DISKS_COPY,
     CommitPolicy,
     FailbackSettings,
     GroupSettings,
@@ -115,13 +117,42 @@ def back_plan(plan: Plan) -> Plan:
         target_address=fb.target_address,
         target_tls_dir=fb.target_tls_dir,
         vcenter=ps.vcenter,
-        recovery=fb.site,
+        # production comes home onto full disks, never onto a chain over the original-site
+        # target's replica (that base would stay held for as long as production runs)
+        recovery=dataclasses.replace(fb.site, disks=DISKS_COPY),
         networks=tuple(NetworkMapping(m.source, m.source, m.source) for m in plan.networks),
         groups=tuple(GroupSettings(g.name + fb.group_suffix, g.vms) for g in plan.groups),
         commit=CommitPolicy(timeout_s=plan.commit.timeout_s, default_action="commit"),
         protected_site=None,
         failback=None,
     )
+
+
+COWD_MAGIC = b"COWD"
+"""The first bytes of a vmfsSparse delta (a copy-free failover's disk layer), not flat data."""
+
+
+def _refuse_delta_chains(paths: list[str]) -> None:
+    """Refuse to stream recovered disks that are delta chains: their files are not the data.
+
+    The reverse source reads flat extents. A failover made with ``recovery.disks: chain``
+    leaves each disk as a vmfsSparse chain over the base replica, so reading its top file
+    would send grain tables instead of the guest's bytes. Until failback reads chains,
+    it stops here, before anything is sent, and says how to go on.
+    """
+    chains = []
+    for path in paths:
+        with contextlib.suppress(OSError), open(path, "rb") as f:
+            if f.read(4) == COWD_MAGIC:
+                chains.append(path)
+    if chains:
+        raise PreconditionError(
+            f"recovery.disks: the recovered disks are copy-free delta chains ({chains[0]}"
+            f"{' and more' if len(chains) > 1 else ''}); failback reads flat disks only",
+            hint="consolidate each chain into a flat disk first (e.g. Storage vMotion the "
+            "recovered VMs, or `qemu-img convert -O vmdk` the chain), or run live failovers "
+            "with `recovery.disks: copy` in plans that will fail back (docs/FAILOVER.md)",
+        )
 
 
 def _settings(plan: Plan) -> tuple[FailbackSettings, ProtectedSite]:
@@ -380,6 +411,7 @@ class Failback:
         )
         paths = [self._dr_extent(v, n) for v in vms for n in range(len(v.hardware.disks))]
         capacities = [d.capacity_bytes for v in vms for d in v.hardware.disks]
+        _refuse_delta_chains(paths)
         return await reverse_sync(
             self.transport, spec, paths, capacities, f"failback-{self.plan.name}"
         )

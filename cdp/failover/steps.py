@@ -131,8 +131,11 @@ class RecoveredVm:
     hardware: Hardware
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able form for the step log; keys at their defaults (a NIC's ``mac``, the
-        ``profile``) are left out, so logs of plans without them keep their old form."""
+        """JSON-able form for the step log.
+
+        Keys at their defaults (a NIC's ``mac``, the ``profile``) are left out, so logs of
+        plans without them keep their old form.
+        """
         out = asdict(self)
         hw = self.hardware
         out["hardware"] = {
