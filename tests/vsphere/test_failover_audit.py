@@ -12,6 +12,9 @@ from typing import Any
 
 from helpers import free_port
 
+from cdp.audit import AuditEntry
+from cdp.verified import latest
+
 from .drsite import DrSite
 from .test_failover_cli import REPO, cdp
 
@@ -71,3 +74,21 @@ async def test_an_unreachable_target_is_said_in_the_local_record(site: DrSite) -
     (entry,) = local_entries(site)
     assert entry["action"] == "failover.test" and entry["outcome"].startswith("error: ")
     assert "not recorded at the target" in entry["object"]
+
+
+async def test_verify_tells_the_target_each_groups_verified_point(site: DrSite) -> None:
+    plan = str(site.write_plan())
+    code, out, err = await cdp("verify", "--plan", plan, "--json", "--every", "3600")
+    rec = json.loads(out)
+    assert code == (0 if rec["result"] == "passed" else 1), err
+    code, out, err = await cdp_top("audit", "--target", site.target.address, "--insecure",
+                                   "--json")  # fmt: skip
+    assert code == 0, err
+    entries = [AuditEntry(e["time_unix_ns"], e["identity"], e["action"], e["object"],
+                          e["outcome"]) for e in json.loads(out)["entries"]]  # fmt: skip
+    assert [e.action for e in entries] == ["verify.point", "failover.verify"]
+    ((group, facts),) = latest(entries).items()
+    point = rec["points"][group]
+    assert facts.last_run.result == rec["result"] and facts.every_s == 3600.0
+    assert (facts.last_run.seq, facts.last_run.point_unix_ns) == (point["seq"], point["time_ns"])
+    assert (facts.last_passed is not None) == (rec["result"] == "passed")
