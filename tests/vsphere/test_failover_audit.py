@@ -92,3 +92,14 @@ async def test_verify_tells_the_target_each_groups_verified_point(site: DrSite) 
     assert facts.last_run.result == rec["result"] and facts.every_s == 3600.0
     assert (facts.last_run.seq, facts.last_run.point_unix_ns) == (point["seq"], point["time_ns"])
     assert (facts.last_passed is not None) == (rec["result"] == "passed")
+    code, out, err = await cdp_top("status", "--target", site.target.address, "--insecure")
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.strip().startswith(f"verified {group}"))
+    if rec["result"] == "passed":
+        assert f"point seq {point['seq']} (" in line and "newest run" not in line
+    else:
+        assert f"newest run {rec['result'].upper()}" in line
+    code, out, err = await cdp_top("status", "--target", site.target.address, "--insecure",
+                                   "--json")  # fmt: skip
+    (g,) = [g for g in json.loads(out)["groups"] if g["group_id"] == group]
+    assert g["last_verified"]["last_verify_result"] == rec["result"]
