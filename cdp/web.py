@@ -71,7 +71,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 """Sent with every response: no inline or foreign code, no sniffing, no framing."""
-STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
+STATIC_FILES = {"app.js": "text/javascript", "chart.js": "text/javascript", "app.css": "text/css"}
 """Files of ``web_static/`` served under ``/static/``, with their content types."""
 
 
