@@ -114,3 +114,23 @@ async def test_a_plan_never_verified_is_due_and_a_broken_one_skipped(tmp_path: P
     sched = Scheduler((VerifySchedule(str(broken), 3600.0), VerifySchedule(good, 3600.0)), runner)
     assert [code for _, code in await sched.run_due(time.time())] == [1]
     assert ran == [good]
+
+
+def test_the_command_runs_once_and_names_a_bad_config(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(config: str) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / "target.yaml"
+        path.write_text(config)
+        return subprocess.run(
+            [sys.executable, "-m", "cdp", "failover", "verify-scheduler", "--config", str(path),
+             "--once"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    done = run("data_dir: /d\n")
+    assert done.returncode == 0 and "no verify: entries" in done.stderr
+    bad = run("data_dir: /d\nverify:\n  - plan: /p.yaml\n    every: 10s\n")
+    assert bad.returncode == 2 and "verify[0].every" in bad.stderr
+    missing = run(f"data_dir: /d\nverify:\n  - plan: {tmp_path}/none.yaml\n    every: 1h\n")
+    assert missing.returncode == 0 and "cannot read the plan, skipped" in missing.stderr
