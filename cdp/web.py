@@ -15,11 +15,12 @@ and content sniffing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import resources
 from typing import Any, cast
 
@@ -28,17 +29,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cdp import audit, lifecycle
+from cdp import audit, lifecycle, oncall
 from cdp.errors import CdpError, InvalidInputError, NotFoundError, PreconditionError
 from cdp.group import check_name
 from cdp.rpc.convert import status_to_dict, status_to_pb, timeline_to_dict, timeline_to_pb
 from cdp.status import GroupState, GroupStatus
 from cdp.target.target import Target
+from cdp.verified import VerifiedCache
 
 log = logging.getLogger(__name__)
 
 TARGET: web.AppKey[Target] = web.AppKey("target", Target)
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+RPO_HISTORY: web.AppKey[oncall.RpoHistory] = web.AppKey("rpo_history", oncall.RpoHistory)
+VERIFIED: web.AppKey[VerifiedCache] = web.AppKey("verified", VerifiedCache)
 STATES = (
     GroupState.REPLICATING,
     GroupState.DISCONNECTED,
@@ -67,7 +71,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 """Sent with every response: no inline or foreign code, no sniffing, no framing."""
-STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
+STATIC_FILES = {"app.js": "text/javascript", "chart.js": "text/javascript", "app.css": "text/css"}
 """Files of ``web_static/`` served under ``/static/``, with their content types."""
 
 
@@ -309,16 +313,34 @@ def _gauges(statuses: list[GroupStatus]) -> Iterator[Metric]:
 
 async def get_status(request: web.Request) -> web.Response:
     """Every group's status, as ``cdp status --json`` prints it."""
-    statuses = request.app[TARGET].status()
-    groups = [status_to_dict(status_to_pb(s)) for s in statuses]
+    target = request.app[TARGET]
+    verified = await asyncio.to_thread(request.app[VERIFIED].get)
+    groups = [
+        {**status_to_dict(status_to_pb(s)), **oncall.group_extras(target, verified, s.group_id)}
+        for s in target.status()
+    ]
     return web.json_response({"time": time.time(), "groups": groups})
 
 
 async def get_timeline(request: web.Request) -> web.Response:
     """One group's timeline, as ``cdp timeline --json`` prints it."""
     group = check_name("group", request.match_info["group"])
-    timeline = await asyncio.to_thread(request.app[TARGET].timeline, group)
-    return web.json_response(timeline_to_dict(group, timeline_to_pb(timeline)))
+    target = request.app[TARGET]
+    timeline = await asyncio.to_thread(target.timeline, group)
+    marks = await asyncio.to_thread(oncall.timeline_marks, target, group)
+    return web.json_response({**timeline_to_dict(group, timeline_to_pb(timeline)), "marks": marks})
+
+
+async def get_rpo(request: web.Request) -> web.Response:
+    """One group's RPO over the last hour ([time s, RPO s] pairs) and its threshold."""
+    target = request.app[TARGET]
+    group = check_name("group", request.match_info["group"])
+    now = max(s.rpo_s for s in target.status(group))  # NotFoundError (404): no such group
+    samples = [*request.app[RPO_HISTORY].series(group), (round(time.time(), 3), round(now, 3))]
+    return web.json_response({
+        "group": group, "threshold_s": oncall.rpo_threshold_s(target, group),
+        "sample_s": request.app[RPO_HISTORY].sample_s, "samples": samples,
+    })  # fmt: skip
 
 
 AUDIT_SHOWN = 20
@@ -411,14 +433,28 @@ def create_app(target: Target, allowed_hosts: frozenset[str] | None = None) -> w
     app[ALLOWED_HOSTS] = allowed_hosts or default_allowed_hosts("")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(TargetCollector(target))
+    app[VERIFIED] = oncall.verified_cache(target)
+    registry.register(oncall.VerifiedCollector(app[VERIFIED]))
     app[REGISTRY] = registry
+    app[RPO_HISTORY] = oncall.RpoHistory()
+    app.cleanup_ctx.append(_sampling)
     app.router.add_get("/", get_index)
     app.router.add_get("/static/{name}", get_static)
     app.router.add_get("/api/v1/status", get_status)
     app.router.add_get("/api/v1/groups/{group}/timeline", get_timeline)
+    app.router.add_get("/api/v1/groups/{group}/rpo", get_rpo)
     app.router.add_get("/api/v1/audit", get_audit)
     app.router.add_get("/metrics", get_metrics)
     return app
+
+
+async def _sampling(app: web.Application) -> AsyncIterator[None]:
+    """Sample every group's RPO for the page's chart while the app runs."""
+    task = asyncio.create_task(oncall.sample_forever(app[TARGET], app[RPO_HISTORY]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class _Capped(asyncio.Protocol):

@@ -58,7 +58,8 @@ if missing /etc/cdp/tls; then
 fi
 run /usr/local/bin/cdp target config check /etc/cdp/target.yaml
 run install -m 0644 "$REPO/deploy/systemd/cdp-target.service" \
-    "$REPO/deploy/systemd/cdp-failover@.service" /etc/systemd/system/
+    "$REPO/deploy/systemd/cdp-failover@.service" \
+    "$REPO/deploy/systemd/cdp-verify-scheduler.service" /etc/systemd/system/
 run systemctl daemon-reload
 run systemctl enable --now cdp-target.service
 echo "cdp target installed: systemctl status cdp-target; journalctl -u cdp-target" \

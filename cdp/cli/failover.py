@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cdp.cli import common, failover_datastore, failover_detach, verify
+from cdp.cli import common, failover_datastore, failover_detach, verify, verify_scheduler
 from cdp.cli.failover_common import (
     Session,
     connector,
@@ -135,6 +135,7 @@ def add_parser(sub: Any) -> None:
         c.add_argument("--json", action="store_true", help="print one JSON object")
         c.set_defaults(handler=handler)
     verify.add_parser(fsub)
+    verify_scheduler.add_parser(fsub)
     failover_datastore.add_parser(fsub)
 
 

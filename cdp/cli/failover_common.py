@@ -9,6 +9,7 @@ modules import this one; it imports neither.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -18,16 +19,19 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from cdp import audit
 from cdp.cli import common
+from cdp.errors import CdpError
 from cdp.failover import steps as st
 from cdp.failover.checks import FAIL, CheckRow
 from cdp.failover.orchestrator import Event, Orchestrator
 from cdp.failover.plan import Plan, VCenterSettings, load_plan, resolve_credentials
 from cdp.failover.remote import TargetReplication
+from cdp.failover.steplog import StepLog
 from cdp.failover.survey import SurveyResult
 from cdp.failover.vcenter import VCenter
 from cdp.rpc.client import ReplicationClient
-from cdp.tls import load_client_tls
+from cdp.tls import identity_of, load_client_tls
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,8 @@ class Session:
         self.json = bool(args.json)
         self.out: TextIO = sys.stderr if self.json else sys.stdout
         tls = load_client_tls(self.plan.target_tls_dir) if self.plan.target_tls_dir else None
+        who = identity_of(tls.cert_pem) if tls is not None and tls.cert_pem else None
+        self.identity = str(who) if who else audit.INSECURE
         if tls is None:
             log.warning("plan target.insecure: talking to the target in plain text")
         self.client = ReplicationClient(self.plan.target_address, tls)
@@ -105,14 +111,77 @@ def say(line: str, out: Any) -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
 
 
+AUDITED = ("test", "stop-test", "run", "commit", "rollback", "failback", "verify")
+"""``cdp failover`` subcommands that change something: each run is audited (not dry runs)."""
+AUDIT_TIMEOUT_S = 10.0
+"""How long recording an operation at the target may take before the CLI gives up on it."""
+
+
 async def with_session(args: argparse.Namespace, body: Callable[[Session], Any]) -> int:
-    """Run ``body`` with a session for the plan ``args.plan``; always close it."""
+    """Run ``body`` with a session for the plan ``args.plan``; always close it.
+
+    The one place where failover operations are audited: a subcommand of :data:`AUDITED`
+    (not a dry run) is recorded with its outcome at the target and in the plan's folder.
+    """
     session = Session(args)
+    command = getattr(args, "failover_command", "")
     try:
-        code: int = await body(session)
-        return code
+        if command not in AUDITED or getattr(args, "dry_run", False):
+            code: int = await body(session)
+            return code
+        return await _audited(session, args, f"failover.{command}", body)
     finally:
         await session.close()
+
+
+async def _audited(
+    s: Session, args: argparse.Namespace, action: str, body: Callable[[Session], Any]
+) -> int:
+    """Run ``body`` and record it, whatever way it ends (an exception is re-raised)."""
+    code, error = common.EXIT_FAILED, None
+    try:
+        code = int(await body(s))
+        return code
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        outcome = _outcome(error, code)
+        await record_operation(s, action, _audit_object(s, args), outcome)
+
+
+def _outcome(error: BaseException | None, code: int) -> str:
+    if error is not None:  # Ctrl-C raises a CancelledError without a message
+        return audit.outcome_of(error) if str(error) else f"error: {type(error).__name__}"
+    return audit.OK if code == common.EXIT_OK else f"error: exit {code}"
+
+
+def _audit_object(s: Session, args: argparse.Namespace) -> str:
+    what = f"plan {s.plan.name} ({s.plan.source_path})"
+    if hasattr(args, "at"):  # test/run without --at: latest, or the point a resumed run fixed
+        what += f" at {args.at or 'default point'}"
+    return what
+
+
+async def record_operation(s: Session, action: str, obj: str, outcome: str) -> None:
+    """Record an operation at the target (RecordAudit) and beside the plan's step log.
+
+    Never raises: an unreachable target is said in the local entry's object; a local
+    file that cannot be written is logged.
+    """
+    identity, cap = s.identity, audit.MAX_FIELD_CHARS
+    obj, outcome = obj[:cap], outcome[:cap]  # the target refuses longer fields
+    try:
+        entry = await asyncio.wait_for(s.client.record_audit(action, obj, outcome), AUDIT_TIMEOUT_S)
+        identity = entry.identity or identity
+    except (CdpError, TimeoutError) as exc:
+        obj += f"; not recorded at the target: {exc or 'timed out'}"
+    folder = StepLog(s.plan.state_dir, s.plan.name).folder
+    try:
+        os.makedirs(folder, exist_ok=True)
+        audit.AuditLog(os.path.join(folder, audit.FILE_NAME)).append(identity, action, obj, outcome)
+    except (CdpError, OSError) as exc:
+        log.error("%s of plan %s not audited locally: %s", action, s.plan.name, exc)
 
 
 def render_checks(rows: list[CheckRow]) -> str:

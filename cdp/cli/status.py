@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from typing import Any
 
 from cdp.cli import common
+from cdp.errors import CdpError
+from cdp.restore.spec import format_ns
 from cdp.rpc.client import ReplicationClient
+from cdp.rpc.convert import audit_from_pb
 from cdp.rpc.convert import status_to_dict as to_dict
+from cdp.verified import PASSED, GroupVerified, latest
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub: Any) -> None:
@@ -22,10 +29,25 @@ def add_parser(sub: Any) -> None:
 
 
 async def fetch(client: ReplicationClient, group: str = "") -> list[dict[str, Any]]:
-    """Status of the groups as plain dicts (closes the client)."""
+    """Status of the groups as plain dicts, with their last verified point (closes the client)."""
     async with client:
         resp = await client.status(group)
-    return [to_dict(g) for g in resp.groups]
+        verified = await _verified(client)
+    out = [to_dict(g) for g in resp.groups]
+    for g in out:
+        v = verified.get(g["group_id"])
+        g["last_verified"] = v.to_json() if v else None
+    return out
+
+
+async def _verified(client: ReplicationClient) -> dict[str, GroupVerified]:
+    """Verification facts from the target's audit log ({} when the caller may not read it)."""
+    try:
+        entries = [audit_from_pb(e) for e in await client.list_audit()]
+    except CdpError as exc:  # e.g. a source's certificate: the audit is for operators
+        log.info("no verification facts: %s", exc)
+        return {}
+    return latest(entries)
 
 
 SKEW_SHOWN_S = 2.0
@@ -66,6 +88,10 @@ def render(groups: list[dict[str, Any]]) -> str:
                 rows.append((f"  stalled {g['group_id']}", g["resync_stalled_reason"],
                              "", "", "", "", "", "", ""))  # fmt: skip
     for g in groups:
+        if g.get("last_verified"):
+            rows.append((f"  verified {g['group_id']}", _verified_text(g["last_verified"]),
+                         "", "", "", "", "", "", ""))  # fmt: skip
+    for g in groups:
         skew = float(g.get("source_clock_skew_seconds", 0.0))
         if abs(skew) >= SKEW_SHOWN_S:
             side = "ahead of" if skew > 0 else "behind"
@@ -83,6 +109,18 @@ def _errors(groups: list[dict[str, Any]]) -> list[str]:
         for g in groups
         if g.get("error")
     ]
+
+
+def _verified_text(v: dict[str, Any]) -> str:
+    """The last verified point and, when it is not the newest run, how that run ended."""
+    at = v["last_verified_point_unix_ns"]
+    text = (
+        f"point seq {v['last_verified_seq']} ({format_ns(at)})" if at else "no point verified yet"
+    )
+    if v["last_verify_result"] != PASSED:
+        when = format_ns(v["last_verify_unix_ns"])
+        text += f"; newest run {v['last_verify_result'].upper()} at {when}"
+    return text
 
 
 def _lifecycle(g: dict[str, Any]) -> str:

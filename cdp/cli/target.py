@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cdp import audit
 from cdp.cli import common, scrub, target_config
 from cdp.cli.target_config import DEFAULT_LISTEN, RESTART_KEYS, ServeSettings
 from cdp.errors import CdpError, InvalidInputError
@@ -159,6 +160,7 @@ class Reloader:
             new = target_config.load_config(self.path, self.flags)
         except CdpError as exc:
             log.error("reload of %s failed; the running config stays: %s", self.path, exc)
+            self._audit(self.path, audit.outcome_of(exc))
             return
         finally:
             self.notifier.ready()
@@ -173,6 +175,14 @@ class Reloader:
             log.warning("reload of %s: %s", self.path, line)
         if not live and not restart:
             log.warning("reload of %s: nothing changed", self.path)
+        self._audit(f"{self.path}: " + ("; ".join(live + restart) or "nothing changed"), audit.OK)
+
+    def _audit(self, changed: str, outcome: str) -> None:
+        """Record the reload in the target's audit log (a failure to is logged, not raised)."""
+        try:
+            audit.record_config_reload(self.running.data_dir, "signal", changed, outcome)
+        except CdpError as exc:
+            log.error("reload of %s not audited: %s", self.path, exc)
 
 
 async def _start_http(

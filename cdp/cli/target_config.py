@@ -32,13 +32,31 @@ DEFAULT_LISTEN = "127.0.0.1:7711"
 """Where the target serves gRPC unless told otherwise."""
 TOP_KEYS = (
     "data_dir", "listen", "http", "http_allow_hosts", "tls_dir", "insecure",
-    "scrub_interval", "policies", "groups",
+    "scrub_interval", "policies", "groups", "verify",
 )  # fmt: skip
 """The keys of the file's top level."""
 POLICY_KEYS = ("history_window", "journal_limit", "checkpoint_interval", "rpo_alert", "priority")
 """The keys of a policy (and of a group's overrides, besides ``policy``)."""
+VERIFY_KEYS = ("plan", "every", "keep")
+"""The keys of a ``verify:`` entry (read by ``cdp failover verify-scheduler``)."""
+MIN_VERIFY_EVERY_S = 300.0
+"""Shortest verification cadence: a verification boots every VM of the plan."""
+DEFAULT_VERIFY_KEEP = 30
+"""Verification records kept per plan by the scheduler (older ones are deleted)."""
 RESTART_KEYS = ("data_dir", "listen", "http", "http_allow_hosts", "tls_dir", "insecure")
 """Settings a reload does not change: they take effect at the next start."""
+
+
+@dataclass(frozen=True)
+class VerifySchedule:
+    """One plan the verification scheduler verifies, and how often."""
+
+    plan: str
+    """Absolute path of the recovery plan file."""
+    every_s: float
+    """Seconds between the starts of two verifications."""
+    keep: int = DEFAULT_VERIFY_KEEP
+    """Newest verification records kept in the plan's state folder."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,9 @@ class ServeSettings:
     http_allow_hosts: tuple[str, ...] = ()
     tls_dir: str = ""
     insecure: bool = False
+    verify: tuple[VerifySchedule, ...] = ()
+    """Scheduled verifications: the target only validates them (it holds no vCenter
+    credentials); ``cdp failover verify-scheduler --config FILE`` runs them."""
 
     @property
     def data_dir(self) -> str:
@@ -98,8 +119,26 @@ def parse_config(data: object, flags: argparse.Namespace | None = None) -> Serve
         listen=_flag(flags, "listen") or listen,
         http=_flag(flags, "http") or http,
         http_allow_hosts=tuple(_flag(flags, "http_allow_host") or allow_hosts),
+        verify=_verify(top),
         **_tls(top, flags),
     )
+
+
+def _verify(top: Section) -> tuple[VerifySchedule, ...]:
+    """The ``verify:`` list: ``- {plan: FILE, every: 24h, keep: 30}``, each plan once."""
+    found: list[VerifySchedule] = []
+    for m in top.sequence("verify", required=False):
+        m.allow(*VERIFY_KEYS)
+        plan = os.path.abspath(m.string("plan", required=True))
+        if plan in (v.plan for v in found):
+            raise ConfigError(m.key("plan"), f"{plan} is listed twice")
+        every = _duration(m, "every", 0.0, MIN_VERIFY_EVERY_S, 1e9)
+        if not every:
+            raise ConfigError(m.key("every"), "required, e.g. 24h")
+        found.append(
+            VerifySchedule(plan, every, m.integer("keep", DEFAULT_VERIFY_KEEP, low=1, high=10_000))
+        )
+    return tuple(found)
 
 
 def _flag(flags: argparse.Namespace | None, name: str) -> Any:
@@ -268,6 +307,7 @@ def to_json(settings: ServeSettings) -> dict[str, Any]:
         "insecure": settings.insecure, "scrub_interval_s": t.scrub_interval_s,
         "policies": {k: dataclasses.asdict(v) for k, v in t.policies.items()},
         "groups": {k: dataclasses.asdict(v) for k, v in t.group_policies.items()},
+        "verify": [dataclasses.asdict(v) for v in settings.verify],
     }  # fmt: skip
 
 

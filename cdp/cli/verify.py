@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -20,11 +21,15 @@ from typing import Any
 
 from cdp.cli import common
 from cdp.cli.failover_common import Session, print_dry_run, with_session
+from cdp.errors import CdpError
 from cdp.failover import steps as st
 from cdp.failover.orchestrator import Event
 from cdp.failover.plan import load_plan
 from cdp.failover.steplog import StepLog
 from cdp.failover.verify import INTERRUPTED, PASSED, SKIPPED, Outcome, Verifier, history
+from cdp.verified import ACTION, Verification
+
+log = logging.getLogger(__name__)
 
 EXIT_INTERRUPTED = 130
 EXIT_SKIPPED = 4
@@ -46,6 +51,9 @@ def add_parser(fsub: Any) -> None:
     c.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     c.add_argument("--history", action="store_true", help="list past verification runs")
     c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument(
+        "--every", type=float, default=0.0, help=argparse.SUPPRESS
+    )  # the scheduler's cadence (s), told to the target for its overdue alert
     c.set_defaults(handler=_verify)
 
 
@@ -59,6 +67,7 @@ async def _verify(args: argparse.Namespace) -> int:
             return await _dry_run(s, verifier, args.at)
         with _interruptible(s, verifier):
             outcome = await verifier.run(args.at)
+        await record_verified(s, outcome.record, args.every)
         return _report(s, outcome)
 
     return await with_session(args, body)
@@ -88,6 +97,21 @@ class _interruptible:
         self.s.progress(
             Event("warn", "interrupted: stopping the checks, cleaning up (again: stop at once)")
         )
+
+
+async def record_verified(s: Session, rec: dict[str, Any], every_s: float) -> None:
+    """Tell the target each group's result (its last verified point); never raises."""
+    if rec.get("result") == SKIPPED:
+        return
+    points = rec.get("points", {})
+    for g in s.plan.groups:
+        p = points.get(g.name) or {}
+        v = Verification(g.name, s.plan.name, rec["result"], int(p.get("seq", 0)),
+                         int(p.get("time_ns", 0)), every_s)  # fmt: skip
+        try:
+            await asyncio.wait_for(s.client.record_audit(ACTION, v.to_object(), "ok"), 10)
+        except (CdpError, TimeoutError) as exc:
+            log.warning("result of group %s not recorded at the target: %s", g.name, exc)
 
 
 def _report(s: Session, outcome: Outcome) -> int:

@@ -25,6 +25,7 @@ base environment.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import json
 import os
 import time
@@ -323,6 +324,32 @@ def history(plan_folder: str) -> list[dict[str, Any]]:
         else []
     )
     return [_history_row(os.path.join(folder, n)) for n in names]
+
+
+def record_names(plan_folder: str) -> list[str]:
+    """Paths of the plan's verification records, oldest first."""
+    folder = records_dir(plan_folder)
+    if not os.path.isdir(folder):
+        return []
+    return [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".json")]
+
+
+def last_started(plan_folder: str) -> float | None:
+    """Unix time the newest recorded verification started (None: never)."""
+    names = record_names(plan_folder)
+    if not names:
+        return None
+    stamp = os.path.basename(names[-1]).removesuffix("Z.json")  # 20260101T120000.123
+    whole, _, ms = stamp.partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y%m%dT%H%M%S")) + int(ms or 0) / 1000
+
+
+def prune_records(plan_folder: str, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` records; return the paths deleted."""
+    gone = record_names(plan_folder)[:-keep] if keep > 0 else []
+    for path in gone:
+        os.unlink(path)
+    return gone
 
 
 def _history_row(path: str) -> dict[str, Any]:

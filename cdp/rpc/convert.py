@@ -87,6 +87,9 @@ def status_to_dict(g: pb.GroupStatus) -> dict[str, Any]:
     out["lifecycle"] = LIFECYCLE_NAMES.get(g.lifecycle, "unknown")
     for key in _STATUS_INTS:
         out[key] = int(out[key])
+    for vm in out.get("vms", []):  # uint64 comes out of MessageToDict as a string
+        for disk in vm.get("disks", []):
+            disk["capacity_bytes"] = int(disk.get("capacity_bytes", 0))
     return out
 
 

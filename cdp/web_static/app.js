@@ -1,8 +1,19 @@
 // cdp on-call page (served as /static/app.js; CSP allows no inline scripts).
+// Charts come from /static/chart.js (rpoChart, timelineBand, utcClock). Times are UTC.
 "use strict";
 const POLL_MS = 1000;
+const HOUR_S = 3600;
+const RPO_REFRESH_EVERY = 60;  // polls between reloads of the target's RPO history
 let chosen = null;
 let downSince = null;
+let lastGroups = [];
+let lastTimeS = Date.now() / 1000;  // the target's clock at the newest status
+const rpoSeries = new Map();  // group -> [[unix s, rpo s], ...] of the last hour
+let rpoCountdown = 0;
+
+function utcTime(iso) {
+  return iso ? `${iso.slice(0, 19).replace("T", " ")}` : "-";
+}
 
 function fmtBytes(n) {
   const units = ["B", "kB", "MB", "GB", "TB"];
@@ -32,9 +43,22 @@ function connection(ok, text) {
   el.textContent = text;
   document.getElementById("groups").classList.toggle("stale", !ok);
   document.getElementById("timeline").classList.toggle("stale", !ok);
+  document.getElementById("charts").classList.toggle("stale", !ok);
 }
 
-function showGroups(groups) {
+function rpoCell(row, g) {
+  const over = g.rpo_seconds > g.rpo_threshold_s;
+  cell(row, `${g.rpo_seconds.toFixed(1)} s / ${g.rpo_threshold_s.toFixed(0)} s`,
+    `num rpo${over ? " breach" : ""}`);
+}
+
+function verifiedText(g) {
+  if (g.last_verify_result === null) return "never";
+  const at = g.last_verified_point ? utcTime(g.last_verified_point) : "no point";
+  return g.last_verify_result === "passed" ? at : `${at} (newest run ${g.last_verify_result})`;
+}
+
+function showGroups(groups, nowS) {
   const body = document.getElementById("groups");
   body.replaceChildren();
   document.getElementById("empty").hidden = groups.length > 0;
@@ -50,11 +74,60 @@ function showGroups(groups) {
     cell(row, g.durable_seq.toLocaleString("en"), "num durable");
     cell(row, g.applied_seq.toLocaleString("en"), "num applied");
     cell(row, `${g.lag_seconds.toFixed(1)} s`, "num lag");
-    cell(row, `${(g.rpo_seconds || 0).toFixed(1)} s`, "num rpo");
+    rpoCell(row, g);
+    const restorable = g.durable_seq > 0 ? (nowS - g.rpo_seconds) * 1000 : null;
+    cell(row, restorable ? utcTime(new Date(restorable).toISOString()) : "-", "restorable");
+    cell(row, verifiedText(g),
+      `verified${g.last_verify_result && g.last_verify_result !== "passed" ? " breach" : ""}`);
     cell(row, fmtBytes(g.journal_bytes), "num journal");
     cell(row, resyncText(g), "resync");
     row.addEventListener("click", () => { chosen = g.group_id; pollTimeline(); });
   }
+}
+
+function groupRpo(groups) {
+  // One value per group: the worst member's RPO (a group is as old as its oldest member).
+  const out = new Map();
+  for (const g of groups) {
+    const old = out.get(g.group_id);
+    if (!old || g.rpo_seconds > old.rpo_seconds) out.set(g.group_id, g);
+  }
+  return out;
+}
+
+async function loadRpoHistory(group) {
+  const h = await getJson(`/api/v1/groups/${encodeURIComponent(group)}/rpo`);
+  rpoSeries.set(group, h.samples.slice());
+}
+
+async function showCharts(groups, nowS) {
+  const worst = groupRpo(groups);
+  if (rpoCountdown-- <= 0) {
+    rpoCountdown = RPO_REFRESH_EVERY;
+    for (const group of worst.keys()) {
+      try { await loadRpoHistory(group); } catch (err) { rpoCountdown = 0; }
+    }
+  }
+  const box = document.getElementById("charts");
+  box.replaceChildren();
+  for (const [group, g] of worst) {
+    const series = rpoSeries.get(group) || [];
+    series.push([nowS, g.rpo_seconds]);
+    while (series.length > 0 && series[0][0] < nowS - HOUR_S) series.shift();
+    rpoSeries.set(group, series);
+    const fig = document.createElement("figure");
+    fig.className = "chart-card";
+    fig.dataset.group = group;
+    fig.appendChild(rpoChart(series, g.rpo_threshold_s, nowS, HOUR_S));
+    const cap = document.createElement("figcaption");
+    const over = g.rpo_seconds > g.rpo_threshold_s;
+    cap.textContent = `${group}: RPO ${g.rpo_seconds.toFixed(1)} s of ${g.rpo_threshold_s} s` +
+      (over ? " — OVER THRESHOLD" : "");
+    if (over) cap.className = "breach";
+    fig.appendChild(cap);
+    box.appendChild(fig);
+  }
+  document.getElementById("charts-section").hidden = worst.size === 0;
 }
 
 function showTimeline(t) {
@@ -66,13 +139,16 @@ function showTimeline(t) {
     `${Math.round(t.history_window_s)} s window (${t.history_health}); journal ` +
     `${fmtBytes(t.journal_bytes)} of ${fmtBytes(t.journal_limit_bytes)}` +
     (t.history_message ? ` — ${t.history_message}` : "");
+  const g = lastGroups.find((x) => x.group_id === t.group);
+  document.getElementById("band").replaceChildren(
+    timelineBand(t.spans, t.marks || [], g ? g.last_verified_point_unix_ns : null, lastTimeS * 1000));
   const body = document.getElementById("timeline");
   body.replaceChildren();
   for (const s of t.spans) {
     const row = body.insertRow();
     row.className = s.restorable ? "interval" : "gap";
-    cell(row, s.start || "-");
-    cell(row, s.end || "-");
+    cell(row, utcTime(s.start));
+    cell(row, utcTime(s.end));
     cell(row, `${s.start_seq}-${s.end_seq}`);
     cell(row, s.restorable ? `${s.points.toLocaleString("en")} restore points`
                            : `NO RESTORE POINTS (${s.cause})`);
@@ -105,7 +181,7 @@ function showAudit(entries) {
   body.replaceChildren();
   for (const e of entries.slice().reverse()) {
     const row = body.insertRow();
-    cell(row, e.time);
+    cell(row, utcTime(e.time));
     cell(row, e.identity);
     cell(row, e.action);
     cell(row, e.object);
@@ -124,17 +200,32 @@ async function pollAudit() {
   }
 }
 
+function badge(groups) {
+  const streaming = groups.filter((g) => g.source_connected).length;
+  const broken = groups.filter((g) => ["error", "resync_required"].includes(g.state)).length;
+  const over = groups.filter((g) => g.rpo_seconds > g.rpo_threshold_s).length;
+  const parts = [`${streaming} of ${groups.length} group members with a connected source`];
+  if (over) parts.push(`${over} over the RPO threshold`);
+  if (broken) parts.push(`${broken} need attention`);
+  return { text: parts.join(", "), ok: over === 0 && broken === 0 };
+}
+
 async function poll() {
   try {
     const data = await getJson("/api/v1/status");
     downSince = null;
-    showGroups(data.groups);
-    connection(true, `connected; updated ${new Date(data.time * 1000).toLocaleTimeString()}`);
+    lastGroups = data.groups;
+    lastTimeS = data.time;
+    showGroups(data.groups, data.time);
+    const b = badge(data.groups);
+    connection(true, `target connected; updated ${utcClock(data.time * 1000)} UTC; ${b.text}`);
+    document.getElementById("conn").classList.toggle("warn", !b.ok);
+    await showCharts(data.groups, data.time);
     await pollTimeline();
     await pollAudit();
   } catch (err) {
     downSince = downSince || new Date();
-    connection(false, `TARGET UNREACHABLE since ${downSince.toLocaleTimeString()}: the ` +
+    connection(false, `TARGET UNREACHABLE since ${utcClock(downSince.getTime())} UTC: the ` +
       `numbers below are stale (last good update shown greyed out) — ${err}`);
   }
   setTimeout(poll, POLL_MS);

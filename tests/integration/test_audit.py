@@ -136,3 +136,37 @@ async def test_cli_and_web_show_insecure_actions(tmp_path: object) -> None:
     finally:
         await web_runner.cleanup()
         await stop_target(r)
+
+
+async def test_a_failover_operation_is_recorded_under_the_operator_certificate(
+    secure: Secure, tmp_path: object
+) -> None:
+    """The failover CLI's recording path (failover_common.record_operation) over mTLS: the
+    operator's identity at the target and locally; a source certificate is refused by the
+    target and the local entry says so, with the identity of that certificate."""
+    from types import SimpleNamespace
+
+    from cdp.cli.failover_common import record_operation
+
+    state = os.path.join(str(tmp_path), "state")
+    for kind, name in (("operators", "ops"), ("sources", "host-a")):
+        client = secure.client(kind, name)
+        cert = tls.load_client_tls(os.path.join(secure.pki, kind, name)).cert_pem
+        session = SimpleNamespace(
+            client=client, identity=str(tls.identity_of(cert or b"")),
+            plan=SimpleNamespace(state_dir=state, name="dr"),
+        )  # fmt: skip
+        try:
+            await record_operation(session, "failover.test", "plan dr (/p.yaml)", "ok")  # type: ignore[arg-type]
+        finally:
+            await client.close()
+    local = audit.AuditLog(os.path.join(state, "dr", audit.FILE_NAME)).entries()
+    assert [(e.identity, e.action, e.outcome) for e in local] == [
+        ("operator 'ops'", "failover.test", "ok"), ("source 'host-a'", "failover.test", "ok"),
+    ]  # fmt: skip
+    assert "not recorded at the target" not in local[0].object
+    assert "not recorded at the target: PERMISSION_DENIED" in local[1].object
+    remote = audit.target_log(secure.target.config.data_dir).entries()
+    assert [(e.identity, e.action) for e in remote if e.action == "failover.test"] == [
+        ("operator 'ops'", "failover.test")
+    ]

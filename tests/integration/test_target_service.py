@@ -143,6 +143,15 @@ def test_serve_with_config_notifies_systemd_and_reloads_live_policies(
         assert ok_json(cdp("timeline", *group))["history_window_s"] == 0.0  # kept
         text = Path(log.name).read_text()
         assert "failed; the running config stays: policies.fast.priority: 'urgent'" in text
+        reloads = [
+            e
+            for e in ok_json(cdp("audit", "--target", address, "--insecure", "--json"))["entries"]
+            if e["action"] == "config.reload"
+        ]
+        assert [(e["identity"], e["outcome"][:6]) for e in reloads] == [
+            ("signal", "ok"), ("signal", "error:")]  # fmt: skip
+        assert "history_window_s 3600.0 -> 0.0" in reloads[0]["object"]
+        assert "needs a restart" in reloads[0]["object"] and "urgent" in reloads[1]["outcome"]
         proc.send_signal(signal.SIGTERM)
         notify.wait_for("STOPPING=1")
         assert proc.wait(timeout=30) == 0

@@ -15,7 +15,7 @@ import yaml
 from cdp.cli.target_config import parse_config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-UNITS = ("cdp-target.service", "cdp-failover@.service")
+UNITS = ("cdp-target.service", "cdp-failover@.service", "cdp-verify-scheduler.service")
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
 
@@ -69,6 +69,13 @@ def test_target_unit_is_notify_watchdog_sandboxed() -> None:
         assert d.get(key) == value, key
     assert re.fullmatch(r"\d+s", d["WatchdogSec"][0])
     assert "target serve --config /etc/cdp/target.yaml" in d["ExecStart"][0]
+
+
+def test_verify_scheduler_unit_reads_the_target_config_and_restarts() -> None:
+    d = _directives("cdp-verify-scheduler.service")
+    assert d["ExecStart"][0].endswith("failover verify-scheduler --config /etc/cdp/target.yaml")
+    assert d["Restart"] == ["on-failure"] and "KillMode" not in d  # SIGTERM reaches the child
+    assert d["ProtectSystem"] == ["strict"] and d["ReadWritePaths"] == ["/var/lib/cdp"]
 
 
 def test_failover_unit_owns_one_plan_and_never_restarts() -> None:

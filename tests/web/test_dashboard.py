@@ -18,6 +18,7 @@ import yaml
 from conftest import start_target, stop_target
 from prometheus_client.parser import text_string_to_metric_families
 
+from cdp.verified import ACTION, Verification
 from cdp.web import start_web
 from sim import runner
 from sim.workload import WorkloadSpec
@@ -41,7 +42,7 @@ def rule_exprs() -> list[str]:
 
 
 async def exported_names(tmp_path: str) -> set[str]:
-    """Sample names on a real target's /metrics after writes and a scrub."""
+    """Sample names on a real target's /metrics after writes, a scrub and a verification."""
     r = await start_target(os.path.join(tmp_path, "target"), history_window_s=60.0)
     web_runner, port = await start_web(r.target, "127.0.0.1", 0)
     try:
@@ -58,6 +59,8 @@ async def exported_names(tmp_path: str) -> set[str]:
             )  # fmt: skip
         )
         await r.target.scrub_once()
+        result = Verification("dash", "plan", "passed", 1, 1, 3600.0)  # as `failover verify`
+        await r.client.record_audit(ACTION, result.to_object(), "ok")
         async with (
             aiohttp.ClientSession() as http,
             http.get(f"http://127.0.0.1:{port}/metrics") as resp,

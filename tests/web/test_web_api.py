@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,10 @@ import pytest
 from conftest import Running, start_target, stop_target
 from prometheus_client.parser import text_string_to_metric_families
 
+from cdp import verified
 from cdp.errors import InvalidInputError
 from cdp.rpc.convert import status_to_dict, timeline_to_dict
+from cdp.verified import Verification
 from cdp.web import is_loopback, parse_http_address, start_web
 from sim import runner
 from sim.workload import WorkloadSpec
@@ -95,7 +98,10 @@ async def test_status_json_has_the_facts_of_cdp_status(served: Served) -> None:
     # The same dict `cdp status --json` prints (over gRPC); lag and RPO move with the clock.
     (rpc,) = (await served.running.client.status()).groups
     moving = ("lag_seconds", "rpo_seconds")
-    assert without(g, *moving) == without(status_to_dict(rpc), *moving)
+    page_only = {"rpo_threshold_s", "last_verified_seq", "last_verified_point_unix_ns",
+                 "last_verified_point", "last_verify_result", "last_verify_unix_ns",
+                 "verify_every_s"}  # fmt: skip
+    assert without(g, *moving, *page_only) == without(status_to_dict(rpc), *moving)
     assert g["lag_seconds"] > 0 and g["rpo_seconds"] > 0  # disconnected: no newer point
 
 
@@ -103,7 +109,8 @@ async def test_timeline_json_equals_the_timeline_rpc(served: Served) -> None:
     code, data = await served.get(f"/api/v1/groups/{GROUP}/timeline")
     assert code == 200
     rpc = timeline_to_dict(GROUP, await served.running.client.timeline(GROUP))
-    assert without(data, "available_history_s") == without(rpc, "available_history_s")
+    assert without(data, "available_history_s", "marks") == without(rpc, "available_history_s")
+    assert data["marks"] == []  # no bookmark yet
     assert data["group"] == GROUP
     last = data["spans"][-1]
     assert last["restorable"] and last["points"] > 0
@@ -247,3 +254,65 @@ async def test_lifecycle_and_epoch_in_metrics_and_status_json(served: Served) ->
     (g,) = status["groups"]
     assert (g["lifecycle"], g["epoch"], g["lifecycle_note"]) == ("failing_over", 1, "run of p")
     assert g["source_connected"] is False
+
+
+def _strings_that_are_numbers(data: Any, where: str = "") -> list[str]:
+    """Paths of values that are strings holding a number (int64 rendered by protobuf)."""
+    if isinstance(data, dict):
+        return [
+            p for k, v in data.items() if not k.endswith("_id")  # ids are names, "0" included
+            for p in _strings_that_are_numbers(v, f"{where}.{k}")
+        ]  # fmt: skip
+    if isinstance(data, list):
+        return [
+            p for i, v in enumerate(data) for p in _strings_that_are_numbers(v, f"{where}[{i}]")
+        ]
+    return [where] if isinstance(data, str) and data.lstrip("-").isdigit() else []
+
+
+async def test_status_json_numbers_are_json_numbers(served: Served) -> None:
+    _, data = await served.get("/api/v1/status")
+    (g,) = data["groups"]
+    assert _strings_that_are_numbers(data) == []
+    assert g["vms"][0]["disks"][0]["capacity_bytes"] == 8 * 2**20
+    assert g["rpo_threshold_s"] > 0 and g["last_verified_seq"] is None  # never verified
+
+
+async def test_rpo_history_and_bookmarks_for_the_page(served: Served) -> None:
+    await served.running.client.create_bookmark(GROUP, "before-upgrade")
+    code, data = await served.get(f"/api/v1/groups/{GROUP}/rpo")
+    assert code == 200 and data["group"] == GROUP and data["threshold_s"] > 0
+    assert len(data["samples"]) >= 1  # the samples so far and one taken now
+    t, rpo = data["samples"][-1]
+    assert isinstance(t, float) and isinstance(rpo, float) and rpo >= 0
+    code, err = await served.get("/api/v1/groups/nope/rpo")
+    assert code == 404 and "nope" in err["error"]
+    _, timeline = await served.get(f"/api/v1/groups/{GROUP}/timeline")
+    (mark,) = timeline["marks"]
+    assert (mark["kind"], mark["label"]) == ("bookmark", "before-upgrade")
+    assert mark["seq"] == served.sim["acked_seq"] and mark["time"].endswith("+00:00")
+
+
+async def test_a_recorded_verification_is_the_last_verified_point(served: Served) -> None:
+    (g,) = served.running.target.status(GROUP)
+    point_ns = g.durable_source_ns
+    client = served.running.client
+    for result in ("passed", "failed"):
+        v = Verification(GROUP, "dr", result, g.durable_seq, point_ns, 86400.0)
+        await client.record_audit(verified.ACTION, v.to_object(), "ok")
+        _, data = await served.get("/api/v1/status")
+        (row,) = data["groups"]
+        assert row["last_verified_seq"] == g.durable_seq
+        assert row["last_verified_point_unix_ns"] == point_ns
+        assert row["last_verify_result"] == result and row["verify_every_s"] == 86400.0
+    _, text = await served.get("/metrics")
+    samples = {
+        s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
+        if s.labels.get("group") == GROUP and "verif" in s.name
+    }  # fmt: skip
+    assert samples == {
+        "cdp_group_last_verified_timestamp_seconds": pytest.approx(point_ns / 1e9),
+        "cdp_group_verify_last_run_timestamp_seconds": pytest.approx(time.time(), abs=60),
+        "cdp_group_verify_failed": 1.0,
+        "cdp_group_verify_interval_seconds": 86400.0,
+    }

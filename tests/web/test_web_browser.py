@@ -33,6 +33,26 @@ def sim_run(address: str, folder: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def cdp(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "cdp", *args], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
+RECORD_VERIFIED = """
+import asyncio, sys
+from cdp.rpc.client import ReplicationClient
+from cdp.verified import ACTION, Verification
+async def main():
+    c = ReplicationClient(sys.argv[1], None)
+    s = (await c.status(sys.argv[2])).groups[0]
+    v = Verification(sys.argv[2], "dr", "passed", s.durable_seq, s.durable_source_time_unix_ns)
+    await c.record_audit(ACTION, v.to_object(), "ok")
+    await c.close()
+asyncio.run(main())
+"""
+
+
 def test_page_shows_groups_timeline_and_an_unreachable_target(tmp_path: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -45,6 +65,10 @@ def test_page_shows_groups_timeline_and_an_unreachable_target(tmp_path: str) -> 
     target.start()
     try:
         sim_run(target.address, os.path.join(tmp_path, "src"))
+        cdp("points", "bookmark", "before-upgrade", "--target", target.address, "--insecure",
+            "--group", GROUP)  # fmt: skip
+        subprocess.run([sys.executable, "-c", RECORD_VERIFIED, target.address, GROUP],
+                       check=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
@@ -57,7 +81,13 @@ def test_page_shows_groups_timeline_and_an_unreachable_target(tmp_path: str) -> 
                 expect(row.locator("td.state")).to_have_text("disconnected")
                 expect(row.locator("td.lifecycle")).to_have_text("protecting")
                 expect(row.locator("td.state")).to_have_class(re.compile("state-disconnected"))
-                expect(page.locator("#conn")).to_contain_text("connected")
+                expect(page.locator("#conn")).to_contain_text("target connected")
+                expect(page.locator("#conn")).to_contain_text("UTC; 0 of 1 group members with")
+                expect(row.locator("td.rpo")).to_contain_text(" s / 300 s")
+                expect(row.locator("td.verified")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d "))
+                card = page.locator(f'#charts figure[data-group="{GROUP}"]')
+                expect(card.locator("svg polyline.rpo-line")).to_have_count(1)
+                expect(card.locator("svg line.threshold")).to_have_count(1)
                 row.click()
                 expect(page.locator("#timeline-group")).to_have_text(GROUP)
                 expect(page.locator("#timeline tr.interval").last).to_contain_text("restore points")
@@ -65,6 +95,16 @@ def test_page_shows_groups_timeline_and_an_unreachable_target(tmp_path: str) -> 
                     "NO RESTORE POINTS (retention)"
                 )
                 expect(page.locator("#timeline-health")).to_contain_text("history:")
+                band = page.locator("#band svg")
+                expect(band.locator("rect.band-ok")).not_to_have_count(0)
+                expect(band.locator("rect.gap-retention")).to_have_count(1)
+                expect(band.locator("line.mark-bookmark")).to_have_count(1)
+                expect(band.locator("path.verified-mark")).to_have_count(1)
+                shot = os.path.join(tmp_path, "oncall.png")
+                page.screenshot(path=shot, full_page=True)
+                with open(shot, "rb") as f:
+                    head = f.read(8)
+                assert head == b"\x89PNG\r\n\x1a\n" and os.path.getsize(shot) > 20_000
                 assert target.stop() == 0
                 expect(page.locator("#conn")).to_contain_text("UNREACHABLE", timeout=10_000)
                 expect(page.locator("#conn")).to_have_class("down")
