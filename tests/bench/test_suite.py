@@ -222,7 +222,8 @@ async def test_the_report_has_a_measured_failover_rto(tmp_path: Path) -> None:
     report = suite_report.render({"env": suite.environment(settings), "runs": [], "sweep": None,
                            "rto": doc})  # fmt: skip
     assert "## Failover RTO (vcsim)" in report
-    assert re.search(rf"\| 2 +\| {case['rto_s']:.3f} +\| {case['rto_estimate_s']:.3f} +\|", report)
+    row = rf"\| 2 +\| \d+ +\| \w+ +\| {case['rto_s']:.3f} +\| {case['rto_estimate_s']:.3f} +\|"
+    assert re.search(row, report)  # VMs, data per disk, disks mode, RTO, estimate
     assert "estimate s" in report and "error %" in report
     assert "published claim: no measured RTO" in report and "2 VMs" in report
 
