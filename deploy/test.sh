@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/setup.sh
-.venv/bin/python -m pytest -q
+.venv/bin/python -m pytest -q --durations=15
 .venv/bin/ruff check cdp sim bench tests
 .venv/bin/ruff format --check cdp sim bench tests
 .venv/bin/mypy
