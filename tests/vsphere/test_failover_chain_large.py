@@ -28,7 +28,9 @@ from cdp.failover.guards import DISCARD
 from .drsite import DrSite, mount
 from .harness import Vcsim
 
-pytestmark = pytest.mark.slow
+# About 3 minutes (1 GiB written through the real path): with the long runs, behind `soak`
+# (`pytest -m soak`, run with the benchmark suite), not in the default test run.
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 DATA = 2**30
 VM = "db01"
 GROUP = "bench"  # bench.rto.write_source's group
