@@ -16,6 +16,7 @@ import contextlib
 import os
 import time
 
+import pytest
 from conftest import start_target, stop_target
 
 from bench.linkproxy import LinkModel, LinkProxy
@@ -28,6 +29,10 @@ GROUP = "stall"
 DISK = 4 * 2**20
 
 
+# About 45 s of a real source behind a slow link: with the soaks (`pytest -m soak`). The
+# reason itself is checked in the default run by tests/unit/test_resync_progress.py and
+# tests/conformance/test_defect_resync_status.py against a real target.
+@pytest.mark.soak
 async def test_resync_faster_dirtied_than_sent_says_so(tmp_path: str) -> None:
     running = await start_target(os.path.join(tmp_path, "t"), history_window_s=3600.0)
     proxy = await LinkProxy(running.address, LinkModel("slow", rate_bytes_s=512 * 1024)).start()
