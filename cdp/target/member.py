@@ -46,6 +46,7 @@ from cdp.target.holds import BaseHolds
 from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
 from cdp.target.scrub import ScrubReport, scrub_live
+from cdp.target.verdicts import Verdicts
 
 log = logging.getLogger("cdp.target")
 """The target's logger: to an operator a member's messages are the target's."""
@@ -108,6 +109,8 @@ class Member:
         self.holds = BaseHolds(index, key)
         """Who keeps the base at or before which seq (copy-free failovers)."""
         self.applier.hold_base(self.holds.lowest())
+        self.verdicts = Verdicts(index, key)
+        """Suspicions on this member's history (clean / suspect / unknown points)."""
         self._last_checkpoint_s = 0.0
         """Monotonic time of the last checkpoint request."""
         self.catalog = Catalog(index, key)
