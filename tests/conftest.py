@@ -102,6 +102,20 @@ def score(key: str, n: int = 1) -> None:
     SCORECARD[key] = SCORECARD.get(key, 0) + n
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker, hand this worker's counters to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["scorecard"] = dict(SCORECARD)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """On the xdist controller, add up the counters of a worker that finished."""
+    for key, n in getattr(node, "workeroutput", {}).get("scorecard", {}).items():
+        score(key, n)
+
+
 def pytest_terminal_summary(terminalreporter: object) -> None:
     if not SCORECARD:
         return

@@ -481,9 +481,9 @@ def test_bad_flags_left_no_trace_at_the_target(served: Served) -> None:
 
 
 def test_status_of_a_target_that_is_not_running_exits_3(tmp_path: str) -> None:
-    t0 = time.monotonic()
     ok(cdp("certs", "init", str(tmp_path)))  # over mTLS: no --insecure warning on stderr
     tls_dir = os.path.join(str(tmp_path), "operators", "admin")
+    t0 = time.monotonic()
     proc = cdp("status", "--target", f"127.0.0.1:{free_port()}", "--tls-dir", tls_dir, timeout=30)
     elapsed = time.monotonic() - t0
     assert proc.returncode == 3, proc.stderr
