@@ -37,6 +37,7 @@ from cdp.group import GroupSpec, check_name, validate_group
 from cdp.journal.index import Index, Point
 from cdp.journal.journal import check_no_orphans
 from cdp.lifecycle import Lifecycle, encode, meta_key
+from cdp.progress import ProgressBoard
 from cdp.record import Record
 from cdp.restore.catalog import PageKey, Timeline
 from cdp.restore.history import History, MultiHistory, SingleHistory
@@ -77,6 +78,8 @@ class Target:
         self._scrub_now = asyncio.Event()
         self.last_scrub: tuple[float, ScrubReport] | None = None
         """When the newest scheduled scrub finished (Unix s) and what it found."""
+        self.progress = ProgressBoard()
+        """The newest failover progress report of each plan (memory only)."""
 
     # -- lifecycle ------------------------------------------------------------------
 
