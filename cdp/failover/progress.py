@@ -52,7 +52,8 @@ def kind_of(op: Operation) -> str:
 def snapshot(op: Operation, running: dict[str, float], started_by: str) -> OperationProgress:
     """The operation's progress; ``running``: step id -> monotonic start of steps running."""
     entries = op.undo.steps if op.undo is not None else op.steps
-    steps = tuple(_step(e, running) for e in entries)
+    rank = {p: n for n, p in enumerate(sorted({e.phase for e in entries}), 1)}
+    steps = tuple(_step(e, rank[e.phase], running) for e in entries)
     busy = [s.phase for s in steps if s.state in (RUNNING, FAILED)]
     done = [s.phase for s in steps if s.state == OK]
     failed = any(s.state == FAILED for s in steps) and not any(s.state == RUNNING for s in steps)
@@ -60,13 +61,14 @@ def snapshot(op: Operation, running: dict[str, float], started_by: str) -> Opera
     started = op.undo.started_unix if op.undo is not None else op.started_unix
     return OperationProgress(
         plan=op.plan, group_ids=tuple(sorted(op.points)), kind=kind_of(op), status=status,
-        phase=max(busy or done or [0]), phases=len({e.phase for e in entries}),
+        phase=max(busy or done or [0]), phases=len(rank),
         started_ns=int(started * 1e9), started_by=started_by, steps=steps,
         finished=op.status in sl.FINAL or failed,
     )  # fmt: skip
 
 
-def _step(e: StepEntry, running: dict[str, float]) -> StepProgress:
+def _step(e: StepEntry, phase: int, running: dict[str, float]) -> StepProgress:
+    """One step's progress; ``phase``: its phase's rank in the operation (1 = first)."""
     if e.id in running:
         state, seconds = RUNNING, time.monotonic() - running[e.id]
     elif e.done:
@@ -76,7 +78,7 @@ def _step(e: StepEntry, running: dict[str, float]) -> StepProgress:
     else:
         state, seconds = PENDING, 0.0
     return StepProgress(
-        step_id=e.id, kind=e.kind, phase=e.phase, description=e.describe()[:1024],
+        step_id=e.id, kind=e.kind, phase=phase, description=e.describe()[:1024],
         state=state, seconds=round(seconds, 3), error=(e.error or "")[:1024],
     )  # fmt: skip
 

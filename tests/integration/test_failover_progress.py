@@ -31,7 +31,7 @@ def report(
     steps = (
         StepProgress("export-db01-0", "export", 1, "export db01 disk 0", "ok", 1.5),
         StepProgress("register-db01", "register", 2, "register db01-test", "running", 0.2),
-        StepProgress("power_on-db01", "power_on", 3, "power on db01-test", "pending"),
+        StepProgress("power-on-db01", "power-on", 3, "power on db01-test", "pending"),
     )
     fields: dict[str, Any] = {
         "plan": "dr", "group_ids": groups, "kind": kind, "status": "running", "phase": 2,
@@ -80,7 +80,7 @@ async def test_a_report_shows_on_every_group_of_its_plan(two_groups: tuple[Runni
     assert shown["started"].startswith("2023-11-14T22:13:20")
     assert shown["updated_unix"] * 1e9 >= before
     assert [(s["id"], s["state"]) for s in shown["steps"]] == [
-        ("export-db01-0", "ok"), ("register-db01", "running"), ("power_on-db01", "pending"),
+        ("export-db01-0", "ok"), ("register-db01", "running"), ("power-on-db01", "pending"),
     ]  # fmt: skip
     assert shown["counts"] == {"pending": 1, "running": 1, "ok": 1, "failed": 0}
 
