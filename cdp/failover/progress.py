@@ -18,6 +18,7 @@ import time
 
 from cdp.failover import steplog as sl
 from cdp.failover import steps as st
+from cdp.failover.failback_record import FailbackOperation
 from cdp.failover.records import Operation, StepEntry
 from cdp.failover.replication import Replication
 from cdp.progress import (
@@ -51,19 +52,42 @@ def kind_of(op: Operation) -> str:
 
 def snapshot(op: Operation, running: dict[str, float], started_by: str) -> OperationProgress:
     """The operation's progress; ``running``: step id -> monotonic start of steps running."""
-    entries = op.undo.steps if op.undo is not None else op.steps
+    undo = op.undo
+    return picture(
+        plan=op.plan, groups=sorted(op.points), kind=kind_of(op), status=op.status,
+        started_unix=undo.started_unix if undo else op.started_unix,
+        entries=undo.steps if undo else op.steps, final=op.status in sl.FINAL,
+        running=running, started_by=started_by,
+    )  # fmt: skip
+
+
+def failback_snapshot(
+    rec: FailbackOperation, running: dict[str, float], started_by: str
+) -> OperationProgress:
+    """A failback's progress, shown on its protected groups at the recovery-site target."""
+    return picture(
+        plan=rec.plan, groups=sorted(rec.groups), kind="failback", status=rec.status,
+        started_unix=rec.started_unix, entries=rec.steps, final=rec.finished_unix is not None,
+        running=running, started_by=started_by,
+    )  # fmt: skip
+
+
+def picture(
+    *, plan: str, groups: list[str], kind: str, status: str, started_unix: float,
+    entries: list[StepEntry], final: bool, running: dict[str, float], started_by: str,
+) -> OperationProgress:  # fmt: skip
+    """The progress of ``entries`` (a command stopped on a failed step is ``failed``)."""
     rank = {p: n for n, p in enumerate(sorted({e.phase for e in entries}), 1)}
     steps = tuple(_step(e, rank[e.phase], running) for e in entries)
     busy = [s.phase for s in steps if s.state in (RUNNING, FAILED)]
     done = [s.phase for s in steps if s.state == OK]
     failed = any(s.state == FAILED for s in steps) and not any(s.state == RUNNING for s in steps)
-    status = STATUS_FAILED if failed and op.status not in sl.FINAL else op.status
-    started = op.undo.started_unix if op.undo is not None else op.started_unix
     return OperationProgress(
-        plan=op.plan, group_ids=tuple(sorted(op.points)), kind=kind_of(op), status=status,
+        plan=plan, group_ids=tuple(groups), kind=kind,
+        status=STATUS_FAILED if failed and not final else status,
         phase=max(busy or done or [0]), phases=len(rank),
-        started_ns=int(started * 1e9), started_by=started_by, steps=steps,
-        finished=op.status in sl.FINAL or failed,
+        started_ns=int(started_unix * 1e9), started_by=started_by, steps=steps,
+        finished=final or failed,
     )  # fmt: skip
 
 
@@ -99,7 +123,7 @@ class ProgressReporter:
         self.sent = 0
         """Reports the target accepted (for tests and the log)."""
 
-    def step_started(self, op: Operation, step_id: str) -> None:
+    def step_started(self, op: Operation | FailbackOperation, step_id: str) -> None:
         """A step starts: report it running."""
         self.running[step_id] = time.monotonic()
         self.publish(op)
@@ -108,11 +132,14 @@ class ProgressReporter:
         """A step ended (its result is reported with the next save)."""
         self.running.pop(step_id, None)
 
-    def publish(self, op: Operation | None) -> None:
+    def publish(self, op: Operation | FailbackOperation | None) -> None:
         """Queue ``op``'s snapshot (replacing one not yet sent); returns at once."""
         if op is None:
             return
-        self._latest = snapshot(op, self.running, self.started_by)
+        if isinstance(op, FailbackOperation):
+            self._latest = failback_snapshot(op, self.running, self.started_by)
+        else:
+            self._latest = snapshot(op, self.running, self.started_by)
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._send_loop())

@@ -15,13 +15,19 @@ import pytest
 from conftest import Running, make_record, small_group, start_target, stop_target
 from helpers import free_port
 
+from cdp import tls
+from cdp.cli.certs import CertsPlan, init_certs
 from cdp.errors import RemoteError
 from cdp.failover.progress import ProgressReporter
 from cdp.failover.records import Operation
 from cdp.failover.remote import TargetReplication
+from cdp.journal.store.rocksdb import RocksIndex
 from cdp.progress import FINISHED_KEEP_S, OperationProgress, ProgressBoard, StepProgress
 from cdp.rpc.client import ReplicationClient
 from cdp.rpc.convert import progress_to_pb
+from cdp.rpc.server import start_server
+from cdp.target.config import TargetConfig
+from cdp.target.target import Target
 from cdp.web import start_web
 
 
@@ -161,3 +167,40 @@ async def test_the_reporter_never_blocks_or_raises() -> None:
             assert time.monotonic() - t0 < 2.0 and reporter.sent == 0
     finally:
         await client.close()
+
+
+async def test_under_mtls_reports_need_the_right_to_each_group(tmp_path: str) -> None:
+    pki = os.path.join(str(tmp_path), "pki")
+    init_certs(CertsPlan(pki, sources={"host-a": ["ga"], "host-b": ["gb"]}, operators=("ops",)))
+    config = TargetConfig(os.path.join(str(tmp_path), "target"), apply_idle_s=0.005)
+
+    def client(address: str, kind: str, name: str) -> ReplicationClient:
+        return ReplicationClient(address, tls.load_client_tls(os.path.join(pki, kind, name)))
+
+    async with Target(config, RocksIndex) as target:
+        server, port = await start_server(
+            target, "127.0.0.1:0", tls.load_server_tls(os.path.join(pki, "target"))
+        )
+        address = f"127.0.0.1:{port}"
+        try:
+            for host, group in (("host-a", "ga"), ("host-b", "gb")):
+                async with client(address, "sources", host) as source:
+                    reply = await source.open_session(host, small_group(group, disks=1), 0, 1)
+                    stream = source.stream(reply.session_id)
+                    await stream.send([make_record(1, 0, 0, b"x" * 4096)])
+                    assert (await stream.recv()) is not None
+                    stream.cancel()
+            both = progress_to_pb(report(groups=("ga", "gb")))
+            async with client(address, "operators", "ops") as ops:
+                resp = await ops.report_failover_progress(both, 5.0)
+                assert resp.reported_by == "operator 'ops'"
+            async with client(address, "sources", "host-a") as source:
+                own = progress_to_pb(report(groups=("ga",), plan="reverse"))
+                assert (await source.report_failover_progress(own, 5.0)).reported_by
+                with pytest.raises(RemoteError) as err:
+                    await source.report_failover_progress(both, 5.0)
+                assert err.value.code == "PERMISSION_DENIED"
+            shown = target.progress.for_group("gb", time.time_ns())
+            assert [(p.plan, p.reported_by) for p in shown] == [("dr", "operator 'ops'")]
+        finally:
+            await server.stop(grace=1.0)

@@ -20,6 +20,10 @@ from cdp.rpc.client import ReplicationClient
 from cdp.web import start_web
 
 from .drsite import GROUP, DrSite
+from .harness import Vcsim
+from .test_failback import Home, fail_over_and_write, failback, orchestrator
+from .test_failback import home as home  # noqa: F401 - a fixture
+from .test_failback import protected as protected  # noqa: F401 - a fixture
 
 
 async def watch(base: str, seen: list[dict[str, Any]], stop: asyncio.Event) -> None:
@@ -110,3 +114,23 @@ async def test_a_target_deaf_to_progress_never_fails_or_stalls_a_failover(site: 
     finally:
         orch.close()
         await client.close()
+
+
+async def test_a_failback_is_reported_on_its_group_at_the_recovery_target(
+    site: DrSite,
+    protected: Vcsim,  # noqa: F811 - the fixture
+    home: Home,  # noqa: F811 - the fixture
+) -> None:
+    await fail_over_and_write(site, protected, home)
+    orch = orchestrator(site, protected, home)
+    try:
+        result = await failback(orch, home).run()
+        await orch.progress.drain()
+    finally:
+        orch.close()
+    assert result["status"] == "failed-back"
+    newest = site.target.target.progress.for_group(GROUP, time.time_ns())[0]
+    assert (newest.kind, newest.status, newest.finished) == ("failback", "failed-back", True)
+    assert newest.steps and {s.state for s in newest.steps} == {"ok"}
+    assert len(newest.steps) == result["steps_done"] and newest.phase == newest.phases
+    assert newest.group_ids == (GROUP,) and newest.started_by == ""
