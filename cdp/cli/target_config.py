@@ -366,7 +366,8 @@ def check(args: argparse.Namespace) -> int:
         common.emit_json({"valid": True, "config": to_json(settings)})
         return common.EXIT_OK
     t = settings.target
-    print(f"{args.file}: valid; data in {t.data_dir}, serving on {settings.listen}")
+    shared = f" (readable by group {settings.data_group})" if settings.data_group else ""
+    print(f"{args.file}: valid; data in {t.data_dir}{shared}, serving on {settings.listen}")
     for kind, table in (("policy", t.policies), ("group", t.group_policies)):
         for name, pol in sorted(table.items()):
             print(f"  {kind} {name}: history {pol.history_window_s:g} s, journal limit "

@@ -579,6 +579,9 @@ class Orchestrator:
                     entry.error = str(exc)  # shown by `status`; cleared when the step is done
                     await self._save()
                 raise
+            except BaseException:  # cancelled, or a bug: not running any more either way
+                self.progress.step_ended(entry.id)
+                raise
             seconds = time.monotonic() - t0
             self.progress.step_ended(entry.id)
             async with self._save_lock:

@@ -62,6 +62,12 @@ def test_a_data_group_can_read_everything_and_loses_it_when_dropped(tmp_path: Pa
     config.write_text(
         f"data_dir: {data}\nlisten: 127.0.0.1:{port}\ninsecure: true\ndata_group: {name}\n"
     )
+    check = cdp("target", "config", "check", str(config))
+    assert check.returncode == 0 and f"(readable by group {name})" in check.stdout
+    assert (
+        ok_json(cdp("target", "config", "check", "--json", str(config)))["config"]["data_group"]
+        == name
+    )
     proc = serve(tmp_path, config)
     try:
         ok_json(cdp("sim", "run", "--target", f"127.0.0.1:{port}", "--insecure", "--json",
