@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
+from cdp import fsutil
 from cdp.errors import CdpError, InvalidInputError
 
 FILE_NAME = "audit.log"
@@ -86,7 +87,7 @@ class AuditLog:
         )  # fmt: skip
         line = (entry.to_json() + "\n").encode()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = fsutil.create_file(self.path, os.O_WRONLY | os.O_APPEND)
             try:
                 os.write(fd, line)
                 os.fsync(fd)

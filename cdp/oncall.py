@@ -2,8 +2,8 @@
 
 Owns :class:`RpoHistory` (a bounded ring per group, sampled by a task of the web app, so
 the page can draw the last hour at once), the per-group extras that ``/api/v1/status``
-adds (RPO threshold, last verified point), the labelled points drawn on the timeline
-band, and the verification gauges of ``/metrics``. It reads the target and its audit
+adds (RPO threshold, last verified point, failover progress), the labelled points drawn
+on the timeline band, and the verification gauges of ``/metrics``. It reads the target and its audit
 log; it never changes anything.
 """
 
@@ -93,7 +93,17 @@ def group_extras(target: Target, verified: dict[str, GroupVerified], group: str)
     )  # fmt: skip
     at = facts["last_verified_point_unix_ns"]
     facts["last_verified_point"] = format_ns(at) if at else None
+    facts["failovers"] = failovers(target, group)
     return {"rpo_threshold_s": rpo_threshold_s(target, group), **facts}
+
+
+def failovers(target: Target, group: str) -> list[dict[str, Any]]:
+    """Failover operations of plans with this group, as reported: active first (UTC times)."""
+    found = target.progress.for_group(group, time.time_ns())
+    return [
+        {**p.to_json(), "started": format_ns(p.started_ns), "updated": format_ns(p.received_ns)}
+        for p in found
+    ]
 
 
 def timeline_marks(target: Target, group: str) -> list[dict[str, Any]]:

@@ -145,3 +145,19 @@ def file_digest(path: str) -> str:
 
 def replica_extent(data_dir: str, vm: str, n: int) -> str:
     return os.path.join(data_dir, "replicas", vm, f"{vm}_{n}-flat.vmdk")
+
+
+def other_group() -> int:
+    """A group id this process may give files to: not its primary one where it can.
+
+    Root may use any group; another user a supplementary one, else its primary group
+    (then the gid of what cdp creates does not change, but the modes are still checked).
+    """
+    import grp
+
+    mine = os.getegid()
+    if os.geteuid() == 0:
+        found = [g.gr_gid for g in grp.getgrall() if g.gr_gid != mine]
+    else:
+        found = [g for g in os.getgroups() if g != mine]
+    return found[0] if found else mine

@@ -12,8 +12,10 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import getpass
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -76,6 +78,7 @@ class Session:
             connect_protected=connector(protected.vcenter, 2) if protected else None,
             login=login_text(self.plan),
             report=self.progress,
+            operator=f"{self.identity} ({getpass.getuser()}@{socket.gethostname()})",
         )
 
     def progress(self, e: Event) -> None:
@@ -93,7 +96,8 @@ class Session:
         say(line, self.out)
 
     async def close(self) -> None:
-        """Log out of vCenter, close the channel."""
+        """Send the last progress report (briefly), log out of vCenter, close the channel."""
+        await self.orch.progress.drain()
         self.orch.close()
         await self.client.close()
 

@@ -41,6 +41,12 @@ def add_parser(sub: Any) -> None:
     )  # fmt: skip
     s.add_argument("--data-dir", help="journal, index and replica VMs live here")
     s.add_argument(
+        "--data-group", metavar="NAME",
+        help="an existing group that may read the data at rest (files 0640, folders 2750 "
+        "owned by it; e.g. for backup or monitoring tools); without it only the target's "
+        "user can (0600, 0700)",
+    )  # fmt: skip
+    s.add_argument(
         "--listen", help=f"HOST:PORT; port 0 picks a free one (default {DEFAULT_LISTEN})"
     )
     s.add_argument(
@@ -98,7 +104,8 @@ async def serve(args: argparse.Namespace) -> int:
     config = settings.target
     http = parse_http_address(settings.http) if settings.http else None
     tls = server_tls(settings)
-    os.umask(0o077)  # RocksDB's own files too: data at rest is for the target's user only
+    # RocksDB's own files too: data at rest is for the target's user (and its data group)
+    os.umask(0o077 if config.data_gid is None else 0o027)
     notifier = Notifier.from_env()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -166,7 +173,9 @@ class Reloader:
             self.notifier.ready()
         live, restart = target_config.describe_reload(self.running, new)
         kept = {key: getattr(self.running, key) for key in RESTART_KEYS if key != "data_dir"}
-        target = dataclasses.replace(new.target, data_dir=self.running.data_dir)
+        target = dataclasses.replace(
+            new.target, data_dir=self.running.data_dir, data_gid=self.running.target.data_gid
+        )
         self.running = dataclasses.replace(new, target=target, **kept)
         self.target.reconfigure(target)
         for line in live:

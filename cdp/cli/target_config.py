@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import grp
 import json
 import os
 from collections.abc import Callable
@@ -31,7 +32,7 @@ T = TypeVar("T")
 DEFAULT_LISTEN = "127.0.0.1:7711"
 """Where the target serves gRPC unless told otherwise."""
 TOP_KEYS = (
-    "data_dir", "listen", "http", "http_allow_hosts", "tls_dir", "insecure",
+    "data_dir", "data_group", "listen", "http", "http_allow_hosts", "tls_dir", "insecure",
     "scrub_interval", "policies", "groups", "verify",
 )  # fmt: skip
 """The keys of the file's top level."""
@@ -43,7 +44,9 @@ MIN_VERIFY_EVERY_S = 300.0
 """Shortest verification cadence: a verification boots every VM of the plan."""
 DEFAULT_VERIFY_KEEP = 30
 """Verification records kept per plan by the scheduler (older ones are deleted)."""
-RESTART_KEYS = ("data_dir", "listen", "http", "http_allow_hosts", "tls_dir", "insecure")
+RESTART_KEYS = (
+    "data_dir", "data_group", "listen", "http", "http_allow_hosts", "tls_dir", "insecure",
+)  # fmt: skip
 """Settings a reload does not change: they take effect at the next start."""
 
 
@@ -71,6 +74,8 @@ class ServeSettings:
     http_allow_hosts: tuple[str, ...] = ()
     tls_dir: str = ""
     insecure: bool = False
+    data_group: str = ""
+    """Name of the group that may read the data at rest ("" for the target's user only)."""
     verify: tuple[VerifySchedule, ...] = ()
     """Scheduled verifications: the target only validates them (it holds no vCenter
     credentials); ``cdp failover verify-scheduler --config FILE`` runs them."""
@@ -102,6 +107,8 @@ def parse_config(data: object, flags: argparse.Namespace | None = None) -> Serve
     default = policies[DEFAULT_POLICY]
     data_dir = _flag(flags, "data_dir") or top.string("data_dir", required=True)
     scrub = overrides.get("scrub_interval")
+    group_field = "--data-group" if _flag(flags, "data_group") else "data_group"
+    data_group = _flag(flags, "data_group") or top.string("data_group", "")
     target = TargetConfig(
         os.path.abspath(data_dir),
         history_window_s=default.history_window_s,
@@ -111,6 +118,7 @@ def parse_config(data: object, flags: argparse.Namespace | None = None) -> Serve
         if scrub is None else scrub,
         policies=policies,
         group_policies=_groups(top.section("groups"), policies),
+        data_gid=resolve_group(group_field, data_group) if data_group else None,
     )  # fmt: skip
     listen, http = top.string("listen", DEFAULT_LISTEN), top.string("http", "")
     allow_hosts = top.strings("http_allow_hosts")
@@ -120,8 +128,30 @@ def parse_config(data: object, flags: argparse.Namespace | None = None) -> Serve
         http=_flag(flags, "http") or http,
         http_allow_hosts=tuple(_flag(flags, "http_allow_host") or allow_hosts),
         verify=_verify(top),
+        data_group=data_group,
         **_tls(top, flags),
     )
+
+
+def resolve_group(field: str, name: str) -> int:
+    """The id of group ``name``; ConfigError naming ``field`` if it cannot be used.
+
+    It cannot when it does not exist on this host, or when this process may not give
+    files to it (not a member, and not root).
+    """
+    try:
+        gid = grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise ConfigError(
+            field, f"no group named {name!r} on this host",
+            hint=f"create it (groupadd --system {name}) or leave data_group out",
+        ) from None  # fmt: skip
+    if os.geteuid() != 0 and gid != os.getegid() and gid not in os.getgroups():
+        raise ConfigError(
+            field, f"this user is not a member of group {name!r}, so cannot give it the data",
+            hint=f"usermod -aG {name} <the target's user> (systemd: SupplementaryGroups=)",
+        )  # fmt: skip
+    return gid
 
 
 def _verify(top: Section) -> tuple[VerifySchedule, ...]:
@@ -302,7 +332,8 @@ def to_json(settings: ServeSettings) -> dict[str, Any]:
     """The resolved settings as plain JSON (``config check --json``)."""
     t = settings.target
     return {
-        "data_dir": t.data_dir, "listen": settings.listen, "http": settings.http,
+        "data_dir": t.data_dir, "data_group": settings.data_group,
+        "listen": settings.listen, "http": settings.http,
         "http_allow_hosts": list(settings.http_allow_hosts), "tls_dir": settings.tls_dir,
         "insecure": settings.insecure, "scrub_interval_s": t.scrub_interval_s,
         "policies": {k: dataclasses.asdict(v) for k, v in t.policies.items()},
@@ -335,7 +366,8 @@ def check(args: argparse.Namespace) -> int:
         common.emit_json({"valid": True, "config": to_json(settings)})
         return common.EXIT_OK
     t = settings.target
-    print(f"{args.file}: valid; data in {t.data_dir}, serving on {settings.listen}")
+    shared = f" (readable by group {settings.data_group})" if settings.data_group else ""
+    print(f"{args.file}: valid; data in {t.data_dir}{shared}, serving on {settings.listen}")
     for kind, table in (("policy", t.policies), ("group", t.group_policies)):
         for name, pol in sorted(table.items()):
             print(f"  {kind} {name}: history {pol.history_window_s:g} s, journal limit "

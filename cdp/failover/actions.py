@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cdp import fsutil
 from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError
 from cdp.failover import steps as st
 from cdp.failover.boot import BootActions
@@ -251,7 +252,7 @@ class Actions(BootActions):
 
 def _write_vm_folder(vm: st.RecoveredVm, mode: str) -> None:
     """The .vmx, .nvram (the replica's, if any) and vmware.log of a recovered VM."""
-    os.makedirs(vm.folder, exist_ok=True)
+    fsutil.make_dirs(vm.folder)
     disks = [st.disk_file(vm.vm, mode, n) for n in range(len(vm.hardware.disks))]
     hw = vm.hardware
     vmx = format_vmx(vm.name, disks, hw.memory_mb, hw.cpus, vmx_layout(hw, disks))

@@ -27,6 +27,7 @@ import struct
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from cdp import fsutil
 from cdp.errors import InvalidInputError
 from cdp.failover.export import point_facts
 from cdp.failover.replication import ImageFacts
@@ -66,7 +67,7 @@ async def write_sparse(
     gd_at = HEADER_SECTORS + -(-entries * 4 // SECTOR)
     tables: dict[int, array.array[int]] = {}
     written, next_sector = 0, first_data
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = fsutil.create_file(path, os.O_RDWR | os.O_TRUNC)
     try:
         async for offset, data in pieces:
             if offset % SECTOR or len(data) % SECTOR:

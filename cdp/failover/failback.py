@@ -248,12 +248,12 @@ class Failback:
                     Event("info", f"resuming failback: {done} of {len(rec.steps)} steps done")
                 )
                 self.log.event(f"resumed ({done} steps done)")
-                await asyncio.to_thread(self.log.save)
+                await self._save()
             await self._execute(rec)
             rec.finished_unix = time.time()
             rec.status = FAILED_BACK
             self.log.event("failed back: the VMs run at the original site")
-            await asyncio.to_thread(self.log.save)
+            await self._save()
             out = summary(rec)
             out["archived"] = await asyncio.to_thread(self.log.archive)
             return out
@@ -274,6 +274,7 @@ class Failback:
             steps=failback_steps(failover.vms, source == "active"),
         )
         await asyncio.to_thread(self.log.start_rec, rec)
+        self.orch.progress.publish(rec)
         self.report(Event("info", f"failback of plan {self.plan.name!r}: {len(rec.vms)} VMs"))
         return rec
 
@@ -314,24 +315,32 @@ class Failback:
         for entry in rec.pending():
             text = describe(entry)
             started, t0 = time.time(), time.monotonic()
+            self.orch.progress.step_started(rec, entry.id)
             try:
                 handler: Callable[[StepEntry], Awaitable[dict[str, Any]]] = getattr(
                     self, "_" + entry.kind.replace("-", "_")
                 )
                 result = await handler(entry)
             except Exception as exc:
+                self.orch.progress.step_ended(entry.id)
                 index = total - len(rec.pending()) + 1
                 self.report(Event("step-failed", f"{text}: {exc}", index, total))
                 entry.error = str(exc)
-                await asyncio.to_thread(self.log.save)
+                await self._save()
                 raise
             seconds = time.monotonic() - t0
+            self.orch.progress.step_ended(entry.id)
             entry.record_done(result, started, seconds)
-            await asyncio.to_thread(self.log.save)
+            await self._save()
             index = total - len(rec.pending())
             self.report(Event("step", text, index, total, seconds))
             if entry.id == self.crash_after:
                 raise SystemExit(f"crash injected after {entry.id}")
+
+    async def _save(self) -> None:
+        """Durably record the failback's log, then tell the target (in the background)."""
+        await asyncio.to_thread(self.log.save)
+        self.orch.progress.publish(self.log.rec)
 
     @property
     def rec(self) -> FailbackOperation:

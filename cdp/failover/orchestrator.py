@@ -30,6 +30,7 @@ from cdp.failover.actions import Actions
 from cdp.failover.checks import MODE_CHECK, WARN, gate
 from cdp.failover.errors import OperationStateError
 from cdp.failover.plan import Plan
+from cdp.failover.progress import ProgressReporter
 from cdp.failover.records import Operation, StepEntry, Undo
 from cdp.failover.replication import Replication
 from cdp.failover.summary import last_power_on, next_command, summary
@@ -93,8 +94,11 @@ class Orchestrator:
         login: str = "",
         report: Reporter | None = None,
         rpo_probe_s: float = DEFAULT_RPO_PROBE_S,
+        operator: str = "",
     ) -> None:
         self.plan = plan
+        self.progress = ProgressReporter(replication, operator)
+        """Tells the target how the operation goes (shown on its web page), best effort."""
         self.replication = replication
         self.vcenter = _Memo(connect)
         self.protected = _Memo(connect_protected)
@@ -235,7 +239,7 @@ class Orchestrator:
                 Event("warn", what + f" — run: cdp failover rollback --plan {op.plan_file}")
             )
         self.log.event(what)
-        await asyncio.to_thread(self.log.save)
+        await self._save()
 
     async def _start(
         self, mode: str, at: str, planned: bool, origin: str, overwrite: bool
@@ -289,6 +293,7 @@ class Orchestrator:
             steps=[StepEntry.planned(s) for s in plan.steps],
         )
         await asyncio.to_thread(self.log.start_op, op)
+        self.progress.publish(op)
         self.report(
             Event(
                 "info",
@@ -311,7 +316,7 @@ class Orchestrator:
             raise survey.site_exception
         gate(survey.rows)
         self.log.event(f"resumed ({done} steps done)")
-        await asyncio.to_thread(self.log.save)
+        await self._save()
         return await self._forward()
 
     async def _survey_active(self, active: Operation) -> SurveyResult:
@@ -380,7 +385,7 @@ class Orchestrator:
                 note=f"failover of plan {self.plan.name}: VMs up",
             )
         self.log.event(f"every VM powered on; RTO {op.rto_s} s")
-        await asyncio.to_thread(self.log.save)
+        await self._save()
         out = summary(op)
         out["run_s"] = round(time.monotonic() - self._run_started, 3)
         return out
@@ -442,9 +447,11 @@ class Orchestrator:
             lc.FAILED_OVER_COMMITTED,
             note=f"failover of plan {self.plan.name} committed",
         )
-        return await sl.close_op(
+        out = await sl.close_op(
             self.log, sl.COMMITTED, "committed: the recovered VMs are production", summary
         )
+        self.progress.publish(op)
+        return out
 
     async def stop_test(self) -> dict[str, Any]:
         """Remove every trace of the active test failover."""
@@ -475,7 +482,7 @@ class Orchestrator:
             op.undo = Undo(kind, time.time(), steps)
             op.status = sl.UNDOING
             self.log.event(f"{kind} started")
-            await asyncio.to_thread(self.log.save)
+            await self._save()
         t0 = time.monotonic()
         await self._execute(op.undo.steps)
         op.undo.seconds = round(time.monotonic() - t0, 3)
@@ -485,7 +492,9 @@ class Orchestrator:
         else:
             await fencing.mark(self.replication, self.plan, lc.PROTECTING, unfence=True, note=note)
         status = sl.TEST_STOPPED if kind == st.UNDO_STOP_TEST else sl.ROLLED_BACK
-        return await sl.close_op(self.log, status, f"{kind} finished", summary)
+        out = await sl.close_op(self.log, status, f"{kind} finished", summary)
+        self.progress.publish(op)
+        return out
 
     def _guard_undo(self, op: Operation, steps: list[StepEntry], recovered: str) -> None:
         """Refuse (REFUSE) or mark the delete steps of folders holding recovered data."""
@@ -560,20 +569,31 @@ class Orchestrator:
         async with limit:
             text = entry.describe()
             started, t0 = time.time(), time.monotonic()
+            self.progress.step_started(actions.op, entry.id)
             try:
                 result = await actions.run(entry)
             except CdpError as exc:
+                self.progress.step_ended(entry.id)
                 self.report(Event("step-failed", f"{text}: {exc}", counter[0] + 1, counter[1]))
                 async with self._save_lock:
                     entry.error = str(exc)  # shown by `status`; cleared when the step is done
-                    await asyncio.to_thread(self.log.save)
+                    await self._save()
+                raise
+            except BaseException:  # cancelled, or a bug: not running any more either way
+                self.progress.step_ended(entry.id)
                 raise
             seconds = time.monotonic() - t0
+            self.progress.step_ended(entry.id)
             async with self._save_lock:
                 entry.record_done(result, started, seconds)
-                await asyncio.to_thread(self.log.save)
+                await self._save()
                 counter[0] += 1
                 self.report(Event("step", text, counter[0], counter[1], seconds))
+
+    async def _save(self) -> None:
+        """Durably record the step log, then tell the target (in the background)."""
+        await asyncio.to_thread(self.log.save)
+        self.progress.publish(self.log.op)
 
     def _report_survey(self, survey: SurveyResult) -> None:
         for row in survey.rows:

@@ -24,8 +24,9 @@ from cdp.failover.chain import build_chain
 from cdp.failover.errors import DatastoreFullError
 from cdp.failover.export import export_image, point_facts
 from cdp.failover.replication import GroupFacts, ImageFacts, PointFacts, ReplicaDisk, ReplicaVm
+from cdp.progress import OperationProgress
 from cdp.rpc.client import ReplicationClient
-from cdp.rpc.convert import LIFECYCLE_NAMES, LIFECYCLES, STATE_NAMES
+from cdp.rpc.convert import LIFECYCLE_NAMES, LIFECYCLES, STATE_NAMES, progress_to_pb
 
 _STATE_ORDER = ["replicating", "disconnected", "resyncing", "resync_required", "error"]
 """Group states from best to worst; a group spanning hosts reports its worst member's."""
@@ -149,6 +150,10 @@ class TargetReplication:
                 raise PreconditionError(str(exc).split(": ", 1)[-1]) from exc
             raise _translate(exc, self.client.address) from exc
         return int(resp.epoch)
+
+    async def report_progress(self, progress: OperationProgress, timeout_s: float) -> None:
+        """Tell the target how the operation is going (RemoteError if it cannot be told)."""
+        await self.client.report_failover_progress(progress_to_pb(progress), timeout_s)
 
 
 def _translate(exc: RemoteError, address: str, at: str = "") -> CdpError:

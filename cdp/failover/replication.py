@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cdp.progress import OperationProgress
 from cdp.restore.spec import format_ns
 
 STATE_REPLICATING = "replicating"
@@ -127,6 +128,9 @@ class Replication(Protocol):
 
     async def release_base(self, group: str, holder: str) -> bool:
         """Lift ``holder``'s hold; False if it held nothing."""
+
+    async def report_progress(self, progress: OperationProgress, timeout_s: float) -> None:
+        """Tell the target how an operation goes; CdpError if it cannot (callers ignore it)."""
 
     async def build_chain(
         self, group: str, vm: str, disk: int, at: str, folder: str, name: str

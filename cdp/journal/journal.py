@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from cdp import naming
+from cdp import fsutil, naming
 from cdp.errors import IndexCorruptError, JournalCorruptError, JournalSyncError
 from cdp.fsutil import fsync_dir
 from cdp.journal.index import Index, IndexEntry
@@ -120,7 +120,7 @@ class Journal:
         segments are gone, so the journal may start above 1). Raises
         :class:`JournalCorruptError` when acknowledged records are missing or bad.
         """
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        fsutil.make_dirs(self.dir)
         firsts = sorted(
             s for s in (naming.parse_segment(n) for n in os.listdir(self.dir)) if s is not None
         )

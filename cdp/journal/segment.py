@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from cdp import fsutil
 from cdp.errors import JournalCorruptError, StorageFullError
 from cdp.record import HEADER_SIZE, MAX_WRITE_BYTES, Header, Record, decode_header, record_crc
 
@@ -101,7 +102,7 @@ class Segment:
         self.size = size
         self.last_seq = last_seq
         """Seq of the last record appended; first_seq - 1 when empty."""
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fd = fsutil.create_file(path, os.O_RDWR)
 
     def append(self, records: list[Record], heads: list[bytes]) -> int:
         """Append records (``heads`` are their encoded headers); return the start offset.

@@ -41,8 +41,9 @@ failback's reverse source recovers its own groups: bookmark, hold the base, read
 OPERATOR_CALLS = frozenset({"SetLifecycle"})
 """The lifecycle and fencing of a group: an operator's; a source's on its own groups,
 except an unfence (which would let an older source write again)."""
-PLAN_CALLS = frozenset({"CreatePlanBookmark"})
-"""Read calls on several groups (``group_ids``): allowed if allowed on every one."""
+PLAN_CALLS = frozenset({"CreatePlanBookmark", "ReportFailoverProgress"})
+"""Calls on several groups (``group_ids``): allowed if allowed on every one (a failover's
+progress report is shown only, like a lifecycle change that loosens nothing)."""
 AUDIT_CALLS = frozenset({"RecordAudit", "ListAudit"})
 """The audit log: an operator's only (it spans every group)."""
 

@@ -241,6 +241,16 @@ class ReplicationClient:
         entry: pb.AuditEntry = resp.entry
         return entry
 
+    async def report_failover_progress(
+        self, req: pb.ReportFailoverProgressRequest, timeout_s: float
+    ) -> pb.ReportFailoverProgressResponse:
+        """Tell the target a failover operation's progress (fails fast when unreachable)."""
+        async with self._rpc():
+            resp: pb.ReportFailoverProgressResponse = await self._stub.ReportFailoverProgress(
+                req, timeout=timeout_s
+            )
+        return resp
+
     async def list_audit(self, since_ns: int = 0, limit: int = 0) -> list[pb.AuditEntry]:
         """The target's audit log, oldest first."""
         async with self._rpc():

@@ -12,10 +12,11 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from cdp import lifecycle
+from cdp import lifecycle, progress
 from cdp.audit import AuditEntry
 from cdp.errors import InvalidInputError
 from cdp.journal.index import Point
+from cdp.progress import OperationProgress, StepProgress
 from cdp.restore.catalog import Span, Timeline
 from cdp.restore.image import ImagePlan
 from cdp.restore.spec import format_ns
@@ -179,4 +180,59 @@ def audit_from_pb(msg: pb.AuditEntry) -> AuditEntry:
     return AuditEntry(
         time_ns=msg.time_unix_ns, identity=msg.identity, action=msg.action,
         object=msg.object, outcome=msg.outcome,
+    )  # fmt: skip
+
+
+STEP_STATES = {
+    progress.PENDING: pb.FAILOVER_STEP_STATE_PENDING,
+    progress.RUNNING: pb.FAILOVER_STEP_STATE_RUNNING,
+    progress.OK: pb.FAILOVER_STEP_STATE_OK,
+    progress.FAILED: pb.FAILOVER_STEP_STATE_FAILED,
+}
+STEP_STATE_NAMES = {v: k for k, v in STEP_STATES.items()}
+
+
+def progress_to_pb(p: OperationProgress) -> pb.ReportFailoverProgressRequest:
+    """A failover operation's progress as the report the CLI sends."""
+    steps = [
+        pb.FailoverStep(
+            step_id=s.step_id,
+            kind=s.kind,
+            phase=s.phase,
+            description=s.description,
+            state=STEP_STATES[s.state],
+            seconds=s.seconds,
+            error=s.error,
+        )  # fmt: skip
+        for s in p.steps
+    ]
+    return pb.ReportFailoverProgressRequest(
+        plan=p.plan, group_ids=list(p.group_ids), kind=p.kind, status=p.status,
+        phase=p.phase, phases=p.phases, started_unix_ns=p.started_ns,
+        started_by=p.started_by, steps=steps, finished=p.finished,
+    )  # fmt: skip
+
+
+def progress_from_pb(req: pb.ReportFailoverProgressRequest) -> OperationProgress:
+    """The report as a value; an unset step state is INVALID_ARGUMENT naming the step."""
+    steps = []
+    for i, s in enumerate(req.steps):
+        state = STEP_STATE_NAMES.get(s.state)
+        if state is None:
+            raise InvalidInputError(f"steps[{i}].state", "must be a FailoverStepState, not 0")
+        steps.append(
+            StepProgress(
+                step_id=s.step_id,
+                kind=s.kind,
+                phase=s.phase,
+                description=s.description,
+                state=state,
+                seconds=s.seconds,
+                error=s.error,
+            )  # fmt: skip
+        )
+    return OperationProgress(
+        plan=req.plan, group_ids=tuple(req.group_ids), kind=req.kind, status=req.status,
+        phase=req.phase, phases=req.phases, started_ns=req.started_unix_ns,
+        started_by=req.started_by, steps=tuple(steps), finished=req.finished,
     )  # fmt: skip

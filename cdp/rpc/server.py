@@ -12,6 +12,7 @@ import collections
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -324,6 +325,28 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         )
         return pb.SetLifecycleResponse(
             state=convert.LIFECYCLES[lc.state], epoch=lc.epoch, changed_unix_ns=lc.changed_ns
+        )
+
+    @unary
+    async def ReportFailoverProgress(  # noqa: N802 - gRPC method name
+        self, request: pb.ReportFailoverProgressRequest, context: Context
+    ) -> pb.ReportFailoverProgressResponse:
+        """Keep a failover operation's newest progress for the groups it names."""
+        found = convert.progress_from_pb(request)
+        found.check()
+        for i, group_id in enumerate(found.group_ids):
+            try:
+                self.target.members(group_id)
+            except errors.NotFoundError:
+                raise errors.NotFoundError(
+                    f"group_ids[{i}]: no group {group_id!r} at this target"
+                ) from None
+        who = auth.identity_of(context)
+        stored = self.target.progress.report(
+            found, str(who) if who else audit.INSECURE, time.time_ns()
+        )
+        return pb.ReportFailoverProgressResponse(
+            received_unix_ns=stored.received_ns, reported_by=stored.reported_by
         )
 
 

@@ -87,6 +87,9 @@ class TargetConfig:
     """Named policies; without a ``default`` one the target-wide fields above are it."""
     group_policies: Mapping[str, GroupPolicy] = field(default_factory=dict)
     """Group id -> its policy, for the groups the config names."""
+    data_gid: int | None = None
+    """Group id that may read the data at rest (files 0640, folders 2750); None: the
+    target's user only (0600, 0700). See :mod:`cdp.fsutil`."""
 
     def policy_for(self, group_id: str) -> GroupPolicy:
         """The policy of ``group_id``: its own if the config names the group, else the default."""

@@ -20,7 +20,7 @@ import os
 import struct
 from collections.abc import Iterable
 
-from cdp import codec
+from cdp import codec, fsutil
 from cdp.errors import ReplicaCorruptError
 
 REGION_BYTES = 2**20
@@ -42,11 +42,10 @@ of the recovery datastore, whose layout DESIGN.md fixes."""
 
 
 def sums_path(replica_root: str, vm_id: str, extent_name: str) -> str:
-    """Path of the sums file of a replica extent (its folder is created 0700)."""
+    """Path of the sums file of a replica extent (its folder made as needed)."""
     top = os.path.join(os.path.dirname(os.path.abspath(replica_root)), SUMS_FOLDER)
     folder = os.path.join(top, vm_id)
-    os.makedirs(top, mode=0o700, exist_ok=True)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fsutil.make_dirs(folder)
     return os.path.join(folder, extent_name + SUMS_SUFFIX)
 
 
@@ -97,7 +96,7 @@ class ExtentSums:
 
     def create(self) -> None:
         """Write a new sums file of a blank disk (all regions zero), durably."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = fsutil.create_file(self.path, os.O_RDWR | os.O_TRUNC)
         os.pwrite(fd, _HEADER.pack(MAGIC, REGION_BYTES, self.capacity_bytes), 0)
         os.ftruncate(fd, self.file_bytes)
         os.fsync(fd)

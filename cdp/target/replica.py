@@ -27,7 +27,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 
-from cdp import naming
+from cdp import fsutil, naming
 from cdp.errors import ReplicaCorruptError, StorageFullError
 from cdp.fsutil import write_atomic
 from cdp.group import GroupSpec, VmSpec
@@ -71,12 +71,12 @@ def create_vm_layout(root: str, vm: VmSpec, blank_disks: bool = True) -> None:
     missing, for :class:`ReplicaSet` to report, never recreated blank.
     """
     folder = vm_folder(root, vm.vm_id)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fsutil.make_dirs(folder)
     names = [naming.format_disk_descriptor(vm.vm_id, n) for n in range(len(vm.disks))]
     for n, disk in enumerate(vm.disks):
         extent = extent_path(root, vm.vm_id, n)
         if blank_disks and not os.path.exists(extent):
-            fd = os.open(extent, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = fsutil.create_file(extent, os.O_WRONLY)
             os.ftruncate(fd, disk.capacity_bytes)
             os.fsync(fd)
             os.close(fd)

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 
+from cdp import fsutil
 from cdp.errors import (
     CdpError,
     ImageMovedError,
@@ -36,6 +37,7 @@ from cdp.group import GroupSpec, check_name, validate_group
 from cdp.journal.index import Index, Point
 from cdp.journal.journal import check_no_orphans
 from cdp.lifecycle import Lifecycle, encode, meta_key
+from cdp.progress import ProgressBoard
 from cdp.record import Record
 from cdp.restore.catalog import PageKey, Timeline
 from cdp.restore.history import History, MultiHistory, SingleHistory
@@ -76,14 +78,13 @@ class Target:
         self._scrub_now = asyncio.Event()
         self.last_scrub: tuple[float, ScrubReport] | None = None
         """When the newest scheduled scrub finished (Unix s) and what it found."""
+        self.progress = ProgressBoard()
+        """The newest failover progress report of each plan (memory only)."""
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def __aenter__(self) -> Target:
-        for d in (self.config.journal_dir, self.config.replica_dir, self.config.index_dir):
-            os.makedirs(d, mode=0o700, exist_ok=True)
-            os.chmod(d, 0o700)  # data at rest is private, also in folders made before
-        os.chmod(self.config.data_dir, 0o700)
+        await asyncio.to_thread(self._set_access)
         self.index = await asyncio.to_thread(self._index_factory, self.config.index_dir)
         specs = self._stored_specs()
         c = self.config
@@ -119,6 +120,27 @@ class Target:
             member.close()
         if self.index is not None:
             self.index.close()
+
+    def _set_access(self) -> None:
+        """Make the data dir private, or shared with the data group; also what exists."""
+        c = self.config
+        os.makedirs(c.data_dir, mode=fsutil.PRIVATE_DIR_MODE, exist_ok=True)
+        try:
+            changed, foreign = fsutil.apply_access(c.data_dir, c.data_gid)
+        except OSError as exc:
+            raise PreconditionError(
+                f"cannot set the access of {exc.filename}: {exc.strerror}",
+                hint="every file under the data dir must belong to the target's user, "
+                "and the user must be a member of data_group",
+            ) from exc
+        if changed:
+            log.info("data dir %s: access of %d entries set (%s)", c.data_dir, changed,
+                     "owner only" if c.data_gid is None else f"group id {c.data_gid}")  # fmt: skip
+        if foreign:
+            log.warning("data dir %s: %d entries of another user keep their access, e.g. %s",
+                        c.data_dir, len(foreign), foreign[0])  # fmt: skip
+        for d in (c.journal_dir, c.replica_dir, c.index_dir):
+            fsutil.make_dirs(d)
 
     def _stored_specs(self) -> list[tuple[str, GroupSpec]]:
         """(member key, spec) of every stored member; the stored spec's group_id is the key."""

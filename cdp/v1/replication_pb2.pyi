@@ -45,6 +45,14 @@ class PointKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     POINT_KIND_BOOKMARK: _ClassVar[PointKind]
     POINT_KIND_APP_CONSISTENT: _ClassVar[PointKind]
     POINT_KIND_CONSISTENCY: _ClassVar[PointKind]
+
+class FailoverStepState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FAILOVER_STEP_STATE_UNSPECIFIED: _ClassVar[FailoverStepState]
+    FAILOVER_STEP_STATE_PENDING: _ClassVar[FailoverStepState]
+    FAILOVER_STEP_STATE_RUNNING: _ClassVar[FailoverStepState]
+    FAILOVER_STEP_STATE_OK: _ClassVar[FailoverStepState]
+    FAILOVER_STEP_STATE_FAILED: _ClassVar[FailoverStepState]
 RECORD_KIND_UNSPECIFIED: RecordKind
 RECORD_KIND_WRITE: RecordKind
 RECORD_KIND_BOOKMARK: RecordKind
@@ -72,6 +80,11 @@ POINT_KIND_CHECKPOINT: PointKind
 POINT_KIND_BOOKMARK: PointKind
 POINT_KIND_APP_CONSISTENT: PointKind
 POINT_KIND_CONSISTENCY: PointKind
+FAILOVER_STEP_STATE_UNSPECIFIED: FailoverStepState
+FAILOVER_STEP_STATE_PENDING: FailoverStepState
+FAILOVER_STEP_STATE_RUNNING: FailoverStepState
+FAILOVER_STEP_STATE_OK: FailoverStepState
+FAILOVER_STEP_STATE_FAILED: FailoverStepState
 
 class DiskSpec(_message.Message):
     __slots__ = ("disk_id", "capacity_bytes")
@@ -508,3 +521,53 @@ class ListAuditResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...
+
+class FailoverStep(_message.Message):
+    __slots__ = ("step_id", "kind", "phase", "description", "state", "seconds", "error")
+    STEP_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    step_id: str
+    kind: str
+    phase: int
+    description: str
+    state: FailoverStepState
+    seconds: float
+    error: str
+    def __init__(self, step_id: _Optional[str] = ..., kind: _Optional[str] = ..., phase: _Optional[int] = ..., description: _Optional[str] = ..., state: _Optional[_Union[FailoverStepState, str]] = ..., seconds: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ReportFailoverProgressRequest(_message.Message):
+    __slots__ = ("plan", "group_ids", "kind", "status", "phase", "phases", "started_unix_ns", "started_by", "steps", "finished")
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    PHASES_FIELD_NUMBER: _ClassVar[int]
+    STARTED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_BY_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    plan: str
+    group_ids: _containers.RepeatedScalarFieldContainer[str]
+    kind: str
+    status: str
+    phase: int
+    phases: int
+    started_unix_ns: int
+    started_by: str
+    steps: _containers.RepeatedCompositeFieldContainer[FailoverStep]
+    finished: bool
+    def __init__(self, plan: _Optional[str] = ..., group_ids: _Optional[_Iterable[str]] = ..., kind: _Optional[str] = ..., status: _Optional[str] = ..., phase: _Optional[int] = ..., phases: _Optional[int] = ..., started_unix_ns: _Optional[int] = ..., started_by: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[FailoverStep, _Mapping]]] = ..., finished: _Optional[bool] = ...) -> None: ...
+
+class ReportFailoverProgressResponse(_message.Message):
+    __slots__ = ("received_unix_ns", "reported_by")
+    RECEIVED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_BY_FIELD_NUMBER: _ClassVar[int]
+    received_unix_ns: int
+    reported_by: str
+    def __init__(self, received_unix_ns: _Optional[int] = ..., reported_by: _Optional[str] = ...) -> None: ...

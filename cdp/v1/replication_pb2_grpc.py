@@ -100,6 +100,11 @@ class ReplicationServiceStub:
                 request_serializer=cdp_dot_v1_dot_replication__pb2.ListAuditRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_replication__pb2.ListAuditResponse.FromString,
                 _registered_method=True)
+        self.ReportFailoverProgress = channel.unary_unary(
+                '/cdp.v1.ReplicationService/ReportFailoverProgress',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServiceServicer:
@@ -218,6 +223,19 @@ class ReplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportFailoverProgress(self, request, context):
+        """Tells the target how a failover operation (test, live, stop-test,
+        rollback, failback, verify) of a plan is progressing: its status, phase
+        and steps. The failover CLI sends the whole picture after every change;
+        the target keeps the newest one per plan in memory (not persisted) and
+        shows it per group in GetStatus's web page and JSON. Best effort: the CLI
+        never fails an operation because this call fails. Allowed to whoever may
+        set the lifecycle of every group in group_ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -285,6 +303,11 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.ListAudit,
                     request_deserializer=cdp_dot_v1_dot_replication__pb2.ListAuditRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_replication__pb2.ListAuditResponse.SerializeToString,
+            ),
+            'ReportFailoverProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportFailoverProgress,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -639,6 +662,33 @@ class ReplicationService:
             '/cdp.v1.ReplicationService/ListAudit',
             cdp_dot_v1_dot_replication__pb2.ListAuditRequest.SerializeToString,
             cdp_dot_v1_dot_replication__pb2.ListAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportFailoverProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/ReportFailoverProgress',
+            cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressResponse.FromString,
             options,
             channel_credentials,
             insecure,

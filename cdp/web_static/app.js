@@ -69,7 +69,9 @@ function showGroups(groups, nowS) {
     cell(row, g.group_id, "group");
     cell(row, g.member_id || "-");
     cell(row, g.state, `state state-${g.state}`);
-    cell(row, g.lifecycle + (g.epoch ? ` (epoch ${g.epoch})` : ""),
+    const op = (g.failovers || []).find((o) => !o.finished);
+    cell(row, g.lifecycle + (g.epoch ? ` (epoch ${g.epoch})` : "") +
+      (op ? ` — ${op.kind}: ${op.status}, phase ${op.phase}/${op.phases}` : ""),
       `lifecycle lifecycle-${g.lifecycle}`);
     cell(row, g.durable_seq.toLocaleString("en"), "num durable");
     cell(row, g.applied_seq.toLocaleString("en"), "num applied");
@@ -155,6 +157,63 @@ function showTimeline(t) {
   }
 }
 
+const KIND_TEXT = {
+  test: "test failover", live: "live failover", planned: "planned failover",
+  "stop-test": "stop-test", rollback: "rollback", failback: "failback", verify: "verification",
+};
+
+function operations(groups) {
+  // Each reported operation once (a plan spans groups), active ones first.
+  const seen = new Map();
+  for (const g of groups) {
+    for (const op of g.failovers || []) {
+      if (!seen.has(op.plan)) seen.set(op.plan, op);
+    }
+  }
+  return [...seen.values()].sort((a, b) => a.finished - b.finished);
+}
+
+function operationCard(op, nowS) {
+  const card = document.createElement("div");
+  card.className = `failover${op.finished ? " finished" : ""}${op.status === "failed" ? " failed" : ""}`;
+  card.dataset.plan = op.plan;
+  const head = document.createElement("h3");
+  const ago = Math.max(0, Math.round(nowS - op.started_unix));
+  head.textContent = `${KIND_TEXT[op.kind] || op.kind} of plan ${op.plan}: ${op.status}, ` +
+    `phase ${op.phase} of ${op.phases}` + (op.finished ? " (finished)" : "");
+  const who = document.createElement("p");
+  who.className = "failover-who";
+  who.textContent = `groups ${op.groups.join(", ")}; started by ${op.started_by || "?"} at ` +
+    `${utcTime(op.started)} UTC (${ago} s ago); reported by ${op.reported_by}, last at ` +
+    `${utcTime(op.updated)} UTC; steps: ${op.counts.ok} ok, ${op.counts.running} running, ` +
+    `${op.counts.failed} failed, ${op.counts.pending} pending`;
+  const table = document.createElement("table");
+  const hrow = table.createTHead().insertRow();
+  for (const h of ["phase", "step", "state", "time", "error"]) {
+    const th = document.createElement("th");
+    th.textContent = h;
+    hrow.appendChild(th);
+  }
+  const body = table.createTBody();
+  for (const s of op.steps) {
+    const row = body.insertRow();
+    row.dataset.step = s.id;
+    cell(row, String(s.phase), "num");
+    cell(row, s.description);
+    cell(row, s.state, `step-state step-${s.state}`);
+    cell(row, s.state === "ok" || s.state === "running" ? `${s.seconds.toFixed(1)} s` : "", "num");
+    cell(row, s.error, s.error ? "gap" : "");
+  }
+  card.append(head, who, table);
+  return card;
+}
+
+function showOperations(groups, nowS) {
+  const ops = operations(groups);
+  document.getElementById("failovers").replaceChildren(...ops.map((op) => operationCard(op, nowS)));
+  document.getElementById("failovers-section").hidden = ops.length === 0;
+}
+
 async function getJson(url) {
   const resp = await fetch(url, { cache: "no-store" });
   const data = await resp.json();
@@ -217,6 +276,7 @@ async function poll() {
     lastGroups = data.groups;
     lastTimeS = data.time;
     showGroups(data.groups, data.time);
+    showOperations(data.groups, data.time);
     const b = badge(data.groups);
     connection(true, `target connected; updated ${utcClock(data.time * 1000)} UTC; ${b.text}`);
     document.getElementById("conn").classList.toggle("warn", !b.ok);

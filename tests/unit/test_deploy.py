@@ -110,6 +110,27 @@ def test_install_dry_run_prints_every_step_and_changes_nothing() -> None:
     assert any(s.startswith("install -m 0644") and "cdp-target.service" in s for s in steps)
 
 
+def test_install_with_a_data_group_shares_the_data_dir() -> None:
+    proc = subprocess.run(
+        ["sh", str(DEPLOY / "install.sh"), "--dry-run", "--data-group=cdp-readers"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    steps = [line[2:] for line in proc.stdout.splitlines() if line.startswith("+ ")]
+    expected = [
+        "groupadd --system cdp-readers",
+        "usermod -a -G cdp-readers cdp",
+        "install -d -m 2750 -o cdp -g cdp-readers /var/lib/cdp",
+        "chgrp -R cdp-readers /var/lib/cdp",
+        "find /var/lib/cdp -type d -exec chmod 2750 {} +",
+        "find /var/lib/cdp -type f -exec chmod 0640 {} +",
+        "sh -c echo 'data_group: cdp-readers' >> /etc/cdp/target.yaml",
+        "/usr/local/bin/cdp target config check /etc/cdp/target.yaml",
+    ]
+    assert [s for s in steps if s in expected] == expected
+    assert "install -d -m 0700 -o cdp -g cdp /var/lib/cdp" not in steps
+
+
 def test_install_refuses_an_unknown_argument() -> None:
     proc = subprocess.run(["sh", str(DEPLOY / "install.sh"), "--dry"], capture_output=True,
                           text=True, timeout=60)  # fmt: skip

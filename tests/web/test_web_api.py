@@ -100,9 +100,10 @@ async def test_status_json_has_the_facts_of_cdp_status(served: Served) -> None:
     moving = ("lag_seconds", "rpo_seconds")
     page_only = {"rpo_threshold_s", "last_verified_seq", "last_verified_point_unix_ns",
                  "last_verified_point", "last_verify_result", "last_verify_unix_ns",
-                 "verify_every_s"}  # fmt: skip
+                 "verify_every_s", "failovers"}  # fmt: skip
     assert without(g, *moving, *page_only) == without(status_to_dict(rpc), *moving)
     assert g["lag_seconds"] > 0 and g["rpo_seconds"] > 0  # disconnected: no newer point
+    assert g["failovers"] == []  # no failover reported
 
 
 async def test_timeline_json_equals_the_timeline_rpc(served: Served) -> None:

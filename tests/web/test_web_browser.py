@@ -113,3 +113,72 @@ def test_page_shows_groups_timeline_and_an_unreachable_target(tmp_path: str) -> 
                 browser.close()
     finally:
         target.stop_or_kill()
+
+
+REPORT_PROGRESS = """
+import asyncio, sys, time
+from cdp.progress import OperationProgress, StepProgress
+from cdp.rpc.client import ReplicationClient
+from cdp.rpc.convert import progress_to_pb
+steps = (
+    StepProgress("exp-0", "export", 1, "export disk 0 of browser-vm", "ok", 2.5),
+    StepProgress("reg", "register", 2, "register browser-vm-test on host-1", "running", 0.4),
+    StepProgress("on", "power-on", 3, "power on browser-vm-test (boot group 'db')", "pending"),
+)
+p = OperationProgress(
+    plan="dr-browser", group_ids=(sys.argv[2],), kind="test", status="running", phase=2,
+    phases=3, started_ns=time.time_ns() - 30 * 10**9, started_by="operator dana (ops@dr1)",
+    steps=steps,
+)
+async def main():
+    c = ReplicationClient(sys.argv[1], None)
+    await c.report_failover_progress(progress_to_pb(p), 10)
+    await c.close()
+asyncio.run(main())
+"""
+
+
+def test_page_shows_an_active_failover_with_its_phase_and_steps(tmp_path: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    http_port = free_port()
+    target = TargetProcess(
+        os.path.join(tmp_path, "target"), free_port(), "--http", f"127.0.0.1:{http_port}"
+    )
+    target.start()
+    try:
+        sim_run(target.address, os.path.join(tmp_path, "src"))
+        subprocess.run([sys.executable, "-c", REPORT_PROGRESS, target.address, GROUP],
+                       check=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+            )
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{http_port}/")
+                row = page.locator(f'#groups tr[data-group="{GROUP}"]')
+                expect(row.locator("td.lifecycle")).to_contain_text(
+                    "test: running, phase 2/3", timeout=10_000
+                )
+                card = page.locator('#failovers .failover[data-plan="dr-browser"]')
+                expect(card.locator("h3")).to_have_text(
+                    "test failover of plan dr-browser: running, phase 2 of 3"
+                )
+                expect(card.locator(".failover-who")).to_contain_text(
+                    "started by operator dana (ops@dr1) at "
+                )
+                expect(card.locator(".failover-who")).to_contain_text(
+                    "1 ok, 1 running, 0 failed, 1 pending"
+                )
+                states = card.locator("td.step-state")
+                expect(states).to_have_text(["ok", "running", "pending"])
+                expect(card.locator('tr[data-step="reg"] td.step-running')).to_have_count(1)
+                expect(card.locator('tr[data-step="reg"]')).to_contain_text(
+                    "register browser-vm-test on host-1"
+                )
+                page.screenshot(path=os.path.join(tmp_path, "failover.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        target.stop_or_kill()
