@@ -9,7 +9,9 @@ from cdp.cli import common
 from cdp.errors import InvalidInputError
 from cdp.failover.export import point_facts
 from cdp.restore.spec import format_ns, parse_time
+from cdp.rpc.convert import VERDICT_NAMES
 from cdp.v1 import replication_pb2 as pb
+from cdp.verdict import SUSPECT
 
 
 def add_parser(sub: Any) -> None:
@@ -40,8 +42,8 @@ def add_parser(sub: Any) -> None:
 
 
 def point_dict(p: pb.RestorePoint) -> dict[str, Any]:
-    """A restore point as JSON-able data."""
-    return point_facts(p).to_json()
+    """A restore point as JSON-able data, with its verdict ("" when the call gave none)."""
+    return {**point_facts(p).to_json(), "verdict": VERDICT_NAMES.get(p.verdict, "")}
 
 
 async def list_points(args: argparse.Namespace) -> int:
@@ -61,9 +63,16 @@ async def list_points(args: argparse.Namespace) -> int:
     if not rows:
         print("no restorable points in that range (try --all)")
         return common.EXIT_OK
-    cells = [[f"{r['seq']}", r["time"], r["kind"], r["label"]] for r in rows]
-    print(common.table(["SEQ", "TIME (UTC)", "KIND", "LABEL"], cells))
+    cells = [
+        [f"{r['seq']}", r["time"], r["kind"], _verdict(r["verdict"]), r["label"]] for r in rows
+    ]
+    print(common.table(["SEQ", "TIME (UTC)", "KIND", "VERDICT", "LABEL"], cells))
     return common.EXIT_OK
+
+
+def _verdict(verdict: str) -> str:
+    """A verdict as the table shows it: suspect stands out."""
+    return verdict.upper() if verdict == SUSPECT else verdict or "-"
 
 
 async def bookmark(args: argparse.Namespace) -> int:
