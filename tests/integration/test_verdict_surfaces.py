@@ -18,6 +18,7 @@ from conftest import Running, make_record, small_group, start_target, stop_targe
 
 from cdp.errors import RemoteError
 from cdp.failover.export import export_image
+from cdp.failover.remote import TargetReplication
 from cdp.v1 import replication_pb2 as pb
 
 GROUP = "vg"
@@ -83,6 +84,8 @@ async def test_mark_makes_points_suspect_and_last_clean_exports_the_point_before
     os.makedirs(os.path.dirname(out))
     result = await export_image(r.client, GROUP, VM, 0, "last-clean", out)
     assert result.image.point.seq == 20 < marked[0].start_seq
+    failover = TargetReplication(r.client)  # what failover, test and verify resolve through
+    assert (await failover.image_plan(GROUP, VM, 0, "last-clean")).point.seq == 20
     again = await r.client.dismiss_suspicion(GROUP, "s-1", "benign: media copy")
     twice = await r.client.dismiss_suspicion(GROUP, "s-1", "someone else, later")
     assert again.dismissed and twice == again  # the second dismissal changes nothing
