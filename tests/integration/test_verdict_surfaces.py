@@ -12,13 +12,17 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Running, make_record, small_group, start_target, stop_target
 
+from cdp import codec
 from cdp.errors import RemoteError
 from cdp.failover.export import export_image
 from cdp.failover.remote import TargetReplication
+from cdp.group import DiskSpec, GroupSpec, VmSpec
+from cdp.record import KIND_CONSISTENCY, Record
 from cdp.v1 import replication_pb2 as pb
 
 GROUP = "vg"
@@ -129,3 +133,74 @@ async def test_last_clean_refuses_with_why_when_no_point_is_clean(served: Runnin
         await export_image(r.client, GROUP, VM, 0, "last-clean", None)
     assert err.value.code == "FAILED_PRECONDITION"
     assert "at or after the onset of suspicion s-1" in str(err.value)
+
+
+async def test_last_clean_search_reaches_points_far_back(served: Running) -> None:
+    """Points an hour apart: the search for the newest point before the onset widens."""
+    r = served
+    reply = await r.client.open_session("src", small_group(GROUP, disks=1), 0, 1)
+    stream = r.client.stream(reply.session_id)
+    t0 = time.time_ns() - 6 * 3600 * 10**9
+    for b in range(5):  # points at seqs 2, 4, ..., 10, 3600 s apart
+        await stream.send([make_record(2 * b + i, ts=t0 + b * 3600 * 10**9) for i in (1, 2)])
+        assert (await stream.recv()) is not None
+    stream.cancel()
+    watch_from(r, 1)
+    await r.client.mark_compromised(
+        pb.MarkCompromisedRequest(group_id=GROUP, start_seq=9, reason="late")
+    )
+    assert (await export_image(r.client, GROUP, VM, 0, "last-clean", None)).image.point.seq == 8
+
+
+async def test_group_on_two_hosts_is_marked_by_time_in_every_member(served: Running) -> None:
+    """Each member maps the time range to its own seqs; a group point is suspect if any
+    member's seq of it is; last-clean is the newest common marker that is clean."""
+    r = served
+    ts0 = time.time_ns() - 100 * 10**9
+    for host in ("esx0", "esx1"):
+        spec = GroupSpec("cg", (VmSpec(f"{host}-vm", (DiskSpec("0", 4 * 2**20),)),))
+        reply = await r.client.open_session("src", spec, 0, 1, member_id=host)
+        stream = r.client.stream(reply.session_id)
+        for n in range(1, 5):  # per member: write, marker cg-n (seqs 2n-1, 2n), 10 s apart
+            label = f"cg-{n}".encode()
+            marker = Record(2 * n, 0, 0, 0, ts0 + n * 10**10, codec.checksum(label), label,
+                            KIND_CONSISTENCY)  # fmt: skip
+            await stream.send([make_record(2 * n - 1, ts=ts0 + n * 10**10), marker])
+            assert (await stream.recv()) is not None
+        stream.cancel()
+    for m in r.target.members("cg"):
+        m.verdicts.start_watching(1)
+    err = await _refused(r.client.mark_compromised(
+        pb.MarkCompromisedRequest(group_id="cg", start_seq=3, reason="seqs are per member")
+    ))  # fmt: skip
+    assert err.code == "INVALID_ARGUMENT" and "start_seq" in str(err)
+    marked = await r.client.mark_compromised(
+        pb.MarkCompromisedRequest(
+            group_id="cg", start_time_unix_ns=ts0 + 3 * 10**10, reason="SIEM"
+        )  # fmt: skip
+    )
+    assert sorted((s.member_id, s.start_seq) for s in marked) == [("esx0", 5), ("esx1", 5)]
+    verdicts = {p.seq: p.verdict for p in await r.client.list_points("cg")}
+    assert verdicts == {1: pb.VERDICT_CLEAN, 2: pb.VERDICT_CLEAN, 3: pb.VERDICT_SUSPECT,
+                        4: pb.VERDICT_SUSPECT}  # fmt: skip
+    plan = await export_image(r.client, "cg", "esx1-vm", 0, "last-clean", None)
+    assert plan.image.point.seq == 2  # marker cg-2
+    bands = (await r.client.timeline("cg")).suspect_bands
+    assert {(b.member_id, b.start_seq, b.end_seq) for b in bands} == {("esx0", 3, 4),
+                                                                     ("esx1", 3, 4)}  # fmt: skip
+    err = await _refused(r.client.dismiss_suspicion("cg", "s-1", "false alarm"))
+    assert err.code == "INVALID_ARGUMENT" and "member_id" in str(err)
+    await r.client.dismiss_suspicion("cg", "s-1", "false alarm", member_id="esx0")
+    verdicts = {p.seq: p.verdict for p in await r.client.list_points("cg")}
+    assert verdicts[3] == pb.VERDICT_SUSPECT  # esx1's suspicion still stands
+    await r.client.dismiss_suspicion("cg", "s-1", "false alarm", member_id="esx1")
+    plan = await export_image(r.client, "cg", "esx1-vm", 0, "last-clean", None)
+    assert plan.image.point.seq == 4
+
+
+async def _refused(call: Any) -> RemoteError:
+    try:
+        await call
+    except RemoteError as exc:
+        return exc
+    raise AssertionError("accepted; must be refused")
