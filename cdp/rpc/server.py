@@ -21,11 +21,9 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from cdp import audit, errors
 from cdp.record import Record
-from cdp.restore.spec import format_ns
-from cdp.rpc import auth, convert, decode, wire
+from cdp.rpc import auth, convert, decode, verdict_calls, wire
 from cdp.target.committer import Ack
 from cdp.target.intake import Limits, check_limits
-from cdp.target.marks import MarkRange
 from cdp.target.target import Target
 from cdp.tls import ServerTLS
 from cdp.v1 import replication_pb2 as pb
@@ -260,59 +258,9 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         bands = await asyncio.to_thread(self.target.suspect_bands, request.group_id)
         return convert.timeline_to_pb(t, bands)
 
-    @unary
-    async def ListSuspicions(  # noqa: N802 - gRPC method name
-        self, request: pb.ListSuspicionsRequest, context: Context
-    ) -> pb.ListSuspicionsResponse:
-        """A group's suspicions, standing and dismissed (or standing only)."""
-        found = self.target.suspicions(request.group_id, request.standing_only)
-        return pb.ListSuspicionsResponse(
-            suspicions=[convert.suspicion_to_pb(m, s) for m, s in found]
-        )
-
-    @unary
-    async def MarkCompromised(  # noqa: N802 - gRPC method name
-        self, request: pb.MarkCompromisedRequest, context: Context
-    ) -> pb.MarkCompromisedResponse:
-        """An outside tool marks a range compromised; audited under the caller, whatever happens."""
-        r = MarkRange(
-            start_ns=request.start_time_unix_ns, end_ns=request.end_time_unix_ns,
-            start_seq=request.start_seq, end_seq=request.end_seq, reason=request.reason,
-        )  # fmt: skip
-        obj = f"group {request.group_id} {_range_text(r)} reason {request.reason!r}"
-        try:
-            found = await asyncio.to_thread(
-                self.target.mark_compromised, request.group_id, r, self._who(context)
-            )
-        except errors.CdpError as exc:
-            self._audit(context, "suspicion.mark", obj, audit.outcome_of(exc))
-            raise
-        ids = ",".join(s.id for _, s in found)
-        self._audit(context, "suspicion.mark", f"{obj} as {ids}", audit.OK)
-        return pb.MarkCompromisedResponse(
-            suspicions=[convert.suspicion_to_pb(m, s) for m, s in found]
-        )
-
-    @unary
-    async def DismissSuspicion(  # noqa: N802 - gRPC method name
-        self, request: pb.DismissSuspicionRequest, context: Context
-    ) -> pb.DismissSuspicionResponse:
-        """An operator dismisses a false alarm; audited under the caller, whatever the outcome."""
-        member = f"/{request.member_id}" if request.member_id else ""
-        obj = (
-            f"group {request.group_id}{member} suspicion {request.suspicion_id} "
-            f"reason {request.reason!r}"
-        )
-        try:
-            member_id, s = await asyncio.to_thread(
-                self.target.dismiss_suspicion, request.group_id, request.member_id,
-                request.suspicion_id, self._who(context), request.reason,
-            )  # fmt: skip
-        except errors.CdpError as exc:
-            self._audit(context, "suspicion.dismiss", obj, audit.outcome_of(exc))
-            raise
-        self._audit(context, "suspicion.dismiss", obj, audit.OK)
-        return pb.DismissSuspicionResponse(suspicion=convert.suspicion_to_pb(member_id, s))
+    ListSuspicions = unary(verdict_calls.list_suspicions)
+    MarkCompromised = unary(verdict_calls.mark_compromised)
+    DismissSuspicion = unary(verdict_calls.dismiss_suspicion)
 
     @staticmethod
     def _who(context: Context) -> str:
@@ -391,14 +339,6 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         return pb.SetLifecycleResponse(
             state=convert.LIFECYCLES[lc.state], epoch=lc.epoch, changed_unix_ns=lc.changed_ns
         )
-
-
-def _range_text(r: MarkRange) -> str:
-    """A marked range in words, for the audit log."""
-    if r.start_seq or r.end_seq:
-        return f"seqs {r.start_seq}..{r.end_seq or ''}"
-    end = format_ns(r.end_ns) if r.end_ns > 0 else ""
-    return f"from {format_ns(r.start_ns) if r.start_ns > 0 else r.start_ns} to {end}"
 
 
 class _Stream:
