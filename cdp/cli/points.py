@@ -42,8 +42,13 @@ def add_parser(sub: Any) -> None:
 
 
 def point_dict(p: pb.RestorePoint) -> dict[str, Any]:
-    """A restore point as JSON-able data, with its verdict ("" when the call gave none)."""
-    return {**point_facts(p).to_json(), "verdict": VERDICT_NAMES.get(p.verdict, "")}
+    """A restore point as JSON-able data."""
+    return point_facts(p).to_json()
+
+
+def listed_dict(p: pb.RestorePoint) -> dict[str, Any]:
+    """A listed restore point as JSON-able data, with its verdict (clean, suspect, unknown)."""
+    return {**point_dict(p), "verdict": VERDICT_NAMES.get(p.verdict, "")}
 
 
 async def list_points(args: argparse.Namespace) -> int:
@@ -56,7 +61,7 @@ async def list_points(args: argparse.Namespace) -> int:
         points = await client.list_points(
             args.group, start, end, labelled_only=not args.all, limit=args.limit
         )
-    rows = [point_dict(p) for p in points]
+    rows = [listed_dict(p) for p in points]
     if args.json:
         common.emit_json({"group": args.group, "points": rows})
         return common.EXIT_OK
