@@ -1,14 +1,15 @@
 """The verdict calls of ReplicationService: ListSuspicions, MarkCompromised, DismissSuspicion.
 
 Thin adapters like the rest of :mod:`cdp.rpc.server`, which binds them into the servicer
-under its error mapping (``unary``): decode, call the target off the event loop, encode.
+under its error mapping (``unary``): decode, call the target, encode. Marks and dismissals
+run on the event loop, not in a worker thread: a member's ``Verdicts`` table is rewritten
+whole on each change, and its other writer (the detector) must never interleave with them.
 Marks and dismissals are recorded in the target's audit log under the caller's identity,
 whatever their outcome. Who may make them is :mod:`cdp.rpc.auth`'s ``VERDICT_CALLS``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Protocol
 
 import grpc
@@ -55,9 +56,7 @@ async def mark_compromised(
     )  # fmt: skip
     obj = f"group {request.group_id} {_range_text(r)} reason {request.reason!r}"
     try:
-        found = await asyncio.to_thread(
-            self.target.mark_compromised, request.group_id, r, self._who(context)
-        )
+        found = self.target.mark_compromised(request.group_id, r, self._who(context))
     except errors.CdpError as exc:
         self._audit(context, "suspicion.mark", obj, audit.outcome_of(exc))
         raise
@@ -76,9 +75,9 @@ async def dismiss_suspicion(
         f"reason {request.reason!r}"
     )
     try:
-        member_id, s = await asyncio.to_thread(
-            self.target.dismiss_suspicion, request.group_id, request.member_id,
-            request.suspicion_id, self._who(context), request.reason,
+        member_id, s = self.target.dismiss_suspicion(
+            request.group_id, request.member_id, request.suspicion_id, self._who(context),
+            request.reason,
         )  # fmt: skip
     except errors.CdpError as exc:
         self._audit(context, "suspicion.dismiss", obj, audit.outcome_of(exc))

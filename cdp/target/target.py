@@ -436,13 +436,13 @@ class Target:
         return marks.listed(self.members(group_id), standing_only)
 
     def mark_compromised(self, group_id: str, r: marks.MarkRange, who: str) -> list[marks.Found]:
-        """Record ``who``'s mark of a compromised range on every member (call from a thread)."""
+        """Record ``who``'s mark of a compromised range on every member (on the event loop)."""
         return marks.mark(self.members(group_id), r, who, time.time_ns())
 
     def dismiss_suspicion(
         self, group_id: str, member_id: str, suspicion_id: str, who: str, reason: str
     ) -> marks.Found:
-        """``who`` dismisses a suspicion as a false alarm (call from a thread)."""
+        """``who`` dismisses a suspicion as a false alarm (on the event loop)."""
         members = self.members(group_id)
         return marks.dismiss(members, member_id, suspicion_id, who, reason, time.time_ns())
 
