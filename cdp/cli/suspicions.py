@@ -30,7 +30,11 @@ def add_parser(sub: Any) -> None:
     mk = ssub.add_parser("mark", help="mark a range of the group's history compromised")
     common.add_target_group(mk)
     start = mk.add_mutually_exclusive_group(required=True)
-    start.add_argument("--from", dest="since", metavar="TIME", help="ISO-8601 start time")
+    start.add_argument(
+        "--from", dest="since", metavar="TIME",
+        help="ISO-8601 start time, matched against point times as `cdp points` lists them: "
+        "every write after the newest point before it is suspect",
+    )  # fmt: skip
     start.add_argument("--from-seq", type=int, metavar="SEQ", help="first suspect seq")
     mk.add_argument("--to", dest="until", metavar="TIME", help="ISO-8601 end time (default: open)")
     mk.add_argument("--to-seq", type=int, metavar="SEQ", help="last suspect seq (default: open)")
