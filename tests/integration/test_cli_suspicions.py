@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Running, start_target, stop_target
 from test_verdict_surfaces import GROUP, VM, watch_from, write
 
@@ -41,6 +42,7 @@ def last_json(out: str) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.slow  # ~17 CLI subprocesses: the only proof of the CLI surfaces end to end
 async def test_on_call_flow_from_alert_to_dismissal(tmp_path: Path) -> None:
     r: Running = await start_target(str(tmp_path / "t"), history_window_s=3600.0)
     try:
