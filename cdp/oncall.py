@@ -107,12 +107,13 @@ def failovers(target: Target, group: str) -> list[dict[str, Any]]:
 
 
 def timeline_marks(target: Target, group: str) -> list[dict[str, Any]]:
-    """The group's newest labelled points (bookmarks, app-consistent), oldest first."""
+    """The group's newest labelled points (bookmarks, app-consistent) and verdicts, oldest first."""
     points = target.list_points(group, 0, 2**63 - 1, None, 10_000, True)[-MARKS_SHOWN:]
+    verdicts = target.verdicts(group, points)
     return [
         {"seq": p.seq, "time": format_ns(p.source_ns), "time_unix_ns": p.source_ns,
-         "kind": MARK_KINDS.get(p.kind, "other"), "label": p.label}
-        for p in points
+         "kind": MARK_KINDS.get(p.kind, "other"), "label": p.label, "verdict": v}
+        for p, v in zip(points, verdicts, strict=True)
     ]  # fmt: skip
 
 

@@ -73,3 +73,11 @@ class GroupStatus:
     """Whether a source session is open on the member now."""
     source_identity: str = ""
     """The certificate identity (``cdp://source/NAME``) that opened the session under mTLS."""
+    standing_suspicions: int = 0
+    """Suspicions on the member's history not dismissed: each one is an open alert."""
+    suspicion_onset_ns: int = 0
+    """Trusted time of the earliest standing suspicion's start, Unix ns; 0 when none stands."""
+    last_clean_seq: int = 0
+    """The group's newest restorable point whose verdict is clean (``last-clean``); 0: none."""
+    last_clean_ns: int = 0
+    """That point's time as listed, Unix ns; 0 when there is none."""

@@ -296,6 +296,14 @@ _GAUGES: list[tuple[str, str, Callable[[GroupStatus], float]]] = [
     ("cdp_group_resync_eta_seconds",
      "Seconds a running resync needs at its rate so far (0 when unknown or not running)",
      lambda s: s.resync.eta_s),
+    ("cdp_group_suspicions",
+     "Standing suspicions (possible ransomware) on the member's history, not dismissed; "
+     "each one is an open alert (0: none)",
+     lambda s: s.standing_suspicions),
+    ("cdp_group_last_clean_point_timestamp_seconds",
+     "Unix time (point time as listed) of the group's newest restorable point whose verdict "
+     "is clean, what --at last-clean names (0: none)",
+     lambda s: s.last_clean_ns / 1e9),
 ]  # fmt: skip
 """Name, help (with units) and value of every per-group gauge."""
 
@@ -327,8 +335,10 @@ async def get_timeline(request: web.Request) -> web.Response:
     group = check_name("group", request.match_info["group"])
     target = request.app[TARGET]
     timeline = await asyncio.to_thread(target.timeline, group)
+    bands = await asyncio.to_thread(target.suspect_bands, group)
     marks = await asyncio.to_thread(oncall.timeline_marks, target, group)
-    return web.json_response({**timeline_to_dict(group, timeline_to_pb(timeline)), "marks": marks})
+    data = timeline_to_dict(group, timeline_to_pb(timeline, bands))
+    return web.json_response({**data, "marks": marks})
 
 
 async def get_rpo(request: web.Request) -> web.Response:

@@ -87,7 +87,8 @@ def add_parser(sub: Any) -> None:
             c.add_argument(
                 "--at",
                 default=None,
-                help="restore point: latest, a seq, an ISO-8601 time or a bookmark name "
+                help="restore point: latest, last-clean (newest point with a clean verdict), "
+                "a seq, an ISO-8601 time or a bookmark name "
                 "(default latest; on a resume, the point the first run fixed)",
             )
         if "planned" in extra:

@@ -24,7 +24,8 @@ def add_parser(sub: Any) -> None:
     ex.add_argument("--disk", type=int, default=0, help="disk index within the VM (0-based)")
     ex.add_argument(
         "--at", default="latest",
-        help="latest, a restore point seq, an ISO-8601 time (newest point at or before it) "
+        help="latest, last-clean (newest point with a clean verdict), a restore point seq, an "
+        "ISO-8601 time (newest point at or before it) "
         "or a bookmark name",
     )  # fmt: skip
     ex.add_argument("--out", required=True, help="path of the VMDK descriptor to write (*.vmdk)")

@@ -20,6 +20,7 @@ from cdp.cli import (
     points,
     sim,
     status,
+    suspicions,
     target,
     timeline,
 )
@@ -39,7 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, target, sim, status, points, timeline, image, certs, failover, audit):
+    for module in (
+        demo,
+        target,
+        sim,
+        status,
+        points,
+        timeline,
+        suspicions,
+        image,
+        certs,
+        failover,
+        audit,
+    ):
         module.add_parser(sub)
     return parser
 

@@ -9,7 +9,9 @@ from cdp.cli import common
 from cdp.errors import InvalidInputError
 from cdp.failover.export import point_facts
 from cdp.restore.spec import format_ns, parse_time
+from cdp.rpc.convert import VERDICT_NAMES
 from cdp.v1 import replication_pb2 as pb
+from cdp.verdict import SUSPECT
 
 
 def add_parser(sub: Any) -> None:
@@ -44,6 +46,11 @@ def point_dict(p: pb.RestorePoint) -> dict[str, Any]:
     return point_facts(p).to_json()
 
 
+def listed_dict(p: pb.RestorePoint) -> dict[str, Any]:
+    """A listed restore point as JSON-able data, with its verdict (clean, suspect, unknown)."""
+    return {**point_dict(p), "verdict": VERDICT_NAMES.get(p.verdict, "")}
+
+
 async def list_points(args: argparse.Namespace) -> int:
     """Print the points."""
     start = parse_time("--since", args.since) if args.since else 0
@@ -54,16 +61,23 @@ async def list_points(args: argparse.Namespace) -> int:
         points = await client.list_points(
             args.group, start, end, labelled_only=not args.all, limit=args.limit
         )
-    rows = [point_dict(p) for p in points]
+    rows = [listed_dict(p) for p in points]
     if args.json:
         common.emit_json({"group": args.group, "points": rows})
         return common.EXIT_OK
     if not rows:
         print("no restorable points in that range (try --all)")
         return common.EXIT_OK
-    cells = [[f"{r['seq']}", r["time"], r["kind"], r["label"]] for r in rows]
-    print(common.table(["SEQ", "TIME (UTC)", "KIND", "LABEL"], cells))
+    cells = [
+        [f"{r['seq']}", r["time"], r["kind"], _verdict(r["verdict"]), r["label"]] for r in rows
+    ]
+    print(common.table(["SEQ", "TIME (UTC)", "KIND", "VERDICT", "LABEL"], cells))
     return common.EXIT_OK
+
+
+def _verdict(verdict: str) -> str:
+    """A verdict as the table shows it: suspect stands out."""
+    return verdict.upper() if verdict == SUSPECT else verdict or "-"
 
 
 async def bookmark(args: argparse.Namespace) -> int:

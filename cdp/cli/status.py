@@ -99,7 +99,26 @@ def render(groups: list[dict[str, Any]]) -> str:
                          "", "", "", "", "", "", ""))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(lines + _errors(groups))
+    return "\n".join(lines + _errors(groups) + _alerts(groups))
+
+
+def _alerts(groups: list[dict[str, Any]]) -> list[str]:
+    """One line per member with standing suspicions: the onset and the last clean point."""
+    out = []
+    for g in groups:
+        n = int(g.get("standing_suspicions", 0))
+        if not n:
+            continue
+        name = g["group_id"] + ("@" + g["member_id"] if g.get("member_id") else "")
+        onset = g["suspicion_onset_unix_ns"]
+        seq, at = g["last_clean_seq"], g["last_clean_time_unix_ns"]
+        clean = f"last clean point seq {seq} ({format_ns(at)})" if seq else "NO clean point"
+        out.append(
+            f"ALERT {name}: {n} standing suspicion{'s' if n > 1 else ''} (possible ransomware) "
+            f"since {format_ns(onset) if onset else '?'}; {clean}; see `cdp suspicions list "
+            f"--group {g['group_id']}`, recover with --at last-clean"
+        )
+    return out
 
 
 def _errors(groups: list[dict[str, Any]]) -> list[str]:

@@ -1,4 +1,4 @@
-"""``cdp timeline``: restorable intervals, gaps and their causes, history health."""
+"""``cdp timeline``: restorable intervals, gaps and their causes, suspect bands, history health."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ async def run(args: argparse.Namespace) -> int:
             else f"NO RESTORE POINTS ({s['cause']})"
         )
         rows.append([s["start"] or "-", s["end"] or "-", f"{s['start_seq']}-{s['end_seq']}", what])
+    for b in data["suspect_bands"]:
+        where = f"@{b['member_id']}" if b["member_id"] else ""
+        end = "now (open)" if b["open"] else b["end"] or "-"
+        what = f"SUSPECT ({b['suspicion_id']}{where}: {b['signal']})"
+        rows.append([b["start"] or "-", end, f"{b['start_seq']}-{b['end_seq']}", what])
     print(common.table(["FROM (UTC)", "TO (UTC)", "SEQS", "WHAT"], rows))
     print(
         f"history: {data['available_history_s']:.0f} s available of a "

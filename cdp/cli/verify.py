@@ -46,7 +46,8 @@ def add_parser(fsub: Any) -> None:
     c.add_argument(
         "--at",
         default="latest",
-        help="restore point: latest, a seq, an ISO-8601 time or a bookmark name (default latest)",
+        help="restore point: latest, last-clean (newest point with a clean verdict), a seq, an "
+        "ISO-8601 time or a bookmark name (default latest)",
     )
     c.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     c.add_argument("--history", action="store_true", help="list past verification runs")

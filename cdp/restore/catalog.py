@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from cdp.errors import NotFoundError, PointOutsideHistoryError
+from cdp.errors import InvalidInputError, NotFoundError, PointOutsideHistoryError
 from cdp.journal.index import POINT_BOOKMARK, POINT_CHECKPOINT, POINT_CRASH, Index, Point
 from cdp.record import KIND_RESYNC_END, KIND_RESYNC_START
-from cdp.restore.spec import AtBookmark, AtSeq, AtTime, Latest, parse_at
+from cdp.restore.spec import AtBookmark, AtSeq, AtTime, LastClean, Latest, parse_at
 
 DEFAULT_CHECKPOINT_INTERVAL_S = 1.0
 """Cadence of the target's checkpoints (browsable points on the timeline)."""
@@ -103,6 +103,8 @@ class Catalog:
             return self._by_seq(spec.n, base_seq, durable_seq)
         if isinstance(spec, AtTime):
             return self._by_time(spec.ns, spec.text, base_seq)
+        if isinstance(spec, LastClean):  # the history resolves it: it knows the verdicts
+            raise InvalidInputError("at", "last-clean needs the group's verdicts")
         return self._by_bookmark(spec, base_seq, durable_seq)
 
     def _by_bookmark(self, spec: AtBookmark, base_seq: int, durable_seq: int) -> Point:

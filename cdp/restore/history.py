@@ -30,9 +30,19 @@ from cdp.errors import (
 from cdp.group import GroupSpec
 from cdp.journal.index import POINT_BOOKMARK, POINT_CONSISTENCY, IndexEntry, Point
 from cdp.restore.catalog import Catalog, PageKey, Span, Timeline, expand, history_health
+from cdp.restore.clean import (
+    Band,
+    combine,
+    member_band,
+    newest_point_upto,
+    no_clean_point,
+    why_not_clean,
+)
 from cdp.restore.spec import (
+    MAX_NS,
     AtSeq,
     AtTime,
+    LastClean,
     Latest,
     check_bookmark_name,
     check_label,
@@ -40,6 +50,7 @@ from cdp.restore.spec import (
     parse_at,
     parse_marker_label,
 )
+from cdp.verdict import CLEAN, UNKNOWN, Suspicion, onset_seq
 
 _ALL = (-(2**63), 2**63 - 1)
 MARKER_PREFIX = "cg-"
@@ -55,6 +66,10 @@ class MemberView(Protocol):
     @property
     def spec(self) -> GroupSpec:
         """The member's VMs."""
+
+    @property
+    def member_id(self) -> str:
+        """The member's id within its group; empty for a group one source streams alone."""
 
     @property
     def created_ns(self) -> int:
@@ -102,6 +117,12 @@ class MemberView(Protocol):
     async def quiesce(self) -> None:
         """Wait until every queued batch is durable or failed."""
 
+    def verdict(self, seq: int) -> str:
+        """clean, suspect or unknown for the member's point at ``seq``."""
+
+    def suspicions(self) -> list[Suspicion]:
+        """Every suspicion on the member's history, dismissed ones too, oldest first."""
+
 
 M = TypeVar("M", bound=MemberView)
 """The member type a history hands back (the target's ``Member``)."""
@@ -139,6 +160,15 @@ class History(Protocol[M]):
 
     def timeline(self) -> Timeline:
         """Intervals, gaps and history health."""
+
+    def verdicts(self, points: list[Point]) -> list[str]:
+        """The verdict on each of ``points`` (as :meth:`points` lists them)."""
+
+    def last_clean(self) -> Point:
+        """The newest restorable point whose verdict is clean (PreconditionError: none)."""
+
+    def suspect_bands(self) -> list[Band]:
+        """The stretches of the timeline that standing suspicions cover, oldest first."""
 
 
 def _member_by_vm(members: list[M], group_id: str, vm_id: str) -> M:
@@ -188,6 +218,8 @@ class SingleHistory(Generic[M]):
     def resolve(self, at: str) -> Point:
         """The restore point ``at`` names (DATA_LOSS past a corruption)."""
         m = self.m
+        if at.strip() and isinstance(parse_at(at), LastClean):
+            return self.last_clean()
         damage = m.damage()
         past = at.strip() == "latest" or (at.strip().isdecimal() and int(at) > m.durable_seq)
         if damage is not None and past:
@@ -260,6 +292,31 @@ class SingleHistory(Generic[M]):
             spans, self.window_s, available, health, message,
             m.journal_bytes(), self.journal_limit_bytes, m.size_cuts,
         )  # fmt: skip
+
+    def verdicts(self, points: list[Point]) -> list[str]:
+        """The member's verdict on each point's seq."""
+        return [self.m.verdict(p.seq) for p in points]
+
+    def last_clean(self) -> Point:
+        """The newest restorable point before the earliest standing onset, if it is clean."""
+        m = self.m
+        suspicions = m.suspicions()
+        onset = onset_seq(suspicions)
+        upto = min(m.durable_seq, onset - 1) if onset else m.durable_seq
+        point = newest_point_upto(m.catalog, m.applied_seq, upto, self._time_of(upto) or MAX_NS)
+        verdict = m.verdict(point.seq) if point is not None else ""
+        if point is not None and verdict == CLEAN:
+            return point
+        raise no_clean_point(self.group_id, why_not_clean(suspicions, point, verdict))
+
+    def suspect_bands(self) -> list[Band]:
+        """One band per standing suspicion, on the member's seqs."""
+        m = self.m
+        return [
+            member_band(s, m.member_id, m.durable_seq, self._time_of)
+            for s in m.suspicions()
+            if s.stands
+        ]
 
     def _interval(self, first: int, last: int) -> Span:
         count = self.m.catalog.count(self.m.applied_seq, first, last)
@@ -353,6 +410,8 @@ class MultiHistory(Generic[M]):
                 f"at: group {self.group_id!r} has no consistency marker in every member yet"
             )
         spec = parse_at(at)
+        if isinstance(spec, LastClean):
+            return self.last_clean()
         if isinstance(spec, Latest):
             return self._labelled(markers[-1])
         if isinstance(spec, AtSeq):
@@ -388,6 +447,49 @@ class MultiHistory(Generic[M]):
     def member_of(self, vm_id: str) -> M:
         """The member journal holding a VM."""
         return _member_by_vm(self.members, self.group_id, vm_id)
+
+    def _verdict(self, marker: _Marker) -> str:
+        """Suspect if any member's seq of the marker is, else unknown if any is, else clean."""
+        return combine(m.verdict(marker.points[m.key].seq) for m in self.members)
+
+    def verdicts(self, points: list[Point]) -> list[str]:
+        """The combined verdict on each group point (a marker number)."""
+        by_n = {mk.n: mk for mk in self._markers()}
+        return [self._verdict(by_n[p.seq]) if p.seq in by_n else "" for p in points]
+
+    def last_clean(self) -> Point:
+        """The newest common marker whose combined verdict is clean."""
+        markers = self._markers()
+        for marker in reversed(markers):
+            if self._verdict(marker) == CLEAN:
+                return self._labelled(marker)
+        suspicions = [s for m in self.members for s in m.suspicions()]
+        unknown = [mk for mk in markers if self._verdict(mk) == UNKNOWN]
+        newest = self._labelled(unknown[-1]) if unknown else None
+        raise no_clean_point(
+            self.group_id, why_not_clean(suspicions, newest, UNKNOWN if unknown else "")
+        )
+
+    def suspect_bands(self) -> list[Band]:
+        """Each member's standing suspicions, projected onto the common markers."""
+        markers = self._markers()
+        bands: list[Band] = []
+        for m in self.members:
+            for s in (s for s in m.suspicions() if s.stands):
+                inside = [mk for mk in markers if mk.points[m.key].seq >= s.start_seq]
+                if s.end_seq:
+                    inside = [mk for mk in inside if mk.points[m.key].seq <= s.end_seq]
+                first = inside[0] if inside else None
+                last = inside[-1] if inside else None
+                n0 = first.n if first else (markers[-1].n + 1 if markers else 1)
+                bands.append(Band(
+                    suspicion_id=s.id, member_id=m.member_id, start_seq=n0,
+                    end_seq=last.n if last else n0,
+                    start_ns=first.group_point().source_ns if first else 0,
+                    end_ns=last.group_point().source_ns if last else 0,
+                    open=s.is_open, signal=s.signal,
+                ))  # fmt: skip
+        return sorted(bands, key=lambda b: b.start_seq)
 
     def member_seq(self, point: Point, member: M) -> int:
         """The member's seq of marker ``point.seq``."""

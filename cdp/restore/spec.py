@@ -1,7 +1,8 @@
 """The ``--at`` grammar: what names a restore point, and the names and times inside it.
 
-A spec is ``latest``, a seq (for a group on several hosts: a consistency marker
-number), an ISO-8601 time, or a bookmark name; :func:`parse_at` turns the text into one
+A spec is ``latest``, ``last-clean`` (the newest point whose verdict is clean), a seq
+(for a group on several hosts: a consistency marker number), an ISO-8601 time, or a
+bookmark name; :func:`parse_at` turns the text into one
 typed value. Bookmark names are checked here too (:func:`check_bookmark_name`), so that
 no name can read as another spec. Times have one string form (:func:`format_ns`) and
 one parser (:func:`parse_time`). Pure: imports only value modules; never looks a point up.
@@ -19,6 +20,8 @@ TIME_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
 """What an ISO-8601 restore point spec starts with."""
 LATEST = "latest"
 """The spec of the newest restorable point."""
+LAST_CLEAN = "last-clean"
+"""The spec of the newest restorable point whose verdict is clean (see cdp.verdict)."""
 MAX_LABEL = 128
 """Longest bookmark name or marker label, in characters."""
 MIN_NS, MAX_NS = -(2**63) + 1, 2**63 - 1
@@ -28,6 +31,11 @@ MIN_NS, MAX_NS = -(2**63) + 1, 2**63 - 1
 @dataclass(frozen=True)
 class Latest:
     """The newest restorable point."""
+
+
+@dataclass(frozen=True)
+class LastClean:
+    """The newest restorable point whose verdict is clean."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class AtBookmark:
     name: str
 
 
-AtSpec = Latest | AtSeq | AtTime | AtBookmark
+AtSpec = Latest | LastClean | AtSeq | AtTime | AtBookmark
 """A parsed ``--at``."""
 
 
@@ -62,9 +70,13 @@ def parse_at(text: str, field: str = "at") -> AtSpec:
     """The typed value of a restore point spec (outer white space ignored), or raise."""
     text = text.strip()
     if not text:
-        raise InvalidInputError(field, "give latest, a restore point seq, a time or a bookmark")
+        raise InvalidInputError(
+            field, "give latest, last-clean, a restore point seq, a time or a bookmark"
+        )
     if text == LATEST:
         return Latest()
+    if text == LAST_CLEAN:
+        return LastClean()
     if is_decimal(text):
         return AtSeq(int(text))
     if TIME_LIKE.match(text):
@@ -138,8 +150,8 @@ def check_bookmark_name(field: str, name: str) -> str:
     """A bookmark name must be usable as ``--at``: no outer spaces, not read as another spec."""
     if name != name.strip():
         raise InvalidInputError(field, f"{name!r} starts or ends with white space")
-    if name == LATEST or name.isdigit() or TIME_LIKE.match(name):  # isdigit: "²" too
+    if name in (LATEST, LAST_CLEAN) or name.isdigit() or TIME_LIKE.match(name):  # "²" too
         raise InvalidInputError(
-            field, f"{name!r} reads as 'latest', a seq or a time; choose another name"
+            field, f"{name!r} reads as 'latest', 'last-clean', a seq or a time; choose another name"
         )
     return name

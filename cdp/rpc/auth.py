@@ -34,8 +34,11 @@ OPEN_SESSION = "OpenSession"
 SESSION_CALLS = frozenset({"StreamJournal", "CompareRegions"})
 """Write through a session: the caller must own it and may still write its group and member."""
 READ_CALLS = frozenset(
-    {"GetStatus", "ListRestorePoints", "GetTimeline", "ReadImage", "CreateBookmark", "HoldBase"}
-)
+    {
+        "GetStatus", "ListRestorePoints", "GetTimeline", "ReadImage", "CreateBookmark",
+        "HoldBase", "ListSuspicions",
+    }
+)  # fmt: skip
 """Operator calls, on every group; a source may make them on the groups it writes (a
 failback's reverse source recovers its own groups: bookmark, hold the base, read)."""
 OPERATOR_CALLS = frozenset({"SetLifecycle"})
@@ -46,6 +49,9 @@ PLAN_CALLS = frozenset({"CreatePlanBookmark", "ReportFailoverProgress"})
 progress report is shown only, like a lifecycle change that loosens nothing)."""
 AUDIT_CALLS = frozenset({"RecordAudit", "ListAudit"})
 """The audit log: an operator's only (it spans every group)."""
+VERDICT_CALLS = frozenset({"MarkCompromised", "DismissSuspicion"})
+"""Verdicts from outside (an EDR, SIEM or the on-call engineer): an operator's only, never
+a source's (a compromised host must not clear its own alert)."""
 
 
 class PolicyFile:
@@ -152,7 +158,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return authz.check_lifecycle(
                 policy, who, call, request.group_id, loosens=request.unfence
             )
-        if call in AUDIT_CALLS:
+        if call in AUDIT_CALLS or call in VERDICT_CALLS:
             return authz.check_read(policy, who, call)
         if call in PLAN_CALLS:
             return _check_groups(policy, who, call, list(request.group_ids))

@@ -260,6 +260,38 @@ class ReplicationClient:
             )  # fmt: skip
         return list(resp.entries)
 
+    async def list_suspicions(
+        self, group_id: str, standing_only: bool = False
+    ) -> list[pb.Suspicion]:
+        """A group's suspicions, oldest first per member."""
+        async with self._rpc():
+            resp = await self._stub.ListSuspicions(
+                pb.ListSuspicionsRequest(group_id=group_id, standing_only=standing_only),
+                timeout=30, wait_for_ready=True,
+            )  # fmt: skip
+        return list(resp.suspicions)
+
+    async def mark_compromised(self, req: pb.MarkCompromisedRequest) -> list[pb.Suspicion]:
+        """Mark a range of a group's history compromised (as the caller); one per member."""
+        async with self._rpc():
+            resp = await self._stub.MarkCompromised(req, timeout=30)
+        return list(resp.suspicions)
+
+    async def dismiss_suspicion(
+        self, group_id: str, suspicion_id: str, reason: str, member_id: str = ""
+    ) -> pb.Suspicion:
+        """Dismiss a suspicion as a false alarm (as the caller)."""
+        async with self._rpc():
+            resp = await self._stub.DismissSuspicion(
+                pb.DismissSuspicionRequest(
+                    group_id=group_id, suspicion_id=suspicion_id, member_id=member_id,
+                    reason=reason,
+                ),
+                timeout=30,
+            )  # fmt: skip
+        found: pb.Suspicion = resp.suspicion
+        return found
+
     async def hold_base(
         self, group_id: str, holder: str, at: str = "", release: bool = False
     ) -> pb.HoldBaseResponse:

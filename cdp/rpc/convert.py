@@ -18,11 +18,13 @@ from cdp.errors import InvalidInputError
 from cdp.journal.index import Point
 from cdp.progress import OperationProgress, StepProgress
 from cdp.restore.catalog import Span, Timeline
+from cdp.restore.clean import Band
 from cdp.restore.image import ImagePlan
 from cdp.restore.spec import format_ns
 from cdp.rpc.wire import vms_to_pb
 from cdp.status import GroupState, GroupStatus
 from cdp.v1 import replication_pb2 as pb
+from cdp.verdict import CLEAN, SUSPECT, UNKNOWN, Suspicion
 
 STATES = {
     GroupState.REPLICATING: pb.GROUP_STATE_REPLICATING,
@@ -62,6 +64,8 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         lifecycle_note=s.lifecycle.note, source_connected=s.source_connected,
         source_identity=s.source_identity,
         resync_stalled_reason=s.resync.stalled, error=s.error,
+        standing_suspicions=s.standing_suspicions, suspicion_onset_unix_ns=s.suspicion_onset_ns,
+        last_clean_seq=s.last_clean_seq, last_clean_time_unix_ns=s.last_clean_ns,
     )  # fmt: skip
 
 
@@ -75,6 +79,9 @@ _STATUS_INTS = (
     "resync_received_bytes",
     "epoch",
     "lifecycle_changed_unix_ns",
+    "suspicion_onset_unix_ns",
+    "last_clean_seq",
+    "last_clean_time_unix_ns",
 )
 """uint64 fields, which protobuf's JSON mapping renders as strings."""
 
@@ -94,10 +101,55 @@ def status_to_dict(g: pb.GroupStatus) -> dict[str, Any]:
     return out
 
 
-def point_to_pb(p: Point) -> pb.RestorePoint:
+VERDICTS = {CLEAN: pb.VERDICT_CLEAN, SUSPECT: pb.VERDICT_SUSPECT, UNKNOWN: pb.VERDICT_UNKNOWN}
+"""Verdict name -> its Verdict on the wire."""
+VERDICT_NAMES = {v: k for k, v in VERDICTS.items()}
+"""Verdict number -> name ("" for UNSPECIFIED)."""
+
+
+def point_to_pb(p: Point, verdict: str = "") -> pb.RestorePoint:
     """A restore point message (index point kinds equal the PointKind numbers)."""
     kind = pb.PointKind.Name(p.kind)
-    return pb.RestorePoint(seq=p.seq, source_time_unix_ns=p.source_ns, kind=kind, label=p.label)
+    return pb.RestorePoint(
+        seq=p.seq, source_time_unix_ns=p.source_ns, kind=kind, label=p.label,
+        verdict=VERDICTS.get(verdict, pb.VERDICT_UNSPECIFIED),
+    )  # fmt: skip
+
+
+def suspicion_to_pb(member_id: str, s: Suspicion) -> pb.Suspicion:
+    """A suspicion message."""
+    return pb.Suspicion(
+        suspicion_id=s.id, member_id=member_id, start_seq=s.start_seq,
+        start_time_unix_ns=s.start_ns, end_seq=s.end_seq, end_time_unix_ns=s.end_ns,
+        disks=list(s.disks), signal=s.signal, raised_by=s.raised_by, raised_unix_ns=s.raised_ns,
+        dismissed=not s.stands, dismissed_by=s.dismissed_by, dismissed_unix_ns=s.dismissed_ns,
+        reason=s.reason,
+    )  # fmt: skip
+
+
+def suspicion_to_dict(s: pb.Suspicion) -> dict[str, Any]:
+    """A suspicion as JSON-able data (times as ISO-8601 UTC, 0 as None)."""
+
+    def when(ns: int) -> str | None:
+        return format_ns(ns) if ns else None
+
+    return {
+        "id": s.suspicion_id, "member_id": s.member_id, "start_seq": s.start_seq,
+        "start": when(s.start_time_unix_ns), "end_seq": s.end_seq,
+        "end": when(s.end_time_unix_ns), "open": s.end_seq == 0, "disks": list(s.disks),
+        "signal": s.signal, "raised_by": s.raised_by, "raised": when(s.raised_unix_ns),
+        "dismissed": s.dismissed, "dismissed_by": s.dismissed_by,
+        "dismissed_at": when(s.dismissed_unix_ns), "reason": s.reason,
+    }  # fmt: skip
+
+
+def band_to_pb(b: Band) -> pb.SuspectBand:
+    """One suspect band of a timeline."""
+    return pb.SuspectBand(
+        suspicion_id=b.suspicion_id, member_id=b.member_id, start_seq=b.start_seq,
+        end_seq=b.end_seq, start_time_unix_ns=b.start_ns, end_time_unix_ns=b.end_ns,
+        open=b.open, signal=b.signal,
+    )  # fmt: skip
 
 
 def span_to_pb(s: Span) -> pb.TimelineSpan:
@@ -108,13 +160,14 @@ def span_to_pb(s: Span) -> pb.TimelineSpan:
     )  # fmt: skip
 
 
-def timeline_to_pb(t: Timeline) -> pb.GetTimelineResponse:
-    """A group's timeline message."""
+def timeline_to_pb(t: Timeline, bands: list[Band] | None = None) -> pb.GetTimelineResponse:
+    """A group's timeline message, with the bands its standing suspicions cover."""
     return pb.GetTimelineResponse(
         spans=[span_to_pb(s) for s in t.spans],
         history_window_seconds=t.history_window_s, available_history_seconds=t.available_s,
         history_health=t.health, history_message=t.message, journal_bytes=t.journal_bytes,
         journal_limit_bytes=t.journal_limit_bytes,
+        suspect_bands=[band_to_pb(b) for b in bands or []],
     )  # fmt: skip
 
 
@@ -129,8 +182,18 @@ def timeline_to_dict(group: str, t: pb.GetTimelineResponse) -> dict[str, Any]:
         }
         for s in t.spans
     ]  # fmt: skip
+    bands = [
+        {
+            "suspicion_id": b.suspicion_id, "member_id": b.member_id, "start_seq": b.start_seq,
+            "end_seq": b.end_seq, "open": b.open, "signal": b.signal,
+            "start": format_ns(b.start_time_unix_ns) if b.start_time_unix_ns else None,
+            "end": format_ns(b.end_time_unix_ns) if b.end_time_unix_ns else None,
+        }
+        for b in t.suspect_bands
+    ]  # fmt: skip
     return {
-        "group": group, "spans": spans, "history_window_s": t.history_window_seconds,
+        "group": group, "spans": spans, "suspect_bands": bands,
+        "history_window_s": t.history_window_seconds,
         "available_history_s": round(t.available_history_seconds, 3),
         "history_health": t.history_health, "history_message": t.history_message,
         "journal_bytes": t.journal_bytes, "journal_limit_bytes": t.journal_limit_bytes,

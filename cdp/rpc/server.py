@@ -22,7 +22,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from cdp import audit, errors
 from cdp.record import Record
-from cdp.rpc import auth, convert, decode, wire
+from cdp.rpc import auth, convert, decode, verdict_calls, wire
 from cdp.target.committer import Ack
 from cdp.target.intake import Limits, check_limits
 from cdp.target.target import Target
@@ -183,8 +183,12 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             after, size + 1, request.labelled_only,
         )  # fmt: skip
         token = convert.encode_page_token(points[:size], after) if len(points) > size else ""
+        verdicts = await asyncio.to_thread(self.target.verdicts, request.group_id, points[:size])
         return pb.ListRestorePointsResponse(
-            points=[convert.point_to_pb(p) for p in points[:size]], next_page_token=token
+            points=[
+                convert.point_to_pb(p, v) for p, v in zip(points[:size], verdicts, strict=True)
+            ],
+            next_page_token=token,
         )
 
     @unary
@@ -220,9 +224,8 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
 
     def _audit(self, context: Context, action: str, obj: str, outcome: str) -> audit.AuditEntry:
         """Append an action to the target's audit log under the caller's identity."""
-        who = auth.identity_of(context)
         log_ = audit.target_log(self.target.config.data_dir)
-        return log_.append(str(who) if who else audit.INSECURE, action, obj, outcome)
+        return log_.append(self._who(context), action, obj, outcome)
 
     @unary
     async def RecordAudit(  # noqa: N802 - gRPC method name
@@ -253,7 +256,18 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
     ) -> pb.GetTimelineResponse:
         """Intervals, gaps and history health."""
         t = await asyncio.to_thread(self.target.timeline, request.group_id)
-        return convert.timeline_to_pb(t)
+        bands = await asyncio.to_thread(self.target.suspect_bands, request.group_id)
+        return convert.timeline_to_pb(t, bands)
+
+    ListSuspicions = unary(verdict_calls.list_suspicions)
+    MarkCompromised = unary(verdict_calls.mark_compromised)
+    DismissSuspicion = unary(verdict_calls.dismiss_suspicion)
+
+    @staticmethod
+    def _who(context: Context) -> str:
+        """The caller's identity as the audit log writes it."""
+        who = auth.identity_of(context)
+        return str(who) if who else audit.INSECURE
 
     @streaming
     async def ReadImage(  # noqa: N802 - gRPC method name

@@ -47,6 +47,7 @@ from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
 from cdp.target.scrub import ScrubReport, scrub_live
 from cdp.target.verdicts import Verdicts
+from cdp.verdict import Suspicion
 
 log = logging.getLogger("cdp.target")
 """The target's logger: to an operator a member's messages are the target's."""
@@ -380,6 +381,8 @@ class Member:
             rpo_s=self._rpo_s(now_ns),
             lifecycle=self.lifecycle, source_connected=bool(self.session_id),
             source_identity=self.source_identity,
+            standing_suspicions=len(standing := self.verdicts.standing()),
+            suspicion_onset_ns=min((s.start_ns for s in standing), default=0),
         )  # fmt: skip
 
     def note_heartbeat(self, next_seq: int, now_ns: int) -> Ack:
@@ -449,6 +452,14 @@ class Member:
     def latest_point(self) -> Point:
         """The newest durable state as a crash-consistent point."""
         return Point(self.journal.durable_seq, self.journal.durable_ns, POINT_CRASH)
+
+    def verdict(self, seq: int) -> str:
+        """clean, suspect or unknown for the member's point at ``seq``."""
+        return self.verdicts.verdict(seq)
+
+    def suspicions(self) -> list[Suspicion]:
+        """Every suspicion on the member's history, dismissed ones too, oldest first."""
+        return self.verdicts.all()
 
     def holds_vm(self, vm_id: str) -> bool:
         """Whether one of the member's VMs is ``vm_id``."""

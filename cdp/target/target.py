@@ -40,10 +40,11 @@ from cdp.lifecycle import Lifecycle, encode, meta_key
 from cdp.progress import ProgressBoard
 from cdp.record import Record
 from cdp.restore.catalog import PageKey, Timeline
+from cdp.restore.clean import Band
 from cdp.restore.history import History, MultiHistory, SingleHistory
 from cdp.restore.image import ImagePlan, plan_image, read_image, region_hashes
 from cdp.status import GroupState, GroupStatus, ResyncStatus
-from cdp.target import intake, plan_bookmark
+from cdp.target import intake, marks, plan_bookmark
 from cdp.target.committer import Ack
 from cdp.target.config import TargetConfig
 from cdp.target.holds import check_holder
@@ -435,7 +436,45 @@ class Target:
         found = [st for st in found if not group_id or st.group_id == group_id]
         if group_id and not found:
             raise NotFoundError(f"group_id: no group {group_id!r} at this target")
+        clean = {g: self._last_clean(g) for g in {st.group_id for st in found}}
+        found = [
+            dataclasses.replace(st, last_clean_seq=clean[st.group_id].seq,
+                                last_clean_ns=clean[st.group_id].source_ns)
+            for st in found
+        ]  # fmt: skip
         return sorted(found, key=lambda st: member_key(st.group_id, st.member_id))
+
+    def _last_clean(self, group_id: str) -> Point:
+        """The group's ``last-clean`` point for status; seq 0 when there is none."""
+        try:
+            return self.history(group_id).last_clean()
+        except CdpError:  # none clean, or the group is not opened: status says 0
+            return Point(0, 0, 0)
+
+    # -- verdicts: suspicions marked from outside, dismissed as false alarms ----------------
+
+    def suspicions(self, group_id: str, standing_only: bool) -> list[marks.Found]:
+        """The group's suspicions (member id, suspicion), members in key order."""
+        return marks.listed(self.members(group_id), standing_only)
+
+    def mark_compromised(self, group_id: str, r: marks.MarkRange, who: str) -> list[marks.Found]:
+        """Record ``who``'s mark of a compromised range on every member (on the event loop)."""
+        return marks.mark(self.members(group_id), r, who, time.time_ns())
+
+    def dismiss_suspicion(
+        self, group_id: str, member_id: str, suspicion_id: str, who: str, reason: str
+    ) -> marks.Found:
+        """``who`` dismisses a suspicion as a false alarm (on the event loop)."""
+        members = self.members(group_id)
+        return marks.dismiss(members, member_id, suspicion_id, who, reason, time.time_ns())
+
+    def verdicts(self, group_id: str, points: list[Point]) -> list[str]:
+        """The verdict on each of a group's listed points."""
+        return self.history(group_id).verdicts(points)
+
+    def suspect_bands(self, group_id: str) -> list[Band]:
+        """The stretches of a group's timeline that standing suspicions cover."""
+        return self.history(group_id).suspect_bands()
 
     # -- restore points and images ---------------------------------------------------------
 

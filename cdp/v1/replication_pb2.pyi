@@ -46,6 +46,13 @@ class PointKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     POINT_KIND_APP_CONSISTENT: _ClassVar[PointKind]
     POINT_KIND_CONSISTENCY: _ClassVar[PointKind]
 
+class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERDICT_UNSPECIFIED: _ClassVar[Verdict]
+    VERDICT_CLEAN: _ClassVar[Verdict]
+    VERDICT_SUSPECT: _ClassVar[Verdict]
+    VERDICT_UNKNOWN: _ClassVar[Verdict]
+
 class FailoverStepState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FAILOVER_STEP_STATE_UNSPECIFIED: _ClassVar[FailoverStepState]
@@ -80,6 +87,10 @@ POINT_KIND_CHECKPOINT: PointKind
 POINT_KIND_BOOKMARK: PointKind
 POINT_KIND_APP_CONSISTENT: PointKind
 POINT_KIND_CONSISTENCY: PointKind
+VERDICT_UNSPECIFIED: Verdict
+VERDICT_CLEAN: Verdict
+VERDICT_SUSPECT: Verdict
+VERDICT_UNKNOWN: Verdict
 FAILOVER_STEP_STATE_UNSPECIFIED: FailoverStepState
 FAILOVER_STEP_STATE_PENDING: FailoverStepState
 FAILOVER_STEP_STATE_RUNNING: FailoverStepState
@@ -203,7 +214,7 @@ class GetStatusResponse(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
-    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms", "member_id", "resync_total_bytes", "resync_received_bytes", "resync_eta_seconds", "rpo_seconds", "source_clock_skew_seconds", "lifecycle", "epoch", "lifecycle_changed_unix_ns", "lifecycle_note", "source_connected", "source_identity", "resync_stalled_reason", "error")
+    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms", "member_id", "resync_total_bytes", "resync_received_bytes", "resync_eta_seconds", "rpo_seconds", "source_clock_skew_seconds", "lifecycle", "epoch", "lifecycle_changed_unix_ns", "lifecycle_note", "source_connected", "source_identity", "resync_stalled_reason", "error", "standing_suspicions", "suspicion_onset_unix_ns", "last_clean_seq", "last_clean_time_unix_ns")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +239,10 @@ class GroupStatus(_message.Message):
     SOURCE_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     RESYNC_STALLED_REASON_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    STANDING_SUSPICIONS_FIELD_NUMBER: _ClassVar[int]
+    SUSPICION_ONSET_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    LAST_CLEAN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LAST_CLEAN_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     durable_seq: int
     durable_source_time_unix_ns: int
@@ -252,7 +267,11 @@ class GroupStatus(_message.Message):
     source_identity: str
     resync_stalled_reason: str
     error: str
-    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., member_id: _Optional[str] = ..., resync_total_bytes: _Optional[int] = ..., resync_received_bytes: _Optional[int] = ..., resync_eta_seconds: _Optional[float] = ..., rpo_seconds: _Optional[float] = ..., source_clock_skew_seconds: _Optional[float] = ..., lifecycle: _Optional[_Union[LifecycleState, str]] = ..., epoch: _Optional[int] = ..., lifecycle_changed_unix_ns: _Optional[int] = ..., lifecycle_note: _Optional[str] = ..., source_connected: _Optional[bool] = ..., source_identity: _Optional[str] = ..., resync_stalled_reason: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    standing_suspicions: int
+    suspicion_onset_unix_ns: int
+    last_clean_seq: int
+    last_clean_time_unix_ns: int
+    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., member_id: _Optional[str] = ..., resync_total_bytes: _Optional[int] = ..., resync_received_bytes: _Optional[int] = ..., resync_eta_seconds: _Optional[float] = ..., rpo_seconds: _Optional[float] = ..., source_clock_skew_seconds: _Optional[float] = ..., lifecycle: _Optional[_Union[LifecycleState, str]] = ..., epoch: _Optional[int] = ..., lifecycle_changed_unix_ns: _Optional[int] = ..., lifecycle_note: _Optional[str] = ..., source_connected: _Optional[bool] = ..., source_identity: _Optional[str] = ..., resync_stalled_reason: _Optional[str] = ..., error: _Optional[str] = ..., standing_suspicions: _Optional[int] = ..., suspicion_onset_unix_ns: _Optional[int] = ..., last_clean_seq: _Optional[int] = ..., last_clean_time_unix_ns: _Optional[int] = ...) -> None: ...
 
 class SetLifecycleRequest(_message.Message):
     __slots__ = ("group_id", "state", "fence", "unfence", "note")
@@ -279,16 +298,18 @@ class SetLifecycleResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[LifecycleState, str]] = ..., epoch: _Optional[int] = ..., changed_unix_ns: _Optional[int] = ...) -> None: ...
 
 class RestorePoint(_message.Message):
-    __slots__ = ("seq", "source_time_unix_ns", "kind", "label")
+    __slots__ = ("seq", "source_time_unix_ns", "kind", "label", "verdict")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
     seq: int
     source_time_unix_ns: int
     kind: PointKind
     label: str
-    def __init__(self, seq: _Optional[int] = ..., source_time_unix_ns: _Optional[int] = ..., kind: _Optional[_Union[PointKind, str]] = ..., label: _Optional[str] = ...) -> None: ...
+    verdict: Verdict
+    def __init__(self, seq: _Optional[int] = ..., source_time_unix_ns: _Optional[int] = ..., kind: _Optional[_Union[PointKind, str]] = ..., label: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ...) -> None: ...
 
 class ListRestorePointsRequest(_message.Message):
     __slots__ = ("group_id", "start_time_unix_ns", "end_time_unix_ns", "page_size", "page_token", "labelled_only")
@@ -377,7 +398,7 @@ class TimelineSpan(_message.Message):
     def __init__(self, start_seq: _Optional[int] = ..., end_seq: _Optional[int] = ..., start_time_unix_ns: _Optional[int] = ..., end_time_unix_ns: _Optional[int] = ..., restorable: _Optional[bool] = ..., cause: _Optional[str] = ..., points: _Optional[int] = ...) -> None: ...
 
 class GetTimelineResponse(_message.Message):
-    __slots__ = ("spans", "history_window_seconds", "available_history_seconds", "history_health", "history_message", "journal_bytes", "journal_limit_bytes")
+    __slots__ = ("spans", "history_window_seconds", "available_history_seconds", "history_health", "history_message", "journal_bytes", "journal_limit_bytes", "suspect_bands")
     SPANS_FIELD_NUMBER: _ClassVar[int]
     HISTORY_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_HISTORY_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -385,6 +406,7 @@ class GetTimelineResponse(_message.Message):
     HISTORY_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     JOURNAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     JOURNAL_LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SUSPECT_BANDS_FIELD_NUMBER: _ClassVar[int]
     spans: _containers.RepeatedCompositeFieldContainer[TimelineSpan]
     history_window_seconds: float
     available_history_seconds: float
@@ -392,7 +414,114 @@ class GetTimelineResponse(_message.Message):
     history_message: str
     journal_bytes: int
     journal_limit_bytes: int
-    def __init__(self, spans: _Optional[_Iterable[_Union[TimelineSpan, _Mapping]]] = ..., history_window_seconds: _Optional[float] = ..., available_history_seconds: _Optional[float] = ..., history_health: _Optional[str] = ..., history_message: _Optional[str] = ..., journal_bytes: _Optional[int] = ..., journal_limit_bytes: _Optional[int] = ...) -> None: ...
+    suspect_bands: _containers.RepeatedCompositeFieldContainer[SuspectBand]
+    def __init__(self, spans: _Optional[_Iterable[_Union[TimelineSpan, _Mapping]]] = ..., history_window_seconds: _Optional[float] = ..., available_history_seconds: _Optional[float] = ..., history_health: _Optional[str] = ..., history_message: _Optional[str] = ..., journal_bytes: _Optional[int] = ..., journal_limit_bytes: _Optional[int] = ..., suspect_bands: _Optional[_Iterable[_Union[SuspectBand, _Mapping]]] = ...) -> None: ...
+
+class SuspectBand(_message.Message):
+    __slots__ = ("suspicion_id", "member_id", "start_seq", "end_seq", "start_time_unix_ns", "end_time_unix_ns", "open", "signal")
+    SUSPICION_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    START_SEQ_FIELD_NUMBER: _ClassVar[int]
+    END_SEQ_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    suspicion_id: str
+    member_id: str
+    start_seq: int
+    end_seq: int
+    start_time_unix_ns: int
+    end_time_unix_ns: int
+    open: bool
+    signal: str
+    def __init__(self, suspicion_id: _Optional[str] = ..., member_id: _Optional[str] = ..., start_seq: _Optional[int] = ..., end_seq: _Optional[int] = ..., start_time_unix_ns: _Optional[int] = ..., end_time_unix_ns: _Optional[int] = ..., open: _Optional[bool] = ..., signal: _Optional[str] = ...) -> None: ...
+
+class Suspicion(_message.Message):
+    __slots__ = ("suspicion_id", "member_id", "start_seq", "start_time_unix_ns", "end_seq", "end_time_unix_ns", "disks", "signal", "raised_by", "raised_unix_ns", "dismissed", "dismissed_by", "dismissed_unix_ns", "reason")
+    SUSPICION_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    START_SEQ_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    END_SEQ_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    DISKS_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    RAISED_BY_FIELD_NUMBER: _ClassVar[int]
+    RAISED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_BY_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    suspicion_id: str
+    member_id: str
+    start_seq: int
+    start_time_unix_ns: int
+    end_seq: int
+    end_time_unix_ns: int
+    disks: _containers.RepeatedScalarFieldContainer[int]
+    signal: str
+    raised_by: str
+    raised_unix_ns: int
+    dismissed: bool
+    dismissed_by: str
+    dismissed_unix_ns: int
+    reason: str
+    def __init__(self, suspicion_id: _Optional[str] = ..., member_id: _Optional[str] = ..., start_seq: _Optional[int] = ..., start_time_unix_ns: _Optional[int] = ..., end_seq: _Optional[int] = ..., end_time_unix_ns: _Optional[int] = ..., disks: _Optional[_Iterable[int]] = ..., signal: _Optional[str] = ..., raised_by: _Optional[str] = ..., raised_unix_ns: _Optional[int] = ..., dismissed: _Optional[bool] = ..., dismissed_by: _Optional[str] = ..., dismissed_unix_ns: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListSuspicionsRequest(_message.Message):
+    __slots__ = ("group_id", "standing_only")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    STANDING_ONLY_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    standing_only: bool
+    def __init__(self, group_id: _Optional[str] = ..., standing_only: _Optional[bool] = ...) -> None: ...
+
+class ListSuspicionsResponse(_message.Message):
+    __slots__ = ("suspicions",)
+    SUSPICIONS_FIELD_NUMBER: _ClassVar[int]
+    suspicions: _containers.RepeatedCompositeFieldContainer[Suspicion]
+    def __init__(self, suspicions: _Optional[_Iterable[_Union[Suspicion, _Mapping]]] = ...) -> None: ...
+
+class MarkCompromisedRequest(_message.Message):
+    __slots__ = ("group_id", "start_time_unix_ns", "end_time_unix_ns", "start_seq", "end_seq", "reason")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    START_SEQ_FIELD_NUMBER: _ClassVar[int]
+    END_SEQ_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    start_time_unix_ns: int
+    end_time_unix_ns: int
+    start_seq: int
+    end_seq: int
+    reason: str
+    def __init__(self, group_id: _Optional[str] = ..., start_time_unix_ns: _Optional[int] = ..., end_time_unix_ns: _Optional[int] = ..., start_seq: _Optional[int] = ..., end_seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class MarkCompromisedResponse(_message.Message):
+    __slots__ = ("suspicions",)
+    SUSPICIONS_FIELD_NUMBER: _ClassVar[int]
+    suspicions: _containers.RepeatedCompositeFieldContainer[Suspicion]
+    def __init__(self, suspicions: _Optional[_Iterable[_Union[Suspicion, _Mapping]]] = ...) -> None: ...
+
+class DismissSuspicionRequest(_message.Message):
+    __slots__ = ("group_id", "suspicion_id", "member_id", "reason")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    SUSPICION_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    suspicion_id: str
+    member_id: str
+    reason: str
+    def __init__(self, group_id: _Optional[str] = ..., suspicion_id: _Optional[str] = ..., member_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DismissSuspicionResponse(_message.Message):
+    __slots__ = ("suspicion",)
+    SUSPICION_FIELD_NUMBER: _ClassVar[int]
+    suspicion: Suspicion
+    def __init__(self, suspicion: _Optional[_Union[Suspicion, _Mapping]] = ...) -> None: ...
 
 class ReadImageRequest(_message.Message):
     __slots__ = ("group_id", "vm_id", "disk", "at", "offset_bytes", "length_bytes", "dry_run", "journal_tail_only")

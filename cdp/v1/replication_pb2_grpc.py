@@ -105,6 +105,21 @@ class ReplicationServiceStub:
                 request_serializer=cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressResponse.FromString,
                 _registered_method=True)
+        self.ListSuspicions = channel.unary_unary(
+                '/cdp.v1.ReplicationService/ListSuspicions',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.ListSuspicionsRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.ListSuspicionsResponse.FromString,
+                _registered_method=True)
+        self.MarkCompromised = channel.unary_unary(
+                '/cdp.v1.ReplicationService/MarkCompromised',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.MarkCompromisedRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.MarkCompromisedResponse.FromString,
+                _registered_method=True)
+        self.DismissSuspicion = channel.unary_unary(
+                '/cdp.v1.ReplicationService/DismissSuspicion',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.DismissSuspicionRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.DismissSuspicionResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServiceServicer:
@@ -236,6 +251,34 @@ class ReplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSuspicions(self, request, context):
+        """Lists a group's suspicions (stretches of history that may hold an
+        attack's writes), standing and dismissed, oldest first. A read call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkCompromised(self, request, context):
+        """Marks a range of a group's history compromised (an outside tool, e.g. an
+        EDR or SIEM, saw an attack): every restore point from the range's start
+        on is suspect until the suspicion is dismissed. Recorded in the audit log
+        with the caller's identity. Operator-only under mTLS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DismissSuspicion(self, request, context):
+        """Dismisses a suspicion as a false alarm: its points are judged as if it
+        had never been raised. Recorded in the audit log with the caller's
+        identity; a second dismissal changes nothing and answers the first one.
+        Operator-only under mTLS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -308,6 +351,21 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.ReportFailoverProgress,
                     request_deserializer=cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressResponse.SerializeToString,
+            ),
+            'ListSuspicions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSuspicions,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.ListSuspicionsRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.ListSuspicionsResponse.SerializeToString,
+            ),
+            'MarkCompromised': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkCompromised,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.MarkCompromisedRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.MarkCompromisedResponse.SerializeToString,
+            ),
+            'DismissSuspicion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DismissSuspicion,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.DismissSuspicionRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.DismissSuspicionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -689,6 +747,87 @@ class ReplicationService:
             '/cdp.v1.ReplicationService/ReportFailoverProgress',
             cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressRequest.SerializeToString,
             cdp_dot_v1_dot_replication__pb2.ReportFailoverProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSuspicions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/ListSuspicions',
+            cdp_dot_v1_dot_replication__pb2.ListSuspicionsRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.ListSuspicionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkCompromised(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/MarkCompromised',
+            cdp_dot_v1_dot_replication__pb2.MarkCompromisedRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.MarkCompromisedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DismissSuspicion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/DismissSuspicion',
+            cdp_dot_v1_dot_replication__pb2.DismissSuspicionRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.DismissSuspicionResponse.FromString,
             options,
             channel_credentials,
             insecure,

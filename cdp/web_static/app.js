@@ -143,7 +143,8 @@ function showTimeline(t) {
     (t.history_message ? ` — ${t.history_message}` : "");
   const g = lastGroups.find((x) => x.group_id === t.group);
   document.getElementById("band").replaceChildren(
-    timelineBand(t.spans, t.marks || [], g ? g.last_verified_point_unix_ns : null, lastTimeS * 1000));
+    timelineBand(t.spans, t.marks || [], g ? g.last_verified_point_unix_ns : null, lastTimeS * 1000,
+                 t.suspect_bands || []));
   const body = document.getElementById("timeline");
   body.replaceChildren();
   for (const s of t.spans) {
@@ -155,6 +156,35 @@ function showTimeline(t) {
     cell(row, s.restorable ? `${s.points.toLocaleString("en")} restore points`
                            : `NO RESTORE POINTS (${s.cause})`);
   }
+  for (const b of t.suspect_bands || []) {
+    const row = body.insertRow();
+    row.className = "suspect";
+    cell(row, b.start ? utcTime(b.start) : "-");
+    cell(row, b.open ? "now (open)" : (b.end ? utcTime(b.end) : "-"));
+    cell(row, `${b.start_seq}-${b.end_seq}`);
+    cell(row, `SUSPECT (${b.suspicion_id}${b.member_id ? "@" + b.member_id : ""}: ${b.signal})`);
+  }
+}
+
+function showAlerts(groups) {
+  // Standing suspicions (possible ransomware): the onset and the last clean point.
+  const box = document.getElementById("alerts");
+  box.replaceChildren();
+  for (const g of groups.filter((x) => x.standing_suspicions > 0)) {
+    const p = document.createElement("p");
+    p.className = "alert";
+    const onset = g.suspicion_onset_unix_ns
+      ? utcTime(new Date(g.suspicion_onset_unix_ns / 1e6).toISOString()) : "?";
+    const clean = g.last_clean_seq
+      ? `last clean point seq ${g.last_clean_seq} ` +
+        `(${utcTime(new Date(g.last_clean_time_unix_ns / 1e6).toISOString())})`
+      : "NO clean point";
+    p.textContent = `ALERT ${g.group_id}${g.member_id ? "@" + g.member_id : ""}: ` +
+      `${g.standing_suspicions} standing suspicion(s), possible ransomware, since ${onset}; ` +
+      `${clean}; recover with --at last-clean`;
+    box.appendChild(p);
+  }
+  box.hidden = box.childElementCount === 0;
 }
 
 const KIND_TEXT = {
@@ -263,10 +293,12 @@ function badge(groups) {
   const streaming = groups.filter((g) => g.source_connected).length;
   const broken = groups.filter((g) => ["error", "resync_required"].includes(g.state)).length;
   const over = groups.filter((g) => g.rpo_seconds > g.rpo_threshold_s).length;
+  const suspect = groups.filter((g) => g.standing_suspicions > 0).length;
   const parts = [`${streaming} of ${groups.length} group members with a connected source`];
   if (over) parts.push(`${over} over the RPO threshold`);
   if (broken) parts.push(`${broken} need attention`);
-  return { text: parts.join(", "), ok: over === 0 && broken === 0 };
+  if (suspect) parts.push(`${suspect} with a ransomware alert`);
+  return { text: parts.join(", "), ok: over === 0 && broken === 0 && suspect === 0 };
 }
 
 async function poll() {
@@ -277,6 +309,7 @@ async function poll() {
     lastTimeS = data.time;
     showGroups(data.groups, data.time);
     showOperations(data.groups, data.time);
+    showAlerts(data.groups);
     const b = badge(data.groups);
     connection(true, `target connected; updated ${utcClock(data.time * 1000)} UTC; ${b.text}`);
     document.getElementById("conn").classList.toggle("warn", !b.ok);

@@ -77,9 +77,9 @@ function gapClass(cause) {
 }
 
 // The timeline as a band: restorable intervals, gaps coloured by cause, labelled points,
-// the last verified point, up to now (the stretch after the newest point is the RPO).
+// suspect bands (red) over standing suspicions, the last verified point, up to now (the stretch after the newest point is the RPO).
 // Times are ISO strings (UTC) or Unix ns; nowMs is the target's clock.
-function timelineBand(spans, marks, verifiedNs, nowMs) {
+function timelineBand(spans, marks, verifiedNs, nowMs, suspect) {
   const W = 720, H = 64, R = 8, T = 18, BH = 22;
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img" },
                     "chart band");
@@ -105,6 +105,15 @@ function timelineBand(spans, marks, verifiedNs, nowMs) {
     const rect = svgEl("rect", { x: a, y: T, width: Math.max(b - a, 2), height: BH }, cls);
     svg.appendChild(titled(rect, `${s.start} – ${s.end}: seqs ${s.start_seq}-${s.end_seq}, ${what}`));
   }
+  for (const b of suspect || []) {  // standing suspicions: every point from the onset on
+    if (!b.start) continue;
+    const a = Math.max(x(Date.parse(b.start)), L);
+    const e = b.open || !b.end ? W - R : x(Date.parse(b.end));
+    const rect = svgEl("rect", { x: a, y: T - 4, width: Math.max(e - a, 3), height: BH + 8 },
+                       "band-suspect");
+    svg.appendChild(titled(rect, `SUSPECT from ${b.start} (seq ${b.start_seq}, ` +
+                                 `${b.suspicion_id}: ${b.signal})${b.open ? ", open" : ""}`));
+  }
   const newest = Date.parse(timed[timed.length - 1].end);
   if (t1 > newest) {  // the RPO: nothing restorable yet after the newest point
     const rect = svgEl("rect", { x: x(newest), y: T + 4, width: x(t1) - x(newest), height: BH - 8 },
@@ -115,7 +124,8 @@ function timelineBand(spans, marks, verifiedNs, nowMs) {
     const mx = x(m.time_unix_ns / 1e6);
     if (mx < L || mx > W - R) continue;
     const line = svgEl("line", { x1: mx, x2: mx, y1: T - 6, y2: T + BH }, `mark mark-${m.kind}`);
-    svg.appendChild(titled(line, `${m.kind} ${m.label} (seq ${m.seq}, ${m.time})`));
+    svg.appendChild(titled(line, `${m.kind} ${m.label} (seq ${m.seq}, ${m.time}` +
+                                 `${m.verdict ? ", " + m.verdict : ""})`));
   }
   if (verifiedNs) {
     const vx = Math.min(Math.max(x(verifiedNs / 1e6), L), W - R);

@@ -246,6 +246,7 @@ def test_points_list_json(served: Served, bookmarked: dict[str, Any]) -> None:
     assert data["group"] == GROUP
     points = data["points"]
     assert {"seq", "time", "source_time_unix_ns", "kind", "label"} <= set(points[0])
+    assert {p.pop("verdict") for p in points} <= {"clean", "suspect", "unknown"}
     marks = [p for p in points if p["kind"] == "bookmark"]
     assert marks == [bookmarked["bookmark"]]
     assert all(p["kind"] != "crash-consistent" for p in points)  # labelled only by default
@@ -268,7 +269,7 @@ def test_points_list_all_lists_more(served: Served, bookmarked: dict[str, Any]) 
 def test_points_list_text_is_a_table(served: Served, bookmarked: dict[str, Any]) -> None:
     proc = ok(cdp("points", "list", *served.g()))
     header, *rows = proc.stdout.strip().splitlines()
-    assert header.split() == ["SEQ", "TIME", "(UTC)", "KIND", "LABEL"]
+    assert header.split() == ["SEQ", "TIME", "(UTC)", "KIND", "VERDICT", "LABEL"]
     assert any(BOOKMARK in r and "bookmark" in r for r in rows)
 
 
