@@ -171,17 +171,33 @@ def _set_up(config: SimConfig) -> _Parts:
     spec = host.group_spec(config.group)
     buffer = SourceBuffer(config.buffer_bytes)
     gates = [QuiesceGate() for _ in host.vms]
+    seals = [QuiesceGate() for _ in host.vms]  # a planned failover's seal holds guest writes
     protection = make_protection(host, buffer, gates, config.protection)
-    for vm, gate in zip(host.vms, gates, strict=True):
+    for vm, gate, seal in zip(host.vms, gates, seals, strict=True):
+        vm.attach(seal)
         vm.attach(gate)
         vm.attach(ReplicationFilter(buffer, host.disk_numbers(), protection=protection))
     agent = GuestAgent(buffer, gates, [])
     client = ReplicationClient(config.target, config.tls)
     shipper = Shipper(spec, buffer, client, ShipperConfig(config.source_id))
+    shipper.hold_writes, shipper.release_writes = _switch(seals, True), _switch(seals, False)
     shipper.on_resync_required = protection.rejoin
     shipper.idle_check = protection.journaling_all
     workload = Workload(config.workload, [config.disk_bytes] * config.disks_per_vm * len(host.vms))
     return _Parts(host, buffer, protection, agent, client, shipper, workload)
+
+
+def _switch(gates: list[QuiesceGate], hold: bool) -> Callable[[], None]:
+    """Hold (or release) every gate: how a seal fences the guests' writes."""
+
+    def switch() -> None:
+        for g in gates:
+            if hold:
+                g.hold()
+            else:
+                g.release()
+
+    return switch
 
 
 def _start(

@@ -214,6 +214,7 @@ class Orchestrator:
         op = self.log.op
         if op is None or not op.planned or any(s.kind == st.POWER_ON and s.done for s in op.steps):
             return
+        await self._lift_seals(op)
         stopped = [
             s for s in op.steps
             if s.kind == st.STOP_SOURCE and s.done and (s.result or {}).get("was") == "poweredOn"
@@ -236,6 +237,16 @@ class Orchestrator:
             )
         self.log.event(what)
         await asyncio.to_thread(self.log.save)
+
+    async def _lift_seals(self, op: Operation) -> None:
+        """Let the sources of a planned failover that will not go on take writes again."""
+        for s in op.steps:
+            if s.kind != st.SEAL:
+                continue
+            try:
+                await self.replication.release_seal(s.group)
+            except CdpError as exc:  # the target is gone too: its restart lifts the seal
+                self.report(Event("warn", f"could not lift the seal of group {s.group}: {exc}"))
 
     async def _start(
         self, mode: str, at: str, planned: bool, origin: str, overwrite: bool
@@ -319,8 +330,8 @@ class Orchestrator:
         pending = {s.id for s in active.steps if not s.done and s.kind == st.EXPORT}
         points = {g: p for g, p in active.points.items() if p}
         # The planned-failover checks (sources reachable, source connected) matter only
-        # while the drain is still to be done.
-        draining = any(s.kind == st.DRAIN and not s.done for s in active.steps)
+        # while the seal (or an older log's drain) is still to be done.
+        draining = any(s.kind in (st.SEAL, st.DRAIN) and not s.done for s in active.steps)
         return await self.survey.run(
             active.operation, active.at, active.planned and draining, own, pending, points
         )
@@ -479,6 +490,8 @@ class Orchestrator:
         t0 = time.monotonic()
         await self._execute(op.undo.steps)
         op.undo.seconds = round(time.monotonic() - t0, 3)
+        if op.planned:  # the restarted sources take writes again
+            await self._lift_seals(op)
         note = f"{kind} of plan {self.plan.name}"
         if kind == st.UNDO_STOP_TEST:
             await fencing.mark_test(self.replication, self.plan, lc.PROTECTING, note)
