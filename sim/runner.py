@@ -31,7 +31,7 @@ from cdp.tls import ClientTLS
 from sim.agent import GuestAgent, QuiesceGate
 from sim.filter import ReplicationFilter
 from sim.power import POLL_S as POWER_POLL_S
-from sim.power import PowerSwitch
+from sim.power import Power, PowerSwitch, VCenterPower
 from sim.vm import SimHost, SimVM
 from sim.workload import Workload, WorkloadSpec
 
@@ -75,6 +75,9 @@ class SimConfig:
     """This group's claim on the source's cap (strict priority)."""
     power_file: str = ""
     """The guests' power state (sim/power.py): "off" in it stops their writes ("" = on)."""
+    power_states: Callable[[], dict[str, str]] | None = None
+    """Reads each VM's power state at the protected vCenter (``--power-plan``, a blocking
+    call run in a thread); a VM powered off there writes no more. None: ``power_file``."""
 
 
 @dataclass
@@ -355,8 +358,22 @@ async def _drive(
     rate = config.workload.writes_per_s()
     t0 = end = time.monotonic()
     end += config.seconds
+    power: Power = (
+        VCenterPower(config.power_states) if config.power_states else PowerSwitch(config.power_file)
+    )
+    try:
+        await _drive_until(end, t0, rate, vm_disks, workload, counters, ship, power)
+    finally:
+        if isinstance(power, VCenterPower):
+            power.close()
+
+
+async def _drive_until(
+    end: float, t0: float, rate: float, vm_disks: list[tuple[SimVM, int]], workload: Workload,
+    counters: dict[str, int], ship: asyncio.Future[None], power: Power,
+) -> None:  # fmt: skip
+    """The paced write loop of :func:`_drive`; a powered-off guest issues no write."""
     burst = 0
-    power = PowerSwitch(config.power_file)
     while time.monotonic() < end:
         elapsed = time.monotonic() - t0
         if ship.done():
@@ -374,6 +391,8 @@ async def _drive(
         while counters["writes"] < due:
             disk, offset, data = workload.next_write()
             vm, n = vm_disks[disk]
+            if not power.is_on(vm.vm_id):  # this guest is off: end the burst
+                break
             await vm.write(n, offset, data)
             counters["writes"] += 1
             counters["bytes"] += len(data)

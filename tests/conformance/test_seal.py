@@ -110,9 +110,7 @@ def test_a_source_that_does_not_answer_is_refused_in_time(client: Client, pool: 
         call.close()
 
 
-def test_a_seal_before_every_record_is_durable_is_not_confirmed(
-    client: Client, pool: Any
-) -> None:
+def test_a_seal_before_every_record_is_durable_is_not_confirmed(client: Client, pool: Any) -> None:
     """next_seq must be durable_seq + 1: a seal that claims less (or more) is not taken."""
     client.open()
     call = Call(client)

@@ -11,6 +11,8 @@ before anything at either vCenter changes.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import start_target, stop_target
+from pyVmomi import vim
 
 from cdp.errors import CdpError, RemoteError
 from cdp.failover import vsphere
@@ -31,7 +34,16 @@ from cdp.failover.faults import server_thumbprint
 from cdp.failover.guards import DISCARD
 from cdp.failover.plan import Credentials
 
-from .drsite import GROUP, VMS, DrSite, inventory, mount, register_protected_vms
+from .drsite import (
+    GROUP,
+    VMS,
+    DrSite,
+    find_one,
+    inventory,
+    mount,
+    register_protected_vms,
+    wait,
+)
 from .harness import Inventory, Vcsim, start_vcsim
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,5 +158,108 @@ async def test_planned_failover_refuses_a_frozen_source(
         await orch.rollback(DISCARD)  # the half-started operation goes; nothing to restart
         assert power(prod_si) == {"db01": "poweredOn", "app01": "poweredOn"}
         orch.close()
+    finally:
+        stop(sim)
+
+
+async def failover(*args: str, timeout_s: float = 90) -> tuple[int, str, str]:
+    """``cdp failover ARGS`` as an operator runs it (the loop keeps serving the target)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cdp", "failover", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(REPO),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def planned_plan_file(site: DrSite, prod: Vcsim) -> str:
+    protected_site = {
+        "vcenter": {
+            "url": f"https://{prod.host}:{prod.port}/sdk",
+            "credentials": {"file": str(site.root / "vcenter.cred")},
+            "tls": {"thumbprint": server_thumbprint(prod.host, prod.port, 5)},
+        },
+        "datacenter": "DC0",
+        "shutdown": "power_off",
+        "seal_timeout_s": 10,
+    }
+    return str(site.write_plan(site.plan_dict(protected_site=protected_site)))
+
+
+async def test_planned_run_end_to_end_from_the_cli_with_a_sim_run_source(
+    bare_site: DrSite, protected: Vcsim
+) -> None:
+    """`cdp sim run --power-plan` is the source, `cdp failover run --planned` the operator.
+
+    The failover seals the sim, powers its VMs off through the protected vCenter (the sim
+    sees it and its guests stop), and brings up recovered disks equal, byte for byte, to
+    the sim's disks — every write the guests completed, acked before the seal. Rollback
+    powers the VMs on again and lifts the seal: the sim writes again.
+    """
+    site = bare_site
+    prod_si = protected.connect()
+    register_protected_vms(prod_si, site.root / "source")
+    plan = planned_plan_file(site, protected)
+    sim = start_sim(site, "--power-plan", plan)
+    try:
+        await wait_durable(site, 100)
+
+        code, out, err = await failover("run", "--plan", plan, "--planned", "--no-wait")
+
+        assert code == 0, out + err
+        assert power(prod_si) == {"db01": "poweredOff", "app01": "poweredOff"}
+        assert power(site.si) == {"db01": "poweredOn", "app01": "poweredOn"}
+        log = json.loads((site.state_dir / "dr-test" / "operation.json").read_text())
+        (sealed,) = [s["result"]["sealed"][""] for s in log["steps"] if s["kind"] == "seal"]
+        assert log["points"][GROUP]["seq"] == sealed == await durable_seq(site)
+        await asyncio.sleep(1.0)  # the sim runs on, sealed and powered off: not one write
+        assert await durable_seq(site) == sealed and sim.poll() is None
+        for vm in VMS:  # zero loss: the recovered disks are the sim's disks
+            source = site.root / "source" / vm / f"{vm}_0-flat.vmdk"
+            recovered = site.replicas / f"{vm}-dr" / f"{vm}_0-flat.vmdk"
+            assert recovered.read_bytes() == source.read_bytes(), vm
+
+        code, out, err = await failover(
+            "rollback", "--plan", plan, "--discard-recovered-data", timeout_s=90
+        )
+
+        assert code == 0, out + err
+        assert power(prod_si) == {"db01": "poweredOn", "app01": "poweredOn"}
+        await wait_durable(site, sealed + 20)  # powered on, seal lifted: writing again
+        assert sim.poll() is None
+    finally:
+        stop(sim)
+
+
+def digest(site: DrSite, vm: str) -> bytes:
+    return hashlib.sha256((site.root / "source" / vm / f"{vm}_0-flat.vmdk").read_bytes()).digest()
+
+
+async def test_sim_run_obeys_the_power_state_at_the_protected_vcenter(
+    bare_site: DrSite, protected: Vcsim
+) -> None:
+    """Powered off at the protected vCenter (by anyone), a sim guest stops writing; the
+    other guest goes on; powered on again, it writes again."""
+    site = bare_site
+    prod_si = protected.connect()
+    register_protected_vms(prod_si, site.root / "source")
+    sim = start_sim(site, "--power-plan", planned_plan_file(site, protected))
+    try:
+        await wait_durable(site, 50)
+        wait(find_one(prod_si, vim.VirtualMachine, "db01").PowerOffVM_Task())
+        await asyncio.sleep(1.0)  # the sim polls every 0.25 s
+        db01, app01 = digest(site, "db01"), digest(site, "app01")
+        seq = await durable_seq(site)
+        await asyncio.sleep(1.0)
+        assert digest(site, "db01") == db01  # off: not one write
+        assert digest(site, "app01") != app01  # on: writing
+        await wait_durable(site, seq + 20)
+
+        wait(find_one(prod_si, vim.VirtualMachine, "db01").PowerOnVM_Task())
+        await asyncio.sleep(1.0)
+        assert digest(site, "db01") != db01  # on again: writing again
+        assert sim.poll() is None
     finally:
         stop(sim)
