@@ -586,7 +586,7 @@ class Orchestrator:
                 entry.record_done(result, started, seconds)
                 await asyncio.to_thread(self.log.save)
                 counter[0] += 1
-                self.report(Event("step", text, counter[0], counter[1], seconds))
+                self.report(Event("step", entry.describe(), counter[0], counter[1], seconds))
 
     def _report_survey(self, survey: SurveyResult) -> None:
         for row in survey.rows:

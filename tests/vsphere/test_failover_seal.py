@@ -210,10 +210,12 @@ async def test_planned_run_end_to_end_from_the_cli_with_a_sim_run_source(
 
         assert code == 0, out + err
         assert power(prod_si) == {"db01": "poweredOff", "app01": "poweredOff"}
+        assert "seal group g1: its source stops writing" in out + err
         assert power(site.si) == {"db01": "poweredOn", "app01": "poweredOn"}
         log = json.loads((site.state_dir / "dr-test" / "operation.json").read_text())
         (sealed,) = [s["result"]["sealed"][""] for s in log["steps"] if s["kind"] == "seal"]
         assert log["points"][GROUP]["seq"] == sealed == await durable_seq(site)
+        assert f"sealed at seq {sealed}" in out + err  # the run says which seq it was
         await asyncio.sleep(1.0)  # the sim runs on, sealed and powered off: not one write
         assert await durable_seq(site) == sealed and sim.poll() is None
         for vm in VMS:  # zero loss: the recovered disks are the sim's disks
