@@ -136,8 +136,9 @@ class Orchestrator:
         if op is None:
             last = self._last_finished()
             out: dict[str, Any] = {"plan": self.plan.name, "active": False, "last": last}
-            if last.endswith(f"-{st.MODE_LIVE}-{sl.COMMITTED}.json") and not self._failed_back(
-                last
+            live = self._last_finished(f"-{st.MODE_LIVE}-")  # a test (verify) since changes nothing
+            if live.endswith(f"-{st.MODE_LIVE}-{sl.COMMITTED}.json") and not self._failed_back(
+                live
             ):
                 out["state"] = "failed over, committed"
                 out["next"] = f"cdp failover failback --plan {path}"
@@ -604,7 +605,9 @@ class Orchestrator:
             "archived": os.path.join(self.log.folder, "history", last),
         }
 
-    def _last_finished(self) -> str:
+    def _last_finished(self, infix: str = "") -> str:
+        """The newest archived operation (whose name holds ``infix``); "" if none."""
         history = os.path.join(self.log.folder, "history")
         names = sorted(os.listdir(history)) if os.path.isdir(history) else []
+        names = [n for n in names if infix in n]
         return names[-1] if names else ""
