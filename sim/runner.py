@@ -177,8 +177,8 @@ def _set_up(config: SimConfig) -> _Parts:
     seals = [QuiesceGate() for _ in host.vms]  # a planned failover's seal holds guest writes
     protection = make_protection(host, buffer, gates, config.protection)
     for vm, gate, seal in zip(host.vms, gates, seals, strict=True):
-        vm.attach(seal)
         vm.attach(gate)
+        vm.attach(seal)  # last before the journal: no write waits between it and the buffer
         vm.attach(ReplicationFilter(buffer, host.disk_numbers(), protection=protection))
     agent = GuestAgent(buffer, gates, [])
     client = ReplicationClient(config.target, config.tls)
