@@ -31,9 +31,12 @@ Why hypothesis runs in a worker thread: the target and the source live on the te
 event loop (the CLI subprocesses talk to that target), and hypothesis' state machines
 are synchronous. The machine runs in ``asyncio.to_thread`` and hands coroutines to the
 loop with ``run_coroutine_threadsafe``; the CLI and pyVmomi calls block only the thread.
-Not in the model: failback (it needs a second target; it has its own tests), target
-kill/restart (the site's target runs in the test's process), link cuts other than
-dropping the source's stream.
+The target restarts too (its server and RocksDB closed and opened again on the same data,
+on a new port the plan and the source are pointed at). Not in the model: failback (it
+needs a second target; it has its own tests), kill -9 of the target (it runs in the
+test's process; tests/integration/test_crash_target.py does that), link cuts other than
+dropping the source's stream. ``test_planned_walk`` is a fixed walk through the planned
+paths (hypothesis may draw none of them in a short run).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from conftest import score
+from conftest import score, start_target, stop_target
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -125,6 +128,7 @@ class World:
             "shutdown": "power_off",
             "seal_timeout_s": 10,
         }
+        self.protected_site = protected_site
         self.plan = str(self.site.write_plan(self.site.plan_dict(protected_site=protected_site)))
         self.log: list[str] = []
 
@@ -223,6 +227,21 @@ class World:
             await src.start()
 
         self.call(again())
+
+    def restart_target(self, source_up: bool) -> None:
+        """Stop the target and open its data again (a new port: plan and source follow)."""
+        if source_up:
+            self.drop_link()
+
+        async def restart() -> None:
+            old = self.site.target
+            await stop_target(old)
+            self.site.target = await start_target(old.data_dir, history_window_s=3600.0)
+
+        self.call(restart())
+        self.site.write_plan(self.site.plan_dict(protected_site=self.protected_site))
+        if source_up:
+            self.reconnect()
 
     def old_epoch_session_refused(self) -> bool:
         """Whether a session of epoch 0 (the old source) is refused as fenced."""
@@ -404,6 +423,13 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert not self.world.source_writes(3, 2.0)
             assert self.world.group().durable_seq == before, "a fenced source wrote"
 
+    @rule()
+    def target_restarts(self) -> None:
+        score("lifecycle operations tried")
+        score("lifecycle target restarts")
+        self.world.restart_target(self.model.source_up)
+        self.world.log.append("  the target restarts")
+
     # ------------------------------------------------------------ invariants
 
     @invariant()
@@ -500,6 +526,33 @@ async def test_lifecycle_model_soak(vcsim_binary: Path, tmp_path: Path) -> None:
     """Long random walks (pytest -m soak)."""
     loop = asyncio.get_running_loop()
     await asyncio.to_thread(_run_machine, loop, vcsim_binary, tmp_path, 25, 20)
+
+
+def _planned_walk(loop: asyncio.AbstractEventLoop, binary: Path, root: Path) -> None:
+    """Planned run, target restart, rollback, planned run killed and resumed, commit."""
+    cls = type("Machine", (LifecycleMachine,), {"loop": loop, "binary": binary, "root": root})
+    m = cls()
+    try:
+        m.invariants_hold()
+        for step in (
+            lambda: m.run_planned(None, False),
+            m.target_restarts,
+            lambda: m.rollback(None, "--discard-recovered-data"),
+            lambda: m.run_planned(1.5, False),
+            m.target_restarts,
+            lambda: m.commit(None),
+            lambda: m.verify(None),
+        ):
+            step()
+            m.invariants_hold()
+        assert m.model.op == "committed" and m.model.planned
+    finally:
+        m.teardown()
+
+
+async def test_planned_walk(vcsim_binary: Path, tmp_path: Path) -> None:
+    """The planned paths, in a fixed order, with every invariant after every step."""
+    await asyncio.to_thread(_planned_walk, asyncio.get_running_loop(), vcsim_binary, tmp_path)
 
 
 def _test_after_commit(loop: asyncio.AbstractEventLoop, binary: Path, root: Path) -> None:
