@@ -31,7 +31,7 @@ from cdp.tls import ClientTLS
 from sim.agent import GuestAgent, QuiesceGate
 from sim.filter import ReplicationFilter
 from sim.power import POLL_S as POWER_POLL_S
-from sim.power import PowerSwitch
+from sim.power import Power, PowerSwitch, VCenterPower
 from sim.vm import SimHost, SimVM
 from sim.workload import Workload, WorkloadSpec
 
@@ -75,6 +75,9 @@ class SimConfig:
     """This group's claim on the source's cap (strict priority)."""
     power_file: str = ""
     """The guests' power state (sim/power.py): "off" in it stops their writes ("" = on)."""
+    power_states: Callable[[], dict[str, str]] | None = None
+    """Reads each VM's power state at the protected vCenter (``--power-plan``, a blocking
+    call run in a thread); a VM powered off there writes no more. None: ``power_file``."""
 
 
 @dataclass
@@ -171,17 +174,33 @@ def _set_up(config: SimConfig) -> _Parts:
     spec = host.group_spec(config.group)
     buffer = SourceBuffer(config.buffer_bytes)
     gates = [QuiesceGate() for _ in host.vms]
+    seals = [QuiesceGate() for _ in host.vms]  # a planned failover's seal holds guest writes
     protection = make_protection(host, buffer, gates, config.protection)
-    for vm, gate in zip(host.vms, gates, strict=True):
+    for vm, gate, seal in zip(host.vms, gates, seals, strict=True):
         vm.attach(gate)
+        vm.attach(seal)  # last before the journal: no write waits between it and the buffer
         vm.attach(ReplicationFilter(buffer, host.disk_numbers(), protection=protection))
     agent = GuestAgent(buffer, gates, [])
     client = ReplicationClient(config.target, config.tls)
     shipper = Shipper(spec, buffer, client, ShipperConfig(config.source_id))
+    shipper.hold_writes, shipper.release_writes = _switch(seals, True), _switch(seals, False)
     shipper.on_resync_required = protection.rejoin
     shipper.idle_check = protection.journaling_all
     workload = Workload(config.workload, [config.disk_bytes] * config.disks_per_vm * len(host.vms))
     return _Parts(host, buffer, protection, agent, client, shipper, workload)
+
+
+def _switch(gates: list[QuiesceGate], hold: bool) -> Callable[[], None]:
+    """Hold (or release) every gate: how a seal fences the guests' writes."""
+
+    def switch() -> None:
+        for g in gates:
+            if hold:
+                g.hold()
+            else:
+                g.release()
+
+    return switch
 
 
 def _start(
@@ -339,8 +358,22 @@ async def _drive(
     rate = config.workload.writes_per_s()
     t0 = end = time.monotonic()
     end += config.seconds
+    power: Power = (
+        VCenterPower(config.power_states) if config.power_states else PowerSwitch(config.power_file)
+    )
+    try:
+        await _drive_until(end, t0, rate, vm_disks, workload, counters, ship, power)
+    finally:
+        if isinstance(power, VCenterPower):
+            power.close()
+
+
+async def _drive_until(
+    end: float, t0: float, rate: float, vm_disks: list[tuple[SimVM, int]], workload: Workload,
+    counters: dict[str, int], ship: asyncio.Future[None], power: Power,
+) -> None:  # fmt: skip
+    """The paced write loop of :func:`_drive`; a powered-off guest issues no write."""
     burst = 0
-    power = PowerSwitch(config.power_file)
     while time.monotonic() < end:
         elapsed = time.monotonic() - t0
         if ship.done():
@@ -358,6 +391,8 @@ async def _drive(
         while counters["writes"] < due:
             disk, offset, data = workload.next_write()
             vm, n = vm_disks[disk]
+            if not power.is_on(vm.vm_id):  # this guest is off: end the burst
+                break
             await vm.write(n, offset, data)
             counters["writes"] += 1
             counters["bytes"] += len(data)

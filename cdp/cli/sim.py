@@ -10,6 +10,8 @@ import argparse
 import dataclasses
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from cdp.cli import bandwidth_flags, common
@@ -43,6 +45,12 @@ def add_parser(sub: Any) -> None:
         help="the protected VMs' power state: 'off' in PATH stops the guests' writes (the "
         "source drains and idles), 'on' or no file resumes them; polled every 50 ms "
         "(rehearse a planned failover, docs/FAILOVER.md)",
+    )  # fmt: skip
+    r.add_argument(
+        "--power-plan", default="", metavar="PLAN",
+        help="obey the protected vCenter of this failover plan (its protected_site): a VM "
+        "it reports powered off writes no more, as `cdp failover run --planned` powers them "
+        "off; polled every 0.25 s (docs/FAILOVER.md)",
     )  # fmt: skip
     common.add_tls_flags(r, "a source's folder from `cdp certs init`, e.g. DIR/sources/host-a")
     r.set_defaults(handler=run)
@@ -139,7 +147,9 @@ async def run(args: argparse.Namespace) -> int:
     if not 1 <= args.groups <= MAX_GROUPS:
         raise InvalidInputError("--groups", f"must be 1..{MAX_GROUPS}")
     caps = bandwidth_flags.bandwidth_settings(args)
-    with tempfile.TemporaryDirectory(prefix="cdp-sim-") as tmp:
+    if args.power_plan and args.power_file:
+        raise InvalidInputError("--power-plan", "give --power-plan or --power-file, not both")
+    with tempfile.TemporaryDirectory(prefix="cdp-sim-") as tmp, PowerPlan(args.power_plan) as pp:
         config = sim_config(args, args.dir or tmp, "sim-vm")
         if args.speedup <= 0:
             raise InvalidInputError("--speedup", "must be positive")
@@ -150,7 +160,7 @@ async def run(args: argparse.Namespace) -> int:
             power_file=args.power_file,
         )  # fmt: skip
         configs = [
-            dataclasses.replace(c, priority=caps.priority_of(i))
+            dataclasses.replace(c, priority=caps.priority_of(i), power_states=pp.reader(c.vms))
             for i, c in enumerate(runner.group_configs(config, args.groups))
         ]
         if args.groups == 1:
@@ -163,6 +173,54 @@ async def run(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
         print(summary(result))
     return common.EXIT_OK
+
+
+class PowerPlan:
+    """The protected vCenter of a failover plan, asked for the sim's VMs' power states.
+
+    One vCenter session for the run (opened at the first read, in the reader's thread),
+    logged out on exit. With no plan, :meth:`reader` is None (the power file decides).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._session: list[Any] = []
+        self._lock = threading.Lock()
+        if not path:
+            return
+        from cdp.cli.failover_common import connector
+        from cdp.failover.plan import load_plan
+
+        site = load_plan(path).protected_site
+        if site is None:
+            raise InvalidInputError(
+                "--power-plan", f"{path} has no protected_site (the vCenter of the source VMs)"
+            )
+        self._site = site
+        self._connect = connector(site.vcenter, 1)
+
+    def reader(self, vms: tuple[str, ...]) -> Callable[[], dict[str, str]] | None:
+        """Reads {VM: power state} of ``vms`` (those vCenter knows); None without a plan."""
+        if not self.path:
+            return None
+
+        def read() -> dict[str, str]:
+            with self._lock:
+                if not self._session:
+                    self._session.append(self._connect())
+                vc = self._session[0]
+            found = {vm: vc.find_vm_by_name(self._site.datacenter, vm) for vm in vms}
+            return {vm: f.power_state for vm, f in found.items() if f is not None}
+
+        return read
+
+    def __enter__(self) -> PowerPlan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            for vc in self._session:
+                vc.close()
 
 
 def live_line(p: Any) -> None:

@@ -160,7 +160,14 @@ class Actions(BootActions):
             how = "powered off"
         return {"was": vm.power_state, "how": how}
 
+    async def _seal(self, step: StepEntry) -> dict[str, Any]:
+        """Ask the group's sources to seal; done once every last write is durable (#6)."""
+        site, _ = self._site()
+        sealed = await self.replication.seal(step.group, site.seal_timeout_s)
+        return {"sealed": sealed}
+
     async def _drain(self, step: StepEntry) -> dict[str, Any]:
+        """A quiet durable seq (operations logged before the seal; timing, not proof)."""
         site, _ = self._site()
         group = step.group
         last, since = -1, time.monotonic()
@@ -196,18 +203,34 @@ class Actions(BootActions):
         except BookmarkExistsError:  # placed before a crash: find it again
             points, taken_ns = {g: await self._bookmarked(g, name) for g in groups}, 0
         for group in groups:
-            drained = self.op.step(f"{st.DRAIN}:{group}")
-            assert drained is not None and drained.result is not None
-            if points[group].seq < drained.result["durable_seq"]:
-                raise PreconditionError(
-                    f"bookmark {name} at seq {points[group].seq} of group {group!r} is older "
-                    "than the drain"
-                )
+            self._check_final(group, name, points[group])
         self.op.points.update(points)
         result = {g: dataclasses.asdict(p) for g, p in points.items()}
         if step.group:  # the older per-group step records its one point
             return {"bookmark": name, "point": result[step.group]}
         return {"bookmark": name, "taken_unix_ns": taken_ns, "points": result}
+
+    def _check_final(self, group: str, name: str, point: PointFacts) -> None:
+        """The bookmark must be the sealed seq: no write before it missing, none after it."""
+        sealed = self.op.step(f"{st.SEAL}:{group}")
+        if sealed is None:  # an operation logged before the seal: its drain step
+            drained = self.op.step(f"{st.DRAIN}:{group}")
+            assert drained is not None and drained.result is not None
+            if point.seq < drained.result["durable_seq"]:
+                raise PreconditionError(
+                    f"bookmark {name} at seq {point.seq} of group {group!r} is older than the drain"
+                )
+            return
+        assert sealed.result is not None
+        seqs = sealed.result["sealed"]
+        if "" in seqs and point.seq != seqs[""]:  # one source (members: markers, not seqs)
+            raise PreconditionError(
+                f"bookmark {name} at seq {point.seq} of group {group!r} is not the seal's seq "
+                f"{seqs['']}: the source wrote after it sealed (e.g. the target restarted "
+                "and lifted the seal)",
+                hint="roll back (the source VMs are powered on again) and run the planned "
+                "failover again",
+            )
 
     async def _bookmarked(self, group: str, name: str) -> PointFacts:
         first = next(v for v in self.vms.values() if v.group == group)

@@ -140,8 +140,9 @@ class Orchestrator:
         if op is None:
             last = self._last_finished()
             out: dict[str, Any] = {"plan": self.plan.name, "active": False, "last": last}
-            if last.endswith(f"-{st.MODE_LIVE}-{sl.COMMITTED}.json") and not self._failed_back(
-                last
+            live = self._last_finished(f"-{st.MODE_LIVE}-")  # a test (verify) since changes nothing
+            if live.endswith(f"-{st.MODE_LIVE}-{sl.COMMITTED}.json") and not self._failed_back(
+                live
             ):
                 out["state"] = "failed over, committed"
                 out["next"] = f"cdp failover failback --plan {path}"
@@ -218,6 +219,7 @@ class Orchestrator:
         op = self.log.op
         if op is None or not op.planned or any(s.kind == st.POWER_ON and s.done for s in op.steps):
             return
+        await self._lift_seals(op)
         stopped = [
             s for s in op.steps
             if s.kind == st.STOP_SOURCE and s.done and (s.result or {}).get("was") == "poweredOn"
@@ -240,6 +242,16 @@ class Orchestrator:
             )
         self.log.event(what)
         await self._save()
+
+    async def _lift_seals(self, op: Operation) -> None:
+        """Let the sources of a planned failover that will not go on take writes again."""
+        for s in op.steps:
+            if s.kind != st.SEAL:
+                continue
+            try:
+                await self.replication.release_seal(s.group)
+            except CdpError as exc:  # the target is gone too: its restart lifts the seal
+                self.report(Event("warn", f"could not lift the seal of group {s.group}: {exc}"))
 
     async def _start(
         self, mode: str, at: str, planned: bool, origin: str, overwrite: bool
@@ -324,8 +336,8 @@ class Orchestrator:
         pending = {s.id for s in active.steps if not s.done and s.kind == st.EXPORT}
         points = {g: p for g, p in active.points.items() if p}
         # The planned-failover checks (sources reachable, source connected) matter only
-        # while the drain is still to be done.
-        draining = any(s.kind == st.DRAIN and not s.done for s in active.steps)
+        # while the seal (or an older log's drain) is still to be done.
+        draining = any(s.kind in (st.SEAL, st.DRAIN) and not s.done for s in active.steps)
         return await self.survey.run(
             active.operation, active.at, active.planned and draining, own, pending, points
         )
@@ -486,6 +498,8 @@ class Orchestrator:
         t0 = time.monotonic()
         await self._execute(op.undo.steps)
         op.undo.seconds = round(time.monotonic() - t0, 3)
+        if op.planned:  # the restarted sources take writes again
+            await self._lift_seals(op)
         note = f"{kind} of plan {self.plan.name}"
         if kind == st.UNDO_STOP_TEST:
             await fencing.mark_test(self.replication, self.plan, lc.PROTECTING, note)
@@ -588,7 +602,7 @@ class Orchestrator:
                 entry.record_done(result, started, seconds)
                 await self._save()
                 counter[0] += 1
-                self.report(Event("step", text, counter[0], counter[1], seconds))
+                self.report(Event("step", entry.describe(), counter[0], counter[1], seconds))
 
     async def _save(self) -> None:
         """Durably record the step log, then tell the target (in the background)."""
@@ -611,7 +625,9 @@ class Orchestrator:
             "archived": os.path.join(self.log.folder, "history", last),
         }
 
-    def _last_finished(self) -> str:
+    def _last_finished(self, infix: str = "") -> str:
+        """The newest archived operation (whose name holds ``infix``); "" if none."""
         history = os.path.join(self.log.folder, "history")
         names = sorted(os.listdir(history)) if os.path.isdir(history) else []
+        names = [n for n in names if infix in n]
         return names[-1] if names else ""

@@ -45,6 +45,8 @@ DEFAULT_SHUTDOWN = "guest"
 DEFAULT_SHUTDOWN_TIMEOUT_S = 300.0
 DEFAULT_DRAIN_QUIET_S = 3.0
 DEFAULT_DRAIN_TIMEOUT_S = 600.0
+DEFAULT_SEAL_TIMEOUT_S = 30.0
+"""How long a planned failover waits for every source's seal before it refuses, seconds."""
 DEFAULT_FAILBACK_SUFFIX = "-failback"
 DEFAULT_VERIFY_TIMEOUT_S = 300.0
 """How long a verification hook may run before it is killed (and the VM fails), seconds."""
@@ -71,8 +73,12 @@ class ProtectedSite:
     """``guest`` (clean guest shutdown, then power off after the timeout) or ``power_off``."""
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
     drain_quiet_s: float = DEFAULT_DRAIN_QUIET_S
-    """The target's durable seq must stay put this long to count as drained, seconds."""
+    """Only for operations logged before the seal (their ``drain`` step): the target's
+    durable seq had to stay put this long, seconds."""
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
+    seal_timeout_s: float = DEFAULT_SEAL_TIMEOUT_S
+    """How long the seal (the sources' proof that they stopped writing) may take, seconds;
+    a source that does not answer in time (frozen, hung) stops the failover."""
 
 
 @dataclass(frozen=True)
@@ -370,6 +376,7 @@ def _protected(m: Section | None, base: str) -> ProtectedSite | None:
         "shutdown_timeout_s",
         "drain_quiet_s",
         "drain_timeout_s",
+        "seal_timeout_s",
     )
     return ProtectedSite(
         vcenter=parse_vcenter(m.child("vcenter"), base),
@@ -378,6 +385,7 @@ def _protected(m: Section | None, base: str) -> ProtectedSite | None:
         shutdown_timeout_s=m.number("shutdown_timeout_s", DEFAULT_SHUTDOWN_TIMEOUT_S, low=0.0),
         drain_quiet_s=m.number("drain_quiet_s", DEFAULT_DRAIN_QUIET_S, low=0.1),
         drain_timeout_s=m.number("drain_timeout_s", DEFAULT_DRAIN_TIMEOUT_S, low=1.0),
+        seal_timeout_s=m.number("seal_timeout_s", DEFAULT_SEAL_TIMEOUT_S, low=0.1, high=600.0),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from cdp.failover.errors import OperationStateError
 from cdp.failover.replication import PointFacts
-from cdp.failover.steps import MODE_TEST, RecoveredVm, Step
+from cdp.failover.steps import MODE_TEST, SEAL, RecoveredVm, Step
 
 LOG_VERSION = 1
 """The step log format this code writes and reads."""
@@ -78,8 +78,14 @@ class StepEntry:
         return Step(self.id, self.kind, self.phase, self.vm, self.group, self.args)
 
     def describe(self) -> str:
-        """One line for the operator."""
-        return self.step().describe()
+        """One line for the operator (a done seal says which seq it sealed)."""
+        text = self.step().describe()
+        sealed = (self.result or {}).get("sealed") if self.kind == SEAL else None
+        if sealed:
+            text += ": sealed at seq " + ", ".join(
+                f"{s}" if not m else f"{s} (member {m})" for m, s in sorted(sealed.items())
+            )
+        return text
 
     def record_done(self, result: dict[str, Any], started_unix: float, seconds: float) -> None:
         """Mark the step done with its result and timing; an earlier error is cleared."""

@@ -138,6 +138,24 @@ class TargetReplication:
             raise _translate(exc, self.client.address) from exc
         return {g.group_id: point_facts(g.point) for g in resp.groups}, resp.taken_unix_ns
 
+    async def seal(self, group: str, timeout_s: float) -> dict[str, int]:
+        """Seal the group's sources at the target; the sealed seq per member id."""
+        try:
+            resp = await self.client.seal_group(group, timeout_s)
+        except RemoteError as exc:
+            if exc.code == "FAILED_PRECONDITION":
+                raise PreconditionError(str(exc).split(": ", 1)[-1]) from exc
+            raise _translate(exc, self.client.address) from exc
+        return {m.member_id: int(m.sealed_seq) for m in resp.members}
+
+    async def release_seal(self, group: str) -> bool:
+        """Lift the group's seal at the target."""
+        try:
+            resp = await self.client.seal_group(group, release=True)
+        except RemoteError as exc:
+            raise _translate(exc, self.client.address) from exc
+        return bool(resp.released)
+
     async def set_lifecycle(
         self, group: str, state: str, *, fence: bool = False, unfence: bool = False,
         note: str = "",

@@ -123,6 +123,16 @@ class Replication(Protocol):
         before it (PreconditionError after a commit or with no fence open).
         """
 
+    async def seal(self, group: str, timeout_s: float) -> dict[str, int]:
+        """Have the group's sources seal; their last seq per member id ("" for one source).
+
+        PreconditionError when a source is not connected or does not seal within
+        ``timeout_s`` (frozen, hung): nothing may then be concluded about its writes.
+        """
+
+    async def release_seal(self, group: str) -> bool:
+        """Lift the group's seal (its sources write again); whether one was asked."""
+
     async def hold_base(self, group: str, holder: str, at: str) -> PointFacts:
         """Keep the group's base at or before ``at`` (PointOutsideHistoryError if past)."""
 

@@ -32,7 +32,7 @@ UNDO_STOP_TEST = "stop-test"
 UNDO_ROLLBACK = "rollback"
 
 # step kinds
-STOP_SOURCE, DRAIN, BOOKMARK = "stop-source", "drain", "bookmark"
+STOP_SOURCE, DRAIN, BOOKMARK, SEAL = "stop-source", "drain", "bookmark", "seal"
 PREPARE, EXPORT, REGISTER, RECONFIGURE = "prepare", "export", "register", "reconfigure"
 DELAY, POWER_ON = "delay", "power-on"
 CUSTOMIZE, WAIT_TOOLS, POST_POWER_ON = "customize", "wait-tools", "post-power-on"
@@ -93,6 +93,7 @@ class Step:
             POWER_ON: f"power on {self.args.get('name')} (boot group "
             f"{self.args.get('boot_group')!r})",
             DRAIN: f"wait until group {self.group} is drained",
+            SEAL: f"seal group {self.group}: its source stops writing, its last write durable",
             POWER_OFF: f"power off {self.args.get('name')}",
             DELETE: f"keep folder {_base(self.args.get('folder'))}/ (data written since the "
             "failover)"
@@ -278,10 +279,10 @@ def failover_steps(
     """The forward steps of a test or live failover, phase by phase."""
     steps: list[Step] = []
     phase = 0
-    if planned:
-        steps += [Step(f"{STOP_SOURCE}:{v.vm}", STOP_SOURCE, 0, v.vm, v.group) for v in vms]
+    if planned:  # seal first: a source that cannot seal stops it before vCenter is touched
         groups = sorted({v.group for v in vms})
-        steps += [Step(f"{DRAIN}:{g}", DRAIN, 1, group=g) for g in groups]
+        steps += [Step(f"{SEAL}:{g}", SEAL, 0, group=g) for g in groups]
+        steps += [Step(f"{STOP_SOURCE}:{v.vm}", STOP_SOURCE, 1, v.vm, v.group) for v in vms]
         steps.append(Step(BOOKMARK, BOOKMARK, 2, args={"groups": groups}))  # one instant, all
         phase = 3
     steps += [
@@ -393,5 +394,5 @@ def estimate_rto(plan: Plan, bytes_to_prepare: int, vm_count: int, planned: bool
     for bg in plan.boot_order:
         seconds += bg.delay_s + math.ceil(len(bg.vms) / r.parallel) * r.estimate_task_s
     if planned and plan.protected_site is not None:
-        seconds += r.estimate_task_s + plan.protected_site.drain_quiet_s
+        seconds += r.estimate_task_s  # the seal takes a round trip to the source
     return seconds

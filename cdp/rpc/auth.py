@@ -41,8 +41,8 @@ READ_CALLS = frozenset(
 )  # fmt: skip
 """Operator calls, on every group; a source may make them on the groups it writes (a
 failback's reverse source recovers its own groups: bookmark, hold the base, read)."""
-OPERATOR_CALLS = frozenset({"SetLifecycle"})
-"""The lifecycle and fencing of a group: an operator's; a source's on its own groups,
+OPERATOR_CALLS = frozenset({"SetLifecycle", "SealGroup"})
+"""The lifecycle, fencing and seal of a group: an operator's; a source's on its own groups,
 except an unfence (which would let an older source write again)."""
 PLAN_CALLS = frozenset({"CreatePlanBookmark", "ReportFailoverProgress"})
 """Calls on several groups (``group_ids``): allowed if allowed on every one (a failover's
@@ -156,7 +156,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         policy = self.policy.current()
         if call in OPERATOR_CALLS:
             return authz.check_lifecycle(
-                policy, who, call, request.group_id, loosens=request.unfence
+                policy, who, call, request.group_id, loosens=getattr(request, "unfence", False)
             )
         if call in AUDIT_CALLS or call in VERDICT_CALLS:
             return authz.check_read(policy, who, call)

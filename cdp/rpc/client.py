@@ -89,6 +89,18 @@ class GrpcJournalStream:
                 code, details = await self._call.code(), await self._call.details()
             raise RemoteError(code.name, details or "journal stream ended") from exc
 
+    async def seal(self, request_id: str, next_seq: int) -> None:
+        """Answer the target's seal request: every record below ``next_seq`` is acked."""
+        msg = pb.StreamJournalRequest(
+            session_id=self._session_id, next_seq=next_seq, seal_request_id=request_id
+        )
+        try:
+            await self._call.write(msg)
+        except (asyncio.InvalidStateError, grpc.aio.AioRpcError) as exc:
+            with translated():
+                code, details = await self._call.code(), await self._call.details()
+            raise RemoteError(code.name, details or "journal stream ended") from exc
+
     async def recv(self) -> AckReply | None:
         """Next ack, or None at a clean end of stream."""
         with translated():
@@ -96,7 +108,10 @@ class GrpcJournalStream:
         if msg is grpc.aio.EOF:  # type: ignore[attr-defined]
             return None
         assert isinstance(msg, pb.StreamJournalResponse)
-        return AckReply(msg.durable_seq, msg.durable_source_time_unix_ns, msg.window_bytes)
+        return AckReply(
+            msg.durable_seq, msg.durable_source_time_unix_ns, msg.window_bytes,
+            msg.seal_request_id,
+        )  # fmt: skip
 
     def cancel(self) -> None:
         """Abandon the call."""
@@ -216,6 +231,17 @@ class ReplicationClient:
                 pb.CreatePlanBookmarkRequest(group_ids=group_ids, name=name), timeout=30,
                 wait_for_ready=True,
             )  # fmt: skip
+        return resp
+
+    async def seal_group(
+        self, group_id: str, timeout_s: float = 0.0, release: bool = False
+    ) -> pb.SealGroupResponse:
+        """Seal a group's sources (wait up to ``timeout_s``; 0: the target's default) or lift it."""
+        req = pb.SealGroupRequest(group_id=group_id, timeout_seconds=timeout_s, release=release)
+        async with self._rpc():
+            resp: pb.SealGroupResponse = await self._stub.SealGroup(
+                req, timeout=(timeout_s or 30) + 30, wait_for_ready=True
+            )
         return resp
 
     async def set_lifecycle(

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from cdp import audit, errors
 from cdp.record import Record
 from cdp.rpc import auth, convert, decode, verdict_calls, wire
+from cdp.target import seal
 from cdp.target.committer import Ack
 from cdp.target.intake import Limits, check_limits
 from cdp.target.target import Target
@@ -157,6 +158,7 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
                     durable_seq=ack.durable_seq,
                     durable_source_time_unix_ns=ack.source_ns,
                     window_bytes=self.target.config.window_bytes,
+                    seal_request_id=self.target.seal_request(stream.session),
                 )
         finally:
             self._streams.discard(stream)
@@ -363,6 +365,39 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             received_unix_ns=stored.received_ns, reported_by=stored.reported_by
         )
 
+    async def SealGroup(  # noqa: N802 - gRPC method name
+        self, request: pb.SealGroupRequest, context: Context
+    ) -> pb.SealGroupResponse:
+        """Ask a group's sources to seal and wait for it (cdp/target/seal.py), or lift it."""
+        timeout_s = seal.check_timeout(request.timeout_seconds)
+        members = self.target.members(request.group_id)
+        if request.release:
+            released = seal.release_members(members)
+            self._nudge([m.session_id for m in members if m.session_id])
+            return pb.SealGroupResponse(released=released)
+        sealed = await seal.seal_members(request.group_id, members, timeout_s, self._nudge)
+        return pb.SealGroupResponse(
+            members=[
+                pb.MemberSeal(
+                    member_id=s.member_id,
+                    source_id=s.source_id,
+                    sealed_seq=s.seq,
+                    sealed_unix_ns=s.sealed_ns,
+                )  # fmt: skip
+                for s in sealed
+            ]
+        )
+
+    def _nudge(self, session_ids: list[str]) -> None:
+        """Send the streams of these sessions a response now (a seal asked or lifted)."""
+        for stream in list(self._streams):
+            if stream.session in session_ids:
+                stream.nudge()
+
+
+_Item = tuple[str, list[Record], int, str]
+"""A StreamJournal request as queued: session id, records, next_seq, seal_request_id."""
+
 
 class _Stream:
     """One StreamJournal call: batches in, the newest ack out, the first error last.
@@ -411,7 +446,7 @@ class _Stream:
         Reading only parses and counts the window, so a source that sends past
         ``window_bytes`` is refused even while its batches wait for their payload check.
         """
-        queue: asyncio.Queue[tuple[str, list[Record], int] | None] = asyncio.Queue()
+        queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         submitter = asyncio.ensure_future(self._submit_all(queue))
         try:
             async for req in requests:
@@ -420,8 +455,8 @@ class _Stream:
                 if self.session and req.session_id != self.session:
                     raise errors.SessionError("session_id: changed within one stream")
                 self.session = req.session_id
-                if not req.records and not req.payload:  # a heartbeat
-                    queue.put_nowait((req.session_id, [], req.next_seq))
+                if not req.records and not req.payload:  # a heartbeat or a seal
+                    queue.put_nowait((req.session_id, [], req.next_seq, req.seal_request_id))
                     continue
                 check_limits(len(req.records), len(req.payload), self.target.config.limits)
                 records = wire.records_from_pb(req)
@@ -429,7 +464,7 @@ class _Stream:
                 last = max((r.seq for r in records), default=0)
                 self._unacked.append((last, len(req.payload)))
                 self._unacked_bytes += len(req.payload)
-                queue.put_nowait((req.session_id, records, 0))
+                queue.put_nowait((req.session_id, records, 0, ""))
             queue.put_nowait(None)
             await submitter
             if self._error is not None:
@@ -447,6 +482,14 @@ class _Stream:
             self._drained.set()
             self._changed.set()
 
+    def nudge(self) -> None:
+        """Owe the source a response now, with the durable state (a seal asked or lifted)."""
+        if not self.session or self._error is not None:
+            return
+        with contextlib.suppress(errors.CdpError):  # a gone session answers at its next message
+            self._beat = self.target.heartbeat(self.session, 0)  # 0: acked, not counted
+            self._changed.set()
+
     def end_if_superseded(self, new_session: str) -> None:
         """End this stream with FAILED_PRECONDITION if its session is no longer live.
 
@@ -461,7 +504,7 @@ class _Stream:
         )
         self._changed.set()
 
-    async def _submit_all(self, queue: asyncio.Queue[tuple[str, list[Record], int] | None]) -> None:
+    async def _submit_all(self, queue: asyncio.Queue[_Item | None]) -> None:
         """Check each batch's payloads off the loop, in order, one at a time, then submit it.
 
         One batch of this stream is decompressed at a time: a source of lz4 bombs stalls
@@ -469,7 +512,11 @@ class _Stream:
         """
         try:
             while (item := await queue.get()) is not None:
-                session, records, next_seq = item
+                session, records, next_seq, seal_id = item
+                if not records and seal_id:  # a seal; after every earlier batch, as a beat
+                    self._beat = self.target.note_seal(session, seal_id, next_seq)
+                    self._changed.set()
+                    continue
                 if not records:  # after every earlier batch of the call was submitted
                     self._beat = self.target.heartbeat(session, next_seq)
                     self._changed.set()

@@ -70,6 +70,8 @@ class AckReply:
     durable_seq: int
     durable_ns: int
     window_bytes: int
+    seal_request_id: str = ""
+    """Non-empty while the target asks this source to seal (a planned failover)."""
 
 
 class JournalStream(Protocol):
@@ -80,6 +82,9 @@ class JournalStream(Protocol):
 
     async def heartbeat(self, next_seq: int) -> None:
         """Say that nothing is unacked; ``next_seq`` is the seq the next record gets."""
+
+    async def seal(self, request_id: str, next_seq: int) -> None:
+        """Answer a seal request: guest writes are held, every record below ``next_seq`` acked."""
 
     async def recv(self) -> AckReply | None:
         """Next ack; None when the target closed the stream cleanly."""
@@ -155,6 +160,14 @@ class Shipper:
         self.throttle: Throttle | None = None
         """Bandwidth caps consulted before each batch (None: the whole link). Resync
         regions go through the buffer, so they obey the same caps."""
+        self.hold_writes: Callable[[], None] = lambda: None
+        """Stop taking guest writes (they wait): called when the target asks for a seal."""
+        self.release_writes: Callable[[], None] = lambda: None
+        """Take guest writes again: called when the target lifts the seal."""
+        self.seal_asked = ""
+        """The seal id the target asks for ("" when none): guest writes are held meanwhile."""
+        self.sealed = ""
+        """The seal id this source answered on its current session ("" when none)."""
         self.on_resync_required: Callable[[int, int], None] | None = None
         """Called with the target's durable seq and its time when the journals cannot meet.
 
@@ -208,6 +221,7 @@ class Shipper:
         stream = self.transport.stream(reply.session_id)
         self.session_id = reply.session_id
         self.connected = True
+        self.sealed = ""  # a new session answers the seal again
         inflight: collections.deque[tuple[int, int]] = collections.deque()
         window = [reply.window_bytes]
         receiver = asyncio.ensure_future(self._receive(stream, inflight, window))
@@ -249,6 +263,11 @@ class Shipper:
                 inflight.append((batch[-1].seq, _frame_bytes(batch)))
                 send_seq = batch[-1].seq + 1
                 continue
+            if self.seal_asked and self.sealed != self.seal_asked and self._idle(inflight):
+                await stream.seal(self.seal_asked, buf.next_seq)  # everything taken is acked
+                self.sealed = self.seal_asked
+                log.warning("shipper %s: sealed at seq %d (planned failover)",
+                            self.config.source_id, buf.next_seq - 1)  # fmt: skip
             await self._wait_or_heartbeat(stream, reply, inflight, receiver)
 
     def _idle(self, inflight: collections.deque[tuple[int, int]]) -> bool:
@@ -299,10 +318,25 @@ class Shipper:
     ) -> None:
         """Apply acks to the buffer until the stream ends."""
         while (ack := await stream.recv()) is not None:
+            self._note_seal_request(ack.seal_request_id)
             self.buffer.ack(ack.durable_seq, ack.durable_ns)
             window[0] = ack.window_bytes
             while inflight and inflight[0][0] <= ack.durable_seq:
                 inflight.popleft()
+
+    def _note_seal_request(self, request_id: str) -> None:
+        """Hold guest writes while the target asks for a seal; take them again once lifted."""
+        if request_id == self.seal_asked:
+            return
+        if request_id and not self.seal_asked:
+            self.hold_writes()
+            log.warning("shipper %s: the target asks for a seal; guest writes held",
+                        self.config.source_id)  # fmt: skip
+        elif not request_id:
+            self.release_writes()
+            log.warning("shipper %s: seal lifted; guest writes resume", self.config.source_id)
+        self.seal_asked, self.sealed = request_id, ""
+        self.buffer.changed.set()  # wake the send loop: it answers once everything is acked
 
     async def drain(self, poll_s: float = 0.01) -> None:
         """Wait until every appended record is acked."""

@@ -6,5 +6,6 @@ Modules: ``target`` (the registry of members, their lifecycle and task loops),
 (validation of an incoming batch before anything is written), ``committer`` (group
 commit: append, one fsync, ack), ``applier`` (expired records into the base replica),
 ``replica`` (replica VM folders and flat extents), ``resync_progress`` (a resync as the
-target sees it). Never imports the source side or grpc.
+target sees it), ``seal`` (a planned failover's seal of a member). Never imports the
+source side or grpc.
 """

@@ -46,6 +46,7 @@ from cdp.target.holds import BaseHolds
 from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
 from cdp.target.scrub import ScrubReport, scrub_live
+from cdp.target.seal import Seal, Sealed
 from cdp.target.verdicts import Verdicts
 from cdp.verdict import Suspicion
 
@@ -138,6 +139,8 @@ class Member:
         """Set when a batch became durable: wakes an idle apply loop at once."""
         self._idle_ns = 0
         """Target time of the last heartbeat that found the source fully acked (0: none)."""
+        self.seal = Seal()
+        """A planned failover's seal of this member (cdp/target/seal.py)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -397,6 +400,16 @@ class Member:
         if next_seq == durable + 1 == self._expected_seq and self.state == GroupState.REPLICATING:
             self._idle_ns = now_ns
         return Ack(durable, self.journal.durable_ns)
+
+    def note_seal(self, request_id: str, next_seq: int, now_ns: int) -> Ack:
+        """The source's seal: confirmed when it holds nothing unacked (as a heartbeat counts)."""
+        ack = self.note_heartbeat(next_seq, now_ns)
+        if next_seq == ack.durable_seq + 1 == self._expected_seq and not self._pending:
+            sealed = Sealed(self.member_id, self.source_id, ack.durable_seq, now_ns)
+            if self.seal.confirm(request_id, sealed):
+                log.warning("group %s: sealed at seq %d by %s", self.key, ack.durable_seq,
+                            self.source_id)  # fmt: skip
+        return ack
 
     def _rpo_s(self, now_ns: int) -> float:
         """Seconds from the time of the newest restorable point to ``now_ns`` (0 before any).

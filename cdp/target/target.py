@@ -416,6 +416,15 @@ class Target:
         """A live session's heartbeat (no records): note it; the ack of the durable state."""
         return self.group_of_session(session_id).note_heartbeat(next_seq, time.time_ns())
 
+    def note_seal(self, session_id: str, request_id: str, next_seq: int) -> Ack:
+        """A live session's seal (cdp/target/seal.py); the ack of the durable state."""
+        return self.group_of_session(session_id).note_seal(request_id, next_seq, time.time_ns())
+
+    def seal_request(self, session_id: str) -> str:
+        """The seal id asked of the member ``session_id`` writes ("" when none or not live)."""
+        key = self._sessions.get(session_id)
+        return self.groups[key].seal.request_id if key else ""
+
     async def check_payloads(self, session_id: str, records: list[Record]) -> list[CdpError | None]:
         """Decompress and hash a batch in a thread, off the event loop (see intake)."""
         key = self.group_of_session(session_id).key

@@ -180,26 +180,30 @@ class WriteRecord(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., disk_index: _Optional[int] = ..., offset_bytes: _Optional[int] = ..., length_bytes: _Optional[int] = ..., compressed_length_bytes: _Optional[int] = ..., source_time_unix_ns: _Optional[int] = ..., xxh3_64: _Optional[int] = ..., kind: _Optional[_Union[RecordKind, str]] = ...) -> None: ...
 
 class StreamJournalRequest(_message.Message):
-    __slots__ = ("session_id", "records", "payload", "next_seq")
+    __slots__ = ("session_id", "records", "payload", "next_seq", "seal_request_id")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     NEXT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    SEAL_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     records: _containers.RepeatedCompositeFieldContainer[WriteRecord]
     payload: bytes
     next_seq: int
-    def __init__(self, session_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[WriteRecord, _Mapping]]] = ..., payload: _Optional[bytes] = ..., next_seq: _Optional[int] = ...) -> None: ...
+    seal_request_id: str
+    def __init__(self, session_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[WriteRecord, _Mapping]]] = ..., payload: _Optional[bytes] = ..., next_seq: _Optional[int] = ..., seal_request_id: _Optional[str] = ...) -> None: ...
 
 class StreamJournalResponse(_message.Message):
-    __slots__ = ("durable_seq", "durable_source_time_unix_ns", "window_bytes")
+    __slots__ = ("durable_seq", "durable_source_time_unix_ns", "window_bytes", "seal_request_id")
     DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SEAL_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     durable_seq: int
     durable_source_time_unix_ns: int
     window_bytes: int
-    def __init__(self, durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., window_bytes: _Optional[int] = ...) -> None: ...
+    seal_request_id: str
+    def __init__(self, durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., window_bytes: _Optional[int] = ..., seal_request_id: _Optional[str] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ("group_id",)
@@ -700,3 +704,33 @@ class ReportFailoverProgressResponse(_message.Message):
     received_unix_ns: int
     reported_by: str
     def __init__(self, received_unix_ns: _Optional[int] = ..., reported_by: _Optional[str] = ...) -> None: ...
+
+class SealGroupRequest(_message.Message):
+    __slots__ = ("group_id", "timeout_seconds", "release")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    timeout_seconds: float
+    release: bool
+    def __init__(self, group_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., release: _Optional[bool] = ...) -> None: ...
+
+class MemberSeal(_message.Message):
+    __slots__ = ("member_id", "source_id", "sealed_seq", "sealed_unix_ns")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SEALED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    SEALED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    source_id: str
+    sealed_seq: int
+    sealed_unix_ns: int
+    def __init__(self, member_id: _Optional[str] = ..., source_id: _Optional[str] = ..., sealed_seq: _Optional[int] = ..., sealed_unix_ns: _Optional[int] = ...) -> None: ...
+
+class SealGroupResponse(_message.Message):
+    __slots__ = ("members", "released")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[MemberSeal]
+    released: bool
+    def __init__(self, members: _Optional[_Iterable[_Union[MemberSeal, _Mapping]]] = ..., released: _Optional[bool] = ...) -> None: ...

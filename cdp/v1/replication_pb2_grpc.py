@@ -120,6 +120,11 @@ class ReplicationServiceStub:
                 request_serializer=cdp_dot_v1_dot_replication__pb2.DismissSuspicionRequest.SerializeToString,
                 response_deserializer=cdp_dot_v1_dot_replication__pb2.DismissSuspicionResponse.FromString,
                 _registered_method=True)
+        self.SealGroup = channel.unary_unary(
+                '/cdp.v1.ReplicationService/SealGroup',
+                request_serializer=cdp_dot_v1_dot_replication__pb2.SealGroupRequest.SerializeToString,
+                response_deserializer=cdp_dot_v1_dot_replication__pb2.SealGroupResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServiceServicer:
@@ -279,6 +284,20 @@ class ReplicationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SealGroup(self, request, context):
+        """Seals a group for a planned failover (docs/PROTOCOL.md, "Seal"): asks the
+        source of every member, on its open StreamJournal call, to stop taking
+        guest writes, send everything it holds and answer with a seal; returns
+        once every member's seal is durable, with each member's last seq.
+        FAILED_PRECONDITION naming the member when a member has no source
+        connected, or its source does not seal within timeout_seconds (a frozen
+        or hung source, or one that does not implement the seal); the request is
+        then withdrawn. Operator-only under mTLS (a source on its own groups).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -366,6 +385,11 @@ def add_ReplicationServiceServicer_to_server(servicer, server):
                     servicer.DismissSuspicion,
                     request_deserializer=cdp_dot_v1_dot_replication__pb2.DismissSuspicionRequest.FromString,
                     response_serializer=cdp_dot_v1_dot_replication__pb2.DismissSuspicionResponse.SerializeToString,
+            ),
+            'SealGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealGroup,
+                    request_deserializer=cdp_dot_v1_dot_replication__pb2.SealGroupRequest.FromString,
+                    response_serializer=cdp_dot_v1_dot_replication__pb2.SealGroupResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -828,6 +852,33 @@ class ReplicationService:
             '/cdp.v1.ReplicationService/DismissSuspicion',
             cdp_dot_v1_dot_replication__pb2.DismissSuspicionRequest.SerializeToString,
             cdp_dot_v1_dot_replication__pb2.DismissSuspicionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SealGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cdp.v1.ReplicationService/SealGroup',
+            cdp_dot_v1_dot_replication__pb2.SealGroupRequest.SerializeToString,
+            cdp_dot_v1_dot_replication__pb2.SealGroupResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,6 +32,7 @@ from cdp.failover.remote import TargetReplication
 from cdp.rpc.client import ReplicationClient
 from cdp.source.buffer import SourceBuffer
 from cdp.source.shipper import Shipper, ShipperConfig
+from sim.agent import QuiesceGate
 from sim.filter import ReplicationFilter
 from sim.vm import SimHost, SimVM
 
@@ -241,11 +242,15 @@ class LiveSource:
         folder.mkdir(parents=True, exist_ok=True)
         self.host = SimHost("src-host", [SimVM(str(folder), vm, [DISK_BYTES]) for vm in VMS])
         self.buffer = SourceBuffer(64 * 2**20)
-        for vm in self.host.vms:
+        self.seal_gates = [QuiesceGate() for _ in self.host.vms]  # a seal holds guest writes
+        for vm, gate in zip(self.host.vms, self.seal_gates, strict=True):
+            vm.attach(gate)
             vm.attach(ReplicationFilter(self.buffer, self.host.disk_numbers()))
         self.client = ReplicationClient(address)
         spec = self.host.group_spec(GROUP)
         self.shipper = Shipper(spec, self.buffer, self.client, ShipperConfig("src-host"))
+        self.shipper.hold_writes = lambda: [g.hold() for g in self.seal_gates] and None
+        self.shipper.release_writes = lambda: [g.release() for g in self.seal_gates] and None
         self.rng = random.Random(seed)
         self.task: asyncio.Future[None] | None = None
         self.writes = 0
@@ -268,7 +273,8 @@ class LiveSource:
         """Keep writing to each VM until it is powered off at the protected site ``si``.
 
         Models a guest: once its VM is off it writes no more. Writes issued before the
-        power-off is noticed (one poll, ~20 ms) are real writes and must be replicated.
+        power-off is noticed (one poll, ~20 ms) are real writes and must be replicated; a
+        write held by the seal when its VM goes off never completes (not counted).
         """
         off: set[str] = set()
 
@@ -281,13 +287,24 @@ class LiveSource:
                 off.update(n for n in VMS if now.get(n) == "poweredOff")
                 await asyncio.sleep(0.02)
 
+        async def guest_write(vm: SimVM) -> None:
+            offset = self.rng.randrange(DISK_BYTES // 4096) * 4096
+            task = asyncio.ensure_future(vm.write(0, offset, self.rng.randbytes(4096)))
+            while not task.done() and vm.vm_id not in off:
+                await asyncio.wait([task], timeout=0.02)
+            if not task.done():  # held by the seal, then powered off: never completed
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                return
+            task.result()
+            self.writes += 1
+
         watcher = asyncio.ensure_future(watch())
         while len(off) < len(VMS):
             for vm in self.host.vms:
                 if vm.vm_id not in off:
-                    offset = self.rng.randrange(DISK_BYTES // 4096) * 4096
-                    await vm.write(0, offset, self.rng.randbytes(4096))
-                    self.writes += 1
+                    await guest_write(vm)
             await asyncio.sleep(pause_s)
         await watcher
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from cdp.errors import PreconditionError
 from cdp.failover import vsphere
 from cdp.failover.errors import ReadinessError
 from cdp.failover.faults import server_thumbprint
@@ -90,6 +89,9 @@ async def test_planned_failover_loses_no_write_and_rollback_restarts_sources(
         assert recovered.read_bytes() == site.source.disk_path(vm).read_bytes()
     assert power(site.si) == {"db01": "poweredOn", "app01": "poweredOn"}
     log = json.loads((site.state_dir / "dr-test" / "operation.json").read_text())
+    kinds = [s["kind"] for s in log["steps"]]
+    assert kinds.index("seal") < kinds.index("stop-source")  # sealed before vCenter is touched
+    assert log["steps"][0]["result"] == {"sealed": {"": point["seq"]}}
     stops = {s["vm"]: s["result"] for s in log["steps"] if s["kind"] == "stop-source"}
     assert stops == {vm: {"was": "poweredOn", "how": "guest shutdown"} for vm in VMS}
 
@@ -119,10 +121,14 @@ async def test_planned_failover_refuses_when_the_source_is_not_connected(
     orch.close()
 
 
-async def test_planned_failover_drain_refusal_midway_then_rollback(
+async def test_planned_failover_link_lost_after_the_seal_loses_nothing_then_rollback(
     site: DrSite, protected: Vcsim
 ) -> None:
-    """The source drops after the checks: the drain step refuses; rollback restarts sources."""
+    """The source drops as its VMs stop: the seal came first, so every write is proven.
+
+    (Under the old timing drain this refused; the seal proved the last seq before vCenter
+    was touched, and a source that cannot seal is refused: test_failover_seal.py.)
+    """
     prod_si = run_sources(site, protected)
     orch = planned_orchestrator(site, protected, shutdown="power_off")
     source = site.source
@@ -135,11 +141,15 @@ async def test_planned_failover_drain_refusal_midway_then_rollback(
         await source.stop()
 
     dropper = asyncio.ensure_future(drop_link_when_stopped())
-    with pytest.raises(PreconditionError, match="cannot prove every write reached the target"):
-        await orch.failover("live", planned=True)
+    result = await orch.failover("live", planned=True)
     await dropper
-    assert inventory(site.si) == []  # nothing was registered at the recovery site
+    log = json.loads((site.state_dir / "dr-test" / "operation.json").read_text())
+    (sealed,) = [s["result"]["sealed"] for s in log["steps"] if s["kind"] == "seal"]
+    assert result["points"][GROUP]["seq"] == sealed[""] == source.writes  # every write
+    for vm in VMS:  # zero data loss although the link was gone before the export
+        recovered = site.replicas / f"{vm}-dr" / f"{vm}_0-flat.vmdk"
+        assert recovered.read_bytes() == source.disk_path(vm).read_bytes()
 
-    await orch.rollback(DISCARD)  # undo the half-done planned failover: sources run again
+    await orch.rollback(DISCARD)  # undo the planned failover: the sources run again
     assert power(prod_si) == {"db01": "poweredOn", "app01": "poweredOn"}
     orch.close()

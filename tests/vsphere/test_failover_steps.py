@@ -126,6 +126,7 @@ def test_a_planned_failover_bookmarks_every_group_in_one_step(tmp_path: Path) ->
     steps = st.failover_steps(plan, vms, planned=True)
     bookmarks = [s for s in steps if s.kind == st.BOOKMARK]
     assert [(s.id, s.args) for s in bookmarks] == [("bookmark", {"groups": ["ga", "gb"]})]
-    drains = [s for s in steps if s.kind == st.DRAIN]
-    assert {s.group for s in drains} == {"ga", "gb"}
-    assert all(d.phase < bookmarks[0].phase for d in drains)
+    seals = [s for s in steps if s.kind == st.SEAL]  # #6: the seal, before any power-off
+    stops = [s for s in steps if s.kind == st.STOP_SOURCE]
+    assert {s.group for s in seals} == {"ga", "gb"}
+    assert all(d.phase < t.phase < bookmarks[0].phase for d in seals for t in stops)

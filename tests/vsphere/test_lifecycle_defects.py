@@ -379,14 +379,17 @@ def planned_plan(
 async def test_failed_planned_failover_restores_or_reports_production(
     site: DrSite, protected: Vcsim
 ) -> None:
-    """A planned failover whose drain times out after the protected VMs were stopped:
-    production is powered back on automatically or, failing that, the first line of
-    `status` says production is stopped (and gives the command that restarts it)."""
+    """A planned failover that fails after the protected VMs were stopped: production is
+    powered back on automatically or, failing that, the first line of `status` says
+    production is stopped (and gives the command that restarts it).
+
+    The source answers the seal but keeps taking guest writes (a faulty source): the
+    bookmark after the power-off is past the sealed seq, so the failover stops there."""
     prod_si = protected.connect()
     register_protected_vms(prod_si, site.root / "source")
     plan = planned_plan(site, protected, drain_timeout_s=1.5)
     assert site.source is not None
-    # The journal never goes quiet (writes keep arriving), so the drain times out.
+    site.source.shipper.hold_writes = lambda: None  # seals, yet writes on
     busy = asyncio.ensure_future(site.source.write(100_000, pause_s=0.01))
     try:
         code, out, err = await failover("run", "--plan", plan, "--planned", "--no-wait")

@@ -4,7 +4,8 @@ A hypothesis ``RuleBasedStateMachine`` drives random sequences of operator actio
 fresh recovery site per example (``drsite.make_site``: a real vcsim, a real in-process
 target with RocksDB and replica files, a ``LiveSource`` shipping the simulator's writes):
 ``cdp failover`` test / stop-test / verify / run (unplanned; with and without ``--at``,
-``--force-split-brain``, ``--overwrite-recovered``) / commit / rollback (with
+``--force-split-brain``, ``--overwrite-recovered``) / run ``--planned`` (the source VMs
+registered, powered on, at a second vcsim, the protected site) / commit / rollback (with
 ``--discard-recovered-data``, ``--keep-recovered-data`` or neither), each as a real
 subprocess, any of them kill -9'd at a random instant and then run again to resume; and
 the source's link dropped and restored. A small model predicts what each action must do
@@ -21,15 +22,21 @@ against the real parts, read independently of the CLI:
     ``cdp failover status --json`` claims;
 (d) production is running or reported stopped: the recovered VMs are on while failed
     over; otherwise the source's writes become durable, or the target reports it
-    disconnected (the model stopped it: the protected site is lost).
+    disconnected (the model stopped it: the protected site is lost);
+(e) the protected site's VMs (pyVmomi on the protected vcsim) are off exactly while a
+    planned failover is active or committed, and a planned failover's point is every
+    write the source took (the seal: zero loss).
 
 Why hypothesis runs in a worker thread: the target and the source live on the test's
 event loop (the CLI subprocesses talk to that target), and hypothesis' state machines
 are synchronous. The machine runs in ``asyncio.to_thread`` and hands coroutines to the
 loop with ``run_coroutine_threadsafe``; the CLI and pyVmomi calls block only the thread.
-Not in the model: planned failover and failback (each needs a protected-site vCenter and
-a second target; they have their own tests), target kill/restart (the site's target runs
-in the test's process), link cuts other than dropping the source's stream.
+The target restarts too (its server and RocksDB closed and opened again on the same data,
+on a new port the plan and the source are pointed at). Not in the model: failback (it
+needs a second target; it has its own tests), kill -9 of the target (it runs in the
+test's process; tests/integration/test_crash_target.py does that), link cuts other than
+dropping the source's stream. ``test_planned_walk`` is a fixed walk through the planned
+paths (hypothesis may draw none of them in a short run).
 """
 
 from __future__ import annotations
@@ -49,17 +56,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from conftest import score
+from conftest import score, start_target, stop_target
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from cdp.errors import CdpError
+from cdp.failover.faults import server_thumbprint
 from cdp.rpc.client import ReplicationClient
 from cdp.rpc.convert import LIFECYCLE_NAMES
 from cdp.source.shipper import Shipper, ShipperConfig
 
-from .drsite import GROUP, VMS, DrSite, LiveSource, inventory, make_site
+from .drsite import GROUP, VMS, DrSite, LiveSource, inventory, make_site, register_protected_vms
 from .harness import Inventory, start_vcsim
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,6 +101,7 @@ class Model:
     kept: bool = False  # -dr folders left in place by rollback --keep-recovered-data
     point: int | None = None  # the active live failover's seq
     destroyed_by: str = ""  # the last flag that named the loss of recovered data
+    planned: bool = False  # the active (or committed) live failover was planned
 
     @property
     def fenced(self) -> bool:
@@ -105,8 +114,22 @@ class World:
     def __init__(self, loop: asyncio.AbstractEventLoop, binary: Path, root: Path) -> None:
         self.loop = loop
         self.vcsim = start_vcsim(binary, Inventory(), root / "vcsim.log")
+        self.prod = start_vcsim(binary, Inventory(portgroups=()), root / "prod-vcsim.log")
         self.site: DrSite = self.call(make_site(self.vcsim, root, writes=100))
-        self.plan = str(self.site.write_plan())
+        self.prod_si = self.prod.connect()
+        register_protected_vms(self.prod_si, root / "source")
+        protected_site = {
+            "vcenter": {
+                "url": f"https://{self.prod.host}:{self.prod.port}/sdk",
+                "credentials": {"file": str(root / "vcenter.cred")},
+                "tls": {"thumbprint": server_thumbprint(self.prod.host, self.prod.port, 5)},
+            },
+            "datacenter": "DC0",
+            "shutdown": "power_off",
+            "seal_timeout_s": 10,
+        }
+        self.protected_site = protected_site
+        self.plan = str(self.site.write_plan(self.site.plan_dict(protected_site=protected_site)))
         self.log: list[str] = []
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
@@ -117,6 +140,7 @@ class World:
         with contextlib.suppress(Exception):
             self.call(self.site.close())
         self.vcsim.close()
+        self.prod.close()
 
     @property
     def source(self) -> LiveSource:
@@ -195,10 +219,29 @@ class World:
             await src.client.close()
             src.client = ReplicationClient(self.site.target.address)
             spec = src.host.group_spec(GROUP)
+            old = src.shipper  # the host's seal gates stay as they are: so does its seal
             src.shipper = Shipper(spec, src.buffer, src.client, ShipperConfig("src-host"))
+            src.shipper.hold_writes = old.hold_writes
+            src.shipper.release_writes = old.release_writes
+            src.shipper.seal_asked = old.seal_asked
             await src.start()
 
         self.call(again())
+
+    def restart_target(self, source_up: bool) -> None:
+        """Stop the target and open its data again (a new port: plan and source follow)."""
+        if source_up:
+            self.drop_link()
+
+        async def restart() -> None:
+            old = self.site.target
+            await stop_target(old)
+            self.site.target = await start_target(old.data_dir, history_window_s=3600.0)
+
+        self.call(restart())
+        self.site.write_plan(self.site.plan_dict(protected_site=self.protected_site))
+        if source_up:
+            self.reconnect()
 
     def old_epoch_session_refused(self) -> bool:
         """Whether a session of epoch 0 (the old source) is refused as fenced."""
@@ -238,6 +281,10 @@ class World:
 
     def power(self) -> dict[str, str]:
         return {name: state for name, _, state in inventory(self.site.si)}
+
+    def prod_power(self) -> dict[str, str]:
+        """The source VMs' power states at the protected site."""
+        return {name: state for name, _, state in inventory(self.prod_si)}
 
 
 class LifecycleMachine(RuleBasedStateMachine):
@@ -304,16 +351,35 @@ class LifecycleMachine(RuleBasedStateMachine):
             args += ["--at", str(seq)]
         connected = m.source_up and not m.fenced and self.world.source_writes(3, 10)
         args += ["--force-split-brain"] * force + ["--overwrite-recovered"] * overwrite
-        if m.op == "live":
-            ok = seq in (None, m.point)  # a resume; another point: roll back first
+        if m.op == "live":  # a resume (of an unplanned run); another point: roll back first
+            ok = seq in (None, m.point) and not m.planned
         else:
             ok = m.op == "idle" and (force or not connected) and (overwrite or not m.kept)
         if self.act(tuple(args), kill, 0 if ok else 1) and m.op != "live":
             if m.kept:
                 m.destroyed_by = "--overwrite-recovered"
-            m.op, m.kept = "live", False
+            m.op, m.kept, m.planned = "live", False, False
             m.point = self.world.status()["points"][GROUP]["seq"]
             assert seq is None or m.point == seq, (m.point, seq)
+        if m.op == "live":
+            self.world.guest_writes()
+            m.dr_data = True
+
+    @rule(kill=KILL, overwrite=st.booleans())
+    def run_planned(self, kill: float | None, overwrite: bool) -> None:
+        m = self.model
+        args = ("run", "--planned", "--no-wait", *["--overwrite-recovered"] * overwrite)
+        if m.op == "live":
+            ok = m.planned  # a resume; an unplanned one is another operation
+        else:  # the seal needs the source connected (else refused at the check)
+            ok = m.op == "idle" and m.source_up and (overwrite or not m.kept)
+        if self.act(args, kill, 0 if ok else 1) and m.op != "live":
+            if m.kept:
+                m.destroyed_by = "--overwrite-recovered"
+            m.op, m.kept, m.planned = "live", False, True
+            m.point = self.world.status()["points"][GROUP]["seq"]
+            # (e) zero loss: the sealed point is every write the source completed
+            assert m.point == self.world.source.writes, (m.point, self.world.source.writes)
         if m.op == "live":
             self.world.guest_writes()
             m.dr_data = True
@@ -330,7 +396,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         m = self.model
         ok = m.op == "live" and flag != ""
         if self.act(("rollback", *([flag] if flag else [])), kill, 0 if ok else 1):
-            m.op, m.point = "idle", None
+            m.op, m.point, m.planned = "idle", None, False
             m.kept = flag == "--keep-recovered-data"
             if not m.kept:
                 m.dr_data, m.destroyed_by = False, flag
@@ -357,6 +423,13 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert not self.world.source_writes(3, 2.0)
             assert self.world.group().durable_seq == before, "a fenced source wrote"
 
+    @rule()
+    def target_restarts(self) -> None:
+        score("lifecycle operations tried")
+        score("lifecycle target restarts")
+        self.world.restart_target(self.model.source_up)
+        self.world.log.append("  the target restarts")
+
     # ------------------------------------------------------------ invariants
 
     @invariant()
@@ -368,6 +441,9 @@ class LifecycleMachine(RuleBasedStateMachine):
             score("lifecycle invariants held")
         score("lifecycle invariants checked")
         self.production_running_or_reported(status)
+        score("lifecycle invariants held")
+        score("lifecycle invariants checked")
+        self.protected_site_as_planned()
         score("lifecycle invariants held")
 
     def recovered_data_kept(self, status: dict[str, Any]) -> None:
@@ -413,6 +489,12 @@ class LifecycleMachine(RuleBasedStateMachine):
         else:
             assert not self.world.group().source_connected, "a lost source shown connected"
 
+    def protected_site_as_planned(self) -> None:
+        """(e) the source VMs are off exactly while a planned failover is active/committed."""
+        planned = self.model.planned and self.model.op in ("live", "committed")
+        state = "poweredOff" if planned else "poweredOn"
+        assert self.world.prod_power() == {vm: state for vm in VMS}, self.world.prod_power()
+
 
 def _run_machine(
     loop: asyncio.AbstractEventLoop, binary: Path, root: Path, examples: int, steps: int
@@ -446,6 +528,33 @@ async def test_lifecycle_model_soak(vcsim_binary: Path, tmp_path: Path) -> None:
     await asyncio.to_thread(_run_machine, loop, vcsim_binary, tmp_path, 25, 20)
 
 
+def _planned_walk(loop: asyncio.AbstractEventLoop, binary: Path, root: Path) -> None:
+    """Planned run, target restart, rollback, planned run killed and resumed, commit."""
+    cls = type("Machine", (LifecycleMachine,), {"loop": loop, "binary": binary, "root": root})
+    m = cls()
+    try:
+        m.invariants_hold()
+        for step in (
+            lambda: m.run_planned(None, False),
+            m.target_restarts,
+            lambda: m.rollback(None, "--discard-recovered-data"),
+            lambda: m.run_planned(1.5, False),
+            m.target_restarts,
+            lambda: m.commit(None),
+            lambda: m.verify(None),
+        ):
+            step()
+            m.invariants_hold()
+        assert m.model.op == "committed" and m.model.planned
+    finally:
+        m.teardown()
+
+
+async def test_planned_walk(vcsim_binary: Path, tmp_path: Path) -> None:
+    """The planned paths, in a fixed order, with every invariant after every step."""
+    await asyncio.to_thread(_planned_walk, asyncio.get_running_loop(), vcsim_binary, tmp_path)
+
+
 def _test_after_commit(loop: asyncio.AbstractEventLoop, binary: Path, root: Path) -> None:
     world = World(loop, binary, root)
     try:
@@ -457,6 +566,9 @@ def _test_after_commit(loop: asyncio.AbstractEventLoop, binary: Path, root: Path
             assert code == 0, out
             g = world.group()
             assert (LIFECYCLE_NAMES[g.lifecycle], g.epoch) == LIFECYCLE["committed"], args
+            if args != ("test",):  # (while a test runs, status shows that operation)
+                state = world.status().get("state")  # found by the model: lost after verify
+                assert state == "failed over, committed", (args, state)
     finally:
         world.close()
 
