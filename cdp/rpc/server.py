@@ -365,6 +365,7 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
             received_unix_ns=stored.received_ns, reported_by=stored.reported_by
         )
 
+    @unary
     async def SealGroup(  # noqa: N802 - gRPC method name
         self, request: pb.SealGroupRequest, context: Context
     ) -> pb.SealGroupResponse:
