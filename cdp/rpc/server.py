@@ -12,7 +12,6 @@ import collections
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -22,8 +21,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from cdp import audit, errors
 from cdp.record import Record
-from cdp.rpc import auth, convert, decode, verdict_calls, wire
-from cdp.target import seal
+from cdp.rpc import auth, convert, decode, failover_calls, verdict_calls, wire
 from cdp.target.committer import Ack
 from cdp.target.intake import Limits, check_limits
 from cdp.target.target import Target
@@ -261,6 +259,8 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         bands = await asyncio.to_thread(self.target.suspect_bands, request.group_id)
         return convert.timeline_to_pb(t, bands)
 
+    ReportFailoverProgress = unary(failover_calls.report_failover_progress)
+    SealGroup = unary(failover_calls.seal_group)
     ListSuspicions = unary(verdict_calls.list_suspicions)
     MarkCompromised = unary(verdict_calls.mark_compromised)
     DismissSuspicion = unary(verdict_calls.dismiss_suspicion)
@@ -341,52 +341,6 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         )
         return pb.SetLifecycleResponse(
             state=convert.LIFECYCLES[lc.state], epoch=lc.epoch, changed_unix_ns=lc.changed_ns
-        )
-
-    @unary
-    async def ReportFailoverProgress(  # noqa: N802 - gRPC method name
-        self, request: pb.ReportFailoverProgressRequest, context: Context
-    ) -> pb.ReportFailoverProgressResponse:
-        """Keep a failover operation's newest progress for the groups it names."""
-        found = convert.progress_from_pb(request)
-        found.check()
-        for i, group_id in enumerate(found.group_ids):
-            try:
-                self.target.members(group_id)
-            except errors.NotFoundError:
-                raise errors.NotFoundError(
-                    f"group_ids[{i}]: no group {group_id!r} at this target"
-                ) from None
-        who = auth.identity_of(context)
-        stored = self.target.progress.report(
-            found, str(who) if who else audit.INSECURE, time.time_ns()
-        )
-        return pb.ReportFailoverProgressResponse(
-            received_unix_ns=stored.received_ns, reported_by=stored.reported_by
-        )
-
-    @unary
-    async def SealGroup(  # noqa: N802 - gRPC method name
-        self, request: pb.SealGroupRequest, context: Context
-    ) -> pb.SealGroupResponse:
-        """Ask a group's sources to seal and wait for it (cdp/target/seal.py), or lift it."""
-        timeout_s = seal.check_timeout(request.timeout_seconds)
-        members = self.target.members(request.group_id)
-        if request.release:
-            released = seal.release_members(members)
-            self._nudge([m.session_id for m in members if m.session_id])
-            return pb.SealGroupResponse(released=released)
-        sealed = await seal.seal_members(request.group_id, members, timeout_s, self._nudge)
-        return pb.SealGroupResponse(
-            members=[
-                pb.MemberSeal(
-                    member_id=s.member_id,
-                    source_id=s.source_id,
-                    sealed_seq=s.seq,
-                    sealed_unix_ns=s.sealed_ns,
-                )  # fmt: skip
-                for s in sealed
-            ]
         )
 
     def _nudge(self, session_ids: list[str]) -> None:
