@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from cdp.cli import common
+from cdp.cli import common, journal_keys
 from cdp.errors import ConfigError, InvalidInputError
 from cdp.failover.yamlkeys import Section, UniqueKeyLoader
 from cdp.group import check_name
@@ -32,7 +32,7 @@ DEFAULT_LISTEN = "127.0.0.1:7711"
 """Where the target serves gRPC unless told otherwise."""
 TOP_KEYS = (
     "data_dir", "listen", "http", "http_allow_hosts", "tls_dir", "insecure",
-    "scrub_interval", "policies", "groups", "verify",
+    "scrub_interval", "policies", "groups", "verify", "journal_key_file",
 )  # fmt: skip
 """The keys of the file's top level."""
 POLICY_KEYS = ("history_window", "journal_limit", "checkpoint_interval", "rpo_alert", "priority")
@@ -111,6 +111,10 @@ def parse_config(data: object, flags: argparse.Namespace | None = None) -> Serve
         if scrub is None else scrub,
         policies=policies,
         group_policies=_groups(top.section("groups"), policies),
+        journal_keys=journal_keys.load_keyring(
+            _flag(flags, "journal_key_file") or top.string("journal_key_file", ""),
+            "--journal-key-file" if _flag(flags, "journal_key_file") else "journal_key_file",
+        ),
     )  # fmt: skip
     listen, http = top.string("listen", DEFAULT_LISTEN), top.string("http", "")
     allow_hosts = top.strings("http_allow_hosts")

@@ -62,6 +62,15 @@ def checkpoint_head_key(group: str) -> str:
     return f"journal-head/{group}"
 
 
+def checkpoint_head(index: Index, group: str) -> tuple[int, bytes] | None:
+    """(seq, chain head) the group's last checkpoint recorded, if any."""
+    raw = index.get_meta(checkpoint_head_key(group))
+    if not raw:
+        return None
+    seq, head = CHECKPOINT_HEAD.unpack(raw)
+    return seq, head
+
+
 def orphan_journals(journal_dir: str, known: set[str]) -> list[str]:
     """Groups with segments on disk that the index does not know (its metadata was lost)."""
     if not os.path.isdir(journal_dir):
@@ -260,10 +269,10 @@ class Journal:
 
     def _checkpoint_mismatch(self) -> JournalCorruptError | None:
         """The damage when the record at the last checkpoint has another head than then."""
-        raw = self._index.get_meta(checkpoint_head_key(self.group))
-        if not raw:
+        found = checkpoint_head(self._index, self.group)
+        if found is None:
             return None
-        seq, head = CHECKPOINT_HEAD.unpack(raw)
+        seq, head = found
         if not self.first_seq() <= seq <= self.durable_seq:
             return None  # released since (or never durable: the index check covers it)
         seg = self._segment_of(seq)
@@ -276,11 +285,6 @@ class Journal:
             seg.path, entry.position, "the chain head differs from the one the checkpoint "
             "recorded: records up to it were rewritten", seq,
         )  # fmt: skip
-
-    def chain_checkpoint(self) -> tuple[int, bytes] | None:
-        """(seq, chain head) the last checkpoint recorded, if any."""
-        raw = self._index.get_meta(checkpoint_head_key(self.group))
-        return CHECKPOINT_HEAD.unpack(raw) if raw else None
 
     def _reconcile_index(self) -> int:
         """Re-index records the index lacks (it never knows more: see :meth:`_index_ahead`)."""

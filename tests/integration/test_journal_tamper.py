@@ -1,0 +1,342 @@
+"""The tamper-evident journal on real files: `cdp journal verify` names segment and seq of
+every kind of edit, and the journal refuses to open or apply what was edited."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import make_record
+
+from cdp import naming
+from cdp.cli.journal import verify
+from cdp.errors import JournalCorruptError
+from cdp.journal.journal import Journal
+from cdp.journal.seal import Keyring, parse_keyring
+from cdp.journal.segment import scan
+from cdp.journal.store.rocksdb import RocksIndex
+from cdp.record import CHAINED_HEADER_SIZE, FIELDS_SIZE, Record, record_crc
+
+GROUP = "g1"
+KEY_LINE = "k1:" + "11" * 32
+
+
+def recs(first: int, n: int) -> list[Record]:
+    rng = random.Random(first)
+    return [make_record(s, s % 2, s * 4096, rng.randbytes(512)) for s in range(first, first + n)]
+
+
+@dataclass
+class Built:
+    """A stopped target's data dir with a chained journal of 40 acked records."""
+
+    data_dir: str
+    keys: Keyring | None
+    key_file: str | None
+    every: list[Record]
+
+    def segments(self) -> list[str]:
+        folder = os.path.join(self.data_dir, "journal", GROUP)
+        return [os.path.join(folder, n) for n in sorted(os.listdir(folder))]
+
+    def journal(self) -> tuple[Journal, RocksIndex]:
+        index = RocksIndex(os.path.join(self.data_dir, "index"))
+        root = os.path.join(self.data_dir, "journal")
+        return Journal(root, GROUP, index, segment_bytes=6000, keys=self.keys), index
+
+
+def build(tmp_path: Path, keyed: bool) -> Built:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data_dir = str(tmp_path / "target")
+    key_file = None
+    keys = None
+    if keyed:
+        key_file = str(tmp_path / "journal.key")
+        Path(key_file).write_text(KEY_LINE + "\n")
+        os.chmod(key_file, 0o600)
+        keys = parse_keyring(KEY_LINE, "test")
+    built = Built(data_dir, keys, key_file, recs(1, 40))
+    j, index = built.journal()
+    j.open()
+    for i in range(0, 40, 4):
+        if i % 8 == 0:
+            j.request_checkpoint()
+        j.append(built.every[i : i + 4])
+        j.sync()
+    j.close()
+    index.close()
+    assert len(built.segments()) >= 5
+    return built
+
+
+def spans(path: str, keys: Keyring | None) -> list[tuple[int, int, int]]:
+    """(seq, offset, bytes) of every record of a segment."""
+    first = naming.parse_segment(os.path.basename(path))
+    assert first is not None
+    found = scan(path, first, keys)
+    return [(loc.header.seq, loc.offset, loc.header.size + loc.header.frame_len)
+            for loc in found.records]  # fmt: skip
+
+
+def edit(path: str, fn: Callable[[bytearray], bytes]) -> None:
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    with open(path, "wb") as f:
+        f.write(fn(data))
+
+
+def fix_crc(data: bytearray, at: int) -> None:
+    """Recompute the record checksum of the v2 record at ``at`` (a checksum-aware edit)."""
+    flen = int.from_bytes(data[at + 20 : at + 24], "little")
+    head = bytes(data[at : at + CHAINED_HEADER_SIZE - 8])
+    frame = bytes(data[at + CHAINED_HEADER_SIZE : at + CHAINED_HEADER_SIZE + flen])
+    data[at + CHAINED_HEADER_SIZE - 8 : at + CHAINED_HEADER_SIZE] = record_crc(
+        head, frame
+    ).to_bytes(8, "little")
+
+
+# -- the tampering, each returning (segment path, seq) the finding must name -----------
+
+
+def edit_byte(b: Built) -> tuple[str, int]:
+    path = b.segments()[1]
+    seq, at, _ = spans(path, b.keys)[2]
+
+    def fn(d: bytearray) -> bytes:
+        d[at + CHAINED_HEADER_SIZE + 5] ^= 0x01
+        return bytes(d)
+
+    edit(path, fn)
+    return path, seq
+
+
+def edit_byte_fixing_crc(b: Built) -> tuple[str, int]:
+    path = b.segments()[1]
+    seq, at, _ = spans(path, b.keys)[1]
+
+    def fn(d: bytearray) -> bytes:
+        d[at + CHAINED_HEADER_SIZE + 5] ^= 0x01
+        fix_crc(d, at)
+        return bytes(d)
+
+    edit(path, fn)
+    return path, seq
+
+
+def unkeyed_tag(prev: bytes, fields: bytes, frame: bytes) -> bytes:
+    """A chain tag as anyone without the key can compute it."""
+    h = hashlib.blake2b(prev, person=b"cdp-chain", digest_size=16)
+    h.update(fields)
+    h.update(frame)
+    return h.digest()
+
+
+def rechain(path: str, keys: Keyring | None) -> int:
+    """Edit the first record of a segment, then recompute every CRC and (unkeyed) chain tag
+    to its end, as an attacker without the key can; return the edited seq."""
+    rows = spans(path, keys)
+    seq, at, _ = rows[0]
+    found = scan(path, seq, keys)
+    assert found.seal is not None
+    prev = found.seal.header.prev_head
+
+    def fn(d: bytearray) -> bytes:
+        nonlocal prev
+        d[at + CHAINED_HEADER_SIZE + 7] ^= 0x01
+        for _, off, size in rows:
+            fields = bytes(d[off : off + FIELDS_SIZE])
+            prev = unkeyed_tag(prev, fields, bytes(d[off + CHAINED_HEADER_SIZE : off + size]))
+            d[off + FIELDS_SIZE : off + FIELDS_SIZE + 16] = prev
+            fix_crc(d, off)
+        return bytes(d)
+
+    edit(path, fn)
+    return seq
+
+
+def rechain_segment_without_key(b: Built) -> tuple[str, int]:
+    """Only the next segment's header (or, keyed, the key) gives a recomputed chain away."""
+    segs = b.segments()
+    seq = rechain(segs[1], b.keys)
+    if b.keys is None:  # the chain inside holds; the next header does not continue it
+        return segs[2], naming.parse_segment(os.path.basename(segs[2])) or 0
+    return segs[1], seq
+
+
+def remove_record(b: Built) -> tuple[str, int]:
+    path = b.segments()[2]
+    seq, at, size = spans(path, b.keys)[1]
+    edit(path, lambda d: bytes(d[:at] + d[at + size :]))
+    return path, seq
+
+
+def swap_pair(b: Built) -> tuple[str, int]:
+    path = b.segments()[2]
+    rows = spans(path, b.keys)
+    (s1, a1, n1), (_, a2, n2) = rows[0], rows[1]
+    edit(path, lambda d: bytes(d[:a1] + d[a2 : a2 + n2] + d[a1 : a1 + n1] + d[a2 + n2 :]))
+    return path, s1
+
+
+def truncate_sealed(b: Built) -> tuple[str, int]:
+    path = b.segments()[1]
+    rows = spans(path, b.keys)
+    seq, at, _ = rows[-2]
+    edit(path, lambda d: bytes(d[:at]))
+    return path, seq
+
+
+def truncate_mid_record(b: Built) -> tuple[str, int]:
+    path = b.segments()[1]
+    seq, at, _ = spans(path, b.keys)[-1]
+    edit(path, lambda d: bytes(d[: at + 30]))
+    return path, seq
+
+
+def truncate_last(b: Built) -> tuple[str, int]:
+    path = b.segments()[-1]
+    rows = spans(path, b.keys)
+    seq, at, _ = rows[len(rows) // 2]
+    edit(path, lambda d: bytes(d[:at]))
+    return path, seq
+
+
+def remove_middle_segment(b: Built) -> tuple[str, int]:
+    segs = b.segments()
+    first = naming.parse_segment(os.path.basename(segs[2]))
+    assert first is not None
+    os.unlink(segs[2])
+    return segs[1], first
+
+
+TAMPERS = [
+    edit_byte, edit_byte_fixing_crc, rechain_segment_without_key, remove_record, swap_pair,
+    truncate_sealed, truncate_mid_record, truncate_last, remove_middle_segment,
+]  # fmt: skip
+
+
+def test_an_untouched_journal_verifies(tmp_path: Path) -> None:
+    for keyed in (False, True):
+        b = build(tmp_path / str(keyed), keyed)
+        (v,) = verify(b.data_dir, None, b.key_file)
+        assert v.intact, v.problems
+        assert v.records == 40 and v.acked_seq == 40 and v.checkpoint_seq == 36
+        assert all(s.chained for s in v.segments)
+        assert {s.key_id for s in v.segments} == {"k1" if keyed else ""}
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain", "keyed"])
+@pytest.mark.parametrize("tamper", TAMPERS, ids=[t.__name__ for t in TAMPERS])
+def test_verify_names_segment_and_seq_of_each_tampering(
+    tmp_path: Path, tamper: Callable[[Built], tuple[str, int]], keyed: bool
+) -> None:
+    b = build(tmp_path, keyed)
+    path, seq = tamper(b)
+    (v,) = verify(b.data_dir, None, b.key_file)
+    assert not v.intact
+    assert (path, seq) in [(f.path, f.seq) for f in v.problems], v.problems
+
+
+def test_cli_exit_codes_and_output(tmp_path: Path) -> None:
+    b = build(tmp_path, keyed=True)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    cmd = [sys.executable, "-m", "cdp", "journal", "verify", "--data-dir", b.data_dir]
+    ok = subprocess.run([*cmd, "--key-file", str(b.key_file)], capture_output=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert b"INTACT" in ok.stdout
+    path, seq = swap_pair(b)
+    bad = subprocess.run([*cmd, "--key-file", str(b.key_file)], capture_output=True, env=env)
+    assert bad.returncode == 1
+    assert f"DATA_LOSS {path} seq {seq}".encode() in bad.stdout, bad.stdout
+    nokey = subprocess.run(cmd, capture_output=True, env=env)
+    assert nokey.returncode == 1 and b"key id 'k1'" in nokey.stdout, nokey.stdout
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain", "keyed"])
+def test_open_refuses_a_tampered_last_segment(tmp_path: Path, keyed: bool) -> None:
+    """A checksum-aware edit of an acked record is tampering, not a torn tail: never cut."""
+    b = build(tmp_path, keyed)
+    path = b.segments()[-1]
+    seq, at, _ = spans(path, b.keys)[1]
+
+    def fn(d: bytearray) -> bytes:
+        d[at + CHAINED_HEADER_SIZE + 2] ^= 0x10
+        fix_crc(d, at)
+        return bytes(d)
+
+    edit(path, fn)
+    before = Path(path).read_bytes()
+    j, index = b.journal()
+    try:
+        with pytest.raises(JournalCorruptError) as info:
+            j.open()
+        assert info.value.path == path and info.value.seq == seq
+        assert "chain tag mismatch" in str(info.value)
+    finally:
+        j.close()
+        index.close()
+    assert Path(path).read_bytes() == before, "acked records were cut"
+
+
+def test_open_refuses_a_removed_middle_segment(tmp_path: Path) -> None:
+    b = build(tmp_path, keyed=False)
+    segs = b.segments()
+    os.unlink(segs[2])
+    j, index = b.journal()
+    try:
+        with pytest.raises(JournalCorruptError) as info:
+            j.open()
+        assert info.value.path == segs[1], str(info.value)
+        assert "the index places it in segment" in str(info.value)
+    finally:
+        j.close()
+        index.close()
+
+
+def test_apply_reads_refuse_an_edited_sealed_record(tmp_path: Path) -> None:
+    """Open checks only headers and links of sealed segments; reading for apply extends
+    the chain record by record and stops at the edited one, naming segment and seq."""
+    b = build(tmp_path, keyed=False)
+    path, seq = edit_byte_fixing_crc(b)
+    j, index = b.journal()
+    try:
+        j.open()
+        got: list[Record] = []
+        with pytest.raises(JournalCorruptError) as info:
+            got.extend(j.read_range(1, 40))
+        assert info.value.path == path and info.value.seq == seq
+        assert [r.seq for r in got] == list(range(1, seq))
+        assert got == b.every[: seq - 1]
+        entry = j.lookup(seq)
+        assert entry is not None
+        with pytest.raises(JournalCorruptError, match="chain tag mismatch"):
+            j.read_entry(entry)  # random access checks the chain too
+    finally:
+        j.close()
+        index.close()
+
+
+def test_checkpoint_head_pins_a_fully_recomputed_history(tmp_path: Path) -> None:
+    """Without a key, an attacker can recompute every tag; the head a checkpoint stored in
+    the index still gives it away (unless the index is rewritten too: docs/SECURITY.md)."""
+    b = build(tmp_path, keyed=False)
+    last = b.segments()[-1]
+    seq = rechain(last, None)
+    assert scan(last, seq, None).stop_reason == ""  # every record checks out on its own
+    j, index = b.journal()
+    try:
+        with pytest.raises(JournalCorruptError, match="checkpoint recorded") as info:
+            j.open()
+        assert info.value.seq == 36 and info.value.path == last
+    finally:
+        j.close()
+        index.close()
+    (v,) = verify(b.data_dir, None, None)
+    assert (last, 36) in [(f.path, f.seq) for f in v.problems]
