@@ -278,6 +278,8 @@ def describe_reload(old: ServeSettings, new: ServeSettings) -> tuple[list[str], 
         for key in RESTART_KEYS
         if getattr(old, key) != getattr(new, key)
     ]
+    if old.target.journal_keys != new.target.journal_keys:  # never printed: secrets
+        restart.append("journal_key_file: the journal keyring changed; needs a restart")
     return live, restart
 
 

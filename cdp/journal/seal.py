@@ -31,7 +31,7 @@ import hashlib
 import os
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -60,7 +60,8 @@ class JournalKey:
     """One key of the keyring: its id (written in segment headers) and its 32 bytes."""
 
     key_id: str
-    secret: bytes
+    secret: bytes = field(repr=False)
+    """Never in a repr, a log line or an error."""
 
     def check(self) -> bytes:
         """8 bytes derived from the key, stored in headers to tell a wrong key."""
