@@ -14,7 +14,7 @@ Version 1 (the previous release; still read, never written) is a 64-byte header:
 Version 2 (chained) keeps bytes 0..56 (version 2; the u32 at 36 is the nonce epoch of an
 encrypted record) and then::
 
-   56  chain_tag 16s (BLAKE2b-128 over the previous record's tag, bytes 0..56, the frame;
+   56  chain_tag 16s (SHA-256/128 over the previous record's tag, bytes 0..56, the frame;
                       keyed when the segment is: cdp/journal/seal.py)
    72  record_crc u64 (xxh3 over bytes 0..72 and the frame)
 

@@ -131,11 +131,8 @@ def edit_byte_fixing_crc(b: Built) -> tuple[str, int]:
 
 
 def unkeyed_tag(prev: bytes, fields: bytes, frame: bytes) -> bytes:
-    """A chain tag as anyone without the key can compute it."""
-    h = hashlib.blake2b(prev, person=b"cdp-chain", digest_size=16)
-    h.update(fields)
-    h.update(frame)
-    return h.digest()
+    """A chain tag as anyone without the key can compute it (docs: SHA-256, truncated)."""
+    return hashlib.sha256(b"cdp-record-chain\0" + prev + fields + frame).digest()[:16]
 
 
 def rechain(path: str, keys: Keyring | None) -> int:
