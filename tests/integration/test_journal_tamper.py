@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import make_record
+from conftest import make_record, start_target, stop_target
+from test_journal_target_corruption import SPEC, last_segment, send
+from test_journal_target_corruption import recs as live_recs
 
 from cdp import naming
 from cdp.cli.journal import verify
-from cdp.errors import JournalCorruptError
+from cdp.errors import JournalCorruptError, RemoteError
 from cdp.journal.journal import Journal
 from cdp.journal.seal import Keyring, parse_keyring
 from cdp.journal.segment import scan
@@ -337,3 +339,34 @@ def test_checkpoint_head_pins_a_fully_recomputed_history(tmp_path: Path) -> None
         index.close()
     (v,) = verify(b.data_dir, None, None)
     assert (last, 36) in [(f.path, f.seq) for f in v.problems]
+
+
+async def test_a_target_refuses_an_edited_acked_record_with_data_loss(tmp_path: Path) -> None:
+    """Through a real target (gRPC, RocksDB, encrypted and keyed journal): a record edited
+    after it was acked puts the group in ERROR; the handshake answers DATA_LOSS naming
+    segment and seq."""
+    keys = parse_keyring(KEY_LINE, "test")
+    data_dir = str(tmp_path / "target")
+    config = {"history_window_s": 3600, "journal_keys": keys}
+    r = await start_target(data_dir, **config)
+    try:
+        assert await send(r, [live_recs(1, 6), live_recs(7, 6)], next_seq=1) == 12
+    finally:
+        await stop_target(r)
+    path = last_segment(data_dir)
+    seq, at, _ = spans(path, keys)[4]
+
+    def fn(d: bytearray) -> bytes:
+        d[at + CHAINED_HEADER_SIZE + 9] ^= 0x20
+        fix_crc(d, at)
+        return bytes(d)
+
+    edit(path, fn)
+    r = await start_target(data_dir, **config)
+    try:
+        with pytest.raises(RemoteError) as info:
+            await r.client.open_session("host-a", SPEC, 0, 13)
+        assert info.value.code == "DATA_LOSS"
+        assert path in str(info.value) and f"seq {seq}" in str(info.value), str(info.value)
+    finally:
+        await stop_target(r)
