@@ -8,11 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import make_record
+from conftest import make_record, start_target, stop_target
+from test_journal_target_corruption import recs as live_recs
+from test_journal_target_corruption import send
 
 from cdp import codec
 from cdp.cli.journal import verify
 from cdp.cli.journal_keys import load_keyring
+from cdp.cli.scrub import scrub
 from cdp.errors import ConfigError, JournalKeyError
 from cdp.journal.journal import Journal
 from cdp.journal.seal import SEGMENT_HEADER_SIZE, ZERO_HEAD, Keyring, parse_keyring
@@ -229,3 +232,20 @@ def test_key_file_must_be_private(tmp_path: Path) -> None:
     assert keys is not None and keys.newest.key_id == "k1"
     env_keys = load_keyring(None, env={"CDP_JOURNAL_KEY": f"{K1},{K2}"})
     assert env_keys is not None and env_keys.newest.key_id == "k2"
+
+
+async def test_target_scrub_checks_an_encrypted_journal_with_its_key(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "target")
+    keys = parse_keyring(K1, "test")
+    r = await start_target(data_dir, history_window_s=3600, journal_keys=keys)
+    try:
+        assert await send(r, [live_recs(1, 6), live_recs(7, 6)], next_seq=1) == 12
+    finally:
+        await stop_target(r)
+    key_file = tmp_path / "keys"
+    key_file.write_text(K1)
+    key_file.chmod(0o600)
+    report = scrub(data_dir, 0, str(key_file))
+    assert report.damage == [] and report.records_checked == 12
+    with pytest.raises(JournalKeyError, match="key id 'k1'"):
+        scrub(data_dir, 0, None)
