@@ -404,9 +404,6 @@ class Journal:
         checkpoints = ends[-1:] if self._checkpoint_due else []
         try:
             self._index.put_batch(self.group, entries, ends, checkpoints)
-            if checkpoints:  # the head at a checkpoint: what a later edit cannot match
-                value = CHECKPOINT_HEAD.pack(checkpoints[0], self._segments[-1].head)
-                self._index.put_meta(checkpoint_head_key(self.group), value)
         except Exception:
             self._rollback_unsynced()
             raise
@@ -414,6 +411,9 @@ class Journal:
         last = self._unsynced[-1][-1]
         self._unsynced.clear()
         self.durable_seq, self.durable_ns = last.seq, last.source_ns
+        if checkpoints:  # the head at a checkpoint: what a later rewrite cannot match
+            value = CHECKPOINT_HEAD.pack(checkpoints[0], self._segments[-1].head)
+            self._index.put_meta(checkpoint_head_key(self.group), value)
         return self.durable_seq, self.durable_ns
 
     def _synced(self, seg: Segment) -> None:

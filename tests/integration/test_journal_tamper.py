@@ -24,7 +24,7 @@ from cdp.journal.journal import Journal
 from cdp.journal.seal import Keyring, parse_keyring
 from cdp.journal.segment import scan
 from cdp.journal.store.rocksdb import RocksIndex
-from cdp.record import CHAINED_HEADER_SIZE, FIELDS_SIZE, Record, record_crc
+from cdp.record import CHAINED_HEADER_SIZE, FIELDS_SIZE, Record, encode, record_crc
 
 GROUP = "g1"
 KEY_LINE = "k1:" + "11" * 32
@@ -370,3 +370,41 @@ async def test_a_target_refuses_an_edited_acked_record_with_data_loss(tmp_path: 
         assert path in str(info.value) and f"seq {seq}" in str(info.value), str(info.value)
     finally:
         await stop_target(r)
+
+
+def test_a_previous_release_journal_opens_and_verifies_as_unchained(tmp_path: Path) -> None:
+    """Segments without a header (records at offset 0, version 1) still open and read;
+    new records go to a new chained segment; verify notes them as unchained, intact."""
+    data_dir = tmp_path / "target"
+    folder = data_dir / "journal" / GROUP
+    folder.mkdir(parents=True)
+    old = recs(1, 12)
+    for first in (1, 7):
+        with open(folder / naming.format_segment(first), "wb") as f:
+            for r in old[first - 1 : first + 5]:
+                f.write(encode(r) + r.frame)
+    b = Built(str(data_dir), None, None, old)
+    j, index = b.journal()
+    try:
+        assert j.open().reindexed == 12
+        assert list(j.read_range(1, 12)) == old
+        new = recs(13, 4)
+        j.append(new)
+        j.sync()
+        assert list(j.read_range(1, 16)) == old + new
+    finally:
+        j.close()
+        index.close()
+    names = sorted(os.listdir(folder))
+    assert names[-1] == naming.format_segment(13)
+    (v,) = verify(b.data_dir, None, None)
+    assert v.intact, v.problems
+    assert [s.chained for s in v.segments] == [False, False, True]
+    assert sum("unchained" in n for n in v.notes) == 2
+    j, index = b.journal()  # and it opens again (links after an unchained segment)
+    try:
+        j.open()
+        assert list(j.read_range(1, 16)) == old + new
+    finally:
+        j.close()
+        index.close()
