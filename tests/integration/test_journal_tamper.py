@@ -408,3 +408,24 @@ def test_a_previous_release_journal_opens_and_verifies_as_unchained(tmp_path: Pa
     finally:
         j.close()
         index.close()
+
+
+def test_an_unacked_torn_tail_is_noted_not_failed_and_cut_on_open(tmp_path: Path) -> None:
+    """A crash mid-append leaves a partial record past every acked seq: not tampering."""
+    b = build(tmp_path, keyed=True)
+    last = b.segments()[-1]
+    size = os.path.getsize(last)
+    rows = spans(last, b.keys)
+    _, at, n = rows[-1]
+    with open(last, "ab") as f:  # a copy of a record header, torn, as a crash leaves it
+        f.write(Path(last).read_bytes()[at : at + n // 2])
+    (v,) = verify(b.data_dir, None, b.key_file)
+    assert v.intact, v.problems
+    assert any("unacknowledged torn tail" in n for n in v.notes), v.notes
+    j, index = b.journal()
+    try:
+        assert j.open().torn_bytes_cut == n // 2
+        assert os.path.getsize(last) == size
+    finally:
+        j.close()
+        index.close()
