@@ -3,6 +3,7 @@ every kind of edit, and the journal refuses to open or apply what was edited."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import random
@@ -429,3 +430,42 @@ def test_an_unacked_torn_tail_is_noted_not_failed_and_cut_on_open(tmp_path: Path
     finally:
         j.close()
         index.close()
+
+
+async def test_a_target_stops_applying_at_an_edited_sealed_record(tmp_path: Path) -> None:
+    """Open checks only the headers and links of sealed segments; the apply loop reads
+    every record through the chain and stops the group at the edited one (ERROR, the
+    cause naming segment and seq); the applied seq never reaches it."""
+    keys = parse_keyring(KEY_LINE, "test")
+    data_dir = str(tmp_path / "target")
+    config: dict[str, object] = {"journal_keys": keys, "journal_limit_bytes": 256 * 1024}
+    r = await start_target(data_dir, history_window_s=3600, **config)
+    try:
+        batches = [live_recs(s, 10) for s in range(1, 81, 10)]
+        assert await send(r, batches, next_seq=1) == 80
+    finally:
+        await stop_target(r)
+    folder = os.path.join(data_dir, "journal", "g1")
+    first = os.path.join(folder, sorted(os.listdir(folder))[0])
+    assert len(os.listdir(folder)) >= 2
+    seq, at, _ = spans(first, keys)[5]
+
+    def fn(d: bytearray) -> bytes:
+        d[at + CHAINED_HEADER_SIZE + 4] ^= 0x08
+        fix_crc(d, at)
+        return bytes(d)
+
+    edit(first, fn)
+    r = await start_target(data_dir, history_window_s=0, **config)
+    try:
+        member = r.target.groups["g1"]
+        for _ in range(500):
+            if member.error is not None:
+                break
+            await asyncio.sleep(0.02)
+        err = member.error
+        assert isinstance(err, JournalCorruptError), err
+        assert err.path == first and err.seq == seq and "chain tag mismatch" in str(err)
+        assert member.applier.applied_seq < seq
+    finally:
+        await stop_target(r)
