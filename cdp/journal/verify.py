@@ -85,12 +85,12 @@ def verify_group(
         s for s in (naming.parse_segment(n) for n in os.listdir(folder)) if s is not None
     )
     walk = _Walk(checkpoint=checkpoint)
-    if firsts and index.get(group, firsts[0] - 1) is not None:
-        verdict.problems.append(Finding(
-            os.path.join(folder, naming.format_segment(firsts[0])), firsts[0] - 1,
-            "the index still knows this seq but no segment holds it: older segments were "
-            "removed (retention removes their index entries too)",
-        ))  # fmt: skip
+    if firsts and index.get(group, firsts[0] - 1) is not None:  # not proof: see the note
+        verdict.notes.append(
+            f"the index still knows seq {firsts[0] - 1}, below the oldest segment: older "
+            "segments were removed by something other than retention, or a power loss "
+            "undid the index's record of a release (it is written without sync)"
+        )
     for i, first in enumerate(firsts):
         path = os.path.join(folder, naming.format_segment(first))
         last = i + 1 == len(firsts)

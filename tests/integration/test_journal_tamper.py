@@ -469,3 +469,12 @@ async def test_a_target_stops_applying_at_an_edited_sealed_record(tmp_path: Path
         assert member.applier.applied_seq < seq
     finally:
         await stop_target(r)
+
+
+def test_removing_the_oldest_segment_is_only_noted(tmp_path: Path) -> None:
+    """Deleting the oldest segments looks like retention (docs/SECURITY.md): the index
+    that still knows their seqs makes a note, not a failure (a power loss can leave it)."""
+    b = build(tmp_path, keyed=False)
+    os.unlink(b.segments()[0])
+    (v,) = verify(b.data_dir, None, None)
+    assert v.intact and any("below the oldest segment" in n for n in v.notes), v.notes
