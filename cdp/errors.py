@@ -8,7 +8,8 @@
     ├── NotFoundError              unknown group, disk or VM             (NOT_FOUND)
     ├── PreconditionError          state does not allow it               (FAILED_PRECONDITION)
     │   ├── SeqGapError            a record's seq is not the next one
-    │   └── SessionError           unknown or superseded session
+    │   ├── SessionError           unknown or superseded session
+    │   └── JournalKeyError        journal key missing or wrong for a segment
     ├── SeqConflictError           known seq re-sent with other bytes    (ALREADY_EXISTS)
     ├── BookmarkExistsError        bookmark name already used            (ALREADY_EXISTS)
     ├── PointOutsideHistoryError   restore point no longer restorable    (OUT_OF_RANGE)
@@ -81,6 +82,19 @@ class SeqGapError(PreconditionError):
 
 class SessionError(PreconditionError):
     """The session is unknown, closed, or superseded by a newer one."""
+
+
+class JournalKeyError(PreconditionError):
+    """A journal segment is encrypted or keyed with a key the keyring lacks, or a wrong one."""
+
+    def __init__(self, path: str, key_id: str, detail: str) -> None:
+        super().__init__(
+            f"journal segment {path}: key id {key_id!r}: {detail}",
+            hint="give the target (and `cdp journal verify`) the keyring that holds this key "
+            "id: --journal-key-file FILE or CDP_JOURNAL_KEY (docs/SECURITY.md); old keys "
+            "stay in the keyring after a rotation",
+        )
+        self.path, self.key_id = path, key_id
 
 
 class SeqConflictError(CdpError):

@@ -17,6 +17,7 @@ from cdp.cli import (
     demo,
     failover,
     image,
+    journal,
     points,
     sim,
     status,
@@ -41,18 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (
-        demo,
-        target,
-        sim,
-        status,
-        points,
-        timeline,
-        suspicions,
-        image,
-        certs,
-        failover,
-        audit,
-    ):
+        demo, target, sim, status, points, timeline, suspicions, image, certs, failover, audit,
+        journal,
+    ):  # fmt: skip
         module.add_parser(sub)
     return parser
 

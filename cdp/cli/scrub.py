@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any
 
-from cdp.cli import common
+from cdp.cli import common, journal_keys
 from cdp.errors import InvalidInputError
 from cdp.group import GroupSpec
 from cdp.journal.store.rocksdb import RocksIndex
@@ -34,15 +34,17 @@ def add_parser(tsub: Any) -> None:
         "--rate", default=f"{DEFAULT_SCRUB_RATE_BYTES_S // 2**20}MiB", metavar="SIZE",
         help="replica bytes read per second at most (default 200MiB; 0 for no limit)",
     )  # fmt: skip
+    journal_keys.add_flag(s, "--key-file")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(handler=run)
 
 
-def scrub(data_dir: str, rate_bytes_s: int) -> ScrubReport:
-    """Scrub every group stored in a data dir."""
+def scrub(data_dir: str, rate_bytes_s: int, key_file: str | None = None) -> ScrubReport:
+    """Scrub every group stored in a data dir (``key_file``: the journal keyring)."""
     index_dir = os.path.join(data_dir, "index")
     if not os.path.isdir(index_dir):
         raise InvalidInputError("--data-dir", f"{data_dir!r} holds no target index")
+    keys = journal_keys.load_keyring(key_file, "--key-file")
     index = RocksIndex(index_dir)
     report = ScrubReport()
     try:
@@ -53,7 +55,7 @@ def scrub(data_dir: str, rate_bytes_s: int) -> ScrubReport:
             spec = GroupSpec.from_json(json.loads(raw))
             scrub_group(
                 spec, os.path.join(data_dir, "replicas"), os.path.join(data_dir, "journal"),
-                index, report, rate_bytes_s,
+                index, report, rate_bytes_s, keys,
             )  # fmt: skip
     finally:
         index.close()
@@ -62,7 +64,8 @@ def scrub(data_dir: str, rate_bytes_s: int) -> ScrubReport:
 
 async def run(args: argparse.Namespace) -> int:
     """Scrub, print the findings, exit 1 on damage."""
-    report = scrub(os.path.abspath(args.data_dir), common.parse_size("--rate", args.rate))
+    rate = common.parse_size("--rate", args.rate)
+    report = scrub(os.path.abspath(args.data_dir), rate, args.journal_key_file)
     if args.json:
         common.emit_json(dataclasses.asdict(report))
     else:

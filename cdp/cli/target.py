@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from cdp import audit
-from cdp.cli import common, scrub, target_config
+from cdp.cli import common, journal_keys, scrub, target_config
 from cdp.cli.target_config import DEFAULT_LISTEN, RESTART_KEYS, ServeSettings
 from cdp.errors import CdpError, InvalidInputError
 from cdp.fsutil import write_atomic
@@ -83,6 +83,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument(
         "--ready-file", help="write {address, pid, http_address} as JSON here once serving"
     )
+    journal_keys.add_flag(s)
     common.add_tls_flags(s, "DIR/target from `cdp certs init DIR`, with authz.yaml")
     s.set_defaults(handler=serve)
     scrub.add_parser(tsub)

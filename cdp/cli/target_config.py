@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from cdp.cli import common
+from cdp.cli import common, journal_keys
 from cdp.errors import ConfigError, InvalidInputError
 from cdp.failover.yamlkeys import Section, UniqueKeyLoader
 from cdp.group import check_name
@@ -33,7 +33,7 @@ DEFAULT_LISTEN = "127.0.0.1:7711"
 """Where the target serves gRPC unless told otherwise."""
 TOP_KEYS = (
     "data_dir", "data_group", "listen", "http", "http_allow_hosts", "tls_dir", "insecure",
-    "scrub_interval", "policies", "groups", "verify",
+    "scrub_interval", "policies", "groups", "verify", "journal_key_file",
 )  # fmt: skip
 """The keys of the file's top level."""
 POLICY_KEYS = ("history_window", "journal_limit", "checkpoint_interval", "rpo_alert", "priority")
@@ -119,6 +119,10 @@ def parse_config(data: object, flags: argparse.Namespace | None = None) -> Serve
         policies=policies,
         group_policies=_groups(top.section("groups"), policies),
         data_gid=resolve_group(group_field, data_group) if data_group else None,
+        journal_keys=journal_keys.load_keyring(
+            _flag(flags, "journal_key_file") or top.string("journal_key_file", ""),
+            "--journal-key-file" if _flag(flags, "journal_key_file") else "journal_key_file",
+        ),
     )  # fmt: skip
     listen, http = top.string("listen", DEFAULT_LISTEN), top.string("http", "")
     allow_hosts = top.strings("http_allow_hosts")
@@ -304,6 +308,8 @@ def describe_reload(old: ServeSettings, new: ServeSettings) -> tuple[list[str], 
         for key in RESTART_KEYS
         if getattr(old, key) != getattr(new, key)
     ]
+    if old.target.journal_keys != new.target.journal_keys:  # never printed: secrets
+        restart.append("journal_key_file: the journal keyring changed; needs a restart")
     return live, restart
 
 

@@ -4,7 +4,13 @@ Invariants:
 - seqs in the journal are gap-free: segment k+1 starts right after segment k ends;
 - ``durable_seq`` only grows, and only after the bytes up to it were fdatasync'd;
 - the index never points past ``durable_seq`` (it is written after the sync), and it
-  is rebuilt from the segments on open when it lags.
+  is rebuilt from the segments on open when it lags;
+- records are chained (cdp/journal/seal.py): every read checks a record's chain tag
+  against the previous record's, each segment header holds the head of the one before,
+  and each checkpoint stores the head at its seq in the index meta. Open checks every
+  segment header and link, the checkpointed head and the whole last segment; the
+  records inside sealed segments are checked when read (apply, images) and by
+  ``cdp journal verify`` (docs/ARCHITECTURE.md: open time stays O(segments)).
 
 Appends and syncs come from one thread (the committer); reads and releases may come
 from another (the applier). The segment list is guarded by a lock.
@@ -14,8 +20,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,8 +33,9 @@ from cdp import fsutil, naming
 from cdp.errors import IndexCorruptError, JournalCorruptError, JournalSyncError
 from cdp.fsutil import fsync_dir
 from cdp.journal.index import Index, IndexEntry
+from cdp.journal.seal import GCM_TAG_SIZE, ZERO_HEAD, Keyring
 from cdp.journal.segment import Segment, scan
-from cdp.record import KIND_WRITE, Record, encode
+from cdp.record import CHAINED_HEADER_SIZE, KIND_WRITE, Record
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,24 @@ class OpenReport:
     durable_seq: int
     torn_bytes_cut: int
     reindexed: int
+
+
+CHECKPOINT_HEAD = struct.Struct("<Q16s")
+"""Index meta value of a group's checkpointed chain head: (seq, chain tag after it)."""
+
+
+def checkpoint_head_key(group: str) -> str:
+    """Index meta key of a group's checkpointed chain head."""
+    return f"journal-head/{group}"
+
+
+def checkpoint_head(index: Index, group: str) -> tuple[int, bytes] | None:
+    """(seq, chain head) the group's last checkpoint recorded, if any."""
+    raw = index.get_meta(checkpoint_head_key(group))
+    if not raw:
+        return None
+    seq, head = CHECKPOINT_HEAD.unpack(raw)
+    return seq, head
 
 
 def orphan_journals(journal_dir: str, known: set[str]) -> list[str]:
@@ -82,8 +109,10 @@ class Journal:
 
     def __init__(
         self, root: str, group: str, index: Index, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-        fsync: Callable[[int], None] = os.fdatasync,
+        fsync: Callable[[int], None] = os.fdatasync, keys: Keyring | None = None,
     ) -> None:  # fmt: skip
+        self._keys = keys
+        """Journal keys: new segments are encrypted and keyed under the newest one."""
         self._fsync = fsync
         """fdatasync of a segment's fd; injectable (tests fail it with EIO)."""
         self.failure: JournalSyncError | None = None
@@ -128,9 +157,8 @@ class Journal:
         for i, first in enumerate(firsts):
             path = os.path.join(self.dir, naming.format_segment(first))
             if i + 1 < len(firsts):
-                self._segments.append(
-                    Segment(path, first, os.path.getsize(path), firsts[i + 1] - 1, self._fsync)
-                )
+                seg = Segment.load(path, first, firsts[i + 1] - 1, self._keys, self._fsync)
+                self._segments.append(seg)
             else:
                 cut = self._open_last(path, first)
         last = self._segments[-1].last_seq if self._segments else floor_seq
@@ -140,6 +168,12 @@ class Journal:
         if self.damage is not None:  # the intact records before it stay readable
             raise self.damage
         reindexed = self._reconcile_index()
+        try:
+            self.damage = self._broken_link() or self._checkpoint_mismatch()
+        except JournalCorruptError as exc:
+            self.damage = exc
+        if self.damage is not None:
+            raise self.damage
         self.durable_ns = self._last_ns = self._source_ns_of(self.durable_seq)
         self._backfill_received()
         return OpenReport(len(self._segments), self.durable_seq, cut, reindexed)
@@ -161,9 +195,12 @@ class Journal:
         Only bytes past every acknowledged record are cut: if the index knows a seq past
         the last valid record, the bytes are left as they are and the journal is corrupt.
         """
-        found = scan(path, first)
+        found = scan(path, first, self._keys)
         last = found.records[-1].header.seq if found.records else first - 1
-        seg = Segment(path, first, found.file_size, last, self._fsync)
+        seg = Segment(path, first, found.file_size, last, self._fsync, found.seal, found.head)
+        # appends continue here only under the same (no) key: an encrypted segment gets a
+        # new one (fresh nonces); a previous release's segment is never appended to
+        seg.appendable = found.seal is not None and not found.seal.encrypted and not self._keys
         indexed = self._index.last_seq(self.group)
         if found.torn_bytes and indexed > last:  # kept as it is; records before it are read
             self.damage = JournalCorruptError(
@@ -177,7 +214,7 @@ class Journal:
                 "group %s: cutting %d bytes after seq %d in %s (%s)",
                 self.group, found.torn_bytes, last, path, found.stop_reason,
             )  # fmt: skip
-            seg.truncate(found.valid_end)
+            seg.truncate(found.valid_end, found.head)
         self._segments.append(seg)
         return found.torn_bytes
 
@@ -193,6 +230,62 @@ class Journal:
             self.durable_seq + 1,
         )  # fmt: skip
 
+    def _broken_link(self) -> JournalCorruptError | None:
+        """The first segment whose header does not continue the chain of the one before."""
+        for a, b in itertools.pairwise(self._segments):
+            why = ""
+            if b.last_seq < b.first_seq and b is self._segments[-1]:
+                continue  # holds nothing (a torn new segment cut back): replaced on append
+            if b.seal is None:
+                why = "an unchained segment after a chained one (replaced)" if a.seal else ""
+            elif a.seal and a.seal.header.key_id and not b.seal.header.key_id:
+                why = "a segment without a key after a keyed one (downgraded)"
+            elif b.prev_head != self._last_tag(a):
+                why = (f"its chain head does not continue {a.path}: records or a whole "
+                       "segment before it were removed, edited or reordered")  # fmt: skip
+            if why:
+                return JournalCorruptError(b.path, 0, why, b.first_seq)
+        return None
+
+    def _head_before(self, seg: Segment) -> bytes:
+        """Chain head after the segment before ``seg`` (zeros when none)."""
+        i = self._segments.index(seg)
+        return self._last_tag(self._segments[i - 1]) if i else ZERO_HEAD
+
+    def _last_tag(self, seg: Segment) -> bytes:
+        """Stored chain tag of a sealed segment's last record (zeros when unchained)."""
+        if seg.seal is None:
+            return ZERO_HEAD
+        if seg.last_seq < seg.first_seq:
+            return seg.prev_head
+        entry = self._index.get(self.group, seg.last_seq)
+        if entry is None or entry.segment != seg.first_seq:
+            elsewhere = f"segment {entry.segment:016x}" if entry else "no segment"
+            raise JournalCorruptError(
+                seg.path, seg.size, f"seq {seg.last_seq} should end this segment; the index "
+                f"places it in {elsewhere} (a segment was removed or cut)", seg.last_seq,
+            )  # fmt: skip
+        return seg.tag_at(entry.position)
+
+    def _checkpoint_mismatch(self) -> JournalCorruptError | None:
+        """The damage when the record at the last checkpoint has another head than then."""
+        found = checkpoint_head(self._index, self.group)
+        if found is None:
+            return None
+        seq, head = found
+        if not self.first_seq() <= seq <= self.durable_seq:
+            return None  # released since (or never durable: the index check covers it)
+        seg = self._segment_of(seq)
+        entry = self._index.get(self.group, seq)
+        if seg.seal is None or entry is None or entry.segment != seg.first_seq:
+            return None
+        if seg.tag_at(entry.position) == head:
+            return None
+        return JournalCorruptError(
+            seg.path, entry.position, "the chain head differs from the one the checkpoint "
+            "recorded: records up to it were rewritten", seq,
+        )  # fmt: skip
+
     def _reconcile_index(self) -> int:
         """Re-index records the index lacks (it never knows more: see :meth:`_index_ahead`)."""
         indexed = self._index.last_seq(self.group)
@@ -200,7 +293,7 @@ class Journal:
         for seg in self._segments:
             if seg.last_seq <= indexed:
                 continue
-            for located in scan(seg.path, seg.first_seq).records:
+            for located in scan(seg.path, seg.first_seq, self._keys).records:
                 h = located.header
                 if h.seq > indexed:
                     label = ""
@@ -249,12 +342,11 @@ class Journal:
         if self.failure is not None:
             raise self.failure
         assert records[0].seq == self.appended_seq + 1, (records[0].seq, self.appended_seq)
-        heads = [encode(r) for r in records]
-        size = sum(len(h) + len(r.frame) for h, r in zip(heads, records, strict=True))
+        size = sum(CHAINED_HEADER_SIZE + GCM_TAG_SIZE + len(r.frame) for r in records)
         seg = self._active_for(records[0].seq, size)
-        start = seg.append(records, heads)
-        entries, off = [], start
-        for rec, head in zip(records, heads, strict=True):
+        offsets = seg.append(records)
+        entries = []
+        for rec, off in zip(records, offsets, strict=True):
             label = rec.frame.decode() if rec.is_marker else ""
             self._last_ns = max(self._last_ns, rec.source_ns)  # clamped: never backwards
             self._last_received_ns = max(self._last_received_ns, received_ns)
@@ -273,7 +365,6 @@ class Journal:
                     self._last_received_ns,
                 )  # fmt: skip
             )
-            off += len(head) + len(rec.frame)
         self._unsynced.append(entries)
         self.appended_seq = records[-1].seq
         self.clock_skew_ns = records[-1].source_ns - received_ns
@@ -281,12 +372,21 @@ class Journal:
     def _active_for(self, first_seq: int, size: int) -> Segment:
         """The segment the next append goes to, rolling to a new one when full."""
         active = self._segments[-1] if self._segments else None
-        if active is not None and (active.size == 0 or active.size + size <= self._segment_bytes):
+        empty = active is not None and active.last_seq < active.first_seq
+        fits = active is not None and (empty or active.size + size <= self._segment_bytes)
+        if active is not None and active.appendable and fits:
             return active
+        prev = ZERO_HEAD
         if active is not None:  # a sealed segment is fully durable before the next one starts
             self._synced(active)
+            prev = active.head
+        if active is not None and empty:  # holds no record: replaced (same name)
+            prev = active.prev_head if active.seal else self._head_before(active)
+            with self._lock:
+                self._segments.pop().close()
         path = os.path.join(self.dir, naming.format_segment(first_seq))
-        seg = Segment(path, first_seq, 0, first_seq - 1, self._fsync)
+        key = self._keys.newest if self._keys else None
+        seg = Segment.create(path, first_seq, prev, key, self._fsync)
         fsync_dir(self.dir)
         with self._lock:
             self._segments.append(seg)
@@ -311,6 +411,9 @@ class Journal:
         last = self._unsynced[-1][-1]
         self._unsynced.clear()
         self.durable_seq, self.durable_ns = last.seq, last.source_ns
+        if checkpoints:  # the head at a checkpoint: what a later rewrite cannot match
+            value = CHECKPOINT_HEAD.pack(checkpoints[0], self._segments[-1].head)
+            self._index.put_meta(checkpoint_head_key(self.group), value)
         return self.durable_seq, self.durable_ns
 
     def _synced(self, seg: Segment) -> None:
@@ -356,7 +459,7 @@ class Journal:
                 seg.close()
                 os.unlink(seg.path)
             seg = self._segments[-1]
-            seg.truncate(first.position)
+            seg.truncate(first.position)  # finds the chain head at the cut
             seg.last_seq = first.seq - 1
         fsync_dir(self.dir)
         self._unsynced.clear()
@@ -377,7 +480,7 @@ class Journal:
         seg = self._segment_of(entry.seq)
         if seg.first_seq != entry.segment:
             raise JournalCorruptError(seg.path, entry.position, "index points elsewhere", entry.seq)
-        return seg.read(entry.position, entry.seq)
+        return seg.read(entry.position, entry.seq, self._prev_tag(seg, entry.seq))
 
     def first_seq(self) -> int:
         """Oldest seq still held in a segment (durable_seq + 1 when none is)."""
@@ -394,8 +497,19 @@ class Journal:
             if entry is None or entry.segment != seg.first_seq:
                 raise JournalCorruptError(seg.path, 0, "record missing from the index", seq)
             upto = min(last, seg.last_seq)
-            yield from seg.iter_from(entry.position, seq, upto)
+            yield from seg.iter_from(entry.position, seq, upto, self._prev_tag(seg, seq))
             seq = upto + 1
+
+    def _prev_tag(self, seg: Segment, seq: int) -> bytes | None:
+        """Chain tag before ``seq`` in ``seg`` (None when unchained): what its tag extends."""
+        if seg.seal is None:
+            return None
+        if seq == seg.first_seq:
+            return seg.prev_head
+        entry = self._index.get(self.group, seq - 1)
+        if entry is None or entry.segment != seg.first_seq:
+            raise JournalCorruptError(seg.path, 0, "record missing from the index", seq - 1)
+        return seg.tag_at(entry.position)
 
     def _segment_of(self, seq: int) -> Segment:
         with self._lock:

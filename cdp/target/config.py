@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cdp.journal.journal import DEFAULT_SEGMENT_BYTES
+from cdp.journal.seal import Keyring
 from cdp.restore.catalog import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_HISTORY_WINDOW_S
 from cdp.target.intake import Limits
 from cdp.target.scrub import DEFAULT_SCRUB_INTERVAL_S, DEFAULT_SCRUB_RATE_BYTES_S
@@ -79,6 +80,8 @@ class TargetConfig:
     """Replica bytes a scheduled scrub reads per second at most."""
     journal_fsync: Callable[[int], None] = os.fdatasync
     """fdatasync of journal segments; a seam for fault injection (EIO) in tests."""
+    journal_keys: Keyring | None = None
+    """Journal keys (encryption at rest, keyed chain); None: plain, unkeyed chain."""
     max_disks_per_group: int = DEFAULT_MAX_DISKS_PER_GROUP
     """Told in the handshake; a group with more disks is refused (INVALID_ARGUMENT)."""
     max_groups: int = DEFAULT_MAX_GROUPS

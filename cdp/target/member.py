@@ -97,8 +97,9 @@ class Member:
         self._limits, self._window_bytes = config.limits, config.window_bytes
         self.capacities = tuple(d.spec.capacity_bytes for d in spec.disks())
         self.journal = Journal(
-            config.journal_dir, key, index, config.journal_segment_bytes, config.journal_fsync
-        )
+            config.journal_dir, key, index, config.journal_segment_bytes, config.journal_fsync,
+            config.journal_keys,
+        )  # fmt: skip
         self.committer = Committer(self.journal, self.fail)
         had_data = load_applied(index, key) > 0
         self.replica = ReplicaSet(config.replica_dir, spec, had_data)

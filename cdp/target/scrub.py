@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from cdp import naming
 from cdp.group import GroupSpec
 from cdp.journal.index import Index
+from cdp.journal.seal import Keyring
 from cdp.journal.segment import scan
 from cdp.target.applier import load_applied
 from cdp.target.extent_sums import REGION_BYTES
@@ -66,16 +67,19 @@ class ScrubReport:
 
 def scrub_group(
     spec: GroupSpec, replica_dir: str, journal_dir: str, index: Index, report: ScrubReport,
-    rate_bytes_s: int = DEFAULT_SCRUB_RATE_BYTES_S,
+    rate_bytes_s: int = DEFAULT_SCRUB_RATE_BYTES_S, keys: Keyring | None = None,
 ) -> None:  # fmt: skip
-    """Scrub one group's replica extents and journal segments into ``report``."""
+    """Scrub one group's replica extents and journal segments into ``report``.
+
+    ``keys``: the journal keyring, needed to check the chain of keyed segments.
+    """
     had_data = load_applied(index, spec.group_id) > 0
     replica = ReplicaSet(replica_dir, spec, had_data)
     try:
         _scrub_replica(spec, replica, report, rate_bytes_s)
     finally:
         replica.close()
-    _scrub_journal(spec.group_id, journal_dir, index, report)
+    _scrub_journal(spec.group_id, journal_dir, index, report, keys)
 
 
 def scrub_live(
@@ -128,7 +132,9 @@ def _keep_rate(read: int, rate_bytes_s: int, started: float) -> None:
             time.sleep(ahead)
 
 
-def _scrub_journal(group: str, journal_dir: str, index: Index, report: ScrubReport) -> None:
+def _scrub_journal(
+    group: str, journal_dir: str, index: Index, report: ScrubReport, keys: Keyring | None
+) -> None:
     folder = os.path.join(journal_dir, group)
     if not os.path.isdir(folder):
         return
@@ -138,7 +144,7 @@ def _scrub_journal(group: str, journal_dir: str, index: Index, report: ScrubRepo
     indexed = index.last_seq(group)
     for i, first in enumerate(firsts):
         path = os.path.join(folder, naming.format_segment(first))
-        found = scan(path, first)
+        found = scan(path, first, keys)
         report.segments_checked += 1
         report.records_checked += len(found.records)
         last = found.records[-1].header.seq if found.records else first - 1

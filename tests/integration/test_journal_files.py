@@ -20,7 +20,7 @@ from cdp.journal.journal import Journal
 from cdp.journal.segment import scan
 from cdp.journal.store.memory import MemoryIndex
 from cdp.journal.store.rocksdb import RocksIndex
-from cdp.record import HEADER_SIZE, Record
+from cdp.record import CHAINED_HEADER_SIZE, HEADER_SIZE, Record
 
 GROUP = "g1"
 
@@ -419,7 +419,7 @@ def test_corrupt_sealed_segment_is_found_on_read(store: Store) -> None:
     j.close()
     first_path = os.path.join(j.dir, names[0])
     starts = [loc.offset for loc in scan(first_path, 1).records]
-    flip(first_path, starts[1] + HEADER_SIZE + 1)  # seq 2
+    flip(first_path, starts[1] + CHAINED_HEADER_SIZE + 1)  # seq 2's frame
     store.reopen()
     j = store.journal(segment_bytes=1500)
     j.open()

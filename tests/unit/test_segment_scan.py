@@ -12,8 +12,9 @@ import pytest
 from conftest import make_record
 
 from cdp.errors import JournalCorruptError
+from cdp.journal.seal import SEGMENT_HEADER_SIZE, ZERO_HEAD
 from cdp.journal.segment import Segment, scan
-from cdp.record import HEADER_SIZE, MAGIC, MAX_WRITE_BYTES, Record, encode
+from cdp.record import CHAINED_HEADER_SIZE, HEADER_SIZE, MAGIC, MAX_WRITE_BYTES, Record, encode
 
 # header field offsets (cdp/record.py docstring)
 SEQ_AT, FRAME_LEN_AT, LENGTH_AT = 8, 20, 32
@@ -263,16 +264,17 @@ def test_record_spliced_from_another_segment(tmp_path: Path) -> None:
 
 def test_segment_append_read_and_truncate(tmp_path: Path) -> None:
     path = str(tmp_path / "0000000000000001.seg")
-    seg = Segment(path, 1, 0, 0)
+    seg = Segment.create(path, 1, ZERO_HEAD, None)
     try:
         recs = records(1, 4)
-        start = seg.append(recs[:2], [encode(r) for r in recs[:2]])
-        assert start == 0
-        start2 = seg.append(recs[2:], [encode(r) for r in recs[2:]])
-        assert start2 == recs[0].encoded_size() + recs[1].encoded_size()
+        assert seg.append(recs[:2])[0] == SEGMENT_HEADER_SIZE
+        start2 = seg.append(recs[2:])[0]
+        assert start2 == SEGMENT_HEADER_SIZE + sum(
+            CHAINED_HEADER_SIZE + len(r.frame) for r in recs[:2]
+        )
         assert seg.last_seq == 4 and seg.size == os.path.getsize(path)
         seg.sync()
-        assert list(seg.iter_from(0, 1, 4)) == recs
+        assert list(seg.iter_from(SEGMENT_HEADER_SIZE, 1, 4, ZERO_HEAD)) == recs
         assert seg.read(start2, 3) == recs[2]
         with pytest.raises(JournalCorruptError) as info:
             seg.read(start2, 4)  # offset of seq 3, asked for seq 4
@@ -280,8 +282,13 @@ def test_segment_append_read_and_truncate(tmp_path: Path) -> None:
         with pytest.raises(JournalCorruptError) as info:
             seg.read(1, 1)  # not a record boundary
         assert info.value.path == path and info.value.offset == 1
+        with pytest.raises(JournalCorruptError, match="chain tag mismatch"):
+            seg.read(start2, 3, ZERO_HEAD)  # its chain extends seq 2's tag, not genesis
         seg.truncate(start2)
         assert os.path.getsize(path) == start2 == seg.size
+        assert seg.head == seg.tag_at(
+            SEGMENT_HEADER_SIZE + CHAINED_HEADER_SIZE + len(recs[0].frame)
+        )
         assert [loc.header.seq for loc in scan(path, 1).records] == [1, 2]
         with pytest.raises(JournalCorruptError):
             seg.read(start2, 3)  # past the end now
@@ -312,16 +319,19 @@ def test_segment_read_detects_a_flipped_byte(tmp_path: Path) -> None:
 def test_segment_append_of_a_large_batch(tmp_path: Path, n: int) -> None:
     """More buffers than one pwritev takes (IOV_MAX 1024; 2 per record) still land whole."""
     path = str(tmp_path / "0000000000000001.seg")
-    seg = Segment(path, 1, 0, 0)
+    seg = Segment.create(path, 1, ZERO_HEAD, None)
     try:
         rng = random.Random(n)
         recs = [make_record(s, data=rng.randbytes(512)) for s in range(1, n + 1)]
-        assert seg.append(recs, [encode(r) for r in recs]) == 0
+        assert seg.append(recs)[0] == SEGMENT_HEADER_SIZE
         assert seg.last_seq == n
-        assert seg.size == os.path.getsize(path) == sum(r.encoded_size() for r in recs)
+        assert seg.size == os.path.getsize(path)
+        assert seg.size == SEGMENT_HEADER_SIZE + sum(
+            CHAINED_HEADER_SIZE + len(r.frame) for r in recs
+        )
         found = scan(path, 1)
         assert [loc.header.seq for loc in found.records] == list(range(1, n + 1))
         assert found.torn_bytes == 0
-        assert list(seg.iter_from(0, 1, n)) == recs
+        assert list(seg.iter_from(SEGMENT_HEADER_SIZE, 1, n, ZERO_HEAD)) == recs
     finally:
         seg.close()
