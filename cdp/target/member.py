@@ -158,6 +158,7 @@ class Member:
             self.fail(exc)
             return
         self._expected_seq = self.journal.durable_seq + 1
+        self.journal.keep_received_after(self.applier.clock.high_water_ns)
         events = self.catalog.index.events(self.key)
         self._resync.active = bool(events) and events[-1].kind == KIND_RESYNC_START
         log.info("group %s: journal open: %s", self.key, report)

@@ -171,16 +171,13 @@ class ClockGuard:
         wall, mono = self._wall(), self._mono()
         dev = wall - (self._anchor[0] + mono - self._anchor[1])
         if self.jump_ns:
-            if not self._explained(wall, dev):
-                self.jump_ns = dev if self.jump_ns > 0 else wall - self.high_water_ns
+            if not self._explained(wall, mono, dev):
+                self.jump_ns = dev
                 return self.trusted_ns
-            log.warning("group %s: wall clock trusted again (now %s); time-based retention "
-                        "resumes", self._key, _when(wall))  # fmt: skip
-            self.jump_ns, self._anchor = 0, (wall, mono)
         elif abs(dev) > self._bound:
             self._jumped(dev, "while running")
             return self.trusted_ns
-        if mono - self._anchor[1] >= REANCHOR_NS:
+        if mono - self._anchor[1] >= REANCHOR_NS:  # slew within the bound per hour
             self._anchor = (wall, mono)
         self.trusted_ns = wall
         self._advance(wall)
@@ -191,9 +188,21 @@ class ClockGuard:
         """Whether an unexplained jump stops time-based retention now."""
         return self.jump_ns != 0
 
-    def _explained(self, wall: int, dev: int) -> bool:
-        """Whether the clock is set right again (or, after a backward jump, caught up)."""
-        return abs(dev) <= self._bound or (self.jump_ns < 0 and wall >= self.high_water_ns)
+    def _explained(self, wall: int, mono: int, dev: int) -> bool:
+        """Whether the clock was set right again or, after a backward jump, caught up.
+
+        Set right: the anchor stands (so repeated jumps cannot creep forward). Caught
+        up: the slow clock is taken as it is (history then leaves later, never earlier).
+        """
+        caught_up = self.jump_ns < 0 and wall >= self.high_water_ns
+        if abs(dev) > self._bound and not caught_up:
+            return False
+        if abs(dev) > self._bound:
+            self._anchor = (wall, mono)
+        log.warning("group %s: wall clock trusted again (now %s); time-based retention "
+                    "resumes", self._key, _when(wall))  # fmt: skip
+        self.jump_ns = 0
+        return True
 
     def _jumped(self, dev: int, when: str) -> None:
         self.jump_ns = dev
