@@ -194,10 +194,10 @@ class ClockGuard:
         Set right: the anchor stands (so repeated jumps cannot creep forward). Caught
         up: the slow clock is taken as it is (history then leaves later, never earlier).
         """
-        caught_up = self.jump_ns < 0 and wall >= self.high_water_ns
+        caught_up = wall >= self.high_water_ns and dev < -self._bound  # behind, never ahead
         if abs(dev) > self._bound and not caught_up:
             return False
-        if abs(dev) > self._bound:
+        if caught_up:
             self._anchor = (wall, mono)
         log.warning("group %s: wall clock trusted again (now %s); time-based retention "
                     "resumes", self._key, _when(wall))  # fmt: skip
