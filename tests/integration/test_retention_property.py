@@ -12,7 +12,13 @@ import tempfile
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from cdp import codec
 from cdp.group import DiskSpec, GroupSpec, VmSpec
@@ -67,7 +73,14 @@ class Retention(RuleBasedStateMachine):
 
     # -- what happens ------------------------------------------------------------------
 
-    @rule(count=st.integers(1, 8))
+    @initialize(lock=st.sampled_from([0.0, 60.0, 300.0, 1200.0]),
+                limit=st.sampled_from([0, 128 * 2**10, 256 * 2**10]))  # fmt: skip
+    def start(self, lock: float, limit: int) -> None:
+        self.lock_s, self.limit = lock, limit
+        self.window_s = max(self.window_s, lock)
+        self.applier.set_retention(self.window_s, limit, lock)
+
+    @rule(count=st.integers(1, 24))
     def write(self, count: int) -> None:
         for _ in range(count):
             seq = self.journal.durable_seq + 1
@@ -151,4 +164,4 @@ class Retention(RuleBasedStateMachine):
 
 
 TestRetention = Retention.TestCase
-TestRetention.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)
+TestRetention.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
