@@ -312,6 +312,14 @@ class Member:
         ) + "the source keeps the refused writes and catches up by itself"  # fmt: skip
         return exc
 
+    def intake_refused_by(self) -> str:
+        """What keeps the journal full so that intake stops: hold, pin, lock ("" if none)."""
+        return self.applier.over_limit_blocker()
+
+    def clock_jump_s(self) -> float:
+        """Size of an unexplained jump of the target's clock (signed s; 0 when trusted)."""
+        return self.applier.clock.jump_ns / 1e9
+
     def retention_notice(self) -> str:
         """A timeline gap cause while a pin or lock stops intake ("" while it runs)."""
         return guard.stop_notice(self.applier.over_limit_blocker())

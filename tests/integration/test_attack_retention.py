@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 from conftest import Running, make_record, small_group, start_target, stop_target
+from prometheus_client.registry import CollectorRegistry
 
 from cdp.cli.target import Reloader
 from cdp.cli.target_config import load_config
 from cdp.errors import ConfigError, RemoteError
 from cdp.sdnotify import Notifier
 from cdp.target.retention_guard import load_lock
+from cdp.web import TargetCollector
 
 GROUP = "ag"
 DISK = 4 * 2**20
@@ -41,6 +43,14 @@ async def write(r: Running, first: int, count: int, size: int = 4096) -> int:
     finally:
         stream.cancel()
     return first + count - 1
+
+
+def refused_gauge(r: Running, cause: str) -> float | None:
+    """``cdp_group_intake_refused{cause}`` of the group as /metrics reports it."""
+    registry = CollectorRegistry()
+    registry.register(TargetCollector(r.target))
+    labels = {"group": GROUP, "member": "", "cause": cause}
+    return registry.get_sample_value("cdp_group_intake_refused", labels)
 
 
 async def write_until_refused(r: Running, first: int) -> tuple[int, RemoteError]:
@@ -75,6 +85,7 @@ async def test_a_suspicion_pins_clean_history_and_suspect_writes_give_way(
         timeline = await r.client.timeline(GROUP)
         assert "suspected attack" in timeline.spans[-1].cause
         assert not timeline.spans[-1].restorable and timeline.history_health == "error"
+        assert (refused_gauge(r, "pin"), refused_gauge(r, "lock")) == (1.0, 0.0)
         member.verdicts.dismiss(s.id, "oncall", time.time_ns(), "a backup job")
         for _ in range(100):  # the apply loop cuts by size again, then intake resumes
             try:
@@ -85,6 +96,7 @@ async def test_a_suspicion_pins_clean_history_and_suspect_writes_give_way(
                 await asyncio.sleep(0.05)
         assert member.applier.applied_seq > 0 and member.size_cuts > 0
         assert (await r.client.timeline(GROUP)).history_health != "error"
+        assert refused_gauge(r, "pin") == 0.0
     finally:
         await stop_target(r)
 
@@ -104,6 +116,7 @@ async def test_the_size_limit_cannot_cut_locked_history(
         assert r.target.groups[GROUP].applier.applied_seq == 0
         timeline = await r.client.timeline(GROUP)
         assert "retention lock" in timeline.spans[-1].cause
+        assert (refused_gauge(r, "lock"), refused_gauge(r, "hold")) == (1.0, 0.0)
     finally:
         await stop_target(r)
 
