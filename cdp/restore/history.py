@@ -463,6 +463,9 @@ class MultiHistory(Generic[M]):
             )
         created = min(m.created_ns for m in self.members)
         available, health, message = _health(self.window_s, spans, created)
+        notice = next((n for n in (m.retention_notice() for m in self.members) if n), "")
+        newest = markers[-1].n if markers else 0
+        health, message = _refusing(spans, notice, newest, health, message)
         journal = sum(m.journal_bytes() for m in self.members)
         return Timeline(
             spans, self.window_s, available, health, message, journal,
