@@ -143,7 +143,9 @@ class Applier:
         ceiling. Reads the last trusted time (safe on the loop while a round runs).
         """
         limit = self.journal_limit_bytes
-        if not limit or sum(size for _, _, size in self.journal.segment_spans()) <= limit:
+        if not limit or not (self.hold_seq or self.retention_lock_s > 0 or self._onset()[0]):
+            return ""  # nothing can keep the journal full: the cheap answer for every batch
+        if sum(size for _, _, size in self.journal.segment_spans()) <= limit:
             return ""
         need = self._size_limit() or self.journal.durable_seq
         ceiling, who = self.ceiling(self.clock.trusted_ns)
