@@ -143,7 +143,8 @@ class Applier:
         ceiling. Reads the last trusted time (safe on the loop while a round runs).
         """
         limit = self.journal_limit_bytes
-        if not limit or not (self.hold_seq or self.retention_lock_s > 0 or self._onset()[0]):
+        pinned = self._onset()[0] > self.applied_seq
+        if not limit or not (self.hold_seq or self.retention_lock_s > 0 or pinned):
             return ""  # nothing can keep the journal full: the cheap answer for every batch
         if sum(size for _, _, size in self.journal.segment_spans()) <= limit:
             return ""
@@ -162,7 +163,7 @@ class Applier:
         if self.hold_seq:
             found.append((self.hold_seq, HOLD))
         onset_seq, onset_ns = self._onset()
-        if onset_seq:
+        if onset_seq > self.applied_seq:  # else the base holds suspect writes: nothing to keep
             found.append((self._pin_upto(onset_seq, onset_ns), PIN))
         if self.retention_lock_s > 0:
             cutoff = now_ns - int(self.retention_lock_s * 1e9)

@@ -130,6 +130,15 @@ def test_a_pin_without_a_window_keeps_the_newest_clean_point(rig: Rig) -> None:
     assert rig.apply_all() == 3
 
 
+def test_a_suspicion_whose_onset_is_in_the_base_pins_nothing(rig: Rig) -> None:
+    rig.applier.set_retention(0.0, 0)
+    rig.write(5)
+    assert rig.apply_all() == 5
+    rig.verdicts.raise_(3, rig.received[3], disks=(), signal="marked", now_ns=rig.clocks.wall)
+    rig.write(5)
+    assert rig.apply_all() == 10  # the base already holds suspect writes: nothing to keep
+
+
 def test_the_lock_stops_size_cuts_at_locked_history(rig: Rig) -> None:
     rig.applier.set_retention(3600.0, 256 * 2**10, 600.0)
     rig.write(40)  # 160 KiB
