@@ -192,6 +192,7 @@ class Member:
         """A group stopped by a failed fsync reopens its journal from disk (on a handshake)."""
         if isinstance(self.error, JournalSyncError):
             self.journal.reopen(floor_seq=self.applier.applied_seq)
+            self.journal.keep_received_after(self.applier.clock.high_water_ns)
             self.state, self.error = GroupState.DISCONNECTED, None
             log.warning("group %s: journal reopened from disk after a failed fsync", self.key)
 
