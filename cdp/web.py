@@ -163,6 +163,7 @@ class TargetCollector(Collector):
         yield from _scrub_gauges(self._target)
         yield _lifecycle(statuses)
         yield _base_held(self._target)
+        yield from _retention_guard(self._target)
 
 
 def rpo_threshold_s(target: Target, group_id: str) -> float:
@@ -254,6 +255,34 @@ def _base_held(target: Target) -> Metric:
     for member in sorted(target.groups.values(), key=lambda m: m.key):
         family.add_metric([member.group_id, member.member_id], float(len(member.holds.items())))
     return family
+
+
+def _retention_guard(target: Target) -> Iterator[Metric]:
+    """Intake refused to keep held, pinned or locked history; the target clock's jump."""
+    refused = GaugeMetricFamily(
+        "cdp_group_intake_refused",
+        "1 while new writes are refused (RESOURCE_EXHAUSTED) because a base hold, the pin of "
+        "a suspected attack or the retention lock keeps the journal at its size limit",
+        labels=[*LABELS, "cause"],
+    )
+    jump = GaugeMetricFamily(
+        "cdp_group_clock_jump_seconds",
+        "Unexplained jump of the target's wall clock against its boot clock (signed "
+        "seconds; 0 when trusted); while not 0 nothing leaves the history by time",
+        labels=LABELS,
+    )
+    lock = GaugeMetricFamily(
+        "cdp_group_retention_lock_seconds",
+        "The group's retention lock: history no config change may shorten (0: none)",
+        labels=LABELS,
+    )
+    for m in sorted(target.groups.values(), key=lambda m: m.key):
+        labels, cause = [m.group_id, m.member_id], m.intake_refused_by()
+        for name in ("hold", "pin", "lock"):
+            refused.add_metric([*labels, name], float(cause == name))
+        jump.add_metric(labels, m.clock_jump_s())
+        lock.add_metric(labels, m.policy.retention_lock_s)
+    yield from (refused, jump, lock)
 
 
 def _lifecycle(statuses: list[GroupStatus]) -> Metric:

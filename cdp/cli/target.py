@@ -60,6 +60,11 @@ def add_parser(sub: Any) -> None:
         "history is applied early and the timeline says so",
     )  # fmt: skip
     s.add_argument(
+        "--retention-lock", metavar="DURATION",
+        help="compliance mode: history no config, CLI or API may shorten, e.g. 24h (at most "
+        "the history window); stored at first use, it can only be lengthened later",
+    )  # fmt: skip
+    s.add_argument(
         "--checkpoint-interval", type=float, metavar="SECONDS",
         help="cadence of checkpoint restore points on the timeline (default 1)",
     )  # fmt: skip
@@ -166,6 +171,7 @@ class Reloader:
         self.notifier.reloading()
         try:
             new = target_config.load_config(self.path, self.flags)
+            self.target.check_config(new.target)  # e.g. a shorter retention lock
         except CdpError as exc:
             log.error("reload of %s failed; the running config stays: %s", self.path, exc)
             self._audit(self.path, audit.outcome_of(exc))

@@ -36,7 +36,10 @@ TOP_KEYS = (
     "scrub_interval", "policies", "groups", "verify", "journal_key_file",
 )  # fmt: skip
 """The keys of the file's top level."""
-POLICY_KEYS = ("history_window", "journal_limit", "checkpoint_interval", "rpo_alert", "priority")
+POLICY_KEYS = (
+    "history_window", "journal_limit", "checkpoint_interval", "rpo_alert", "priority",
+    "retention_lock",
+)  # fmt: skip
 """The keys of a policy (and of a group's overrides, besides ``policy``)."""
 VERIFY_KEYS = ("plan", "every", "keep")
 """The keys of a ``verify:`` entry (read by ``cdp failover verify-scheduler``)."""
@@ -113,6 +116,7 @@ def parse_config(data: object, flags: argparse.Namespace | None = None) -> Serve
         os.path.abspath(data_dir),
         history_window_s=default.history_window_s,
         journal_limit_bytes=default.journal_limit_bytes,
+        retention_lock_s=default.retention_lock_s,
         checkpoint_interval_s=default.checkpoint_interval_s,
         scrub_interval_s=_duration(top, "scrub_interval", DEFAULT_SCRUB_INTERVAL_S, 0, 1e9)
         if scrub is None else scrub,
@@ -204,6 +208,11 @@ def _flag_overrides(flags: argparse.Namespace | None) -> dict[str, Any]:
         found["history_window_s"] = window
     if getattr(flags, "journal_limit", None) is not None:
         found["journal_limit_bytes"] = common.parse_size("--journal-limit", flags.journal_limit)
+    if getattr(flags, "retention_lock", None) is not None:
+        lock = common.parse_duration("--retention-lock", flags.retention_lock)
+        if lock > MAX_HISTORY_WINDOW_S:
+            raise InvalidInputError("--retention-lock", "at most 30 days (30d)")
+        found["retention_lock_s"] = lock
     if getattr(flags, "checkpoint_interval", None) is not None:
         if not 0.05 <= flags.checkpoint_interval <= 3600:
             raise InvalidInputError(
@@ -222,6 +231,9 @@ def _policies(section: Section, overrides: dict[str, Any]) -> dict[str, GroupPol
             raise ConfigError(section.key(str(name)), "a policy name must be a non-empty string")
     fields = {k: v for k, v in overrides.items() if k != "scrub_interval"}
     default = dataclasses.replace(_policy(section.section(DEFAULT_POLICY), GroupPolicy()), **fields)
+    if default.history_window_s < default.retention_lock_s:
+        flag = "--history-window" if "history_window_s" in fields else "--retention-lock"
+        raise ConfigError(flag, _short_window(default))
     found = {DEFAULT_POLICY: default}
     for name in section.data:
         if name != DEFAULT_POLICY:
@@ -249,7 +261,7 @@ def _groups(section: Section, policies: dict[str, GroupPolicy]) -> dict[str, Gro
 def _policy(m: Section, base: GroupPolicy, *extra: str) -> GroupPolicy:
     """A policy section over ``base``: what the section sets wins."""
     m.allow(*POLICY_KEYS, *extra)
-    return GroupPolicy(
+    policy = GroupPolicy(
         history_window_s=_duration(m, "history_window", base.history_window_s, 0,
                                    MAX_HISTORY_WINDOW_S),
         journal_limit_bytes=_size(m, "journal_limit", base.journal_limit_bytes),
@@ -257,7 +269,19 @@ def _policy(m: Section, base: GroupPolicy, *extra: str) -> GroupPolicy:
                                         0.05, 3600),
         rpo_alert_s=_duration(m, "rpo_alert", base.rpo_alert_s, 1, 1e9),
         priority=m.choice("priority", PRIORITIES, base.priority),
+        retention_lock_s=_duration(m, "retention_lock", base.retention_lock_s, 0,
+                                   MAX_HISTORY_WINDOW_S),
     )  # fmt: skip
+    if policy.history_window_s < policy.retention_lock_s:
+        raise ConfigError(m.key("history_window"), _short_window(policy))
+    return policy
+
+
+def _short_window(policy: GroupPolicy) -> str:
+    return (
+        f"{policy.history_window_s:g} s is shorter than the retention lock of "
+        f"{policy.retention_lock_s:g} s; the history window must be at least the lock"
+    )
 
 
 def _duration(m: Section, name: str, default: float, low: float, high: float) -> float:
@@ -379,7 +403,9 @@ def check(args: argparse.Namespace) -> int:
             print(f"  {kind} {name}: history {pol.history_window_s:g} s, journal limit "
                   f"{common.fmt_bytes(pol.journal_limit_bytes)}, checkpoint every "
                   f"{pol.checkpoint_interval_s:g} s, RPO alert {pol.rpo_alert_s:g} s, "
-                  f"priority {pol.priority}")  # fmt: skip
+                  f"priority {pol.priority}"
+                  + (f", retention lock {pol.retention_lock_s:g} s" if pol.retention_lock_s
+                     else ""))  # fmt: skip
     return common.EXIT_OK
 
 

@@ -323,6 +323,13 @@ class Journal:
                      len(seqs))  # fmt: skip
             self._index.put_received(self.group, seqs, self._last_received_ns)
 
+    def keep_received_after(self, ns: int) -> None:
+        """Receive times from now on are at least ``ns`` (the clock's high-water mark).
+
+        A clock set back across a restart then does not make new records look old.
+        """
+        self._last_received_ns = max(self._last_received_ns, ns)
+
     def _source_ns_of(self, seq: int) -> int:
         entry = self._index.get(self.group, seq) if seq else None
         return entry.source_ns if entry else 0

@@ -102,6 +102,9 @@ class MemberView(Protocol):
     def journal_bytes(self) -> int:
         """Bytes of journal on disk."""
 
+    def retention_notice(self) -> str:
+        """Why new writes are refused to keep pinned or locked history ("" when taken)."""
+
     def damage(self) -> CdpError | None:
         """The corruption that ends the member's journal early (None when intact)."""
 
@@ -176,6 +179,16 @@ def _member_by_vm(members: list[M], group_id: str, vm_id: str) -> M:
         if m.holds_vm(vm_id):
             return m
     raise NotFoundError(f"vm_id: group {group_id!r} has no VM {vm_id!r}")
+
+
+def _refusing(
+    spans: list[Span], notice: str, durable: int, health: str, message: str
+) -> tuple[str, str]:
+    """While intake refuses new writes to keep history, a gap after ``durable`` says so."""
+    if not notice:
+        return health, message
+    spans.append(Span(durable + 1, durable + 1, 0, 0, False, notice))
+    return "error", f"{notice}: the source keeps them and catches up once there is room"
 
 
 def _health(window_s: float, spans: list[Span], created_ns: int) -> tuple[float, str, str]:
@@ -288,6 +301,7 @@ class SingleHistory(Generic[M]):
         if durable >= cursor:
             spans.append(self._interval(cursor, durable))
         available, health, message = _health(self.window_s, spans, m.created_ns)
+        health, message = _refusing(spans, m.retention_notice(), durable, health, message)
         return Timeline(
             spans, self.window_s, available, health, message,
             m.journal_bytes(), self.journal_limit_bytes, m.size_cuts,
@@ -551,6 +565,9 @@ class MultiHistory(Generic[M]):
             )
         created = min(m.created_ns for m in self.members)
         available, health, message = _health(self.window_s, spans, created)
+        notice = next((n for n in (m.retention_notice() for m in self.members) if n), "")
+        newest = markers[-1].n if markers else 0
+        health, message = _refusing(spans, notice, newest, health, message)
         journal = sum(m.journal_bytes() for m in self.members)
         return Timeline(
             spans, self.window_s, available, health, message, journal,

@@ -13,6 +13,14 @@ The replica's region checksums move in the same round, before the applied seq (s
 Images read the base while apply is paused (:meth:`Applier.pause`); only the journal
 size limit may override a pause, and then :attr:`Applier.base_generation` changes so
 the reader knows its view moved.
+
+Neither the window nor the size limit goes past the **ceiling** (:meth:`Applier.ceiling`):
+a base hold (a failover's chain), the **pin** of a standing suspicion (the history before
+the onset: the window's worth of it and every clean point) and the **retention lock**
+(history received within the lock). When the ceiling keeps the journal over its size
+limit, intake stops instead (:meth:`Applier.over_limit_blocker`). Time-based cuts use
+trusted time (:class:`cdp.target.retention_guard.ClockGuard`) and stand still while the
+clock jumped. docs/ARCHITECTURE.md, "Attack-aware retention" and "Retention lock".
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from cdp.journal.index import Index
 from cdp.journal.journal import Journal
 from cdp.record import KIND_WRITE
 from cdp.target.replica import ReplicaSet
+from cdp.target.retention_guard import HOLD, LOCK, PIN, ClockGuard, boot_clock_ns
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,10 @@ SIZE_CUT_TARGET = 0.9
 """After a size cut the journal is brought down to this share of its limit."""
 
 _U64 = struct.Struct(">Q")
+
+
+def _no_onset() -> tuple[int, int]:
+    return 0, 0
 
 
 def applied_key(group: str) -> str:
@@ -80,6 +93,10 @@ class Applier:
         history_window_s: float = 0.0,
         journal_limit_bytes: int = 0,
         clock_ns: Callable[[], int] = time.time_ns,
+        *,
+        retention_lock_s: float = 0.0,
+        mono_ns: Callable[[], int] | None = None,
+        onset: Callable[[], tuple[int, int]] = _no_onset,
     ) -> None:
         self.journal = journal
         self.replica = replica
@@ -88,6 +105,14 @@ class Applier:
         self.journal_limit_bytes = journal_limit_bytes
         """0 means no size limit."""
         self._clock_ns = clock_ns
+        self.retention_lock_s = retention_lock_s
+        """History received within this many seconds is never applied (0: no lock)."""
+        self._onset = onset
+        """(seq, trusted ns) of the earliest standing suspicion; (0, 0) when none stands."""
+        if mono_ns is None:  # a test that sets the wall clock alone moves both clocks
+            mono_ns = boot_clock_ns if clock_ns is time.time_ns else clock_ns
+        self.clock = ClockGuard(index, journal.group, clock_ns, mono_ns)
+        """Trusted time for the window and the lock."""
         self.applied_seq = load_applied(index, journal.group)
         self.applied_bytes = 0
         self.base_generation = 0
@@ -111,17 +136,55 @@ class Applier:
         """
         self.hold_seq = seq
 
-    def held_over_limit(self) -> bool:
-        """Whether a hold keeps the journal over its size limit (intake must stop)."""
-        if not self.hold_seq or not self.journal_limit_bytes:
-            return False
-        total = sum(size for _, _, size in self.journal.segment_spans())
-        return total > self.journal_limit_bytes
+    def over_limit_blocker(self) -> str:
+        """What keeps the journal over its size limit: hold, pin or lock ("" if nothing).
 
-    def set_retention(self, history_window_s: float, journal_limit_bytes: int) -> None:
-        """Apply by a new history window and journal size limit from the next round on."""
+        Intake must stop while this is set: the size cut the limit needs would pass the
+        ceiling. Reads the last trusted time (safe on the loop while a round runs).
+        """
+        limit = self.journal_limit_bytes
+        pinned = self._onset()[0] > self.applied_seq
+        if not limit or not (self.hold_seq or self.retention_lock_s > 0 or pinned):
+            return ""  # nothing can keep the journal full: the cheap answer for every batch
+        if sum(size for _, _, size in self.journal.segment_spans()) <= limit:
+            return ""
+        need = self._size_limit() or self.journal.durable_seq
+        ceiling, who = self.ceiling(self.clock.trusted_ns)
+        return who if who and ceiling < need else ""
+
+    def ceiling(self, now_ns: int) -> tuple[int, str]:
+        """The newest seq apply may reach at trusted ``now_ns``, and what sets it.
+
+        ("" and the durable seq when nothing does.) The pin keeps every point before the
+        onset of the earliest standing suspicion that is younger than the history window
+        was at the onset; the lock keeps every point received within the lock.
+        """
+        found = [(self.journal.durable_seq, "")]
+        if self.hold_seq:
+            found.append((self.hold_seq, HOLD))
+        onset_seq, onset_ns = self._onset()
+        if onset_seq > self.applied_seq:  # else the base holds suspect writes: nothing to keep
+            found.append((self._pin_upto(onset_seq, onset_ns), PIN))
+        if self.retention_lock_s > 0:
+            cutoff = now_ns - int(self.retention_lock_s * 1e9)
+            found.append((self._index.seq_received_before(self.journal.group, cutoff) or 0, LOCK))
+        return min(found)
+
+    def _pin_upto(self, onset_seq: int, onset_ns: int) -> int:
+        """Newest seq the pin of a suspicion starting at ``onset_seq`` lets apply reach."""
+        if self.history_window_s <= 0:
+            return onset_seq - 1
+        cutoff = onset_ns - int(self.history_window_s * 1e9)
+        before = self._index.seq_received_before(self.journal.group, cutoff) or 0
+        return min(onset_seq - 1, before)
+
+    def set_retention(
+        self, history_window_s: float, journal_limit_bytes: int, retention_lock_s: float = 0.0
+    ) -> None:
+        """Apply by a new history window, size limit and lock from the next round on."""
         self.history_window_s = history_window_s
         self.journal_limit_bytes = journal_limit_bytes
+        self.retention_lock_s = retention_lock_s
 
     def pause(self) -> None:
         """Stop changing the base (an image is reading it); nests.
@@ -154,20 +217,22 @@ class Applier:
     def plan(self) -> RetentionPlan | None:
         """What the next round would apply, or None if nothing is due."""
         durable = self.journal.durable_seq
-        upto, reason = self._time_limit(durable), "time"
-        size_upto = self._size_limit()
+        now = self.clock.now_ns()
+        ceiling = self.ceiling(now)[0]
+        upto, reason = min(self._time_limit(durable, now), ceiling), "time"
+        size_upto = min(self._size_limit(), ceiling)
         if size_upto > upto:
             upto, reason = size_upto, "size"
-        if self.hold_seq:
-            upto = min(upto, self.hold_seq)
         if upto <= self.applied_seq:
             return None
         return RetentionPlan(self.applied_seq + 1, upto, reason)
 
-    def _time_limit(self, durable: int) -> int:
+    def _time_limit(self, durable: int, now_ns: int) -> int:
         if self.history_window_s <= 0:
             return durable
-        cutoff = self._clock_ns() - int(self.history_window_s * 1e9)
+        if self.clock.jumped:  # nothing leaves by time while the clock is not trusted
+            return 0
+        cutoff = now_ns - int(self.history_window_s * 1e9)
         at = self._index.seq_received_before(self.journal.group, cutoff)  # trusted time only
         return min(durable, at or 0)
 
@@ -225,7 +290,7 @@ class Applier:
         """Say what retention is about to drop (at most once a minute for time cuts)."""
         if self.history_window_s <= 0 or plan.reason != "time":
             return
-        now = self._clock_ns()
+        now = self.clock.trusted_ns
         if now - self._last_report_ns < REPORT_EVERY_NS:
             return
         self._last_report_ns = now

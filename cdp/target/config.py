@@ -52,6 +52,10 @@ class GroupPolicy:
     """RPO (seconds) over which the group's alert fires."""
     priority: str = DEFAULT_PRIORITY
     """One of :data:`PRIORITIES`."""
+    retention_lock_s: float = 0.0
+    """Compliance mode: history received within this many seconds is never applied, by
+    the window or the size limit, and no later config may shorten it (0: no lock); see
+    :mod:`cdp.target.retention_guard`."""
 
 
 MIN_SEGMENT_BYTES = 64 * 2**10
@@ -67,6 +71,8 @@ class TargetConfig:
     """How long records stay in the journal before they are applied to the base."""
     journal_limit_bytes: int = DEFAULT_JOURNAL_LIMIT_BYTES
     """Hard size limit of each group's journal; 0 for none."""
+    retention_lock_s: float = 0.0
+    """The default policy's retention lock (see :class:`GroupPolicy`)."""
     checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     limits: Limits = field(default_factory=Limits)
@@ -105,6 +111,7 @@ class TargetConfig:
             history_window_s=self.history_window_s,
             journal_limit_bytes=self.journal_limit_bytes,
             checkpoint_interval_s=self.checkpoint_interval_s,
+            retention_lock_s=self.retention_lock_s,
         )
 
     @property

@@ -39,12 +39,14 @@ from cdp.restore.image import PlanCache
 from cdp.restore.spec import format_ns
 from cdp.status import GroupState, GroupStatus
 from cdp.target import intake
+from cdp.target import retention_guard as guard
 from cdp.target.applier import Applier, load_applied
 from cdp.target.committer import Ack, Committer
 from cdp.target.config import GroupPolicy, TargetConfig
 from cdp.target.holds import BaseHolds
 from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
+from cdp.target.retention_guard import HOLD, LOCK, PIN
 from cdp.target.scrub import ScrubReport, scrub_live
 from cdp.target.seal import Seal, Sealed
 from cdp.target.verdicts import Verdicts
@@ -95,6 +97,12 @@ class Member:
         self.spec = spec
         """The member's VMs; ``spec.group_id`` is the group (as on the wire)."""
         self._limits, self._window_bytes = config.limits, config.window_bytes
+        self.policy = config.policy_for(self.group_id)
+        """How the target keeps this group (retention, checkpoints, alert, priority)."""
+        self._lock = guard.load_lock(index, self.group_id)
+        pol = self.policy
+        guard.check_policy(self._lock, self.group_id, pol.retention_lock_s, pol.history_window_s)
+        self._lock = guard.store_lock(index, self.group_id, self._lock, pol.retention_lock_s)
         self.capacities = tuple(d.spec.capacity_bytes for d in spec.disks())
         self.journal = Journal(
             config.journal_dir, key, index, config.journal_segment_bytes, config.journal_fsync,
@@ -103,17 +111,18 @@ class Member:
         self.committer = Committer(self.journal, self.fail)
         had_data = load_applied(index, key) > 0
         self.replica = ReplicaSet(config.replica_dir, spec, had_data)
-        self.policy = config.policy_for(self.group_id)
-        """How the target keeps this group (retention, checkpoints, alert, priority)."""
+        self.verdicts = Verdicts(index, key)
+        """Suspicions on this member's history (clean / suspect / unknown points)."""
         self.applier = Applier(
             self.journal, self.replica, index, self.policy.history_window_s,
-            self.policy.journal_limit_bytes,
+            self.policy.journal_limit_bytes, retention_lock_s=self._lock.lock_s,
+            onset=self._onset,
         )  # fmt: skip
         self.holds = BaseHolds(index, key)
         """Who keeps the base at or before which seq (copy-free failovers)."""
         self.applier.hold_base(self.holds.lowest())
-        self.verdicts = Verdicts(index, key)
-        """Suspicions on this member's history (clean / suspect / unknown points)."""
+        self._stopped_by = ""
+        """What stopped intake at the last batch (hold, pin, lock; "" when it runs)."""
         self._last_checkpoint_s = 0.0
         """Monotonic time of the last checkpoint request."""
         self.catalog = Catalog(index, key)
@@ -154,6 +163,7 @@ class Member:
             self.fail(exc)
             return
         self._expected_seq = self.journal.durable_seq + 1
+        self.journal.keep_received_after(self.applier.clock.high_water_ns)
         events = self.catalog.index.events(self.key)
         self._resync.active = bool(events) and events[-1].kind == KIND_RESYNC_START
         log.info("group %s: journal open: %s", self.key, report)
@@ -175,6 +185,7 @@ class Member:
 
     def close(self) -> None:
         """Close the replica files and the journal (after :meth:`stop`)."""
+        self.applier.clock.flush()
         self.replica.close()
         self.journal.close()
 
@@ -186,6 +197,7 @@ class Member:
         """A group stopped by a failed fsync reopens its journal from disk (on a handshake)."""
         if isinstance(self.error, JournalSyncError):
             self.journal.reopen(floor_seq=self.applier.applied_seq)
+            self.journal.keep_received_after(self.applier.clock.high_water_ns)
             self.state, self.error = GroupState.DISCONNECTED, None
             log.warning("group %s: journal reopened from disk after a failed fsync", self.key)
 
@@ -246,7 +258,7 @@ class Member:
         Exact re-sends of durable records are dropped; a bad batch changes nothing.
         """
         self.check_usable()
-        self._check_hold_room()
+        self._check_room()
         if self.state == GroupState.RESYNC_REQUIRED:
             self._check_resync_start(records)
         view = intake.GroupView(
@@ -272,23 +284,59 @@ class Member:
         fut.add_done_callback(lambda _: self._durable_news.set())
         return fut
 
-    def _check_hold_room(self) -> None:
-        """Refuse intake while a hold keeps the journal over its size limit."""
-        if not self.applier.held_over_limit():
+    def _check_room(self) -> None:
+        """Refuse intake (RESOURCE_EXHAUSTED) while a hold, pin or lock keeps the journal full."""
+        who = self.applier.over_limit_blocker()
+        if not who:
+            if self._stopped_by:
+                log.warning("group %s: the journal has room again: intake resumes", self.key)
+            self._stopped_by = ""
             return
-        holders = ", ".join(sorted(self.holds.items()))
-        log.warning(
-            "group %s: journal over its size limit and the base is held at seq %d by %s: "
-            "intake stops (RESOURCE_EXHAUSTED) until the hold is lifted",
-            self.key, self.applier.hold_seq, holders,
-        )  # fmt: skip
-        exc = StorageFullError(
-            self.journal.dir,
-            f"journal over its size limit while the base is held at seq "
-            f"{self.applier.hold_seq} by a test or failover ({holders})",
-        )
-        exc.hint = "end the test (cdp failover stop-test) or raise --journal-limit"
+        exc = self._full_error(who)
+        if who == HOLD or who != self._stopped_by:  # pin and lock: once per stop
+            level = logging.ERROR if who == LOCK else logging.WARNING
+            log.log(level, "group %s: intake stops (RESOURCE_EXHAUSTED): %s", self.key, exc)
+        self._stopped_by = who
         raise exc
+
+    def _full_error(self, who: str) -> StorageFullError:
+        """The RESOURCE_EXHAUSTED answer while ``who`` (hold, pin, lock) keeps the journal full."""
+        if who == HOLD:
+            holders = ", ".join(sorted(self.holds.items()))
+            exc = StorageFullError(self.journal.dir, f"journal over its size limit while the "
+                                   f"base is held at seq {self.applier.hold_seq} by a test or "
+                                   f"failover ({holders})")  # fmt: skip
+            exc.hint = "end the test (cdp failover stop-test) or raise --journal-limit"
+            return exc
+        onset = min(self.verdicts.standing(), key=lambda s: s.start_seq, default=None)
+        a = self.applier
+        cause = guard.stop_cause(who, a.journal_limit_bytes, a.retention_lock_s, onset)
+        exc = StorageFullError(self.journal.dir, cause)
+        exc.hint = (
+            "dismiss the suspicion if it is a false alarm, or raise the journal limit; "
+            if who == PIN else "raise the journal limit (the lock cannot be shortened); "
+        ) + "the source keeps the refused writes and catches up by itself"  # fmt: skip
+        return exc
+
+    def intake_refused_by(self) -> str:
+        """What keeps the journal full so that intake stops: hold, pin, lock ("" if none)."""
+        return self.applier.over_limit_blocker()
+
+    def clock_jump_s(self) -> float:
+        """Size of an unexplained jump of the target's clock (signed s; 0 when trusted)."""
+        return self.applier.clock.jump_ns / 1e9
+
+    def retention_notice(self) -> str:
+        """A timeline gap cause while a pin or lock stops intake ("" while it runs)."""
+        return guard.stop_notice(self.applier.over_limit_blocker())
+
+    def _onset(self) -> tuple[int, int]:
+        """(seq, trusted ns) where the earliest standing suspicion starts; (0, 0) if none."""
+        standing = self.verdicts.standing()
+        if not standing:
+            return 0, 0
+        first = min(standing, key=lambda s: s.start_seq)
+        return first.start_seq, first.start_ns
 
     async def hold_base(self, holder: str, seq: int) -> None:
         """Keep the base at or before ``seq`` for ``holder``; persisted.
@@ -503,10 +551,19 @@ class Member:
         """Whether the policy's checkpoint interval has passed at monotonic ``now_s``."""
         return now_s - self._last_checkpoint_s >= self.policy.checkpoint_interval_s
 
+    def check_policy(self, p: GroupPolicy) -> None:
+        """Refuse (ConfigError naming the field) a policy that would shorten locked history."""
+        guard.check_policy(self._lock, self.group_id, p.retention_lock_s, p.history_window_s)
+
     def set_policy(self, policy: GroupPolicy) -> None:
-        """Keep the group by a new policy from now on (a config reload)."""
+        """Keep the group by a new policy from now on (a config reload; checked first)."""
+        self.check_policy(policy)
+        index = self.catalog.index
+        self._lock = guard.store_lock(index, self.group_id, self._lock, policy.retention_lock_s)
         self.policy = policy
-        self.applier.set_retention(policy.history_window_s, policy.journal_limit_bytes)
+        self.applier.set_retention(
+            policy.history_window_s, policy.journal_limit_bytes, self._lock.lock_s
+        )
 
     def scrub(self, report: ScrubReport, rate_bytes_s: int, stopping: Callable[[], bool]) -> int:
         """Check the base replica against its sums (in a thread); the damage found now.

@@ -50,6 +50,7 @@ from cdp.target.config import TargetConfig
 from cdp.target.holds import check_holder
 from cdp.target.member import Member, SessionInfo, member_key, split_key
 from cdp.target.plan_bookmark import PlanBookmark
+from cdp.target.retention_guard import check_retention_lock
 from cdp.target.scrub import ScrubReport
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,9 @@ class Target:
         c = self.config
         try:
             check_no_orphans(c.data_dir, c.journal_dir, c.index_dir, {key for key, _ in specs})
+            for group_id in {split_key(key)[0] for key, _ in specs}:  # a shorter lock: refused
+                p = c.policy_for(group_id)
+                check_retention_lock(self.index, group_id, p.retention_lock_s, p.history_window_s)
         except CdpError:
             self.index.close()
             raise
@@ -253,9 +257,15 @@ class Target:
         Only what can change live is read again (policies; the scrub interval from the
         next scrub on); the caller says what needs a restart.
         """
+        self.check_config(config)
         self.config = config
         for member in self.groups.values():
             member.set_policy(config.policy_for(member.group_id))
+
+    def check_config(self, config: TargetConfig) -> None:
+        """Refuse (ConfigError naming the field) a config that shortens a locked history."""
+        for member in self.groups.values():
+            member.check_policy(config.policy_for(member.group_id))
 
     def request_scrub(self) -> None:
         """Scrub every replica now (e.g. on SIGUSR1), not only on the schedule."""
