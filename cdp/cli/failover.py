@@ -21,7 +21,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cdp.cli import common, failover_datastore, failover_detach, verify, verify_scheduler
+from cdp.cli import (
+    common,
+    failover_datastore,
+    failover_detach,
+    failover_promote,
+    verify,
+    verify_scheduler,
+)
 from cdp.cli.failover_common import (
     Session,
     connector,
@@ -137,6 +144,7 @@ def add_parser(sub: Any) -> None:
     verify.add_parser(fsub)
     verify_scheduler.add_parser(fsub)
     failover_datastore.add_parser(fsub)
+    failover_promote.add_parser(fsub)
 
 
 def _add_recovered(c: argparse.ArgumentParser) -> None:
