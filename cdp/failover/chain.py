@@ -46,6 +46,8 @@ TOP_SUFFIX = "-flat"
 """Extent name suffix of the top delta. Its content is a sparse delta (the descriptor
 says so), but vcsim (govmomi 0.24) attaches a disk only if ``<name>-flat.vmdk`` exists
 beside ``<name>.vmdk``; ESXi and qemu go by the descriptor, not the name."""
+DESCRIPTOR_BYTES = 512
+"""An upper bound of a delta descriptor's size (they are ~330 bytes)."""
 _GT_SECTORS = GT_ENTRIES * 4 // SECTOR
 _CID = re.compile(r"^CID=([0-9a-fA-F]{8})\s*$", re.MULTILINE)
 
@@ -56,6 +58,20 @@ def sparse_layout(capacity_bytes: int) -> tuple[int, int]:
     entries = -(-sectors // (GT_ENTRIES * GRAIN_SECTORS))
     gd_sectors = -(-entries * 4 // SECTOR)
     return entries, HEADER_SECTORS + gd_sectors + entries * _GT_SECTORS
+
+
+def chain_bytes(capacity_bytes: int, records: int, record_bytes: int) -> int:
+    """Bytes :func:`build_chain` writes at most for one disk (the estimate's figure).
+
+    The tail's data (at most the capacity), one grain table per tail record at most (at
+    most one per 2 MiB), and for both layers a header, a grain directory and a
+    descriptor. Independent of the data the base holds.
+    """
+    entries, _ = sparse_layout(capacity_bytes)
+    tables = min(entries, max(records, 0))
+    directory = entries * 4
+    layers = 2 * (HEADER_SECTORS * SECTOR + directory + DESCRIPTOR_BYTES)
+    return min(record_bytes, capacity_bytes) + tables * GT_ENTRIES * 4 + layers
 
 
 async def write_sparse(
