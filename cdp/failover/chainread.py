@@ -15,6 +15,7 @@ with it. Read-only: nothing here writes, and no file is kept open past ``close``
 from __future__ import annotations
 
 import array
+import errno
 import os
 import re
 import struct
@@ -46,6 +47,10 @@ class Image(Protocol):
         """``length`` bytes at ``offset`` as the guest sees them (zeros past the data)."""
         ...
 
+    def data_ranges(self) -> list[tuple[int, int]]:
+        """(offset, length) ranges, sorted and disjoint, outside which the disk reads zeros."""
+        ...
+
     def close(self) -> None:
         """Close every file of the chain."""
         ...
@@ -63,6 +68,24 @@ class FlatImage:
         """Bytes of the extent; a file shorter than the disk reads as zeros past its end."""
         data = os.pread(self.fd, length, self.start + offset)
         return data if len(data) == length else data.ljust(length, b"\0")
+
+    def data_ranges(self) -> list[tuple[int, int]]:
+        """The extent's data regions (``SEEK_DATA``/``SEEK_HOLE``), within the capacity."""
+        size = min(self.capacity_bytes, os.fstat(self.fd).st_size - self.start)
+        out, pos = [], 0
+        while pos < size:
+            try:
+                data = os.lseek(self.fd, self.start + pos, os.SEEK_DATA) - self.start
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole is left
+                    break
+                raise
+            if data >= size:
+                break
+            hole = min(os.lseek(self.fd, self.start + data, os.SEEK_HOLE) - self.start, size)
+            out.append((data, hole - data))
+            pos = hole
+        return out
 
     def close(self) -> None:
         """Close the extent."""
@@ -140,10 +163,35 @@ class SparseImage:
             self.tables[n] = table if any(table) else None
         return self.tables[n]
 
+    def data_ranges(self) -> list[tuple[int, int]]:
+        """The parent's data ranges joined with the grains this delta holds."""
+        own = []
+        for n in range(len(self.directory)):
+            table = self._table(n)
+            if table is None:
+                continue
+            base = n * GT_ENTRIES
+            for i, sector in enumerate(table):
+                if sector:
+                    own.append(((base + i) * self.grain_bytes, self.grain_bytes))
+        return merge_ranges(self.parent.data_ranges() + own)
+
     def close(self) -> None:
         """Close this delta and its parents."""
         os.close(self.fd)
         self.parent.close()
+
+
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, disjoint (offset, length) ranges covering the same bytes as ``ranges``."""
+    out: list[tuple[int, int]] = []
+    for at, n in sorted(ranges):
+        if out and at <= out[-1][0] + out[-1][1]:
+            start, length = out[-1]
+            out[-1] = (start, max(length, at + n - start))
+        else:
+            out.append((at, n))
+    return out
 
 
 def open_image(path: str) -> Image:

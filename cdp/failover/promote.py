@@ -8,8 +8,9 @@ same place, then lifts that VM's hold, so the target's applier moves on again.
 
 Per disk, resumable from the files alone (``<stem>`` = ``<vm>-dr/<vm>_<n>``):
 
-1. the chain is read (:mod:`cdp.failover.chainread`) into ``<stem>-flat.vmdk.promoted``
-   (written as ``.tmp``, zero runs left as holes, fsynced, renamed), and the flat
+1. the chain's data ranges (the base's data regions and the deltas' grains) are read
+   (:mod:`cdp.failover.chainread`) into ``<stem>-flat.vmdk.promoted`` (written as
+   ``.tmp``, the rest left as holes, fsynced, renamed; O(data held), not O(disk)), and the flat
    descriptor is written to ``<stem>.vmdk.promoted``; the chain is untouched so far;
 2. the switch: the data file replaces the top delta's extent ``<stem>-flat.vmdk``, then
    the descriptor replaces ``<stem>.vmdk`` (a crash between the two renames is finished
@@ -33,7 +34,7 @@ from typing import Any
 
 from cdp.errors import PreconditionError
 from cdp.failover import steps as st
-from cdp.failover.chainread import is_chain, open_image
+from cdp.failover.chainread import Image, is_chain, open_image
 from cdp.failover.errors import OperationStateError
 from cdp.failover.records import Operation
 from cdp.failover.replication import Replication
@@ -124,7 +125,7 @@ def consolidate(descriptor: str) -> int:
             return 0
         image = open_image(descriptor)
         try:
-            written = _copy(image.read, image.capacity_bytes, extent + PENDING)
+            written = _copy(image, extent + PENDING)
             text = format_descriptor(image.capacity_bytes, os.path.basename(extent))
         finally:
             image.close()
@@ -139,16 +140,20 @@ def consolidate(descriptor: str) -> int:
     return written
 
 
-def _copy(read: Callable[[int, int], bytes], capacity: int, dest: str) -> int:
-    """Write ``capacity`` bytes from ``read`` to ``dest`` (zero chunks as holes); data bytes."""
+def _copy(image: Image, dest: str) -> int:
+    """Write the image to a flat file ``dest``; return the bytes written.
+
+    Only its data ranges are read, and chunks of zeros in them stay holes too.
+    """
     written = 0
     fd = os.open(dest + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        for at in range(0, capacity, CHUNK_BYTES):
-            data = read(at, min(CHUNK_BYTES, capacity - at))
-            if data.count(0) != len(data):
-                written += os.pwrite(fd, data, at)
-        os.ftruncate(fd, capacity)
+        for start, length in image.data_ranges():
+            for at in range(start, start + length, CHUNK_BYTES):
+                data = image.read(at, min(CHUNK_BYTES, start + length - at))
+                if data.count(0) != len(data):
+                    written += os.pwrite(fd, data, at)
+        os.ftruncate(fd, image.capacity_bytes)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -71,6 +71,15 @@ async def test_reads_through_the_chain_equal_qemu_img(tmp_path: Path) -> None:
     try:
         assert image.capacity_bytes == CAP
         assert image.read(0, CAP) == want
+        ranges = image.data_ranges()  # outside them the disk reads zeros
+        assert ranges == sorted(ranges) and sum(n for _, n in ranges) < CAP
+        outside, pos = bytearray(), 0
+        for at, n in ranges:
+            assert at >= pos
+            outside += want[pos:at]
+            pos = at + n
+        outside += want[pos:]
+        assert len(outside) > 0 and outside.count(0) == len(outside)
         for _ in range(200):
             at = rng.randrange(CAP)
             n = rng.randrange(1, min(CAP - at, 3 * 2**20) + 1)

@@ -57,8 +57,8 @@ async def test_consolidate_writes_the_chain_as_a_flat_disk(
 
     _check_flat(top, want)
     assert (tmp_path / "vm" / "vm_0-flat.vmdk").read_bytes() == base  # the base untouched
-    data = sum(1 for at in range(0, CAP, 65536) if want[at : at + 65536].count(0) != 65536)
-    assert written == data * 65536  # zero chunks are never written...
+    nonzero = len(want) - want.count(0)
+    assert nonzero <= written < CAP // 2  # only the data ranges, zero chunks never...
     assert os.stat(top.parent / "vm_0-flat.vmdk").st_blocks * 512 < CAP  # ...they stay holes
     assert pm.consolidate(str(top)) == 0  # a second run finds a flat disk: nothing to do
     _check_flat(top, want)
