@@ -50,7 +50,9 @@ async def test_failback_after_a_chain_failover_sends_what_the_guests_see(
         for vm in VMS
     }
 
-    result = await failback(orchestrator(site, protected, home), home).run()
+    back = orchestrator(site, protected, home)
+    result = await failback(back, home).run()
+    back.close()
 
     assert result["status"] == "failed-back"
     sync = result["sync"][GROUP]
