@@ -1,6 +1,8 @@
 """``cdp failover``: check, test, stop-test, run, commit, rollback, status, failback.
 
-``verify`` is its own module (:mod:`cdp.cli.verify`), registered here.
+``verify``, ``datastore``/``relocate`` and ``promote`` are modules of their own
+(:mod:`cdp.cli.verify`, :mod:`cdp.cli.failover_datastore`,
+:mod:`cdp.cli.failover_promote`), registered here.
 
 Wires a plan file to the orchestrator: the vCenter connector (``cdp.failover.vsphere``)
 and the target (:class:`cdp.failover.remote.TargetReplication` over a gRPC client). Prints
