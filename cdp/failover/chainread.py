@@ -158,6 +158,8 @@ class SparseImage:
         """Grain table ``n`` (None: it maps no grain of this delta)."""
         if n not in self.tables:
             at = self.directory[n] if n < len(self.directory) else 0
+            if at and self._hole(at * SECTOR, GT_ENTRIES * 4):
+                at = 0  # a table never written (a file hole): it maps nothing
             raw = os.pread(self.fd, GT_ENTRIES * 4, at * SECTOR) if at else b""
             table = array.array("I", raw.ljust(GT_ENTRIES * 4, b"\0"))
             self.tables[n] = table if any(table) else None
@@ -175,6 +177,15 @@ class SparseImage:
                 if sector:
                     own.append(((base + i) * self.grain_bytes, self.grain_bytes))
         return merge_ranges(self.parent.data_ranges() + own)
+
+    def _hole(self, offset: int, length: int) -> bool:
+        """True if ``length`` bytes at ``offset`` are a hole of the file (they read zeros)."""
+        try:
+            return os.lseek(self.fd, offset, os.SEEK_DATA) >= offset + length
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # no data after offset
+                return True
+            raise
 
     def close(self) -> None:
         """Close this delta and its parents."""
