@@ -130,25 +130,37 @@ def parse_size(text: str) -> int:
     return int(text)
 
 
-def disk_bytes_for(data_bytes: int) -> int:
-    """The disk's capacity for a case: twice the data it holds (64 MiB for the toy case)."""
-    return max(DISK_BYTES, 2 * data_bytes)
+def disk_bytes_for(data_bytes: int, disk_bytes: int = 0) -> int:
+    """The disk's capacity for a case: ``disk_bytes`` if given, else twice the data it
+    holds (64 MiB for the toy case)."""
+    return disk_bytes or max(DISK_BYTES, 2 * data_bytes)
+
+
+def data_offsets(data_bytes: int, disk_bytes: int, chunk: int = 2**20) -> list[int]:
+    """Where the 1 MiB chunks of a disk's data go: from offset 0 when the data fills half
+    the disk or more, else spread evenly over the whole disk (sparse in between)."""
+    count = -(-data_bytes // chunk)
+    stride = max(chunk, (disk_bytes // max(count, 1)) // chunk * chunk)
+    if data_bytes * 2 >= disk_bytes:
+        stride = chunk
+    return [i * stride for i in range(count)]
 
 
 async def write_source(
     address: str, folder: Path, vms: list[str], seed: int, data_bytes: int = 0,
-    target: Any = None,
+    target: Any = None, disk_bytes: int = 0,
 ) -> int:  # fmt: skip
     """Simulated guests write ``data_bytes`` of random data each (1 MiB writes, into the
-    base: the target applies at once), then WRITES_PER_VM random 4 KiB blocks each (the
-    journal tail: the target keeps one hour from then on); drain; return the tail bytes."""
+    base: the target applies at once; spread over the disk, see :func:`data_offsets`),
+    then WRITES_PER_VM random 4 KiB blocks each (the journal tail: the target keeps one
+    hour from then on); drain; return the tail bytes."""
     from cdp.rpc.client import ReplicationClient
     from cdp.source.buffer import SourceBuffer
     from cdp.source.shipper import Shipper, ShipperConfig
     from sim.filter import ReplicationFilter
     from sim.vm import SimHost, SimVM
 
-    disk = disk_bytes_for(data_bytes)
+    disk = disk_bytes_for(data_bytes, disk_bytes)
     host = SimHost("bench-src", [SimVM(str(folder), vm, [disk]) for vm in vms])
     buffer = SourceBuffer(256 * 2**20)
     for vm in host.vms:
@@ -159,7 +171,7 @@ async def write_source(
     rng = random.Random(seed)
     try:
         if data_bytes:
-            await write_base(host.vms, shipper, data_bytes, target)
+            await write_base(host.vms, shipper, data_offsets(data_bytes, disk), data_bytes, target)
         for _ in range(WRITES_PER_VM):
             for vm in host.vms:
                 await vm.write(0, rng.randrange(disk // BLOCK) * BLOCK, rng.randbytes(BLOCK))
@@ -173,17 +185,19 @@ async def write_source(
     return len(vms) * WRITES_PER_VM * BLOCK
 
 
-async def write_base(vms: list[Any], shipper: Any, data_bytes: int, target: Any) -> None:
-    """``data_bytes`` of random data per disk from offset 0, in 1 MiB writes (drained every
+async def write_base(
+    vms: list[Any], shipper: Any, offsets: list[int], data_bytes: int, target: Any
+) -> None:
+    """``data_bytes`` of random data per disk at ``offsets``, in 1 MiB writes (drained every
     64 MiB so the source buffer never overflows); wait until the target applied it all, then
     give the target a one-hour history window (as a config reload would)."""
     import dataclasses
 
     chunk = 2**20
-    for offset in range(0, data_bytes, chunk):
+    for i, offset in enumerate(offsets):
         for vm in vms:
-            await vm.write(0, offset, os.urandom(min(chunk, data_bytes - offset)))
-        if (offset // chunk) % 64 == 63:
+            await vm.write(0, offset, os.urandom(min(chunk, data_bytes - i * chunk)))
+        if i % 64 == 63:
             await asyncio.wait_for(shipper.drain(), 600)
     await asyncio.wait_for(shipper.drain(), 600)
     while any(m.applier.applied_seq < m.journal.durable_seq for m in target.groups.values()):
@@ -246,9 +260,11 @@ def plan_file(
 
 
 async def one_case(
-    work: Path, binary: str, n: int, seed: int, data_bytes: int = 0, disks: str = "chain"
-) -> dict[str, Any]:
-    """Fail over ``n`` VMs (``data_bytes`` held per disk), time it, roll back."""
+    work: Path, binary: str, n: int, seed: int, data_bytes: int = 0, disks: str = "chain",
+    disk_bytes: int = 0, promote: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """Fail over ``n`` VMs (``data_bytes`` held per disk), time it, then roll back (or, with
+    ``promote``, commit, power the VMs off and time ``cdp failover promote``)."""
     from cdp.failover import vsphere
     from cdp.failover.faults import server_thumbprint
     from cdp.failover.guards import DISCARD
@@ -270,7 +286,9 @@ async def one_case(
             server, port = await start_server(target, "127.0.0.1:0")
             address = f"127.0.0.1:{port}"
             t_data = time.monotonic()
-            written = await write_source(address, work / "source", vms, seed, data_bytes, target)
+            written = await write_source(
+                address, work / "source", vms, seed, data_bytes, target, disk_bytes
+            )
             data_s = time.monotonic() - t_data
             await asyncio.to_thread(mount_datastore, url, data_dir / "replicas")
             thumbprint = server_thumbprint(url.hostname, url.port, 5)
@@ -291,7 +309,10 @@ async def one_case(
                 log = work / "state" / plan.name / "operation.json"
                 steps = json.loads(log.read_text())["steps"]
                 t1 = time.monotonic()
-                await orch.rollback(DISCARD)
+                if promote:
+                    promoted = await promote_all(orch, result)
+                else:
+                    await orch.rollback(DISCARD)
                 rollback_s = time.monotonic() - t1
             finally:
                 orch.close()
@@ -302,10 +323,15 @@ async def one_case(
         "vms": n,
         "disks": disks,
         "data_per_disk_bytes": data_bytes,
-        "disk_bytes": disk_bytes_for(data_bytes),
+        "disk_bytes": disk_bytes_for(data_bytes, disk_bytes),
+        "data_layout": "from offset 0"
+        if data_bytes * 2 >= disk_bytes_for(data_bytes, disk_bytes)
+        else "1 MiB chunks spread evenly over the disk, sparse between",
         "setup_write_s": round(data_s, 1),
         "delta_bytes_written": sum(int((s.get("result") or {}).get("bytes", 0)) for s in exports),
-        "background_after_power_on_s": 0.0,  # no promotion: the VMs run on the chain
+        # nothing runs by itself after power-on; `promote` is an explicit step (VMs off)
+        "background_after_power_on_s": 0.0,
+        "promote": promoted if promote else None,
         "rto_s": result["rto_s"],
         "wall_s": round(wall, 3),
         "by_step": result["time_by_step"],
@@ -313,8 +339,27 @@ async def one_case(
         "bytes_to_prepare": result["bytes_to_prepare"],
         "rto_estimate_s": result["rto_estimate_s"],
         **estimate_error(result["rto_s"], result["rto_estimate_s"]),
-        "rollback_s": round(rollback_s, 3),
+        "rollback_s": None if promote else round(rollback_s, 3),
         "steps": result["steps"],
+    }
+
+
+async def promote_all(orch: Any, result: dict[str, Any]) -> dict[str, Any]:
+    """Commit, power the recovered VMs off, promote their chains; the promote's figures."""
+    from cdp.failover.promote import promote
+
+    await orch.commit()
+    vc = await asyncio.to_thread(orch.vcenter)
+    for vm in result["vms"]:
+        await asyncio.to_thread(vc.power_off, vm["ref"])
+    t0 = time.monotonic()
+    done = await promote(orch.log, orch.vcenter, orch.replication)
+    rows = done["vms"]
+    return {
+        "seconds": round(time.monotonic() - t0, 3),
+        "disks": sum(r["promoted"] for r in rows),
+        "bytes_written": sum(r["bytes_written"] for r in rows),
+        "holds_released": sum(1 for r in rows if r["released"]),
     }
 
 
@@ -328,24 +373,28 @@ def estimate_error(measured_s: float, estimate_s: float) -> dict[str, float | No
 
 async def run(
     counts: list[int], seed: int, work_dir: str | None, sizes: tuple[int, ...] = (0,),
-    modes: tuple[str, ...] = ("chain",),
+    modes: tuple[str, ...] = ("chain",), disk_sizes: tuple[int, ...] = (0,),
+    promote: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Every case in its own work folder (removed afterwards)."""
     binary = await asyncio.to_thread(build_vcsim)
     results = []
-    for n, size, mode in [(n, z, m) for z in sizes for m in modes for n in counts]:
+    cases = [(n, z, d, m) for z in sizes for d in disk_sizes for m in modes for n in counts]
+    for n, size, disk, mode in cases:
         work = Path(tempfile.mkdtemp(prefix=f"cdp-rto-{n}-", dir=work_dir))
         try:
-            r = await one_case(work, binary, n, seed, size, mode)
+            r = await one_case(work, binary, n, seed, size, mode, disk, promote)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         results.append(r)
+        after = r["promote"]["seconds"] if r.get("promote") else r["rollback_s"]
         print(
-            f"  {n:>3} VMs  {size / 2**20:.0f} MiB/disk {mode}  RTO {r['rto_s']:.3f} s  "
+            f"  {n:>3} VMs  {size / 2**20:.0f} MiB/disk of {r['disk_bytes'] / 2**30:.2f} GiB "
+            f"{mode}  RTO {r['rto_s']:.3f} s  "
             f"delta {r['delta_bytes_written'] / 2**20:.1f} MiB  "
             f"estimate {r['rto_estimate_s']:.3f} s "
             f"({_signed(r['rto_estimate_error_s'])} s, {_pct(r['rto_estimate_error_pct'])})  "
-            f"(rollback {r['rollback_s']:.3f} s)",
+            f"({'promote' if promote else 'rollback'} {after:.3f} s)",
             file=sys.stderr, flush=True,
         )  # fmt: skip
     settings = {
@@ -368,7 +417,7 @@ def render(doc: dict[str, Any]) -> str:
     """The cases as a Markdown table (seconds)."""
     header = (
         "VMs", "data/disk MiB", "disks", "RTO s", "estimate s", "error s", "error %",
-        *(f"{k} s" for k in STEP_KINDS), "rollback s", "image MiB", "written MiB",
+        "disk GiB", *(f"{k} s" for k in STEP_KINDS), "rollback s", "prepare MiB", "written MiB",
         "after power-on",
     )  # fmt: skip
     rows = [
@@ -380,15 +429,27 @@ def render(doc: dict[str, Any]) -> str:
             f"{r['rto_estimate_s']:.3f}",
             _signed(r.get("rto_estimate_error_s")),
             _pct(r.get("rto_estimate_error_pct")),
+            f"{r.get('disk_bytes', DISK_BYTES) / 2**30:g}",
             *(f"{r['by_step'].get(k, 0.0):.3f}" for k in STEP_KINDS),
-            f"{r['rollback_s']:.3f}",
+            _secs(r.get("rollback_s")),
             f"{r['bytes_to_prepare'] / 2**20:.1f}",
             f"{r.get('delta_bytes_written', 0) / 2**20:.1f}",
-            "none",
+            _after(r.get("promote")),
         )
         for r in doc["results"]
     ]
     return markdown(header, rows)
+
+
+def _secs(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _after(promoted: dict[str, Any] | None) -> str:
+    """What ran after power-on: nothing on its own; ``promote`` when the case asked."""
+    if not promoted:
+        return "none"
+    return f"promote {promoted['seconds']:.1f} s ({promoted['bytes_written'] / 2**20:.0f} MiB)"
 
 
 def _signed(value: float | None) -> str:
@@ -413,6 +474,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--disks", default="chain", help="recovery.disks modes to compare, e.g. chain,copy"
     )
+    p.add_argument(
+        "--disk-size", default="",
+        help="each disk's capacity, e.g. 8GiB,64GiB (sparse files; the data is spread over "
+        "it in 1 MiB chunks); default twice the data",
+    )  # fmt: skip
+    p.add_argument(
+        "--promote", action="store_true",
+        help="after the failover: commit, power off, time `cdp failover promote` (no rollback)",
+    )  # fmt: skip
     p.set_defaults(handler=main)
 
 
@@ -421,7 +491,8 @@ def main(args: argparse.Namespace) -> int:
     counts = [int(x) for x in args.vms.split(",") if x.strip()]
     sizes = tuple(parse_size(x) for x in args.data_per_disk.split(",") if x.strip()) or (0,)
     modes = tuple(x for x in args.disks.split(",") if x.strip())
-    doc = asyncio.run(run(counts, args.seed, args.work_dir, sizes, modes))
+    disk_sizes = tuple(parse_size(x) for x in args.disk_size.split(",") if x.strip()) or (0,)
+    doc = asyncio.run(run(counts, args.seed, args.work_dir, sizes, modes, disk_sizes, args.promote))
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out or REPO / "bench" / "results" / f"rto-{stamp}")
     out.mkdir(parents=True, exist_ok=True)

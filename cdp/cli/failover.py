@@ -1,6 +1,8 @@
 """``cdp failover``: check, test, stop-test, run, commit, rollback, status, failback.
 
-``verify`` is its own module (:mod:`cdp.cli.verify`), registered here.
+``verify``, ``datastore``/``relocate`` and ``promote`` are modules of their own
+(:mod:`cdp.cli.verify`, :mod:`cdp.cli.failover_datastore`,
+:mod:`cdp.cli.failover_promote`), registered here.
 
 Wires a plan file to the orchestrator: the vCenter connector (``cdp.failover.vsphere``)
 and the target (:class:`cdp.failover.remote.TargetReplication` over a gRPC client). Prints
@@ -21,7 +23,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cdp.cli import common, failover_datastore, failover_detach, verify, verify_scheduler
+from cdp.cli import (
+    common,
+    failover_datastore,
+    failover_detach,
+    failover_promote,
+    verify,
+    verify_scheduler,
+)
 from cdp.cli.failover_common import (
     Session,
     connector,
@@ -138,6 +147,7 @@ def add_parser(sub: Any) -> None:
     verify.add_parser(fsub)
     verify_scheduler.add_parser(fsub)
     failover_datastore.add_parser(fsub)
+    failover_promote.add_parser(fsub)
 
 
 def _add_recovered(c: argparse.ArgumentParser) -> None:

@@ -115,7 +115,7 @@ def say(line: str, out: Any) -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
 
 
-AUDITED = ("test", "stop-test", "run", "commit", "rollback", "failback", "verify")
+AUDITED = ("test", "stop-test", "run", "commit", "rollback", "failback", "verify", "promote")
 """``cdp failover`` subcommands that change something: each run is audited (not dry runs)."""
 AUDIT_TIMEOUT_S = 10.0
 """How long recording an operation at the target may take before the CLI gives up on it."""

@@ -21,6 +21,7 @@ next run overwrites. This module never imports grpc (the client is passed in).
 from __future__ import annotations
 
 import array
+import asyncio
 import os
 import re
 import struct
@@ -47,6 +48,10 @@ TOP_SUFFIX = "-flat"
 """Extent name suffix of the top delta. Its content is a sparse delta (the descriptor
 says so), but vcsim (govmomi 0.24) attaches a disk only if ``<name>-flat.vmdk`` exists
 beside ``<name>.vmdk``; ESXi and qemu go by the descriptor, not the name."""
+FLUSH_BYTES = 4 * 2**20
+"""Tail data gathered before one write of it (in a worker thread)."""
+DESCRIPTOR_BYTES = 512
+"""An upper bound of a delta descriptor's size (they are ~330 bytes)."""
 _GT_SECTORS = GT_ENTRIES * 4 // SECTOR
 _CID = re.compile(r"^CID=([0-9a-fA-F]{8})\s*$", re.MULTILINE)
 
@@ -59,38 +64,74 @@ def sparse_layout(capacity_bytes: int) -> tuple[int, int]:
     return entries, HEADER_SECTORS + gd_sectors + entries * _GT_SECTORS
 
 
+def chain_bytes(capacity_bytes: int, records: int, record_bytes: int) -> int:
+    """Bytes :func:`build_chain` writes at most for one disk (the estimate's figure).
+
+    The tail's data (at most the capacity), one grain table per tail record at most (at
+    most one per 2 MiB), and for both layers a header, a grain directory and a
+    descriptor. Independent of the data the base holds.
+    """
+    entries, _ = sparse_layout(capacity_bytes)
+    tables = min(entries, max(records, 0))
+    directory = entries * 4
+    layers = 2 * (HEADER_SECTORS * SECTOR + directory + DESCRIPTOR_BYTES)
+    return min(record_bytes, capacity_bytes) + tables * GT_ENTRIES * 4 + layers
+
+
 async def write_sparse(
     path: str, capacity_bytes: int, pieces: AsyncIterator[tuple[int, bytes]]
 ) -> int:
-    """Write a COWD extent holding ``pieces`` (sector-aligned, offset order); return bytes."""
+    """Write a COWD extent holding ``pieces`` (sector-aligned, offset order); return bytes.
+
+    The file I/O runs in a worker thread (data in batches of FLUSH_BYTES), never on the
+    event loop, so that the disks of one phase are built side by side.
+    """
     entries, first_data = sparse_layout(capacity_bytes)
-    gd_at = HEADER_SECTORS + -(-entries * 4 // SECTOR)
     tables: dict[int, array.array[int]] = {}
+    pending, pending_at = bytearray(), first_data
     written, next_sector = 0, first_data
     fd = fsutil.create_file(path, os.O_RDWR | os.O_TRUNC)
     try:
         async for offset, data in pieces:
             if offset % SECTOR or len(data) % SECTOR:
                 raise InvalidInputError("offset_bytes", f"piece at {offset} not sector-aligned")
-            written += os.pwrite(fd, data, next_sector * SECTOR)
+            pending += data
             for i in range(len(data) // SECTOR):
                 s = offset // SECTOR + i
                 t = tables.setdefault(s // GT_ENTRIES, array.array("I", bytes(GT_ENTRIES * 4)))
                 t[s % GT_ENTRIES] = next_sector + i
             next_sector += len(data) // SECTOR
-        for n, table in sorted(tables.items()):
-            written += os.pwrite(fd, table.tobytes(), (gd_at + n * _GT_SECTORS) * SECTOR)
-        directory = array.array("I", (gd_at + n * _GT_SECTORS for n in range(entries)))
-        written += os.pwrite(fd, directory.tobytes(), HEADER_SECTORS * SECTOR)
-        os.ftruncate(fd, next_sector * SECTOR)  # tables never written stay holes (zeros)
-        header = b"COWD" + struct.pack(
-            "<7I", 1, 3, capacity_bytes // SECTOR, GRAIN_SECTORS, HEADER_SECTORS, entries,
-            next_sector,
-        )  # fmt: skip
-        written += os.pwrite(fd, header.ljust(HEADER_SECTORS * SECTOR, b"\0"), 0)
-        os.fsync(fd)
+            if len(pending) >= FLUSH_BYTES:
+                batch, at = bytes(pending), pending_at * SECTOR
+                written += await asyncio.to_thread(os.pwrite, fd, batch, at)
+                pending.clear()
+                pending_at = next_sector
+        tail = (bytes(pending), pending_at)
+        written += await asyncio.to_thread(_finish, fd, capacity_bytes, tail, tables, next_sector)
     finally:
         os.close(fd)
+    return written
+
+
+def _finish(
+    fd: int, capacity_bytes: int, tail: tuple[bytes, int], tables: dict[int, array.array[int]],
+    next_sector: int,
+) -> int:  # fmt: skip
+    """The last data, the grain tables, directory and header of a COWD extent; fsync."""
+    entries, _ = sparse_layout(capacity_bytes)
+    gd_at = HEADER_SECTORS + -(-entries * 4 // SECTOR)
+    written = os.pwrite(fd, tail[0], tail[1] * SECTOR) if tail[0] else 0
+    for n, table in sorted(tables.items()):
+        written += os.pwrite(fd, table.tobytes(), (gd_at + n * _GT_SECTORS) * SECTOR)
+    directory = array.array("I", (gd_at + n * _GT_SECTORS for n in range(entries)))
+    written += os.pwrite(fd, directory.tobytes(), HEADER_SECTORS * SECTOR)
+    os.ftruncate(fd, next_sector * SECTOR)  # tables never written stay holes (zeros)
+    header = b"COWD" + struct.pack(
+        "<7I", 1, 3, capacity_bytes // SECTOR, GRAIN_SECTORS, HEADER_SECTORS, entries,
+        next_sector,
+    )  # fmt: skip
+    written += os.pwrite(fd, header.ljust(HEADER_SECTORS * SECTOR, b"\0"), 0)
+    os.fsync(fd)
     return written
 
 
@@ -160,7 +201,7 @@ async def build_chain(
     written += await _layer(
         f"{folder}/{stem}", TOP_SUFFIX, cap, none(), f"{stem}-tail.vmdk", tail_cid, top_cid
     )
-    fsync_dir(folder)
+    await asyncio.to_thread(fsync_dir, folder)
     return facts, written
 
 
@@ -171,7 +212,7 @@ async def _layer(
     """One delta: extent ``<stem><suffix>.vmdk`` (via a .tmp), then descriptor ``<stem>.vmdk``."""
     extent = f"{stem}{suffix}.vmdk"
     written = await write_sparse(extent + ".tmp", cap, pieces)
-    os.replace(extent + ".tmp", extent)
+    await asyncio.to_thread(os.replace, extent + ".tmp", extent)
     text = format_delta_descriptor(cap, os.path.basename(extent), parent, parent_cid, cid)
-    write_atomic(f"{stem}.vmdk", text.encode())
+    await asyncio.to_thread(write_atomic, f"{stem}.vmdk", text.encode())
     return written + len(text)

@@ -20,7 +20,7 @@
             ├── VCenterTlsError           the certificate is not trusted
             └── VCenterLoginError         bad credentials
 
-pyVmomi faults and socket errors are translated into these once, in ``vsphere.py``.
+pyVmomi faults and socket errors are translated into these once, in ``vsphere/``.
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ recovery datastore. :class:`Failback` brings them home in one resumable sequence
    original-site target's replica folder before the reverse group exists there, so the
    target's base already holds the pre-failover state;
 3. ``pre-sync``: a reverse source (:mod:`cdp.failover.reverse`, in this process; a real
-   product runs it on the DR host) streams the ``<vm>-dr`` disks to the original-site
-   target as group ``<group><suffix>`` with the ordinary journal protocol, starting with
-   ``ProtectionConfig(initial_sync=True)``: every region is compared by hash with the
-   target's state and only differing regions travel. The recovered VMs still run;
+   product runs it on the DR host) streams the ``<vm>-dr`` disks (after a copy-free
+   failover read through their chains: what the guests see, never the delta files) to
+   the original-site target as group ``<group><suffix>`` with the ordinary journal
+   protocol, starting with ``ProtectionConfig(initial_sync=True)``: every region is
+   compared by hash with the target's state and only differing regions travel. The
+   recovered VMs still run;
 4. ``power-off-dr``: the recovered VMs are powered off at the recovery vCenter;
 5. ``final-sync``: the same hash-compared pass again over the now quiet disks — it sends
    what the guests wrote during the first pass, and proves the target holds every byte;
@@ -38,7 +40,6 @@ what is gone is skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
@@ -128,33 +129,6 @@ def back_plan(plan: Plan) -> Plan:
     )
 
 
-COWD_MAGIC = b"COWD"
-"""The first bytes of a vmfsSparse delta (a copy-free failover's disk layer), not flat data."""
-
-
-def _refuse_delta_chains(paths: list[str]) -> None:
-    """Refuse to stream recovered disks that are delta chains: their files are not the data.
-
-    The reverse source reads flat extents. A failover made with ``recovery.disks: chain``
-    leaves each disk as a vmfsSparse chain over the base replica, so reading its top file
-    would send grain tables instead of the guest's bytes. Until failback reads chains,
-    it stops here, before anything is sent, and says how to go on.
-    """
-    chains = []
-    for path in paths:
-        with contextlib.suppress(OSError), open(path, "rb") as f:
-            if f.read(4) == COWD_MAGIC:
-                chains.append(path)
-    if chains:
-        raise PreconditionError(
-            f"recovery.disks: the recovered disks are copy-free delta chains ({chains[0]}"
-            f"{' and more' if len(chains) > 1 else ''}); failback reads flat disks only",
-            hint="consolidate each chain into a flat disk first (e.g. Storage vMotion the "
-            "recovered VMs, or `qemu-img convert -O vmdk` the chain), or run live failovers "
-            "with `recovery.disks: copy` in plans that will fail back (docs/FAILOVER.md)",
-        )
-
-
 def _settings(plan: Plan) -> tuple[FailbackSettings, ProtectedSite]:
     if plan.failback is None or plan.protected_site is None:
         raise PreconditionError(
@@ -213,7 +187,7 @@ class Failback:
                         "vm": v.vm,
                         "disk": n,
                         "capacity_bytes": d.capacity_bytes,
-                        "source": self._dr_extent(v, n),
+                        "source": self._dr_disk(v, n),
                         "seed": seed,
                         "seed_present": bool(seed) and os.path.isfile(seed),
                     }
@@ -351,8 +325,9 @@ class Failback:
     def _vm(self, name: str) -> st.RecoveredVm:
         return self.rec.vm(name)
 
-    def _dr_extent(self, vm: st.RecoveredVm, n: int) -> str:
-        return os.path.join(vm.folder, naming.format_disk_extent(vm.name, n))
+    def _dr_disk(self, vm: st.RecoveredVm, n: int) -> str:
+        """The recovered disk's descriptor: flat, or a copy-free chain read through."""
+        return os.path.join(vm.folder, st.disk_file(vm.vm, st.MODE_LIVE, n))
 
     def _seed_path(self, vm: str, n: int) -> str:
         if not self.settings.seed_path:
@@ -418,9 +393,8 @@ class Failback:
                 for v in vms
             ),
         )
-        paths = [self._dr_extent(v, n) for v in vms for n in range(len(v.hardware.disks))]
+        paths = [self._dr_disk(v, n) for v in vms for n in range(len(v.hardware.disks))]
         capacities = [d.capacity_bytes for v in vms for d in v.hardware.disks]
-        _refuse_delta_chains(paths)
         return await reverse_sync(
             self.transport, spec, paths, capacities, f"failback-{self.plan.name}"
         )

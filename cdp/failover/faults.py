@@ -1,8 +1,8 @@
 """vSphere faults and connection errors, translated once into cdp errors with hints.
 
 Faults are matched by the names in their class tree (``vim.fault.AlreadyExists`` ->
-``AlreadyExists``), so this module needs no pyVmomi import: ``vsphere.py`` stays the only
-one. :func:`translated` wraps every vCenter call of ``vsphere.py``.
+``AlreadyExists``), so this module needs no pyVmomi import: ``vsphere/`` stays the only
+one. :func:`translated` wraps every vCenter call of ``vsphere/``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""The reverse source: local flat disk files streamed to a cdp target, and seeding.
+"""The reverse source: local disks streamed to a cdp target, and seeding.
 
 Failback (:mod:`cdp.failover.failback`) protects the recovered VMs back toward the
 original site. :func:`reverse_sync` is one hash-compared pass of their disks: a fresh
 source in this process (a real product runs it on the DR host) with the ordinary journal
 protocol, where every region is compared by hash with the target's state and only
 differing regions travel. :func:`copy_sparse` seeds the original-site replica with the
-original disks first, data regions only. Nothing here knows about plans, vCenter or the
+original disks first, data regions only. A disk is read the way its guest sees it
+(:func:`cdp.failover.chainread.open_image`): a flat extent, or a copy-free chain read
+through its deltas down to the base. Nothing here knows about plans, vCenter or the
 failback's step log.
 """
 
@@ -20,6 +22,7 @@ from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 
 from cdp.errors import RemoteError
+from cdp.failover.chainread import Image, open_image
 from cdp.fsutil import fsync_dir
 from cdp.group import GroupSpec
 from cdp.source.buffer import SourceBuffer
@@ -49,15 +52,24 @@ async def reverse_sync(
 ) -> dict[str, Any]:
     """Stream ``paths`` (the group's disks in order) to the target: one hash-compared pass.
 
+    Each path is a VMDK descriptor (its chain is followed) or a raw flat extent.
+
     A fresh source each time: a target that already holds the group answers
     ``resync_required`` at the handshake and the source rejoins after its durable seq.
     Returns regions compared and sent, bytes sent and the durable seq once drained.
     """
-    fds = [os.open(p, os.O_RDONLY | os.O_CLOEXEC) for p in paths]
+    images: list[Image] = []
+    try:
+        for p in paths:
+            images.append(open_image(p))
+    except BaseException:
+        for image in images:
+            image.close()
+        raise
     buffer = SourceBuffer(SOURCE_BUFFER_BYTES)
 
     def read(disk: int, offset: int, length: int) -> bytes:
-        return os.pread(fds[disk], length, offset)
+        return images[disk].read(offset, length)
 
     protection = Protection(buffer, capacities, read, _nothing, _nothing, config)
     shipper = Shipper(spec, buffer, transport, ShipperConfig(source_id, new_source=True))
@@ -83,8 +95,8 @@ async def reverse_sync(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        for fd in fds:
-            os.close(fd)
+        for image in images:
+            image.close()
     s = protection.stats
     return {
         "regions": sum(-(-c // config.region_bytes) for c in capacities),

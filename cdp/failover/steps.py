@@ -386,7 +386,12 @@ def undo_steps(vms: tuple[RecoveredVm, ...], restart_sources: list[str]) -> tupl
 
 
 def estimate_rto(plan: Plan, bytes_to_prepare: int, vm_count: int, planned: bool) -> float:
-    """Seconds from start to the last VM powered on, from the plan's estimate figures."""
+    """Seconds from start to the last VM powered on, from the plan's estimate figures.
+
+    ``bytes_to_prepare`` is what the export steps write: for a copy the data each disk
+    holds, for a copy-free chain only the journal tail and grain metadata (see
+    ``Survey._bytes``), so a chain's estimate does not grow with the data held.
+    """
     r = plan.recovery
     rounds = math.ceil(vm_count / r.parallel) if vm_count else 0
     seconds = bytes_to_prepare / r.estimate_export_bytes_per_s

@@ -18,8 +18,9 @@ from cdp import naming
 from cdp.errors import CdpError
 from cdp.failover import capture, datastore, fidelity
 from cdp.failover import steps as st
+from cdp.failover.chain import chain_bytes
 from cdp.failover.checks import MODE_CHECK, CheckRow, Facts, evaluate
-from cdp.failover.plan import Plan
+from cdp.failover.plan import DISKS_CHAIN, Plan
 from cdp.failover.replication import STATE_REPLICATING, GroupFacts, PointFacts, Replication
 from cdp.failover.vcenter import SiteFacts, VCenter
 
@@ -208,11 +209,14 @@ class Survey:
     ) -> int:
         """Bytes the exports will write: per disk, what it holds at the point.
 
-        The base extent's allocated data plus that disk's journal records up to the point,
-        at most the disk's capacity: records that overwrite the same blocks add nothing to
-        the image (issue 13 defect 9; the room check and the RTO estimate use this).
+        A copy: the base extent's allocated data plus that disk's journal records up to
+        the point, at most the disk's capacity: records that overwrite the same blocks add
+        nothing to the image (issue 13 defect 9). A copy-free chain: the journal tail plus
+        grain metadata (:func:`cdp.failover.chain.chain_bytes`), never the base's data.
+        The room check and the RTO estimate use this.
         """
         limit = asyncio.Semaphore(self.plan.recovery.parallel)
+        chains = self.plan.recovery.disks == DISKS_CHAIN
 
         async def one(group: str, vm: str, disk: int) -> int:
             extent = os.path.join(
@@ -223,6 +227,8 @@ class Survey:
                 image = await self.replication.image_plan(
                     group, vm, disk, str(point.seq) if point else "latest"
                 )
+            if chains:
+                return chain_bytes(image.capacity_bytes, image.records, image.record_bytes)
             return min(_allocated(extent) + image.record_bytes, image.capacity_bytes)
 
         todo = []

@@ -5,7 +5,7 @@ parses into a :class:`VCenterSettings` here, and :func:`resolve_credentials` rea
 user and password from the environment or the 0600 file the plan names, when a command
 needs them. Credentials never live in the plan: a plan that holds them is refused, naming
 the key. This module owns the vCenter defaults (``DEFAULT_*``); it never talks to vCenter
-(``vsphere.py`` does) and reads no file but a credentials file.
+(``vsphere/`` does) and reads no file but a credentials file.
 """
 
 from __future__ import annotations

@@ -114,7 +114,9 @@ class CrashAfter:
         return wrapped
 
 
-def orchestrator(site: DrSite, prod: Vcsim, home: Home, crash: str = "") -> Orchestrator:
+def orchestrator(
+    site: DrSite, prod: Vcsim, home: Home, crash: str = "", disks: str = "copy"
+) -> Orchestrator:
     protected_site = {
         "vcenter": {
             "url": f"https://{prod.host}:{prod.port}/sdk",
@@ -136,7 +138,9 @@ def orchestrator(site: DrSite, prod: Vcsim, home: Home, crash: str = "") -> Orch
             "power_on_timeout_s": 10,
         },
     }
-    plan = site.plan(site.plan_dict(protected_site=protected_site, failback=failback))
+    data = site.plan_dict(protected_site=protected_site, failback=failback)
+    data["recovery"]["disks"] = disks
+    plan = site.plan(data)
     assert plan.protected_site is not None
     creds = Credentials(prod.user, prod.password)
     vc = plan.protected_site.vcenter
