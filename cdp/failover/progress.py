@@ -145,11 +145,15 @@ class ProgressReporter:
             self._task = asyncio.get_running_loop().create_task(self._send_loop())
 
     async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
-        """Give the last snapshot up to ``timeout_s`` to be sent (none while failing), then stop."""
+        """Give the last snapshot up to ``timeout_s`` to be sent, then stop.
+
+        Waits even after an earlier report failed: a refused intermediate report must not
+        cost the final one (the bound keeps an unreachable target from holding the CLI).
+        """
         task, self._task = self._task, None
         if task is None:
             return
-        if self._latest is not None and not self._failing:
+        if self._latest is not None or self._inflight:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sent_all(), timeout_s)
         task.cancel()
@@ -157,7 +161,7 @@ class ProgressReporter:
             await task
 
     async def _sent_all(self) -> None:
-        while (self._latest is not None or self._inflight) and not self._failing:
+        while self._latest is not None or self._inflight:
             await asyncio.sleep(0.01)
 
     async def _send_loop(self) -> None:

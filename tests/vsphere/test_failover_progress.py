@@ -125,7 +125,7 @@ async def test_a_failback_is_reported_on_its_group_at_the_recovery_target(
     orch = orchestrator(site, protected, home)
     try:
         result = await failback(orch, home).run()
-        await orch.progress.drain()
+        await orch.progress.drain(timeout_s=30.0)  # the target shares this loop: slow under load
     finally:
         orch.close()
     assert result["status"] == "failed-back"
