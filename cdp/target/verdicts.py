@@ -5,12 +5,15 @@ rewritten whole on every change (suspicions are few: one per attack or false ala
 The detector raises and closes suspicions; the RPC edge marks ranges for an outside
 tool and dismisses false alarms, naming the caller. Nothing here decides what is
 suspicious: see ``cdp.target.detect``. Verdicts on points come from
-:func:`cdp.verdict.verdict_of`.
+:func:`cdp.verdict.verdict_of`. Thread-safe: the detector writes from its own worker
+thread while the RPC edge marks and dismisses on the event loop; every change is one
+read-modify-write under a lock.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 
 from cdp.errors import InvalidInputError, NotFoundError
 from cdp.journal.index import Index
@@ -34,6 +37,7 @@ class Verdicts:
         self._items: list[Suspicion] = [Suspicion.from_dict(s) for s in raw.get("items", [])]
         self.watched_from_seq: int = int(raw.get("watched_from_seq", 0))
         """First seq the detector judged after its training; 0 until then."""
+        self._lock = threading.RLock()
 
     def all(self) -> list[Suspicion]:
         """Every suspicion, dismissed ones too, oldest first."""
@@ -64,9 +68,10 @@ class Verdicts:
 
     def start_watching(self, seq: int) -> None:
         """The detector judges from ``seq`` on (its training ended), durably; once."""
-        if not self.watched_from_seq:
-            self.watched_from_seq = seq
-            self._store()
+        with self._lock:
+            if not self.watched_from_seq:
+                self.watched_from_seq = seq
+                self._store()
 
     def raise_(
         self, start_seq: int, start_ns: int, *, disks: tuple[int, ...], signal: str,
@@ -75,14 +80,16 @@ class Verdicts:
         """Record a new open suspicion from ``start_seq`` on, durably; return it."""
         if start_seq < 1:
             raise InvalidInputError("start_seq", "must be 1 or more")
-        s = Suspicion(
-            id=f"s-{len(self._items) + 1}", start_seq=start_seq, start_ns=start_ns,
-            disks=disks, signal=signal, raised_by=raised_by, raised_ns=now_ns,
-            reason=_reason(reason),
-        )  # fmt: skip
-        self._items.append(s)
-        self._store()
-        return s
+        checked = _reason(reason)
+        with self._lock:
+            s = Suspicion(
+                id=f"s-{len(self._items) + 1}", start_seq=start_seq, start_ns=start_ns,
+                disks=disks, signal=signal, raised_by=raised_by, raised_ns=now_ns,
+                reason=checked,
+            )  # fmt: skip
+            self._items.append(s)
+            self._store()
+            return s
 
     def mark(
         self, start_seq: int, start_ns: int, end_seq: int, end_ns: int, *, who: str,
@@ -91,24 +98,28 @@ class Verdicts:
         """Record a closed range an outside tool says is compromised, durably."""
         if end_seq and end_seq < start_seq:
             raise InvalidInputError("end", "is before start")
-        s = self.raise_(
-            start_seq, start_ns, disks=(), signal="marked compromised", raised_by=who,
-            now_ns=now_ns, reason=reason,
-        )  # fmt: skip
-        if end_seq:
-            return self.close(s.id, end_seq, end_ns)
-        return s
+        with self._lock:
+            s = self.raise_(
+                start_seq, start_ns, disks=(), signal="marked compromised", raised_by=who,
+                now_ns=now_ns, reason=reason,
+            )  # fmt: skip
+            if end_seq:
+                return self.close(s.id, end_seq, end_ns)
+            return s
 
     def close(self, suspicion_id: str, end_seq: int, end_ns: int) -> Suspicion:
         """The signal of ``suspicion_id`` stopped at ``end_seq``, durably."""
-        return self._replace(self.get(suspicion_id).closed(end_seq, end_ns))
+        with self._lock:
+            return self._replace(self.get(suspicion_id).closed(end_seq, end_ns))
 
     def dismiss(self, suspicion_id: str, who: str, now_ns: int, reason: str) -> Suspicion:
         """``who`` says ``suspicion_id`` was a false alarm, durably; a second call is a no-op."""
-        s = self.get(suspicion_id)
-        if not s.stands:
-            return s
-        return self._replace(s.dismissed(who, now_ns, _reason(reason)))
+        checked = _reason(reason)
+        with self._lock:
+            s = self.get(suspicion_id)
+            if not s.stands:
+                return s
+            return self._replace(s.dismissed(who, now_ns, checked))
 
     def _replace(self, new: Suspicion) -> Suspicion:
         self._items = [new if s.id == new.id else s for s in self._items]

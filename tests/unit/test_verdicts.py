@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -69,4 +70,26 @@ def test_bad_input_names_the_field(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         table.dismiss("s-9", "op", 1, "")
     assert table.all() == []
+    index.close()
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    """The detector's thread and the RPC edge write at once: every suspicion is kept."""
+    index = RocksIndex(f"{tmp_path}/index")
+    table = Verdicts(index, "g1")
+
+    def raise_many(base: int) -> None:
+        for i in range(300):
+            s = table.raise_(base + i, 1, disks=(), signal="t", now_ns=1)
+            table.close(s.id, base + i, 1)
+
+    threads = [threading.Thread(target=raise_many, args=(k * 1000 + 1,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [s.id for s in table.all()]
+    assert len(ids) == len(set(ids)) == 2400
+    assert all(not s.is_open for s in table.all())
+    assert len(Verdicts(index, "g1").all()) == 2400  # and every one was stored
     index.close()
