@@ -73,8 +73,12 @@ def test_bad_input_names_the_field(tmp_path: Path) -> None:
     index.close()
 
 
+@pytest.mark.soak  # ~2 min: each change rewrites the whole table; 2400 changes find the race
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
-    """The detector's thread and the RPC edge write at once: every suspicion is kept."""
+    """The detector's thread and the RPC edge write at once: every suspicion is kept.
+
+    Without the table's lock this fails (duplicate ids, lost suspicions).
+    """
     index = RocksIndex(f"{tmp_path}/index")
     table = Verdicts(index, "g1")
 
