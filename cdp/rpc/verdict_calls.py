@@ -10,6 +10,7 @@ whatever their outcome. Who may make them is :mod:`cdp.rpc.auth`'s ``VERDICT_CAL
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 import grpc
@@ -17,6 +18,7 @@ import grpc
 from cdp import audit, errors
 from cdp.restore.spec import format_ns
 from cdp.rpc import convert
+from cdp.target import marks
 from cdp.target.marks import MarkRange
 from cdp.target.target import Target
 from cdp.v1 import replication_pb2 as pb
@@ -42,7 +44,7 @@ async def list_suspicions(
     self: Servicer, request: pb.ListSuspicionsRequest, context: Context
 ) -> pb.ListSuspicionsResponse:
     """A group's suspicions, standing and dismissed (or standing only)."""
-    found = self.target.suspicions(request.group_id, request.standing_only)
+    found = marks.listed(self.target.members(request.group_id), request.standing_only)
     return pb.ListSuspicionsResponse(suspicions=[convert.suspicion_to_pb(m, s) for m, s in found])
 
 
@@ -56,7 +58,8 @@ async def mark_compromised(
     )  # fmt: skip
     obj = f"group {request.group_id} {_range_text(r)} reason {request.reason!r}"
     try:
-        found = self.target.mark_compromised(request.group_id, r, self._who(context))
+        members = self.target.members(request.group_id)
+        found = marks.mark(members, r, self._who(context), time.time_ns())
     except errors.CdpError as exc:
         self._audit(context, "suspicion.mark", obj, audit.outcome_of(exc))
         raise
@@ -75,9 +78,9 @@ async def dismiss_suspicion(
         f"reason {request.reason!r}"
     )
     try:
-        member_id, s = self.target.dismiss_suspicion(
-            request.group_id, request.member_id, request.suspicion_id, self._who(context),
-            request.reason,
+        member_id, s = marks.dismiss(
+            self.target.members(request.group_id), request.member_id, request.suspicion_id,
+            self._who(context), request.reason, time.time_ns(),
         )  # fmt: skip
     except errors.CdpError as exc:
         self._audit(context, "suspicion.dismiss", obj, audit.outcome_of(exc))

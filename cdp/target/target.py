@@ -44,7 +44,7 @@ from cdp.restore.clean import Band
 from cdp.restore.history import History, MultiHistory, SingleHistory
 from cdp.restore.image import ImagePlan, plan_image, read_image, region_hashes
 from cdp.status import GroupState, GroupStatus, ResyncStatus
-from cdp.target import intake, marks, plan_bookmark
+from cdp.target import intake, plan_bookmark
 from cdp.target.committer import Ack
 from cdp.target.config import TargetConfig
 from cdp.target.holds import check_holder
@@ -52,6 +52,7 @@ from cdp.target.member import Member, SessionInfo, member_key, split_key
 from cdp.target.plan_bookmark import PlanBookmark
 from cdp.target.retention_guard import check_retention_lock
 from cdp.target.scrub import ScrubReport
+from cdp.target.scrub_schedule import ScrubSchedule
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,10 @@ class Target:
         """Stored members that could not be opened at start -> (spec, why); shown in ERROR."""
         self._tasks: asyncio.TaskGroup | None = None
         self._stop = asyncio.Event()
-        self._scrub_now = asyncio.Event()
-        self.last_scrub: tuple[float, ScrubReport] | None = None
-        """When the newest scheduled scrub finished (Unix s) and what it found."""
+        self.scrubs = ScrubSchedule(
+            lambda: list(self.groups.values()), lambda: self.config, self._stop, self.end_session
+        )
+        """The scheduled scrub of every replica against its sums."""
         self.progress = ProgressBoard()
         """The newest failover progress report of each plan (memory only)."""
 
@@ -109,14 +111,14 @@ class Target:
         for member in self.groups.values():
             self._tasks.create_task(self._apply_loop(member))
         self._tasks.create_task(self._checkpoint_loop())
-        self._tasks.create_task(self._scrub_loop())
+        self._tasks.create_task(self.scrubs.loop())
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._stop.set()
-        self._scrub_now.set()  # wakes the scrub loop, which then sees the stop
+        self.scrubs.request()  # wakes the scrub loop, which then sees the stop
         for member in self.groups.values():
             await member.stop()
         if self._tasks is not None:
@@ -269,40 +271,16 @@ class Target:
 
     def request_scrub(self) -> None:
         """Scrub every replica now (e.g. on SIGUSR1), not only on the schedule."""
-        self._scrub_now.set()
-
-    async def _scrub_loop(self) -> None:
-        """Check every replica against its sums every ``scrub_interval_s`` or on request."""
-        while not self._stop.is_set():
-            interval = self.config.scrub_interval_s or None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._scrub_now.wait(), interval)
-            self._scrub_now.clear()
-            if not self._stop.is_set():
-                await self.scrub_once()
+        self.scrubs.request()
 
     async def scrub_once(self) -> ScrubReport:
-        """One scrub of every member's replica; damaged regions are marked and logged.
+        """One scrub of every member's replica now (see :class:`ScrubSchedule`)."""
+        return await self.scrubs.once()
 
-        A member with damage has its live session ended, so its source reconnects and the
-        handshake asks for the resync that rewrites the damaged regions.
-        """
-        report = ScrubReport()
-        for member in list(self.groups.values()):
-            if member.error is not None:
-                continue
-            found = await asyncio.to_thread(
-                member.scrub, report, self.config.scrub_rate_bytes_s, self._stop.is_set
-            )
-            if found and member.session_id:
-                self.end_session(member.session_id)
-        for d in report.damage:
-            log.error("scrub: group %s VM %s disk %d region %s: %s", d.group, d.vm_id, d.disk,
-                      d.region, d.detail)  # fmt: skip
-        log.info("scrub: %d regions checked, %d damaged", report.regions_checked,
-                 len(report.damage))  # fmt: skip
-        self.last_scrub = (time.time(), report)
-        return report
+    @property
+    def last_scrub(self) -> tuple[float, ScrubReport] | None:
+        """When the newest scheduled scrub finished (Unix s) and what it found."""
+        return self.scrubs.last
 
     async def _idle_member(self, member: Member, seconds: float) -> None:
         """Sleep, but wake at once when the member has new durable records or the target stops."""
@@ -470,22 +448,7 @@ class Target:
         except CdpError:  # none clean, or the group is not opened: status says 0
             return Point(0, 0, 0)
 
-    # -- verdicts: suspicions marked from outside, dismissed as false alarms ----------------
-
-    def suspicions(self, group_id: str, standing_only: bool) -> list[marks.Found]:
-        """The group's suspicions (member id, suspicion), members in key order."""
-        return marks.listed(self.members(group_id), standing_only)
-
-    def mark_compromised(self, group_id: str, r: marks.MarkRange, who: str) -> list[marks.Found]:
-        """Record ``who``'s mark of a compromised range on every member (on the event loop)."""
-        return marks.mark(self.members(group_id), r, who, time.time_ns())
-
-    def dismiss_suspicion(
-        self, group_id: str, member_id: str, suspicion_id: str, who: str, reason: str
-    ) -> marks.Found:
-        """``who`` dismisses a suspicion as a false alarm (on the event loop)."""
-        members = self.members(group_id)
-        return marks.dismiss(members, member_id, suspicion_id, who, reason, time.time_ns())
+    # -- verdicts (marks and dismissals: cdp.target.marks, called by the RPC edge) ---------
 
     def verdicts(self, group_id: str, points: list[Point]) -> list[str]:
         """The verdict on each of a group's listed points."""
