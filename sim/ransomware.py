@@ -24,9 +24,11 @@ drives the detector with it as simulated time, ``cdp sim run`` paces writes by i
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from cdp import codec
@@ -251,3 +253,31 @@ def records(spec: ScenarioSpec, start_ns: int = START_NS) -> Iterator[SimRecord]
     for seq, w in enumerate(Scenario(spec).writes(), start=1):
         yield SimRecord(seq, w.disk, w.offset, len(w.data), len(codec.compress(w.data)),
                         start_ns + int(w.t_s * 1e9), w.attack)  # fmt: skip
+
+
+async def drive(
+    spec: ScenarioSpec,
+    write: Callable[[TimedWrite], Awaitable[None]],
+    check: Callable[[], None],
+) -> int:
+    """Issue the scenario's writes in real time; when the attack's first write came.
+
+    Each write is issued ``t_s`` after the start; the result is the wall-clock time (Unix
+    ns) of the attack's first write, 0 if none came. ``check()`` runs between bursts (it
+    raises to stop). A driver that falls behind issues the late writes at once.
+    """
+    t0, attack_ns, burst = time.monotonic(), 0, 0
+    for w in Scenario(spec).writes():
+        if (due := w.t_s - (time.monotonic() - t0)) > 0:
+            check()
+            await asyncio.sleep(due)
+            burst = 0
+        if w.attack and not attack_ns:
+            attack_ns = time.time_ns()
+        await write(w)
+        burst += 1
+        if burst >= 256:
+            check()
+            await asyncio.sleep(0)
+            burst = 0
+    return attack_ns

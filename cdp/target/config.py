@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from cdp.journal.journal import DEFAULT_SEGMENT_BYTES
 from cdp.restore.catalog import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_HISTORY_WINDOW_S
+from cdp.target.detect.detector import DEFAULT_TRAINING_S
 from cdp.target.intake import Limits
 from cdp.target.scrub import DEFAULT_SCRUB_INTERVAL_S, DEFAULT_SCRUB_RATE_BYTES_S
 
@@ -87,6 +88,8 @@ class TargetConfig:
     """Named policies; without a ``default`` one the target-wide fields above are it."""
     group_policies: Mapping[str, GroupPolicy] = field(default_factory=dict)
     """Group id -> its policy, for the groups the config names."""
+    detect_training_s: float = DEFAULT_TRAINING_S
+    """Trusted seconds each member's encryption detector trains before it judges."""
 
     def policy_for(self, group_id: str) -> GroupPolicy:
         """The policy of ``group_id``: its own if the config names the group, else the default."""

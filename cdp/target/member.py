@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from cdp.errors import (
     CdpError,
@@ -42,6 +43,8 @@ from cdp.target import intake
 from cdp.target.applier import Applier, load_applied
 from cdp.target.committer import Ack, Committer
 from cdp.target.config import GroupPolicy, TargetConfig
+from cdp.target.detect import DetectorState
+from cdp.target.detection import Detection
 from cdp.target.holds import BaseHolds
 from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
@@ -111,6 +114,10 @@ class Member:
         self.applier.hold_base(self.holds.lowest())
         self.verdicts = Verdicts(index, key)
         """Suspicions on this member's history (clean / suspect / unknown points)."""
+        self._detection = Detection(
+            index, key, self.capacities, config.detect_training_s, self.verdicts
+        )
+        """The encryption detector, fed every durable batch (it raises suspicions)."""
         self._last_checkpoint_s = 0.0
         """Monotonic time of the last checkpoint request."""
         self.catalog = Catalog(index, key)
@@ -151,6 +158,7 @@ class Member:
         self._expected_seq = self.journal.durable_seq + 1
         events = self.catalog.index.events(self.key)
         self._resync.active = bool(events) and events[-1].kind == KIND_RESYNC_START
+        self._detection.set_resyncing(self._resync.active)
         log.info("group %s: journal open: %s", self.key, report)
         try:
             self.replica.check()
@@ -170,6 +178,7 @@ class Member:
 
     def close(self) -> None:
         """Close the replica files and the journal (after :meth:`stop`)."""
+        self._detection.close()
         self.replica.close()
         self.journal.close()
 
@@ -250,6 +259,7 @@ class Member:
         )  # fmt: skip
         fresh = intake.validate(view, records, verdicts)
         fut = asyncio.wrap_future(self.committer.submit(fresh))
+        fut.add_done_callback(partial(self._detection.durable, fresh, view.now_ns))
         names = {r.frame.decode() for r in fresh if r.kind == KIND_BOOKMARK}
         if names:
             self._pending_bookmarks |= names
@@ -459,6 +469,14 @@ class Member:
         return name in self._pending_bookmarks or (
             self.catalog.index.get_bookmark(self.key, name) is not None
         )
+
+    def detector_state(self) -> DetectorState:
+        """What the encryption detector is doing (training, watching, alerting)."""
+        return self._detection.state()
+
+    async def detection_settled(self) -> None:
+        """Wait until every batch durable so far was judged by the encryption detector."""
+        await self._detection.settled()
 
     def apply_once(self) -> int:
         """One apply round (call from a thread); the number of records applied."""

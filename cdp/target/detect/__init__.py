@@ -19,9 +19,18 @@ from cdp.target.detect.detector import (
     Closed,
     Detector,
     DetectorConfig,
+    DetectorState,
     Event,
     Raised,
     Watching,
 )
 
-__all__ = ["Closed", "Detector", "DetectorConfig", "Event", "Raised", "Watching"]
+__all__ = [
+    "Closed",
+    "Detector",
+    "DetectorConfig",
+    "DetectorState",
+    "Event",
+    "Raised",
+    "Watching",
+]

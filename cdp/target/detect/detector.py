@@ -72,6 +72,20 @@ class Closed:
     end_ns: int
 
 
+@dataclass(frozen=True)
+class DetectorState:
+    """What the detector is doing now."""
+
+    phase: str
+    """training, watching or alerting."""
+    resyncing: bool
+    """Inside a resync: writes are not judged."""
+    cusum: float
+    """Highest CUSUM of any disk or the member, in spreads."""
+    threshold: float
+    """The CUSUM at which it raises a suspicion."""
+
+
 Event = Watching | Raised | Closed
 """What :meth:`Detector.observe` reports."""
 
@@ -245,6 +259,15 @@ class Detector:
     def cusum(self) -> float:
         """The highest CUSUM of any unit now, in spreads (the alarm is at CUSUM_H)."""
         return max(u.cusum for u in [*self._units, self._member])
+
+    def set_resyncing(self, active: bool) -> None:
+        """Whether a resync is open (after a restart: the journal's last event says)."""
+        self.resyncing = active
+
+    def state(self) -> DetectorState:
+        """A snapshot for status surfaces."""
+        phase = "alerting" if self.alarmed else "watching" if self.trained else "training"
+        return DetectorState(phase, self.resyncing, round(self.cusum(), 2), CUSUM_H)
 
 
 def _merge(sums: list[Window]) -> Window:
