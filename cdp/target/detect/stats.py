@@ -28,8 +28,11 @@ CUSUM_H = 20.0
 Z_MAX = 8.0
 """Most one window adds, in spreads: one odd burst (a few big compressed files saved over
 old data in one second) cannot alarm alone; at least three windows must rise."""
-RING_WINDOWS = 120
-"""Windows of history a unit keeps to find where a rise began."""
+RING_WINDOWS = 600
+"""Windows of history a unit keeps to find where a rise began (10 minutes)."""
+ONSET_K = 1.0
+"""Allowance (in spreads) of the change-point search: benign windows that barely rose
+just before an attack are not counted into it."""
 SLOTS = 4
 """Parts of a window whose rises are kept apart, to place an onset inside a window."""
 
@@ -115,7 +118,8 @@ class Unit:
         """The CUSUM of the rise share, in spreads."""
         self.z = 0.0
         """The last window's normalised rise share."""
-        self._ring: deque[tuple[float, Window]] = deque(maxlen=RING_WINDOWS)
+        self._ring: deque[tuple[float, float, Window]] = deque(maxlen=RING_WINDOWS)
+        """(CUSUM after the window, its z, the window), oldest first."""
 
     def learn(self, w: Window, window_s: float) -> None:
         """Learn a training window (windows without writes teach nothing)."""
@@ -129,7 +133,7 @@ class Unit:
         """Add a judged window to the CUSUM; whether it reached the alarm threshold."""
         self.z = min(Z_MAX, (w.share - self.share.mean) / self.share.sigma(SIGMA_FLOOR))
         self.cusum = min(2 * CUSUM_H, max(0.0, self.cusum + self.z - CUSUM_K))
-        self._ring.append((self.z, w))
+        self._ring.append((self.cusum, self.z, w))
         return self.cusum >= CUSUM_H
 
     def idle(self, windows: int) -> None:
@@ -143,24 +147,37 @@ class Unit:
     def onset(self) -> tuple[int, int] | None:
         """(seq, ns) of the first rising write of the rise that ends in the latest window.
 
-        Walks back over the windows that added to the CUSUM (z above the allowance), then
-        over the trailing quarters of the window before them whose rise share was above
-        the allowance too (an attack that began late in that window).
+        Among the windows since the CUSUM's last zero, the rise most likely began at the
+        window from which the sum of ``z - ONSET_K`` up to the alarm is largest. When that
+        sum is weak (under half the threshold: a slow attack, at the noise level, whose
+        start cannot be told from the noise before it), the start goes back to the last
+        zero instead, the classic CUSUM change-point estimate: early rather than late.
+        The trailing quarters of the window before the start whose rise share was above
+        the allowance join it (an attack that began late in that window).
         """
-        found, before = None, None
-        for z, w in reversed(self._ring):
-            if z <= CUSUM_K:
-                before = w
+        run: list[Window] = []
+        tail, best, start = 0.0, float("-inf"), 0
+        for cusum, z, w in reversed(self._ring):
+            if cusum <= 0 and run:
                 break
-            found = w.first_rise or found
-        if before is None:
+            run.append(w)
+            tail += z - ONSET_K
+            if tail >= best:
+                best, start = tail, len(run) - 1
+        if best < CUSUM_H / 2:  # weak evidence (a slow attack): back to the last zero
+            start = len(run) - 1
+        found = None
+        for w in run[: start + 1]:
+            found = _earliest(w.first_rise, found)
+        if start + 1 >= len(run):
             return found
+        before = run[start + 1]
         floor = max(before.bytes, MIN_WINDOW_BYTES) / SLOTS
         allowance = self.share.mean + CUSUM_K * self.share.sigma(SIGMA_FLOOR)
         for slot in reversed(range(SLOTS)):
             if before.slot_rise[slot] / floor <= allowance:
                 break
-            found = before.slot_first[slot] or found
+            found = _earliest(before.slot_first[slot], found)
         return found
 
     def reset(self) -> None:
@@ -178,3 +195,7 @@ class Unit:
         self.rate = Baseline.from_list(raw["rate"])
         self.over_rate = Baseline.from_list(raw["over_rate"])
         self.hi = Baseline.from_list(raw["hi"])
+
+
+def _earliest(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
+    return b if a is None else a if b is None else min(a, b)
