@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
 def render(out: dict[str, Any]) -> str:
     """The three Markdown tables of a run."""
     lines = [
-        "| attack | encrypted MB/s | seeds caught | latency s (max) | onset lead s (max) "
+        "| attack | encrypted MB/s | seeds caught | latency s (max) | onset lead s (min / max) "
         "| clean point before onset | within 2 s |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -176,10 +176,11 @@ def render(out: dict[str, Any]) -> str:
         rows = [r for r in out["attacks"] if r["scenario"] == name and r["attack_mb_s"] == rate]
         hit = [r for r in rows if r["caught"]]
         lat = max((r["latency_s"] for r in hit), default=float("nan"))
-        lead = max((r["onset_lead_s"] for r in hit), default=float("nan"))
+        leads = [r["onset_lead_s"] for r in hit] or [float("nan")]
         before = sum(r["clean_before_onset"] for r in hit)
         within = sum(r["within_2s"] for r in hit)
-        lines.append(f"| {name} | {rate:g} | {len(hit)}/{len(rows)} | {lat:.1f} | {lead:.2f} | "
+        lead = f"{min(leads):.2f} / {max(leads):.2f}"
+        lines.append(f"| {name} | {rate:g} | {len(hit)}/{len(rows)} | {lat:.1f} | {lead} | "
                      f"{before}/{len(rows)} | {within}/{len(rows)} |")  # fmt: skip
     lines += ["", "| benign | hours | judged s | false alerts | max CUSUM / threshold |",
               "|---|---|---|---|---|"]  # fmt: skip

@@ -15,3 +15,12 @@ def test_one_attack_one_benign_run_and_the_cpu_table() -> None:
     assert cpu["us_per_record"] > 0 and cpu["share_of_target_cpu"] < 0.25, cpu
     table = ransomware.render({"attacks": [attack], "benign": [benign], "cpu": [cpu]})
     assert "| office | 0.1 |" in table and "| 4 KiB" not in table
+
+
+def test_an_attack_that_began_late_in_the_last_quiet_window_is_suspect_from_its_first_write() -> (
+    None
+):
+    # Seed 2 at 1 MB/s: the first encrypted 4 KiB writes land in the last 50 ms of the
+    # window where the CUSUM was last zero (the bench found the onset 40 ms late here).
+    r = ransomware.run_attack("ransom-intermittent", 1.0, 2)
+    assert r["caught"] and r["clean_before_onset"], r

@@ -153,12 +153,15 @@ class Unit:
         start cannot be told from the noise before it), the start goes back to the last
         zero instead, the classic CUSUM change-point estimate: early rather than late.
         The trailing quarters of the window before the start whose rise share was above
-        the allowance join it (an attack that began late in that window).
+        the allowance join it, and the quarter before those if it held a rising write (an
+        attack that began late in that window).
         """
         run: list[Window] = []
+        zero: Window | None = None  # the window of the last zero, before the run
         tail, best, start = 0.0, float("-inf"), 0
         for cusum, z, w in reversed(self._ring):
             if cusum <= 0 and run:
+                zero = w
                 break
             run.append(w)
             tail += z - ONSET_K
@@ -169,15 +172,15 @@ class Unit:
         found = None
         for w in run[: start + 1]:
             found = _earliest(w.first_rise, found)
-        if start + 1 >= len(run):
+        before = run[start + 1] if start + 1 < len(run) else zero
+        if before is None:
             return found
-        before = run[start + 1]
         floor = max(before.bytes, MIN_WINDOW_BYTES) / SLOTS
         allowance = self.share.mean + CUSUM_K * self.share.sigma(SIGMA_FLOOR)
         for slot in reversed(range(SLOTS)):
-            if before.slot_rise[slot] / floor <= allowance:
-                break
             found = _earliest(before.slot_first[slot], found)
+            if before.slot_rise[slot] / floor <= allowance:
+                break  # the quarter where the rise began (its first rising write counts)
         return found
 
     def reset(self) -> None:
