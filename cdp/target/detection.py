@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -72,10 +72,23 @@ class Detection:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"detect-{self._key}")
-        job = asyncio.wrap_future(self._pool.submit(self._detector.observe, records, received_ns))
+        self._submit(received_ns, partial(self._detector.observe, records, received_ns))
+
+    def tick(self, now_ns: int, next_seq: int) -> None:
+        """Judge the windows that ended by ``now_ns`` without a record (an idle member).
+
+        Queued behind the batches handed over before; ``next_seq`` is the first seq not
+        yet durable (where watching starts if training ends on this tick).
+        """
+        if self._pool is not None:  # nothing was fed yet: nothing to judge
+            self._submit(now_ns, partial(self._detector.tick, now_ns, next_seq))
+
+    def _submit(self, ns: int, work: Callable[[], list[Event]]) -> None:
+        assert self._pool is not None
+        job = asyncio.wrap_future(self._pool.submit(work))
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
-        job.add_done_callback(partial(self._judged, received_ns))
+        job.add_done_callback(partial(self._judged, ns))
 
     async def settled(self) -> None:
         """Wait until every durable batch handed over so far was judged."""
@@ -95,7 +108,7 @@ class Detection:
         if job.cancelled():
             return
         if (exc := job.exception()) is not None:  # the top of this background path
-            log.error("group %s: the encryption detector failed on a batch received at %s: "
+            log.error("group %s: the encryption detector failed on the batch or tick of %s: "
                       "%r", self._key, format_ns(received_ns), exc)  # fmt: skip
             return
         for event in job.result():

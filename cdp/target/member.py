@@ -485,10 +485,13 @@ class Member:
     async def checkpoint(self) -> None:
         """Make the next durable batch end a checkpoint (on the target's cadence).
 
+        The encryption detector judges the windows that ended meanwhile (an idle member's).
+
         The kind is set when the point is indexed, never changed later: a point listed
         as crash-consistent stays crash-consistent (docs/PROTOCOL.md 5).
         """
         self._last_checkpoint_s = time.monotonic()
+        self._detection.tick(time.time_ns(), self.journal.durable_seq + 1)
         if self.error is None:
             self.journal.request_checkpoint()
 

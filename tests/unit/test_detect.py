@@ -112,14 +112,16 @@ def _rec(seq: int, offset: int, data: bytes, kind: int = 1) -> Record:
                   codec.checksum(data), frame, kind)  # fmt: skip
 
 
-def _encrypt_pass(det: Detector, seq: int, t_ns: int, resync: bool) -> tuple[int, list[Event]]:
-    """Write random data over the first 32 MiB twice at 8 MiB/s, 1 MiB per batch."""
+def _encrypt_pass(
+    det: Detector, seq: int, t_ns: int, resync: bool, writes: int = 64
+) -> tuple[int, list[Event]]:
+    """Write random data over the first 32 MiB (``writes`` MiB) at 8 MiB/s, 1 MiB per batch."""
     events: list[Event] = []
     rng = random.Random(7)
     if resync:
         events += det.observe([_rec(seq, 0, b"resync-1", KIND_RESYNC_START)], t_ns)
         seq += 1
-    for i in range(64):
+    for i in range(writes):
         noise = rng.randbytes(MiB)
         t_ns += 125_000_000
         events += det.observe([_rec(seq, i % 32 * MiB, noise)], t_ns)
@@ -175,3 +177,11 @@ def test_the_region_map_is_bounded() -> None:
 def test_the_detector_is_deterministic() -> None:
     spec = attack("ransom-intermittent", seconds=210.0, attack_mb_s=1.0)
     assert run(spec)[1] == run(spec)[1]
+
+
+def test_an_attack_followed_by_silence_is_judged_on_the_clock() -> None:
+    det, seq, t = _trained_over_text()
+    seq, events = _encrypt_pass(det, seq, t, False, writes=23)  # ~3 s, then quiet
+    assert not [e for e in events if isinstance(e, Raised)]  # the last window is still open
+    late = det.tick(t + 9 * 10**9, seq)
+    assert [e for e in late if isinstance(e, Raised)]
