@@ -29,7 +29,8 @@ Z_MAX = 8.0
 """Most one window adds, in spreads: one odd burst (a few big compressed files saved over
 old data in one second) cannot alarm alone; at least three windows must rise."""
 RING_WINDOWS = 600
-"""Windows of history a unit keeps to find where a rise began (10 minutes)."""
+"""Windows a unit keeps to find where a rise began: those since its CUSUM's last zero
+(usually a few), at most 10 minutes."""
 ONSET_K = 1.0
 """Allowance (in spreads) of the change-point search: benign windows that barely rose
 just before an attack are not counted into it."""
@@ -133,6 +134,8 @@ class Unit:
         """Add a judged window to the CUSUM; whether it reached the alarm threshold."""
         self.z = min(Z_MAX, (w.share - self.share.mean) / self.share.sigma(SIGMA_FLOOR))
         self.cusum = min(2 * CUSUM_H, max(0.0, self.cusum + self.z - CUSUM_K))
+        if self.cusum <= 0:
+            self._ring.clear()  # only the run since the last zero is ever walked back
         self._ring.append((self.cusum, self.z, w))
         return self.cusum >= CUSUM_H
 
@@ -142,7 +145,8 @@ class Unit:
             return
         self.z = -self.share.mean / self.share.sigma(SIGMA_FLOOR)
         self.cusum = max(0.0, self.cusum + windows * (self.z - CUSUM_K))
-        self._ring.clear()
+        if self.cusum <= 0:
+            self._ring.clear()
 
     def onset(self) -> tuple[int, int] | None:
         """(seq, ns) of the first rising write of the rise that ends in the latest window.
