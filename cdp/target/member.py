@@ -172,8 +172,9 @@ class Member:
         self.committer.start()
 
     async def stop(self) -> None:
-        """Wait for every queued batch, then stop the committer."""
+        """Wait for every queued batch and its judging, then stop the committer."""
         await self.quiesce()
+        await self._detection.settled()  # its verdicts are written before the index closes
         self.committer.stop()
 
     def close(self) -> None:
