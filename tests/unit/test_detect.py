@@ -185,3 +185,13 @@ def test_an_attack_followed_by_silence_is_judged_on_the_clock() -> None:
     assert not [e for e in events if isinstance(e, Raised)]  # the last window is still open
     late = det.tick(t + 9 * 10**9, seq)
     assert [e for e in late if isinstance(e, Raised)]
+
+
+def test_trusted_time_going_back_keeps_the_window_open_and_still_judges() -> None:
+    det, seq, t = _trained_over_text()
+    back = t - 30 * 10**9  # the target's clock was set back by 30 s
+    _, events = _encrypt_pass(det, seq, back, resync=False)  # all in the open window
+    assert not [e for e in events if isinstance(e, Raised)]
+    assert det.tick(back + 8 * 10**9, seq + 64) == []  # still before that window's end
+    late = det.tick(t + 10**9, seq + 64)  # the clock passes it: judged as one window,
+    assert late == [] and det.cusum() == 7.5  # which adds at most Z_MAX - k (a stated limit)
