@@ -194,4 +194,4 @@ def test_trusted_time_going_back_keeps_the_window_open_and_still_judges() -> Non
     assert not [e for e in events if isinstance(e, Raised)]
     assert det.tick(back + 8 * 10**9, seq + 64) == []  # still before that window's end
     late = det.tick(t + 10**9, seq + 64)  # the clock passes it: judged as one window,
-    assert late == [] and det.cusum() == 7.5  # which adds at most Z_MAX - k (a stated limit)
+    assert late == [] and 0 < det.cusum() <= 7.5  # adds at most Z_MAX - k (a stated limit)
