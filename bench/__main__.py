@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import capacity, export, ingest, rto, suite
+from bench import capacity, export, ingest, ransomware, rto, suite
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     rto.add_parser(sub)
     suite.add_parser(sub)
     capacity.add_parser(sub)
+    ransomware.add_parser(sub)
     return parser
 
 

@@ -92,6 +92,9 @@ def _workload_scenarios(seconds: float) -> list[Scenario]:
         Scenario("apply-64k-100mb", "64 KiB random at 100 MB/s, target applying as it goes "
                  "(history window 0): journal + replica writes",
                  (*_R64, "--rate-mb", "100"), min_mb_s=100, history_window="0"),
+        Scenario("ransom-flip", "media copies, then every 16th 4 KiB of each file encrypted "
+                 "at 5 MB/s from half-way (sim/ransomware.py): RPO under an attack",
+                 _w("--pattern", "flip", "--rate-mb", "2", "--attack-rate-mb", "5")),
     ]  # fmt: skip
 
 

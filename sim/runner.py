@@ -33,7 +33,7 @@ from sim.filter import ReplicationFilter
 from sim.power import POLL_S as POWER_POLL_S
 from sim.power import Power, PowerSwitch, VCenterPower
 from sim.vm import SimHost, SimVM
-from sim.workload import Workload, WorkloadSpec
+from sim.workload import SCENARIO_PATTERNS, Workload, WorkloadSpec
 
 DEFAULT_DRAIN_TIMEOUT_S = 120.0
 YIELD_BYTES = 2**20
@@ -78,6 +78,10 @@ class SimConfig:
     power_states: Callable[[], dict[str, str]] | None = None
     """Reads each VM's power state at the protected vCenter (``--power-plan``, a blocking
     call run in a thread); a VM powered off there writes no more. None: ``power_file``."""
+    attack_at_s: float = 0.0
+    """A ransomware scenario's first encrypted write, seconds from the start (0: half-way)."""
+    attack_mb_s: float = 0.0
+    """A ransomware scenario's encrypted MB/s (0: the scenario's default)."""
 
 
 @dataclass
@@ -277,6 +281,7 @@ def _report(
             for n, d in enumerate(vm.disks)
         ],
         "group": config.group,
+        "attack_first_write_unix_ns": parts.counters.get("attack_first_write_unix_ns", 0),
     }
 
 
@@ -355,6 +360,9 @@ async def _drive(
     if config.trace:
         await _drive_trace(vm_disks, config, counters, ship)
         return
+    if config.workload.pattern in SCENARIO_PATTERNS:
+        await _drive_scenario(vm_disks, config, counters, ship)
+        return
     rate = config.workload.writes_per_s()
     t0 = end = time.monotonic()
     end += config.seconds
@@ -427,6 +435,35 @@ async def _drive_trace(
 
     data = tw.TraceData(config.workload.seed, config.workload.compressibility)
     await tw.replay(writes, config.trace_speedup, config.seconds, write, data, check)
+
+
+async def _drive_scenario(
+    vm_disks: list[tuple[SimVM, int]],
+    config: SimConfig,
+    counters: dict[str, int],
+    ship: asyncio.Future[None],
+) -> None:
+    """Run a ransomware or benign high-entropy scenario (sim/ransomware.py) in real time."""
+    from sim import ransomware
+
+    spec = ransomware.ScenarioSpec(
+        config.workload.pattern, seconds=config.seconds,
+        attack_at_s=config.attack_at_s or config.seconds / 2,
+        base_mb_s=config.workload.rate_mb_s or 2.0, attack_mb_s=config.attack_mb_s,
+        disks=len(vm_disks), disk_bytes=config.disk_bytes, seed=config.workload.seed,
+    )  # fmt: skip
+
+    async def write(w: ransomware.TimedWrite) -> None:
+        vm, n = vm_disks[w.disk]
+        await vm.write(n, w.offset, w.data)
+        counters["writes"] += 1
+        counters["bytes"] += len(w.data)
+
+    def check() -> None:
+        if ship.done():
+            ship.result()
+
+    counters["attack_first_write_unix_ns"] = await ransomware.drive(spec, write, check)
 
 
 def throttle_for(config: SimConfig, source_limiter: Limiter | None) -> Throttle | None:

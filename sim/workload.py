@@ -2,7 +2,9 @@
 
 Patterns: ``random`` (uniform over the disk), ``sequential`` (a cursor per disk),
 ``mixed`` (sizes 512 B-1 MiB with fixed weights, random places) and ``overwrite``
-(random places inside a small hot set). The same seed gives the same writes.
+(random places inside a small hot set). The same seed gives the same writes. The
+ransomware and benign high-entropy scenarios of sim/ransomware.py are patterns too
+(``--pattern ransom-fast`` ...); the runner drives them by their own clock.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from dataclasses import dataclass
 
 from cdp.errors import InvalidInputError
 from cdp.group import SECTOR
+from sim.ransomware import SCENARIOS
 
 PATTERNS = ("random", "sequential", "mixed", "overwrite")
+SCENARIO_PATTERNS = tuple(SCENARIOS)
+"""Ransomware and benign high-entropy scenarios (sim/ransomware.py), timed, not paced."""
 MIXED_SIZES = (512, 4096, 8192, 16384, 65536, 262144, 1048576)
 MIXED_WEIGHTS = (5, 40, 20, 15, 12, 6, 2)
 MAX_BLOCK = 1048576
@@ -37,8 +42,10 @@ class WorkloadSpec:
 
     def validate(self) -> WorkloadSpec:
         """Raise naming the bad field, else return self."""
-        if self.pattern not in PATTERNS:
-            raise InvalidInputError("--pattern", f"{self.pattern!r} is not one of {PATTERNS}")
+        if self.pattern not in PATTERNS + SCENARIO_PATTERNS:
+            raise InvalidInputError(
+                "--pattern", f"{self.pattern!r} is not one of {PATTERNS + SCENARIO_PATTERNS}"
+            )
         bs = self.block_bytes
         if bs < SECTOR or bs > MAX_BLOCK or bs % SECTOR:
             raise InvalidInputError("--block-size", f"{bs} is not a multiple of 512 in 512..1MiB")

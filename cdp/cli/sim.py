@@ -62,7 +62,23 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vm", action="append", help="VM name (repeat for several; default sim-vm)")
     p.add_argument("--disks", type=int, default=2, help="disks per VM")
     p.add_argument("--disk-size", default="256MiB", help="capacity of each disk")
-    p.add_argument("--pattern", default="random", help="random, sequential, mixed or overwrite")
+    p.add_argument("--pattern", default="random", help="random, sequential, mixed or "
+                   "overwrite; or a ransomware/benign scenario: office, media-copy, "
+                   "encrypted-db, ransom-fast, ransom-slow, ransom-intermittent, flip "
+                   "(--rate-mb is then the everyday traffic, default 2)")  # fmt: skip
+    p.add_argument(
+        "--attack-at",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a ransom-*/flip scenario's first encrypted write (default: half-way)",
+    )
+    p.add_argument(
+        "--attack-rate-mb",
+        type=float,
+        default=0.0,
+        help="a ransom-*/flip scenario's encrypted MB/s (default: the scenario's)",
+    )
     p.add_argument("--block-size", default="4k", help="write size, 512 B to 1 MiB, 512-aligned")
     p.add_argument(
         "--rate-mb", type=float, default=0.0, help="MB/s to write (0: as fast as possible)"
@@ -112,6 +128,10 @@ def sim_config(args: argparse.Namespace, folder: str, default_vm: str) -> Any:
         raise InvalidInputError("--seconds", "must be positive")
     if args.app_consistent_every < 0:
         raise InvalidInputError("--app-consistent-every", "cannot be negative")
+    if args.attack_at < 0 or args.attack_rate_mb < 0:
+        raise InvalidInputError(
+            "--attack-at", "--attack-at and --attack-rate-mb cannot be negative"
+        )
     workload = WorkloadSpec(
         args.pattern, common.parse_size("--block-size", args.block_size), args.rate_mb,
         args.iops, args.compressibility, args.seed,
@@ -125,6 +145,7 @@ def sim_config(args: argparse.Namespace, folder: str, default_vm: str) -> Any:
         workload=workload, seconds=args.seconds,
         app_consistent_every_s=args.app_consistent_every,
         protection=protection_config(args),
+        attack_at_s=args.attack_at, attack_mb_s=args.attack_rate_mb,
     )  # fmt: skip
 
 

@@ -75,6 +75,12 @@ def add_parser(sub: Any) -> None:
         "refused to readers and repaired by a resync from the source",
     )  # fmt: skip
     s.add_argument(
+        "--detect-training", metavar="DURATION",
+        help="trusted time each group's encryption detector learns its baseline before it "
+        "judges writes, e.g. 30s for a demo (default 10m; docs/ARCHITECTURE.md, Ransomware "
+        "detection)",
+    )  # fmt: skip
+    s.add_argument(
         "--http", metavar="HOST:PORT",
         help="also serve the on-call web page (/), a read-only JSON API (/api/v1/status, "
         "/api/v1/groups/GROUP/timeline) and Prometheus /metrics here; plain HTTP without "

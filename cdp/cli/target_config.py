@@ -128,6 +128,11 @@ def parse_config(data: object, flags: argparse.Namespace | None = None) -> Serve
             "--journal-key-file" if _flag(flags, "journal_key_file") else "journal_key_file",
         ),
     )  # fmt: skip
+    if (training := _flag(flags, "detect_training")) is not None:
+        training_s = common.parse_duration("--detect-training", training)
+        if not 1 <= training_s <= 7 * 86400:
+            raise InvalidInputError("--detect-training", "must be between 1 s and 7 days")
+        target = dataclasses.replace(target, detect_training_s=training_s)
     listen, http = top.string("listen", DEFAULT_LISTEN), top.string("http", "")
     allow_hosts = top.strings("http_allow_hosts")
     return ServeSettings(

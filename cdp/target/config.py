@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from cdp.journal.journal import DEFAULT_SEGMENT_BYTES
 from cdp.journal.seal import Keyring
 from cdp.restore.catalog import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_HISTORY_WINDOW_S
+from cdp.target.detect.detector import DEFAULT_TRAINING_S
 from cdp.target.intake import Limits
 from cdp.target.scrub import DEFAULT_SCRUB_INTERVAL_S, DEFAULT_SCRUB_RATE_BYTES_S
 
@@ -99,6 +100,8 @@ class TargetConfig:
     data_gid: int | None = None
     """Group id that may read the data at rest (files 0640, folders 2750); None: the
     target's user only (0600, 0700). See :mod:`cdp.fsutil`."""
+    detect_training_s: float = DEFAULT_TRAINING_S
+    """Trusted seconds each member's encryption detector trains before it judges."""
 
     def policy_for(self, group_id: str) -> GroupPolicy:
         """The policy of ``group_id``: its own if the config names the group, else the default."""

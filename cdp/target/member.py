@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from cdp.errors import (
     CdpError,
@@ -43,6 +44,8 @@ from cdp.target import retention_guard as guard
 from cdp.target.applier import Applier, load_applied
 from cdp.target.committer import Ack, Committer
 from cdp.target.config import GroupPolicy, TargetConfig
+from cdp.target.detect import DetectorState
+from cdp.target.detection import Detection
 from cdp.target.holds import BaseHolds
 from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
@@ -123,6 +126,10 @@ class Member:
         self.applier.hold_base(self.holds.lowest())
         self._stopped_by = ""
         """What stopped intake at the last batch (hold, pin, lock; "" when it runs)."""
+        self._detection = Detection(
+            index, key, self.capacities, config.detect_training_s, self.verdicts
+        )
+        """The encryption detector, fed every durable batch (it raises suspicions)."""
         self._last_checkpoint_s = 0.0
         """Monotonic time of the last checkpoint request."""
         self.catalog = Catalog(index, key)
@@ -166,6 +173,7 @@ class Member:
         self.journal.keep_received_after(self.applier.clock.high_water_ns)
         events = self.catalog.index.events(self.key)
         self._resync.active = bool(events) and events[-1].kind == KIND_RESYNC_START
+        self._detection.set_resyncing(self._resync.active)
         log.info("group %s: journal open: %s", self.key, report)
         try:
             self.replica.check()
@@ -179,13 +187,15 @@ class Member:
         self.committer.start()
 
     async def stop(self) -> None:
-        """Wait for every queued batch, then stop the committer."""
+        """Wait for every queued batch and its judging, then stop the committer."""
         await self.quiesce()
+        await self._detection.settled()  # its verdicts are written before the index closes
         self.committer.stop()
 
     def close(self) -> None:
         """Close the replica files and the journal (after :meth:`stop`)."""
         self.applier.clock.flush()
+        self._detection.close()
         self.replica.close()
         self.journal.close()
 
@@ -267,6 +277,7 @@ class Member:
         )  # fmt: skip
         fresh = intake.validate(view, records, verdicts)
         fut = asyncio.wrap_future(self.committer.submit(fresh))
+        fut.add_done_callback(partial(self._detection.durable, fresh, view.now_ns))
         names = {r.frame.decode() for r in fresh if r.kind == KIND_BOOKMARK}
         if names:
             self._pending_bookmarks |= names
@@ -533,6 +544,14 @@ class Member:
             self.catalog.index.get_bookmark(self.key, name) is not None
         )
 
+    def detector_state(self) -> DetectorState:
+        """What the encryption detector is doing (training, watching, alerting)."""
+        return self._detection.state()
+
+    async def detection_settled(self) -> None:
+        """Wait until every batch durable so far was judged by the encryption detector."""
+        await self._detection.settled()
+
     def apply_once(self) -> int:
         """One apply round (call from a thread); the number of records applied."""
         return self.applier.apply_once()
@@ -540,10 +559,13 @@ class Member:
     async def checkpoint(self) -> None:
         """Make the next durable batch end a checkpoint (on the target's cadence).
 
+        The encryption detector judges the windows that ended meanwhile (an idle member's).
+
         The kind is set when the point is indexed, never changed later: a point listed
         as crash-consistent stays crash-consistent (docs/PROTOCOL.md 5).
         """
         self._last_checkpoint_s = time.monotonic()
+        self._detection.tick(time.time_ns(), self.journal.durable_seq + 1)
         if self.error is None:
             self.journal.request_checkpoint()
 

@@ -6,6 +6,8 @@ Real Journal and committer thread on tmp_path, the in-memory index.
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from cdp.record import Record
 from cdp.status import GroupState
 from cdp.target.config import TargetConfig
 from cdp.target.member import Member
+from cdp.target.verdicts import Verdicts
 
 SPEC = GroupSpec("g", (VmSpec("vm", (DiskSpec("d0", 1 << 20),)),))
 
@@ -111,3 +114,70 @@ async def test_cancelled_pause_leaves_no_pause(member: Member) -> None:
     await asyncio.sleep(0.05)  # the pause thread finishes after the release
     applied = await asyncio.to_thread(member.apply_once)
     assert (applied, member.applied_seq) == (2, 2)  # apply goes on: no pause left behind
+
+
+def _attack_batches() -> list[list[Record]]:
+    """Two seconds of compressible writes over a 4 MiB disk (training), then three seconds
+    of encryption in place, 1 MiB a second (seqs 2049 on); one batch a second."""
+    noise = random.Random(5).randbytes(4 << 20)
+    text = b"".join(noise[i : i + 2048] + bytes(2048) for i in range(0, 4 << 20, 4096))
+
+    def batch(first: int, data: bytes, at: int, size: int) -> list[Record]:  # 4 KiB writes
+        blocks = [data[i : i + 4096] for i in range(at, at + size, 4096)]
+        return [Record(first + i, 0, at + i * 4096, 4096, 1_000 + first + i, codec.checksum(b),
+                       codec.compress(b)) for i, b in enumerate(blocks)]  # fmt: skip
+
+    batches = [batch(1, text, 0, 4 << 20), batch(1025, text, 0, 4 << 20)]
+    return batches + [batch(2049 + 256 * i, noise, i << 20, 1 << 20) for i in range(3)]
+
+
+async def _detecting_member(tmp_path: Path, index: MemoryIndex) -> Member:
+    config = TargetConfig(str(tmp_path), history_window_s=3600.0, detect_training_s=1.0)
+    for d in (config.journal_dir, config.replica_dir):
+        Path(d).mkdir(parents=True, exist_ok=True)
+    m = Member("g", GroupSpec("g", (VmSpec("vm", (DiskSpec("d0", 4 << 20),)),)), config, index)
+    m.start()
+    await m.open_session("host-a", 0, 1)
+    return m
+
+
+async def _send_a_second_apart(m: Member, batches: list[list[Record]]) -> None:
+    for b in batches:
+        await asyncio.wait_for(m.accept(b), 10)
+        await asyncio.sleep(1.05 - time.time() % 1)  # into the next second
+
+
+async def test_an_attack_followed_by_silence_is_raised_on_the_checkpoint_cadence(
+    tmp_path: Path,
+) -> None:
+    """The encryption detector judges the last window of an idle member on the clock."""
+    m = await _detecting_member(tmp_path, MemoryIndex())
+    try:
+        await _send_a_second_apart(m, _attack_batches())
+        await m.checkpoint()  # the target's checkpoint loop, once a second
+        await m.detection_settled()
+        (s,) = m.verdicts.standing()
+        assert s.start_seq == 2049 and m.verdicts.watched_from_seq == 2049
+        assert m.verdicts.verdict(2048) == "unknown" and m.verdicts.verdict(2049) == "suspect"
+    finally:
+        await m.stop()
+        m.close()
+
+
+async def test_a_suspicion_raised_by_the_last_batch_is_stored_before_the_member_stops(
+    tmp_path: Path,
+) -> None:
+    index = MemoryIndex()
+    m = await _detecting_member(tmp_path, index)
+    try:
+        await _send_a_second_apart(m, _attack_batches()[:-1])
+        last = _attack_batches()[-1]
+        await asyncio.wait_for(m.accept(last), 10)  # its window closes with this batch:
+        await asyncio.sleep(1.05 - time.time() % 1)
+        one = write(last[-1].seq + 1)
+        one.offset = 0
+        m.accept([one])  # the alarm comes from judging this batch
+    finally:
+        await m.stop()  # a target shutting down right after
+        m.close()
+    assert [s.start_seq for s in Verdicts(index, "g").standing()] == [2049]

@@ -167,3 +167,12 @@ def test_config_check_exit_codes_and_json(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     proc = _check(str(good))
     assert proc.returncode == 0 and "group db: history 604800 s" in proc.stdout
+
+
+def test_detect_training_flag_sets_the_detectors_training_and_is_bounded() -> None:
+    assert parse_config(GOOD).target.detect_training_s == 600.0
+    s = parse_config(GOOD, _serve_flags("--detect-training", "30s"))
+    assert s.target.detect_training_s == 30.0
+    with pytest.raises(InvalidInputError) as err:
+        parse_config(GOOD, _serve_flags("--detect-training", "0"))
+    assert err.value.field == "--detect-training"
