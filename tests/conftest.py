@@ -92,6 +92,13 @@ async def running_history(tmp_path: object) -> AsyncIterator[Running]:
         await stop_target(r)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Soaks run as long as they need: the per-test timeout (pyproject) is for hangs."""
+    for item in items:
+        if item.get_closest_marker("soak") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(0))
+
+
 # -- fault scorecard -----------------------------------------------------------------------
 
 SCORECARD: dict[str, int] = {}
