@@ -11,14 +11,16 @@ Two wrappers cover every step:
 - ``CrashingReplication`` wraps the target edge: the crash comes right after
   ``HoldBase`` succeeded, before the tail delta is built (inside the export step).
 
-(A real SIGKILL of ``cdp failover test`` during the delta build is in
-test_failover_chain.py.) Between the crash and the resume of a test the source writes
-more, so the held base must keep the point (a live failover fences the source).
-After each resume, with the same call: the recovered
-chain opens with qemu-img and equals ``export`` at the point byte for byte, each VM is
-registered once and powered on, the target holds exactly one base hold per VM at the
-point (no leaked or doubled holds), and after ``stop-test`` / ``rollback`` there are no
-holds and every earlier restore point exports the same bytes as before the first run.
+A real SIGKILL of ``cdp failover test`` is here too, while the command waits between
+boot groups (one VM on); during the delta build it is in test_failover_chain.py.
+
+Between the crash and the resume of a test the source writes more, so the held base
+must keep the point (a live failover fences the source). After each resume, with the
+same call: the recovered chain opens with qemu-img and equals ``export`` at the point
+byte for byte, each VM is registered once and powered on, the target holds exactly one
+base hold per VM at the point (no leaked or doubled holds), and after ``stop-test`` /
+``rollback`` there are no holds and every earlier restore point exports the same bytes
+as before the first run.
 
 Test and live failovers crash at the first step of each kind (db01's) and at the last
 (app01's), one site per mode (~15 s per mode).
@@ -26,7 +28,11 @@ Test and live failovers crash at the first step of each kind (db01's) and at the
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -42,7 +48,7 @@ from cdp.failover.records import StepEntry
 from cdp.failover.replication import PointFacts, Replication
 
 from .drsite import GROUP, VMS, DrSite, inventory
-from .test_failover_chain import _chain_plan, _exports, _holds
+from .test_failover_chain import _cdp, _chain_plan, _exports, _holds
 from .test_failover_resume import SimulatedCrash, step_log
 
 HOLD = "hold-base"
@@ -198,3 +204,46 @@ async def _matrix(site: DrSite, mode: str, nths: tuple[int, ...]) -> None:
 @pytest.mark.parametrize("mode", [st.MODE_TEST, st.MODE_LIVE])
 async def test_crash_after_each_chain_step_then_resume(site: DrSite, mode: str) -> None:
     await _matrix(site, mode, (1, -1))
+
+
+async def test_kill_9_of_cdp_failover_test_between_boot_groups_then_same_command(
+    site: DrSite,
+) -> None:
+    """A real SIGKILL of `cdp failover test` (chain) once db01 is on and the command waits
+    for the next boot group; the same command then finishes with the same checks."""
+    points = [p.seq for p in await site.target.client.list_points(GROUP)]
+    earlier = sorted({points[0], points[-1]})
+    before = await _exports(site, earlier, site.root)
+    data = _chain_plan(site)
+    data["boot_order"][1]["delay_s"] = 1.5  # type: ignore[index]
+    plan_path = str(site.write_plan(data))
+    log_path = site.state_dir / "dr-test" / "operation.json"
+    proc = await _cdp("test", "--plan", plan_path)
+    deadline = time.monotonic() + 30
+    while not (log_path.exists() and _done(log_path, f"{st.POWER_ON}:db01")):
+        assert proc.returncode is None, (await proc.communicate())[1].decode()
+        assert time.monotonic() < deadline, "the test never reached the boot-group delay"
+        await asyncio.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    await proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert set(_holds(site)) == {f"failover/test/{vm}" for vm in VMS}  # the run died holding
+
+    again = await _cdp("test", "--plan", plan_path)
+    out, err = await asyncio.wait_for(again.communicate(), 60)
+
+    assert again.returncode == 0, err.decode() + out.decode()
+    assert "power on app01-test" in out.decode() and "register db01" not in out.decode()
+    (site.root / "resumed").mkdir()
+    await _check_recovered(site, st.MODE_TEST, site.root / "resumed")
+    stop = await _cdp("stop-test", "--plan", plan_path)
+    _, err = await asyncio.wait_for(stop.communicate(), 60)
+    assert stop.returncode == 0, err.decode()
+    assert _holds(site) == {}
+    (site.root / "after").mkdir()
+    assert await _exports(site, earlier, site.root / "after") == before
+
+
+def _done(log_path: Path, step_id: str) -> bool:
+    steps = json.loads(log_path.read_text())["steps"]
+    return any(s["id"] == step_id and s["done"] for s in steps)
