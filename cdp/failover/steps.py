@@ -20,7 +20,7 @@ from typing import Any
 
 from cdp.failover import fidelity, reip
 from cdp.failover.hardware import VmProfile
-from cdp.failover.plan import Plan, VmSettings
+from cdp.failover.plan import DISKS_CHAIN, DISKS_COPY, Plan, VmSettings
 from cdp.failover.replication import GroupFacts, PointFacts
 from cdp.failover.vcenter import DiskAttach, Hardware, HostFacts, NicAttach
 
@@ -385,16 +385,35 @@ def undo_steps(vms: tuple[RecoveredVm, ...], restart_sources: list[str]) -> tupl
     return tuple(steps)
 
 
-def estimate_rto(plan: Plan, bytes_to_prepare: int, vm_count: int, planned: bool) -> float:
+DISK_FIXED_S = {DISKS_CHAIN: 0.25, DISKS_COPY: 0.15}
+"""Seconds each recovered disk's export step costs whatever it writes, per
+``recovery.disks`` mode; they add up (not divided by ``recovery.parallel``).
+
+Derived from the measured RTO runs in docs/FAILOVER.md ("Copy-free recovery", figures;
+vcsim, in-process target, this 2-core machine at load 3.5-5): the export step took 0.39 s
+for 1 chain disk, 3.24 s for 10 and 10.87 s for 50, i.e. (step time - bytes written at
+``estimate_export_bytes_per_s``) / disks = 0.21-0.38 s per disk, growing linearly with the
+disk count although 8 run at a time: the hold, the ``ReadImage`` of the tail and the two
+delta files with their fsyncs queue on the target and the disk. A copy costs less per disk
+(one ``ReadImage``, one file): 50 toy copies took 7.3 s for 49.7 MiB, 0.14 s per disk.
+Without this term the estimate was 10 s optimistic at 50 VMs.
+"""
+
+
+def estimate_rto(
+    plan: Plan, bytes_to_prepare: int, vm_count: int, planned: bool, *, disks: int = 0
+) -> float:
     """Seconds from start to the last VM powered on, from the plan's estimate figures.
 
     ``bytes_to_prepare`` is what the export steps write: for a copy the data each disk
     holds, for a copy-free chain only the journal tail and grain metadata (see
-    ``Survey._bytes``), so a chain's estimate does not grow with the data held.
+    ``Survey._bytes``), so a chain's estimate does not grow with the data held. Each of
+    the ``disks`` exported adds its fixed cost (:data:`DISK_FIXED_S`).
     """
     r = plan.recovery
     rounds = math.ceil(vm_count / r.parallel) if vm_count else 0
     seconds = bytes_to_prepare / r.estimate_export_bytes_per_s
+    seconds += disks * DISK_FIXED_S.get(r.disks, max(DISK_FIXED_S.values()))
     seconds += 2 * rounds * r.estimate_task_s  # register, reconfigure
     for bg in plan.boot_order:
         seconds += bg.delay_s + math.ceil(len(bg.vms) / r.parallel) * r.estimate_task_s

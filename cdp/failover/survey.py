@@ -268,7 +268,8 @@ class Survey:
         all_points: dict[str, PointFacts | None] = {
             g.name: points.get(g.name) for g in self.plan.groups
         }
-        rto = st.estimate_rto(self.plan, needed, len(recovered), planned)
+        disks = sum(s.kind == st.EXPORT and (pending is None or s.id in pending) for s in steps)
+        rto = st.estimate_rto(self.plan, needed, len(recovered), planned, disks=disks)
         return facts, st.OperationPlan(mode, planned, all_points, recovered, steps, needed, rto)
 
 

@@ -28,3 +28,17 @@ def test_the_table_shows_the_promote_run_after_power_on() -> None:
     }  # fmt: skip
     table = rto.render({"results": [case]})
     assert "| 8        |" in table and "promote 4.2 s (130 MiB)" in table and "| —" in table
+
+
+def test_the_bench_plan_prices_vcenter_tasks_at_vcsim_speed(tmp_path: object) -> None:
+    """The estimate's error must measure the model, not the 1 s real-vCenter default."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import yaml
+
+    url = SimpleNamespace(username="u", password="p", hostname="127.0.0.1", port=1)
+    work = Path(str(tmp_path))
+    path = rto.plan_file(work, url, "127.0.0.1:2", work / "r", ["vm000"], "AB", "chain")
+    recovery = yaml.safe_load(path.read_text())["recovery"]
+    assert recovery["estimate_task_s"] == rto.VCSIM_TASK_S < 1.0
