@@ -84,6 +84,10 @@ class DetectorState:
     """Highest CUSUM of any disk or the member, in spreads."""
     threshold: float
     """The CUSUM at which it raises a suspicion."""
+    training_until_ns: int = 0
+    """While training: the trusted time at which training can end at the earliest (it also
+    needs writes in a quarter of that time), Unix ns; 0 when not training or before the
+    first write."""
 
 
 Event = Watching | Raised | Closed
@@ -267,7 +271,10 @@ class Detector:
     def state(self) -> DetectorState:
         """A snapshot for status surfaces."""
         phase = "alerting" if self.alarmed else "watching" if self.trained else "training"
-        return DetectorState(phase, self.resyncing, round(self.cusum(), 2), CUSUM_H)
+        until = 0
+        if not self.trained and self._train_from_ns:
+            until = self._train_from_ns + int(self.config.training_s * 1e9)
+        return DetectorState(phase, self.resyncing, round(self.cusum(), 2), CUSUM_H, until)
 
 
 def _merge(sums: list[Window]) -> Window:
