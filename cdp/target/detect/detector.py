@@ -221,7 +221,10 @@ class Detector:
         self, crossed: list[int], member_crossed: bool, total: Window, now_ns: int
     ) -> Raised:
         alarming = [self._units[i] for i in crossed] + ([self._member] if member_crossed else [])
-        onsets = [o for u in alarming if (o := u.onset()) is not None]
+        rose = alarming
+        if not any(u.strong() for u in alarming):  # a slow attack: every unit that rose too
+            rose = [u for u in [*self._units, self._member] if u in alarming or u.slow > 0]
+        onsets = [o for u in rose if (o := u.onset()) is not None]
         start_seq, start_ns = min(onsets) if onsets else self._fallback_onset(total)
         disks = tuple(i for i, u in enumerate(self._units) if u.cusum > 0 or i in crossed)
         worst = max(alarming, key=lambda u: u.cusum)
