@@ -43,6 +43,33 @@ class ResyncStatus:
 
 
 @dataclass(frozen=True)
+class GuardStatus:
+    """What keeps a member's history: intake refusals, the clock guard and the lock."""
+
+    intake_refused_by: str = ""
+    """hold, pin or lock while new writes are refused to keep history; "" while they are taken."""
+    intake_refused_reason: str = ""
+    """The refusal's cause and remedy as the source is told it; "" while writes are taken."""
+    clock_jump_s: float = 0.0
+    """Signed size of an unexplained jump of the target's wall clock; 0 while it is trusted
+    (while not 0 nothing leaves the history by time)."""
+    retention_lock_s: float = 0.0
+    """The retention lock in force (the longest ever stored), seconds; 0: none."""
+
+
+@dataclass(frozen=True)
+class DetectorStatus:
+    """A member's encryption detector, for status surfaces."""
+
+    phase: str = ""
+    """training, watching or alerting; "" for a member that is not open."""
+    training_until_ns: int = 0
+    """While training: when it can end at the earliest, Unix ns (0: before the first write)."""
+    watching_from_seq: int = 0
+    """First seq judged after training (points before it are unknown); 0 until then."""
+
+
+@dataclass(frozen=True)
 class GroupStatus:
     """A snapshot of one group member's replication state."""
 
@@ -81,3 +108,7 @@ class GroupStatus:
     """The group's newest restorable point whose verdict is clean (``last-clean``); 0: none."""
     last_clean_ns: int = 0
     """That point's time as listed, Unix ns; 0 when there is none."""
+    guard: GuardStatus = GuardStatus()
+    """Intake refused to keep history, the target clock's trust and the retention lock."""
+    detector: DetectorStatus = DetectorStatus()
+    """What the member's encryption detector is doing."""

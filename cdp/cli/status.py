@@ -99,7 +99,48 @@ def render(groups: list[dict[str, Any]]) -> str:
                          "", "", "", "", "", "", ""))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(lines + _errors(groups) + _alerts(groups))
+    return "\n".join(lines + _errors(groups) + _alerts(groups) + _guard_alerts(groups)
+                     + _detectors(groups))  # fmt: skip
+
+
+def _name(g: dict[str, Any]) -> str:
+    return str(g["group_id"]) + ("@" + g["member_id"] if g.get("member_id") else "")
+
+
+def _guard_alerts(groups: list[dict[str, Any]]) -> list[str]:
+    """An ALERT per member that refuses writes to keep history or whose clock jumped."""
+    out = []
+    for g in groups:
+        if g.get("intake_refused_by"):
+            out.append(f"ALERT {_name(g)}: intake refused ({g['intake_refused_by']}): "
+                       f"{g['intake_refused_reason']}")  # fmt: skip
+        jump = float(g.get("clock_jump_seconds", 0.0))
+        if jump:
+            out.append(
+                f"ALERT {_name(g)}: the target's clock jumped {jump:+.0f} s against its boot "
+                "clock; nothing leaves the history by time until the clock is set right"
+            )
+    return out
+
+
+def _detectors(groups: list[dict[str, Any]]) -> list[str]:
+    """The encryption detector and retention lock of each open member, under the table."""
+    out = []
+    for g in groups:
+        phase = g.get("detector_phase", "")
+        if not phase:
+            continue
+        if phase == "training":
+            until = int(g["detector_training_until_unix_ns"])
+            what = f"training until {format_ns(until)}" if until else "training (no write yet)"
+        else:
+            seq = int(g["detector_watching_from_seq"])
+            since = f"watching since seq {seq:,}" if seq else "watching"
+            what = since if phase == "watching" else f"{phase} ({since})"
+        lock = float(g.get("retention_lock_seconds", 0.0))
+        out.append(f"detector {_name(g)}: {what}"
+                   + (f"; retention lock {lock:g} s" if lock else ""))  # fmt: skip
+    return out
 
 
 def _alerts(groups: list[dict[str, Any]]) -> list[str]:

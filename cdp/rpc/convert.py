@@ -66,6 +66,12 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         resync_stalled_reason=s.resync.stalled, error=s.error,
         standing_suspicions=s.standing_suspicions, suspicion_onset_unix_ns=s.suspicion_onset_ns,
         last_clean_seq=s.last_clean_seq, last_clean_time_unix_ns=s.last_clean_ns,
+        intake_refused_by=s.guard.intake_refused_by,
+        intake_refused_reason=s.guard.intake_refused_reason,
+        clock_jump_seconds=s.guard.clock_jump_s, retention_lock_seconds=s.guard.retention_lock_s,
+        detector_phase=s.detector.phase,
+        detector_training_until_unix_ns=s.detector.training_until_ns,
+        detector_watching_from_seq=s.detector.watching_from_seq,
     )  # fmt: skip
 
 
@@ -82,6 +88,8 @@ _STATUS_INTS = (
     "suspicion_onset_unix_ns",
     "last_clean_seq",
     "last_clean_time_unix_ns",
+    "detector_training_until_unix_ns",
+    "detector_watching_from_seq",
 )
 """uint64 fields, which protobuf's JSON mapping renders as strings."""
 

@@ -28,6 +28,7 @@ from functools import partial
 from cdp.journal.index import Index
 from cdp.record import Record
 from cdp.restore.spec import format_ns
+from cdp.status import DetectorStatus
 from cdp.target.detect import (
     Closed,
     Detector,
@@ -103,6 +104,13 @@ class Detection:
     def state(self) -> DetectorState:
         """What the detector is doing now."""
         return self._detector.state()
+
+    def status(self) -> DetectorStatus:
+        """Phase, training end and first judged seq, as status surfaces show them."""
+        state, since = self._detector.state(), self._verdicts.watched_from_seq
+        # training ends on the worker thread; it is shown once the loop has been told
+        phase = state.phase if since or state.phase == "training" else "training"
+        return DetectorStatus(phase, state.training_until_ns, since)
 
     def _judged(self, received_ns: int, job: asyncio.Future[list[Event]]) -> None:
         if job.cancelled():

@@ -38,7 +38,7 @@ from cdp.record import KIND_BOOKMARK, KIND_RESYNC_START, Record
 from cdp.restore.catalog import Catalog
 from cdp.restore.image import PlanCache
 from cdp.restore.spec import format_ns
-from cdp.status import GroupState, GroupStatus
+from cdp.status import GroupState, GroupStatus, GuardStatus
 from cdp.target import intake
 from cdp.target import retention_guard as guard
 from cdp.target.applier import Applier, load_applied
@@ -446,6 +446,15 @@ class Member:
             source_identity=self.source_identity,
             standing_suspicions=len(standing := self.verdicts.standing()),
             suspicion_onset_ns=min((s.start_ns for s in standing), default=0),
+            guard=self._guard_status(), detector=self._detection.status(),
+        )  # fmt: skip
+
+    def _guard_status(self) -> GuardStatus:
+        """Intake refused to keep history (and why), the clock's jump, the lock in force."""
+        who = self.applier.over_limit_blocker()
+        return GuardStatus(
+            intake_refused_by=who, intake_refused_reason=str(self._full_error(who)) if who else "",
+            clock_jump_s=self.clock_jump_s(), retention_lock_s=self._lock.lock_s,
         )  # fmt: skip
 
     def note_heartbeat(self, next_seq: int, now_ns: int) -> Ack:

@@ -218,7 +218,7 @@ class GetStatusResponse(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ...) -> None: ...
 
 class GroupStatus(_message.Message):
-    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms", "member_id", "resync_total_bytes", "resync_received_bytes", "resync_eta_seconds", "rpo_seconds", "source_clock_skew_seconds", "lifecycle", "epoch", "lifecycle_changed_unix_ns", "lifecycle_note", "source_connected", "source_identity", "resync_stalled_reason", "error", "standing_suspicions", "suspicion_onset_unix_ns", "last_clean_seq", "last_clean_time_unix_ns")
+    __slots__ = ("group_id", "durable_seq", "durable_source_time_unix_ns", "applied_seq", "lag_seconds", "journal_bytes", "received_bytes", "state", "source_id", "vms", "member_id", "resync_total_bytes", "resync_received_bytes", "resync_eta_seconds", "rpo_seconds", "source_clock_skew_seconds", "lifecycle", "epoch", "lifecycle_changed_unix_ns", "lifecycle_note", "source_connected", "source_identity", "resync_stalled_reason", "error", "standing_suspicions", "suspicion_onset_unix_ns", "last_clean_seq", "last_clean_time_unix_ns", "intake_refused_by", "intake_refused_reason", "clock_jump_seconds", "retention_lock_seconds", "detector_phase", "detector_training_until_unix_ns", "detector_watching_from_seq")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     DURABLE_SOURCE_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
@@ -247,6 +247,13 @@ class GroupStatus(_message.Message):
     SUSPICION_ONSET_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     LAST_CLEAN_SEQ_FIELD_NUMBER: _ClassVar[int]
     LAST_CLEAN_TIME_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    INTAKE_REFUSED_BY_FIELD_NUMBER: _ClassVar[int]
+    INTAKE_REFUSED_REASON_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_JUMP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_LOCK_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_PHASE_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_TRAINING_UNTIL_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_WATCHING_FROM_SEQ_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     durable_seq: int
     durable_source_time_unix_ns: int
@@ -275,7 +282,14 @@ class GroupStatus(_message.Message):
     suspicion_onset_unix_ns: int
     last_clean_seq: int
     last_clean_time_unix_ns: int
-    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., member_id: _Optional[str] = ..., resync_total_bytes: _Optional[int] = ..., resync_received_bytes: _Optional[int] = ..., resync_eta_seconds: _Optional[float] = ..., rpo_seconds: _Optional[float] = ..., source_clock_skew_seconds: _Optional[float] = ..., lifecycle: _Optional[_Union[LifecycleState, str]] = ..., epoch: _Optional[int] = ..., lifecycle_changed_unix_ns: _Optional[int] = ..., lifecycle_note: _Optional[str] = ..., source_connected: _Optional[bool] = ..., source_identity: _Optional[str] = ..., resync_stalled_reason: _Optional[str] = ..., error: _Optional[str] = ..., standing_suspicions: _Optional[int] = ..., suspicion_onset_unix_ns: _Optional[int] = ..., last_clean_seq: _Optional[int] = ..., last_clean_time_unix_ns: _Optional[int] = ...) -> None: ...
+    intake_refused_by: str
+    intake_refused_reason: str
+    clock_jump_seconds: float
+    retention_lock_seconds: float
+    detector_phase: str
+    detector_training_until_unix_ns: int
+    detector_watching_from_seq: int
+    def __init__(self, group_id: _Optional[str] = ..., durable_seq: _Optional[int] = ..., durable_source_time_unix_ns: _Optional[int] = ..., applied_seq: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., journal_bytes: _Optional[int] = ..., received_bytes: _Optional[int] = ..., state: _Optional[_Union[GroupState, str]] = ..., source_id: _Optional[str] = ..., vms: _Optional[_Iterable[_Union[VmSpec, _Mapping]]] = ..., member_id: _Optional[str] = ..., resync_total_bytes: _Optional[int] = ..., resync_received_bytes: _Optional[int] = ..., resync_eta_seconds: _Optional[float] = ..., rpo_seconds: _Optional[float] = ..., source_clock_skew_seconds: _Optional[float] = ..., lifecycle: _Optional[_Union[LifecycleState, str]] = ..., epoch: _Optional[int] = ..., lifecycle_changed_unix_ns: _Optional[int] = ..., lifecycle_note: _Optional[str] = ..., source_connected: _Optional[bool] = ..., source_identity: _Optional[str] = ..., resync_stalled_reason: _Optional[str] = ..., error: _Optional[str] = ..., standing_suspicions: _Optional[int] = ..., suspicion_onset_unix_ns: _Optional[int] = ..., last_clean_seq: _Optional[int] = ..., last_clean_time_unix_ns: _Optional[int] = ..., intake_refused_by: _Optional[str] = ..., intake_refused_reason: _Optional[str] = ..., clock_jump_seconds: _Optional[float] = ..., retention_lock_seconds: _Optional[float] = ..., detector_phase: _Optional[str] = ..., detector_training_until_unix_ns: _Optional[int] = ..., detector_watching_from_seq: _Optional[int] = ...) -> None: ...
 
 class SetLifecycleRequest(_message.Message):
     __slots__ = ("group_id", "state", "fence", "unfence", "note")

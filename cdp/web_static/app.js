@@ -37,6 +37,23 @@ function resyncText(g) {
   return `${pct} of ${fmtBytes(total)}${eta}`;
 }
 
+function isoOfNs(ns) {
+  return utcTime(new Date(ns / 1e6).toISOString());
+}
+
+function detectorText(g) {
+  // "training until <UTC>" / "watching since seq N", then the retention lock in force.
+  let text = "-";
+  if (g.detector_phase === "training") {
+    text = g.detector_training_until_unix_ns
+      ? `training until ${isoOfNs(g.detector_training_until_unix_ns)}` : "training (no write yet)";
+  } else if (g.detector_phase) {
+    text = g.detector_phase + (g.detector_watching_from_seq
+      ? ` since seq ${g.detector_watching_from_seq.toLocaleString("en")}` : "");
+  }
+  return text + (g.retention_lock_seconds ? `; lock ${g.retention_lock_seconds} s` : "");
+}
+
 function connection(ok, text) {
   const el = document.getElementById("conn");
   el.className = ok ? "ok" : "down";
@@ -83,6 +100,7 @@ function showGroups(groups, nowS) {
       `verified${g.last_verify_result && g.last_verify_result !== "passed" ? " breach" : ""}`);
     cell(row, fmtBytes(g.journal_bytes), "num journal");
     cell(row, resyncText(g), "resync");
+    cell(row, detectorText(g), `detector detector-${g.detector_phase || "none"}`);
     row.addEventListener("click", () => { chosen = g.group_id; pollTimeline(); });
   }
 }
@@ -183,6 +201,26 @@ function showAlerts(groups) {
       `${g.standing_suspicions} standing suspicion(s), possible ransomware, since ${onset}; ` +
       `${clean}; recover with --at last-clean`;
     box.appendChild(p);
+  }
+  for (const g of groups) {
+    // Intake refused to keep history, and an unexplained jump of the target's clock.
+    const name = `${g.group_id}${g.member_id ? "@" + g.member_id : ""}`;
+    const lines = [];
+    if (g.intake_refused_by) {
+      lines.push(`ALERT ${name}: intake refused (${g.intake_refused_by}): ` +
+        g.intake_refused_reason);
+    }
+    if (g.clock_jump_seconds) {
+      const jump = Math.round(g.clock_jump_seconds);
+      lines.push(`ALERT ${name}: the target's clock jumped ${jump > 0 ? "+" : ""}${jump} s ` +
+        "against its boot clock; nothing leaves the history by time until it is set right");
+    }
+    for (const text of lines) {
+      const p = document.createElement("p");
+      p.className = "alert guard";
+      p.textContent = text;
+      box.appendChild(p);
+    }
   }
   box.hidden = box.childElementCount === 0;
 }

@@ -24,3 +24,14 @@ def test_an_attack_that_began_late_in_the_last_quiet_window_is_suspect_from_its_
     # window where the CUSUM was last zero (the bench found the onset 40 ms late here).
     r = ransomware.run_attack("ransom-intermittent", 1.0, 2)
     assert r["caught"] and r["clean_before_onset"], r
+
+
+def test_a_slow_attack_is_suspect_from_its_first_write() -> None:
+    # 0.1 MB/s of encryption (one 256 KiB write per 2.6 s) in 2 MB/s of office traffic:
+    # the onset was placed 18 s (seed 2), 2 s (seed 5) and 15 s (seed 9) after the first
+    # encrypted write. Seeds 2 and 5: the 0.5-allowance CUSUM touched zero inside the
+    # attack; seed 9: the change point with allowance 1 cut off the attack's first,
+    # weakly rising windows.
+    for seed in (2, 5, 9):
+        r = ransomware.run_attack("ransom-slow", 0.1, seed)
+        assert r["caught"] and r["clean_before_onset"], r

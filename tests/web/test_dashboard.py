@@ -88,3 +88,18 @@ def test_dashboard_is_utc_and_every_panel_has_a_query() -> None:
     assert board["timezone"] == "utc"
     assert all(p["targets"] and p["title"] for p in board["panels"])
     assert len({p["id"] for p in board["panels"]}) == len(board["panels"])
+
+
+RETENTION_AND_DETECTION = {
+    "cdp_group_suspicions",
+    "cdp_group_last_clean_point_timestamp_seconds",
+    "cdp_group_intake_refused",
+    "cdp_group_clock_jump_seconds",
+    "cdp_group_retention_lock_seconds",
+}
+"""Issue 15's gauges: standing suspicions, the last clean point, what keeps history."""
+
+
+def test_dashboard_shows_suspicions_and_what_keeps_history() -> None:
+    wanted = {n for e in dashboard_exprs() for n in NAME.findall(e)}
+    assert RETENTION_AND_DETECTION - wanted == set()

@@ -85,6 +85,9 @@ def test_page_shows_groups_timeline_and_an_unreachable_target(tmp_path: str) -> 
                 expect(page.locator("#conn")).to_contain_text("UTC; 0 of 1 group members with")
                 expect(row.locator("td.rpo")).to_contain_text(" s / 300 s")
                 expect(row.locator("td.verified")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d "))
+                expect(row.locator("td.detector")).to_have_text(
+                    re.compile(r"^training until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+                )
                 card = page.locator(f'#charts figure[data-group="{GROUP}"]')
                 expect(card.locator("svg polyline.rpo-line")).to_have_count(1)
                 expect(card.locator("svg line.threshold")).to_have_count(1)

@@ -84,6 +84,10 @@ class DetectorState:
     """Highest CUSUM of any disk or the member, in spreads."""
     threshold: float
     """The CUSUM at which it raises a suspicion."""
+    training_until_ns: int = 0
+    """While training: the trusted time at which training can end at the earliest (it also
+    needs writes in a quarter of that time), Unix ns; 0 when not training or before the
+    first write."""
 
 
 Event = Watching | Raised | Closed
@@ -217,7 +221,10 @@ class Detector:
         self, crossed: list[int], member_crossed: bool, total: Window, now_ns: int
     ) -> Raised:
         alarming = [self._units[i] for i in crossed] + ([self._member] if member_crossed else [])
-        onsets = [o for u in alarming if (o := u.onset()) is not None]
+        rose = alarming
+        if not any(u.strong() for u in alarming):  # a slow attack: every unit that rose too
+            rose = [u for u in [*self._units, self._member] if u in alarming or u.slow > 0]
+        onsets = [o for u in rose if (o := u.onset()) is not None]
         start_seq, start_ns = min(onsets) if onsets else self._fallback_onset(total)
         disks = tuple(i for i, u in enumerate(self._units) if u.cusum > 0 or i in crossed)
         worst = max(alarming, key=lambda u: u.cusum)
@@ -267,7 +274,10 @@ class Detector:
     def state(self) -> DetectorState:
         """A snapshot for status surfaces."""
         phase = "alerting" if self.alarmed else "watching" if self.trained else "training"
-        return DetectorState(phase, self.resyncing, round(self.cusum(), 2), CUSUM_H)
+        until = 0
+        if not self.trained and self._train_from_ns:
+            until = self._train_from_ns + int(self.config.training_s * 1e9)
+        return DetectorState(phase, self.resyncing, round(self.cusum(), 2), CUSUM_H, until)
 
 
 def _merge(sums: list[Window]) -> Window:

@@ -29,11 +29,17 @@ Z_MAX = 8.0
 """Most one window adds, in spreads: one odd burst (a few big compressed files saved over
 old data in one second) cannot alarm alone; at least three windows must rise."""
 RING_WINDOWS = 600
-"""Windows a unit keeps to find where a rise began: those since its CUSUM's last zero
+"""Windows a unit keeps to find where a rise began: those since its (slow) CUSUM's last zero
 (usually a few), at most 10 minutes."""
 ONSET_K = 1.0
 """Allowance (in spreads) of the change-point search: benign windows that barely rose
 just before an attack are not counted into it."""
+ONSET_SLOW_K = 0.25
+"""Allowance (in spreads) of the slow CUSUM that places a weak rise's start (it never alarms):
+a slow attack lifts the mean z only a little above the fast CUSUM's 0.5, so that one can
+touch zero between the attack's sparse rising windows; this one, with half the allowance,
+stays up through them and its last zero lies before the attack (benign windows still pull
+it down, by a quarter of a spread each on average)."""
 SLOTS = 4
 """Parts of a window whose rises are kept apart, to place an onset inside a window."""
 
@@ -121,6 +127,10 @@ class Unit:
         """The last window's normalised rise share."""
         self._ring: deque[tuple[float, float, Window]] = deque(maxlen=RING_WINDOWS)
         """(CUSUM after the window, its z, the window), oldest first."""
+        self.slow = 0.0
+        """The slow CUSUM (allowance ONSET_SLOW_K): where a weak rise began, never an alarm."""
+        self._slow_ring: deque[Window] = deque(maxlen=RING_WINDOWS)
+        """The windows since the slow CUSUM's last zero (that window first), oldest first."""
 
     def learn(self, w: Window, window_s: float) -> None:
         """Learn a training window (windows without writes teach nothing)."""
@@ -137,6 +147,10 @@ class Unit:
         if self.cusum <= 0:
             self._ring.clear()  # only the run since the last zero is ever walked back
         self._ring.append((self.cusum, self.z, w))
+        self.slow = min(2 * CUSUM_H, max(0.0, self.slow + self.z - ONSET_SLOW_K))
+        if self.slow <= 0:
+            self._slow_ring.clear()
+        self._slow_ring.append(w)
         return self.cusum >= CUSUM_H
 
     def idle(self, windows: int) -> None:
@@ -147,31 +161,32 @@ class Unit:
         self.cusum = max(0.0, self.cusum + windows * (self.z - CUSUM_K))
         if self.cusum <= 0:
             self._ring.clear()
+        self.slow = max(0.0, self.slow + windows * (self.z - ONSET_SLOW_K))
+        if self.slow <= 0:
+            self._slow_ring.clear()
 
     def onset(self) -> tuple[int, int] | None:
         """(seq, ns) of the first rising write of the rise that ends in the latest window.
 
         Among the windows since the CUSUM's last zero, the rise most likely began at the
-        window from which the sum of ``z - ONSET_K`` up to the alarm is largest. When that
-        sum is weak (under half the threshold: a slow attack, at the noise level, whose
-        start cannot be told from the noise before it), the start goes back to the last
-        zero instead, the classic CUSUM change-point estimate: early rather than late.
-        The trailing quarters of the window before the start whose rise share was above
-        the allowance join it, and the quarter before those if it held a rising write (an
+        window from which the sum of ``z - ONSET_K`` up to the alarm is largest (benign
+        windows that barely rose just before a fast attack are not counted into it). A
+        slow rise (mean z from there on under ``2 * ONSET_K``: a slow attack's windows
+        that rose little are not told from noise, and cutting them off places the start
+        late) goes back to the CUSUM's last zero; a weak one (:meth:`strong`: a slow
+        attack at the noise level) further, to the last zero of the slow CUSUM (the
+        classic CUSUM change-point estimate, on a slower time scale that does not touch
+        zero between a slow attack's sparse rising windows): early rather than late. The
+        trailing quarters of the window before the start whose rise share was above the
+        allowance join it, and the quarter before those if it held a rising write (an
         attack that began late in that window).
         """
-        run: list[Window] = []
-        zero: Window | None = None  # the window of the last zero, before the run
-        tail, best, start = 0.0, float("-inf"), 0
-        for cusum, z, w in reversed(self._ring):
-            if cusum <= 0 and run:
-                zero = w
-                break
-            run.append(w)
-            tail += z - ONSET_K
-            if tail >= best:
-                best, start = tail, len(run) - 1
-        if best < CUSUM_H / 2:  # weak evidence (a slow attack): back to the last zero
+        zs, run, zero = self._fast_run()
+        start = _change_point(zs, ONSET_K)
+        if _mean(zs[: start + 1]) < 2 * ONSET_K:  # a slow rise: its start is unclear
+            start = len(run) - 1
+        if not self.strong():  # weak evidence: further back, to the slow CUSUM's last zero
+            run, zero = self._slow_run(run, zero)
             start = len(run) - 1
         found = None
         for w in run[: start + 1]:
@@ -187,9 +202,45 @@ class Unit:
                 break  # the quarter where the rise began (its first rising write counts)
         return found
 
+    def strong(self) -> bool:
+        """Whether the rise since the CUSUM's last zero is strong enough to be placed.
+
+        Strong: its largest tail sum of ``z - ONSET_K`` is at least half the threshold.
+        """
+        tail, best = 0.0, float("-inf")
+        for z in self._fast_run()[0]:
+            tail += z - ONSET_K
+            best = max(best, tail)
+        return best >= CUSUM_H / 2
+
+    def _fast_run(self) -> tuple[list[float], list[Window], Window | None]:
+        """The z and windows since the CUSUM's last zero (newest first), that zero's window."""
+        zs: list[float] = []
+        run: list[Window] = []
+        for cusum, z, w in reversed(self._ring):
+            if cusum <= 0 and run:
+                return zs, run, w
+            zs.append(z)
+            run.append(w)
+        return zs, run, None
+
+    def _slow_run(
+        self, run: list[Window], zero: Window | None
+    ) -> tuple[list[Window], Window | None]:
+        """The windows since the slow CUSUM's last zero, newest first, and that zero's window.
+
+        The slow CUSUM is never below the fast one, so its run holds the fast run; after a
+        restart of the CUSUMs (an alarm) the fast run is kept if it reaches further back.
+        """
+        slow = list(reversed(self._slow_ring))
+        if len(slow) <= len(run) + (zero is not None):
+            return run, zero
+        return slow[:-1], slow[-1]
+
     def reset(self) -> None:
-        """Forget the CUSUM (after an alarm was raised or closed)."""
+        """Forget the CUSUMs (after an alarm was raised or closed)."""
         self.cusum = 0.0
+        self.slow = 0.0
 
     def to_dict(self) -> dict[str, list[float]]:
         """The learned baseline, for the index meta."""
@@ -202,6 +253,20 @@ class Unit:
         self.rate = Baseline.from_list(raw["rate"])
         self.over_rate = Baseline.from_list(raw["over_rate"])
         self.hi = Baseline.from_list(raw["hi"])
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def _change_point(zs: list[float], k: float) -> int:
+    """Index (in the newest-first ``zs``) where the largest tail sum of ``z - k`` starts."""
+    tail, best, start = 0.0, float("-inf"), 0
+    for i, z in enumerate(zs):
+        tail += z - k
+        if tail >= best:
+            best, start = tail, i
+    return start
 
 
 def _earliest(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
