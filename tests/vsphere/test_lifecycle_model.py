@@ -2,41 +2,66 @@
 
 A hypothesis ``RuleBasedStateMachine`` drives random sequences of operator actions on a
 fresh recovery site per example (``drsite.make_site``: a real vcsim, a real in-process
-target with RocksDB and replica files, a ``LiveSource`` shipping the simulator's writes):
-``cdp failover`` test / stop-test / verify / run (unplanned; with and without ``--at``,
-``--force-split-brain``, ``--overwrite-recovered``) / run ``--planned`` (the source VMs
-registered, powered on, at a second vcsim, the protected site) / commit / rollback (with
-``--discard-recovered-data``, ``--keep-recovered-data`` or neither), each as a real
-subprocess, any of them kill -9'd at a random instant and then run again to resume; and
-the source's link dropped and restored. A small model predicts what each action must do
-(accept or refuse) and the state it leaves. After every step the invariants are checked
-against the real parts, read independently of the CLI:
+target with RocksDB and replica files, a ``LiveSource`` shipping the simulator's writes)
+and a fresh original site (a second vcsim, the protected site, running the source VMs;
+a second real target whose replica folder it mounts as ``fb-ds``, as in
+tests/vsphere/test_failback.py): ``cdp failover`` test / stop-test / verify / run
+(unplanned; with and without ``--at``, ``--force-split-brain``, ``--overwrite-recovered``)
+/ run ``--planned`` / commit / rollback (with ``--discard-recovered-data``,
+``--keep-recovered-data`` or neither) / failback (after a commit, or of a failover still
+awaiting commit, which it commits first; after an unplanned failover the operator first
+powers off the originals, which failback requires; once failed back, a re-run is
+refused), each as a real subprocess, any of them kill -9'd at a random instant (failback
+also right after a random step of its log) and then run again to resume; the source's
+link dropped and restored; the source host kill -9'd (its buffer lost) and restarted on
+its disks (it rejoins with a hash-compared resync, or stays fenced); the target
+restarted. A small model predicts what each action must do (accept or refuse) and the
+state it leaves; after a failback its state is protecting again at the plan level (no
+operation active, nothing awaiting a decision, production running at the original site),
+while the recovery target keeps the group failed over and committed, fenced. After every
+step the invariants are checked against the real parts, read independently of the CLI:
 
 (a) data a recovered guest wrote after a failover (a marker written into each ``-dr``
     disk after every successful ``run``) is still there unless the last destructive
     action named the loss (``--discard-recovered-data``, ``--overwrite-recovered``);
+    after a failback it is in the disks production runs from at the original site;
 (b) one writer per group: the target's lifecycle and epoch (``GetStatus``, what
     ``cdp status`` prints) are the model's, and while a live failover is active or
-    committed a session of the old epoch is refused with FAILED_PRECONDITION;
+    committed (or failed back) a session of the old epoch is refused with
+    FAILED_PRECONDITION; after a failback the original-site target's reverse group is
+    failed over and committed (epoch 1) and its reverse source is gone;
 (c) the vcsim inventory (pyVmomi: registered VMs and their power state) is what
-    ``cdp failover status --json`` claims;
+    ``cdp failover status --json`` claims, and no failback is left half done;
 (d) production is running or reported stopped: the recovered VMs are on while failed
-    over; otherwise the source's writes become durable, or the target reports it
-    disconnected (the model stopped it: the protected site is lost);
+    over; after a failback the VMs run at the original site from ``[fb-ds] <vm>-dr``;
+    otherwise the source's writes become durable, or the target reports it
+    disconnected (the model stopped or killed it: the protected site is lost);
 (e) the protected site's VMs (pyVmomi on the protected vcsim) are off exactly while a
-    planned failover is active or committed, and a planned failover's point is every
-    write the source took (the seal: zero loss).
+    planned failover (or one whose originals were powered off) is active or committed,
+    and a planned failover's point is the last seq the source took (the seal: zero loss;
+    every write it took, while it never restarted).
 
 Why hypothesis runs in a worker thread: the target and the source live on the test's
 event loop (the CLI subprocesses talk to that target), and hypothesis' state machines
 are synchronous. The machine runs in ``asyncio.to_thread`` and hands coroutines to the
 loop with ``run_coroutine_threadsafe``; the CLI and pyVmomi calls block only the thread.
 The target restarts too (its server and RocksDB closed and opened again on the same data,
-on a new port the plan and the source are pointed at). Not in the model: failback (it
-needs a second target; it has its own tests), kill -9 of the target (it runs in the
-test's process; tests/integration/test_crash_target.py does that), link cuts other than
-dropping the source's stream. ``test_planned_walk`` is a fixed walk through the planned
-paths (hypothesis may draw none of them in a short run).
+on a new port the plan and the source are pointed at). Not in the model: kill -9 of the
+target (it runs in the test's process; tests/integration/test_crash_target.py does that),
+link cuts other than dropping the source's stream, failback over mTLS (the failback
+tests run insecure; tests/vsphere/test_lifecycle_defects.py has the mTLS one), a test
+failover or new failover after a failback (the product does not re-protect toward the
+recovery site yet, so run is refused there, and the model stops at failed back).
+
+Fixed walks, because hypothesis may draw none of these in a short run:
+``test_planned_walk`` (the planned paths, then a failback after the commit and a
+``verify``) and ``test_failback_walk`` (source kill -9 and restart, an unplanned run,
+its failback kill -9'd right after power-off-dr and run again, the re-run refused, a new
+``run`` refused). The scorecard counts operations, CLI kills, source kills, target
+restarts, failbacks and invariants. Found by the model and fixed: after a failback,
+``run`` started a second, older copy of production at the recovery site (nothing refused
+a committed group: the old source is fenced, so the split-brain guard saw none); a
+``verify`` after a commit made failback refuse ("no committed live failover").
 """
 
 from __future__ import annotations
@@ -167,6 +192,7 @@ class World:
         }
         self.plan = self.write_plan()
         self.log: list[str] = []
+        self.source_dead = False
 
     def write_plan(self) -> str:
         """The plan (recovery site, protected site, failback) for the current target."""
@@ -182,8 +208,13 @@ class World:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        if self.source_dead:  # stopped when it was killed: not again
+            self.site.source = None
+        try:
             self.call(self.site.close())
+        except Exception:  # the target must not outlive the test (grpc warns at its GC)
+            with contextlib.suppress(Exception):
+                self.call(stop_target(self.site.target))
         with contextlib.suppress(Exception):
             self.call(stop_target(self.home))
         self.vcsim.close()
@@ -322,6 +353,7 @@ class World:
         """The source host process dies (kill -9): its buffer of unacked writes is gone,
         its disks stay."""
         self.call(self.source.stop())
+        self.source_dead = True
 
     def restart_source(self) -> None:
         """The source host starts again on the same disks, with an empty buffer: the
@@ -339,6 +371,7 @@ class World:
             self.site.source = new
 
         self.call(start())
+        self.source_dead = False
 
     def last_seq(self) -> int:
         """The newest seq the source gave a write (or a resync marker)."""
