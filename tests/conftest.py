@@ -150,6 +150,9 @@ def pytest_terminal_summary(terminalreporter: object) -> None:
         "other groups' RPO p99 under abuse (ms)",
         "lifecycle operations tried",
         "lifecycle CLI kills (kill -9)",
+        "lifecycle source kills (kill -9)",
+        "lifecycle target restarts",
+        "lifecycle failbacks",
         "lifecycle invariants checked",
         "lifecycle invariants held",
     ):

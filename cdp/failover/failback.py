@@ -267,7 +267,8 @@ class Failback:
                 "or awaiting commit",
                 hint="finish it first (`cdp failover status --plan FILE`)",
             )
-        newest = _newest(os.path.join(self.orch.log.folder, "history"))
+        # the newest live failover: a test since (a nightly `verify`) changes nothing
+        newest = _newest(os.path.join(self.orch.log.folder, "history"), f"-{st.MODE_LIVE}-")
         if newest is None or not newest.endswith(f"-{st.MODE_LIVE}-{sl.COMMITTED}.json"):
             raise OperationStateError(
                 f"plan {self.plan.name!r} has no committed live failover to fail back "
@@ -342,7 +343,8 @@ class Failback:
             out = await self.orch.commit()
             archived = str(out["archived"])
         else:  # committed before a crash: find its archived log
-            archived = _newest(os.path.join(self.orch.log.folder, "history")) or ""
+            history = os.path.join(self.orch.log.folder, "history")
+            archived = _newest(history, f"-{st.MODE_LIVE}-") or ""
             if not archived.endswith(f"-{sl.COMMITTED}.json"):
                 raise OperationStateError("the failover is no longer awaiting commit")
         self.rec.failover_log = archived
@@ -552,9 +554,10 @@ def _scoped(report: Reporter, scope: str) -> Reporter:
     return lambda e: report(dataclasses.replace(e, scope=scope))
 
 
-def _newest(history: str) -> str | None:
+def _newest(history: str, infix: str = "") -> str | None:
+    """The newest archived log in ``history`` (whose name holds ``infix``); None if none."""
     names = (
-        sorted(n for n in os.listdir(history) if n.endswith(".json"))
+        sorted(n for n in os.listdir(history) if n.endswith(".json") and infix in n)
         if os.path.isdir(history)
         else []
     )

@@ -62,6 +62,27 @@ async def mark_test(replication: Replication, plan: Plan, state: str, note: str)
             await replication.set_lifecycle(group.name, state, note=note)
 
 
+async def guard_committed(replication: Replication, plan: Plan) -> None:
+    """Refuse a new live failover of a group that is failed over and committed.
+
+    Its copy at this target stops at that failover, and production runs elsewhere (the
+    recovered VMs, or the original site after a failback, where nothing else stops a
+    second, older copy: the old source is fenced, so no source is connected).
+    """
+    for group in plan.groups:
+        facts = await replication.group(group.name)
+        if facts.lifecycle != lc.FAILED_OVER_COMMITTED:
+            continue
+        raise OperationStateError(
+            f"group {group.name} was failed over and committed (epoch {facts.epoch}): its "
+            "copy at this target stops at that failover and production runs elsewhere; a "
+            "new failover would start a second, older copy of the VMs",
+            hint=f"after a commit the way back is `cdp failover failback --plan "
+            f"{plan.source_path}`; after a failback, protecting toward this site again is "
+            "not automated (docs/FAILOVER.md, Failback)",
+        )
+
+
 async def connected_sources(replication: Replication, plan: Plan) -> dict[str, tuple[str, ...]]:
     """Group -> the source ids connected to it now (groups without one left out)."""
     found = {}

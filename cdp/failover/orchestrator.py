@@ -272,6 +272,8 @@ class Orchestrator:
                 f"cdp failover run {flags}" + (" --planned" if planned else ""),
                 "fail back first: cdp failover failback --plan " + self.plan.source_path,
             )
+        if mode == st.MODE_LIVE:
+            await fencing.guard_committed(self.replication, self.plan)
         if mode == st.MODE_LIVE and not planned:
             await fencing.guard_split_brain(
                 self.replication,

@@ -31,9 +31,11 @@ from cdp.failover.plan import Credentials, Plan, load_plan
 from cdp.failover.remote import TargetReplication
 from cdp.rpc.client import ReplicationClient
 from cdp.source.buffer import SourceBuffer
+from cdp.source.protection import Mode, ProtectionConfig
 from cdp.source.shipper import Shipper, ShipperConfig
 from sim.agent import QuiesceGate
 from sim.filter import ReplicationFilter
+from sim.runner import make_protection
 from sim.vm import SimHost, SimVM
 
 from .harness import Vcsim
@@ -238,25 +240,50 @@ async def make_site(vcsim: Vcsim, root: Path, writes: int = 200) -> DrSite:
 class LiveSource:
     """A protected host (the simulator's VMs + filter + shipper) that writes on demand."""
 
-    def __init__(self, address: str, folder: Path, seed: int = 7) -> None:
+    def __init__(
+        self, address: str, folder: Path, seed: int = 7, protection: ProtectionConfig | None = None
+    ) -> None:
+        """With ``protection``, writes go through the source's dirty map and resync (as
+        ``cdp sim run``): a source restarted on the same disks rejoins the target."""
         folder.mkdir(parents=True, exist_ok=True)
         self.host = SimHost("src-host", [SimVM(str(folder), vm, [DISK_BYTES]) for vm in VMS])
         self.buffer = SourceBuffer(64 * 2**20)
         self.seal_gates = [QuiesceGate() for _ in self.host.vms]  # a seal holds guest writes
-        for vm, gate in zip(self.host.vms, self.seal_gates, strict=True):
+        resync_gates = [QuiesceGate() for _ in self.host.vms]  # a resync's last pass holds them
+        self.protection = (
+            None if protection is None
+            else make_protection(self.host, self.buffer, resync_gates, protection)
+        )  # fmt: skip
+        for vm, gate, held in zip(self.host.vms, self.seal_gates, resync_gates, strict=True):
+            if self.protection is not None:
+                vm.attach(held)
             vm.attach(gate)
-            vm.attach(ReplicationFilter(self.buffer, self.host.disk_numbers()))
+            vm.attach(
+                ReplicationFilter(self.buffer, self.host.disk_numbers(), protection=self.protection)
+            )
         self.client = ReplicationClient(address)
         spec = self.host.group_spec(GROUP)
         self.shipper = Shipper(spec, self.buffer, self.client, ShipperConfig("src-host"))
         self.shipper.hold_writes = lambda: [g.hold() for g in self.seal_gates] and None
         self.shipper.release_writes = lambda: [g.release() for g in self.seal_gates] and None
+        if self.protection is not None:
+            self.shipper.on_resync_required = self.protection.rejoin
         self.rng = random.Random(seed)
         self.task: asyncio.Future[None] | None = None
+        self.guard: asyncio.Future[None] | None = None
         self.writes = 0
 
     async def start(self) -> None:
         self.task = asyncio.ensure_future(self.shipper.run())
+        if self.protection is not None and self.guard is None:
+            self.guard = asyncio.ensure_future(self.protection.run(self.shipper, self.client))
+
+    async def drained(self) -> None:
+        """Every write the source took is durable at the target (resync included)."""
+        await self.shipper.drain()
+        p = self.protection
+        while p is not None and (p.mode is not Mode.JOURNALING or len(p.dirty) or len(self.buffer)):
+            await asyncio.sleep(0.01)
 
     async def write(self, count: int, pause_s: float = 0.0) -> None:
         """``count`` 4 KiB writes of random bytes at random places on both VMs' disks."""
@@ -267,7 +294,7 @@ class LiveSource:
             self.writes += 1
             if pause_s:
                 await asyncio.sleep(pause_s)
-        await asyncio.wait_for(self.shipper.drain(), 30)
+        await asyncio.wait_for(self.drained(), 30)
 
     async def write_until_off(self, si: Any, pause_s: float = 0.005) -> None:
         """Keep writing to each VM until it is powered off at the protected site ``si``.
@@ -309,10 +336,11 @@ class LiveSource:
         await watcher
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.task
+        for task in (self.guard, self.task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self.client.close()
         self.host.close()
 
