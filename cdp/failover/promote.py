@@ -55,7 +55,10 @@ def holder(vm: str) -> str:
 
 
 def committed_failover(log: OperationLog) -> tuple[str, Operation]:
-    """The plan's newest finished operation, which must be a committed live failover."""
+    """The plan's newest finished live failover, which must be committed.
+
+    Tests archived since (a nightly ``verify``) do not count: they change no disk.
+    """
     plan = os.path.basename(log.folder)
     active = log.load_op()
     if active is not None:
@@ -64,7 +67,8 @@ def committed_failover(log: OperationLog) -> tuple[str, Operation]:
             hint="promote follows `cdp failover commit`",
         )
     history = os.path.join(log.folder, "history")
-    names = sorted(os.listdir(history)) if os.path.isdir(history) else []
+    live = f"-{st.MODE_LIVE}-"
+    names = sorted(n for n in os.listdir(history) if live in n) if os.path.isdir(history) else []
     newest = os.path.join(history, names[-1]) if names else ""
     if not newest.endswith(f"-{st.MODE_LIVE}-{COMMITTED}.json"):
         raise OperationStateError(
