@@ -17,6 +17,7 @@ from cdp.rpc.client import ReplicationClient
 from cdp.rpc.server import start_server
 from cdp.target.config import TargetConfig
 from cdp.target.target import Target
+from cdp.tls import ClientTLS, ServerTLS
 
 MiB = 2**20
 
@@ -55,14 +56,22 @@ def make_record(
     )
 
 
-async def start_target(data_dir: str, **config: object) -> Running:
-    """A target on loopback; history_window_s defaults to 0 (apply at once) for data-path tests."""
+async def start_target(
+    data_dir: str,
+    tls: ServerTLS | None = None,
+    client_tls: ClientTLS | None = None,
+    **config: object,
+) -> Running:
+    """A target on loopback; history_window_s defaults to 0 (apply at once) for data-path tests.
+
+    With ``tls`` it serves mutual TLS only (and checks authz.yaml); ``client_tls`` is then
+    the certificate folder its ``client`` presents."""
     config.setdefault("history_window_s", 0.0)
     target = Target(TargetConfig(data_dir, apply_idle_s=0.005, **config), RocksIndex)  # type: ignore[arg-type]
     await target.__aenter__()
-    server, port = await start_server(target, "127.0.0.1:0")
+    server, port = await start_server(target, "127.0.0.1:0", tls)
     address = f"127.0.0.1:{port}"
-    running = Running(target, address, ReplicationClient(address), data_dir)
+    running = Running(target, address, ReplicationClient(address, client_tls), data_dir)
     running.server = server  # type: ignore[attr-defined]
     return running
 

@@ -14,6 +14,8 @@ import contextlib
 import os
 import random
 import ssl
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -353,3 +355,27 @@ def ssl_unverified() -> ssl.SSLContext:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+FAILBACK_SOURCE = "dr-reverse"
+"""The source certificate ``failback_pki`` makes for the failback's reverse group."""
+FAILBACK_OPERATOR = "dr-oncall"
+"""The operator certificate ``failback_pki`` makes (reads status at the original site)."""
+
+
+def failback_pki(root: Path) -> Path:
+    """``cdp certs init`` into ``root/pki``: the target's folder, a source ``dr-reverse``
+    for the reverse group ``<GROUP>-failback`` and an operator ``FAILBACK_OPERATOR``."""
+    pki = root / "pki"
+    subprocess.run(
+        [sys.executable, "-m", "cdp", "certs", "init", str(pki), "--source",
+         f"{FAILBACK_SOURCE}={GROUP}-failback", "--operator", FAILBACK_OPERATOR],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return pki
+
+
+def failback_tls_dir(pki: Path) -> Path:
+    """The folder the plan's ``failback.target.tls_dir`` names: the reverse source's."""
+    return pki / "sources" / FAILBACK_SOURCE

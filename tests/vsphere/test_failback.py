@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from conftest import Running, start_target, stop_target
+from grpc_health.v1.health_pb2 import HealthCheckRequest
+from grpc_health.v1.health_pb2_grpc import HealthStub
 from pyVmomi import vim
 
-from cdp.errors import ConfigError, PreconditionError
+from cdp.errors import ConfigError, PreconditionError, RemoteError
 from cdp.failover import vsphere
 from cdp.failover.errors import OperationStateError
 from cdp.failover.failback import Failback, back_plan
@@ -37,12 +40,16 @@ from cdp.failover.plan import Credentials, parse_plan
 from cdp.failover.remote import TargetReplication
 from cdp.failover.vcenter import VCenter
 from cdp.rpc.client import ReplicationClient
+from cdp.tls import load_client_tls, load_server_tls
 
 from .drsite import (
     DISK_BYTES,
+    FAILBACK_OPERATOR,
     GROUP,
     VMS,
     DrSite,
+    failback_pki,
+    failback_tls_dir,
     find_one,
     inventory,
     mount,
@@ -74,6 +81,10 @@ class Home:
     si: Any
     target: Running
     client: ReplicationClient
+    pki: Path
+    """The folders of ``cdp certs init``: the target serves mutual TLS with them."""
+    operator: ReplicationClient
+    """The test's own eyes on the original-site target (``client`` is the reverse source)."""
 
     @property
     def replicas(self) -> Path:
@@ -85,14 +96,23 @@ async def home(protected: Vcsim, site: DrSite) -> AsyncIterator[Home]:
     """Original VMs running at the protected site; an original-site target, mounted."""
     si = protected.connect()
     register_protected_vms(si, site.root / "source")
-    target = await start_target(str(site.root / "home-target"), history_window_s=3600.0)
-    h = Home(si, target, ReplicationClient(target.address))
+    pki = failback_pki(site.root)
+    target = await start_target(
+        str(site.root / "home-target"),
+        tls=load_server_tls(str(pki / "target")),
+        client_tls=load_client_tls(str(failback_tls_dir(pki))),
+        history_window_s=3600.0,
+    )
+    operator = ReplicationClient(
+        target.address, load_client_tls(str(pki / "operators" / FAILBACK_OPERATOR))
+    )
+    h = Home(si, target, target.client, pki, operator)
     h.replicas.mkdir(parents=True, exist_ok=True)
     mount(si, h.replicas, "fb-ds")
     try:
         yield h
     finally:
-        await h.client.close()
+        await operator.close()
         await stop_target(target)
 
 
@@ -129,7 +149,7 @@ def orchestrator(
         "drain_timeout_s": 20,
     }
     failback = {
-        "target": {"address": home.target.address, "insecure": True},
+        "target": {"address": home.target.address, "tls_dir": str(failback_tls_dir(home.pki))},
         "seed_path": str(site.root / "source"),
         "site": {
             "datacenter": "DC0",
@@ -239,8 +259,22 @@ async def test_failback_dry_run_changes_nothing(site: DrSite, protected: Vcsim, 
     assert all(d["seed_present"] for d in plan["disks"])
     assert (vms(home.si), inventory(site.si), sorted(os.listdir(home.replicas))) == before
     assert not (site.state_dir / "dr-test" / "failback").exists()
-    assert not (await home.client.status()).groups  # no reverse group yet
+    assert not (await home.operator.status()).groups  # no reverse group yet
     orch.close()
+
+
+async def test_the_original_site_target_of_these_tests_serves_only_mutual_tls(
+    site: DrSite, protected: Vcsim, home: Home
+) -> None:
+    """The failback tests above and below run over mutual TLS: the original-site target
+    refuses plain text, and the reverse source's certificate is no operator's."""
+    async with grpc.aio.insecure_channel(home.target.address) as plain:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await HealthStub(plain).Check(HealthCheckRequest(), timeout=5)
+    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(RemoteError, match="PERMISSION_DENIED"):
+        await home.client.status()
+    assert not (await home.operator.status()).groups
 
 
 async def test_failback_refuses_without_a_live_failover(

@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +51,8 @@ from .drsite import (
     GROUP,
     VMS,
     DrSite,
+    failback_pki,
+    failback_tls_dir,
     find_one,
     inventory,
     mount,
@@ -414,12 +415,7 @@ async def test_failed_planned_failover_restores_or_reports_production(
 def home_mtls(site: DrSite) -> Iterator[tuple[TargetProcess, Path]]:
     """The original-site target as `cdp target serve --tls-dir` (a subprocess) with the
     folders of `cdp certs init`: a source `dr-reverse` for the reverse groups, an operator."""
-    pki = site.root / "pki"
-    subprocess.run(
-        [sys.executable, "-m", "cdp", "certs", "init", str(pki), "--source",
-         f"dr-reverse={GROUP}-failback", "--operator", "dr-oncall"],
-        env=_env(), check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    pki = failback_pki(site.root)
     data = site.root / "home-target"
     home = TargetProcess(str(data), free_port(), "--tls-dir", str(pki / "target"))
     home.start()
@@ -443,7 +439,7 @@ async def test_failback_over_mtls_with_certs_init_certificates(
     replicas.mkdir(parents=True, exist_ok=True)
     mount(prod_si, replicas, "fb-ds")
     failback = {
-        "target": {"address": home.address, "tls_dir": str(pki / "sources" / "dr-reverse")},
+        "target": {"address": home.address, "tls_dir": str(failback_tls_dir(pki))},
         "seed_path": str(site.root / "source"),
         "site": {
             "datacenter": "DC0",
