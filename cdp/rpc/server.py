@@ -12,7 +12,14 @@ import collections
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+)
 from typing import Any, TypeVar
 
 import grpc
@@ -197,12 +204,8 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
     ) -> pb.CreateBookmarkResponse:
         """Name the newest durable point; recorded in the audit log, whatever the outcome."""
         obj = f"group {request.group_id} bookmark {request.name}"
-        try:
+        with self._audited(context, "create_bookmark", obj):
             point = await self.target.create_bookmark(request.group_id, request.name)
-        except errors.CdpError as exc:
-            self._audit(context, "create_bookmark", obj, audit.outcome_of(exc))
-            raise
-        self._audit(context, "create_bookmark", obj, audit.OK)
         return pb.CreateBookmarkResponse(point=convert.point_to_pb(point))
 
     @unary
@@ -211,12 +214,8 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
     ) -> pb.CreatePlanBookmarkResponse:
         """One bookmark name across several groups at one instant; audited like CreateBookmark."""
         obj = f"groups {','.join(request.group_ids)} bookmark {request.name}"
-        try:
+        with self._audited(context, "create_bookmark", obj):
             made = await self.target.create_plan_bookmark(list(request.group_ids), request.name)
-        except errors.CdpError as exc:
-            self._audit(context, "create_bookmark", obj, audit.outcome_of(exc))
-            raise
-        self._audit(context, "create_bookmark", obj, audit.OK)
         groups = [
             pb.GroupBookmark(group_id=g, point=convert.point_to_pb(p)) for g, p in made.points
         ]
@@ -226,6 +225,21 @@ class ReplicationServicer(pb_grpc.ReplicationServiceServicer):  # type: ignore[m
         """Append an action to the target's audit log under the caller's identity."""
         log_ = audit.target_log(self.target.config.data_dir)
         return log_.append(self._who(context), action, obj, outcome)
+
+    @contextlib.contextmanager
+    def _audited(self, context: Context, action: str, obj: str) -> Iterator[list[str]]:
+        """Record the body's ``action`` on ``obj`` in the audit log, whatever its outcome.
+
+        The body may append words to the yielded list; they follow ``obj`` in the entry of
+        a success (e.g. the ids a mark created).
+        """
+        more: list[str] = []
+        try:
+            yield more
+        except errors.CdpError as exc:
+            self._audit(context, action, obj, audit.outcome_of(exc))
+            raise
+        self._audit(context, action, " ".join([obj, *more]), audit.OK)
 
     @unary
     async def RecordAudit(  # noqa: N802 - gRPC method name

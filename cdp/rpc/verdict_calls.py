@@ -11,11 +11,11 @@ whatever their outcome. Who may make them is :mod:`cdp.rpc.auth`'s ``VERDICT_CAL
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import grpc
 
-from cdp import audit, errors
 from cdp.restore.spec import format_ns
 from cdp.rpc import convert
 from cdp.target import marks
@@ -33,8 +33,10 @@ class Servicer(Protocol):
     def target(self) -> Target:
         """The target served."""
 
-    def _audit(self, context: Context, action: str, obj: str, outcome: str) -> audit.AuditEntry:
-        """Append an action to the audit log under the caller's identity."""
+    def _audited(
+        self, context: Context, action: str, obj: str
+    ) -> AbstractContextManager[list[str]]:
+        """Record the body's action in the audit log, whatever its outcome."""
 
     def _who(self, context: Context) -> str:
         """The caller's identity as the audit log writes it."""
@@ -57,14 +59,10 @@ async def mark_compromised(
         start_seq=request.start_seq, end_seq=request.end_seq, reason=request.reason,
     )  # fmt: skip
     obj = f"group {request.group_id} {_range_text(r)} reason {request.reason!r}"
-    try:
+    with self._audited(context, "suspicion.mark", obj) as more:
         members = self.target.members(request.group_id)
         found = marks.mark(members, r, self._who(context), time.time_ns())
-    except errors.CdpError as exc:
-        self._audit(context, "suspicion.mark", obj, audit.outcome_of(exc))
-        raise
-    ids = ",".join(s.id for _, s in found)
-    self._audit(context, "suspicion.mark", f"{obj} as {ids}", audit.OK)
+        more += ["as", ",".join(s.id for _, s in found)]
     return pb.MarkCompromisedResponse(suspicions=[convert.suspicion_to_pb(m, s) for m, s in found])
 
 
@@ -77,15 +75,11 @@ async def dismiss_suspicion(
         f"group {request.group_id}{member} suspicion {request.suspicion_id} "
         f"reason {request.reason!r}"
     )
-    try:
+    with self._audited(context, "suspicion.dismiss", obj):
         member_id, s = marks.dismiss(
             self.target.members(request.group_id), request.member_id, request.suspicion_id,
             self._who(context), request.reason, time.time_ns(),
         )  # fmt: skip
-    except errors.CdpError as exc:
-        self._audit(context, "suspicion.dismiss", obj, audit.outcome_of(exc))
-        raise
-    self._audit(context, "suspicion.dismiss", obj, audit.OK)
     return pb.DismissSuspicionResponse(suspicion=convert.suspicion_to_pb(member_id, s))
 
 
