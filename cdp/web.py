@@ -277,11 +277,11 @@ def _retention_guard(target: Target) -> Iterator[Metric]:
         labels=LABELS,
     )
     for m in sorted(target.groups.values(), key=lambda m: m.key):
-        labels, cause = [m.group_id, m.member_id], m.intake_refused_by()
+        labels, cause = [m.group_id, m.member_id], m.keeping.refused_by()
         for name in ("hold", "pin", "lock"):
             refused.add_metric([*labels, name], float(cause == name))
-        jump.add_metric(labels, m.clock_jump_s())
-        lock.add_metric(labels, m.policy.retention_lock_s)
+        jump.add_metric(labels, m.keeping.clock_jump_s())
+        lock.add_metric(labels, m.keeping.policy.retention_lock_s)
     yield from (refused, jump, lock)
 
 

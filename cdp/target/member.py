@@ -28,7 +28,6 @@ from cdp.errors import (
     PointOutsideHistoryError,
     PreconditionError,
     ReplicaCorruptError,
-    StorageFullError,
 )
 from cdp.group import GroupSpec
 from cdp.journal.index import POINT_CRASH, Index, IndexEntry, Point
@@ -38,18 +37,17 @@ from cdp.record import KIND_BOOKMARK, KIND_RESYNC_START, Record
 from cdp.restore.catalog import Catalog
 from cdp.restore.image import PlanCache
 from cdp.restore.spec import format_ns
-from cdp.status import GroupState, GroupStatus, GuardStatus
+from cdp.status import GroupState, GroupStatus
 from cdp.target import intake
-from cdp.target import retention_guard as guard
 from cdp.target.applier import Applier, load_applied
 from cdp.target.committer import Ack, Committer
-from cdp.target.config import GroupPolicy, TargetConfig
+from cdp.target.config import TargetConfig
 from cdp.target.detect import DetectorState
 from cdp.target.detection import Detection
 from cdp.target.holds import BaseHolds
+from cdp.target.keeping import Keeping
 from cdp.target.replica import ReplicaSet
 from cdp.target.resync_progress import ResyncProgress
-from cdp.target.retention_guard import HOLD, LOCK, PIN
 from cdp.target.scrub import ScrubReport, scrub_live
 from cdp.target.seal import Seal, Sealed
 from cdp.target.verdicts import Verdicts
@@ -100,12 +98,6 @@ class Member:
         self.spec = spec
         """The member's VMs; ``spec.group_id`` is the group (as on the wire)."""
         self._limits, self._window_bytes = config.limits, config.window_bytes
-        self.policy = config.policy_for(self.group_id)
-        """How the target keeps this group (retention, checkpoints, alert, priority)."""
-        self._lock = guard.load_lock(index, self.group_id)
-        pol = self.policy
-        guard.check_policy(self._lock, self.group_id, pol.retention_lock_s, pol.history_window_s)
-        self._lock = guard.store_lock(index, self.group_id, self._lock, pol.retention_lock_s)
         self.capacities = tuple(d.spec.capacity_bytes for d in spec.disks())
         self.journal = Journal(
             config.journal_dir, key, index, config.journal_segment_bytes, config.journal_fsync,
@@ -116,16 +108,20 @@ class Member:
         self.replica = ReplicaSet(config.replica_dir, spec, had_data)
         self.verdicts = Verdicts(index, key)
         """Suspicions on this member's history (clean / suspect / unknown points)."""
-        self.applier = Applier(
-            self.journal, self.replica, index, self.policy.history_window_s,
-            self.policy.journal_limit_bytes, retention_lock_s=self._lock.lock_s,
-            onset=self._onset,
-        )  # fmt: skip
         self.holds = BaseHolds(index, key)
         """Who keeps the base at or before which seq (copy-free failovers)."""
+        self.keeping = Keeping(
+            key, self.group_id, config.policy_for(self.group_id), index, self.verdicts,
+            self.holds, self.journal.dir,
+        )  # fmt: skip
+        """The group's policy and retention lock, and why intake is refused (if it is)."""
+        pol = self.keeping.policy
+        self.applier = Applier(
+            self.journal, self.replica, index, pol.history_window_s, pol.journal_limit_bytes,
+            retention_lock_s=self.keeping.lock.lock_s, onset=self.keeping.onset,
+        )  # fmt: skip
+        self.keeping.attach(self.applier)
         self.applier.hold_base(self.holds.lowest())
-        self._stopped_by = ""
-        """What stopped intake at the last batch (hold, pin, lock; "" when it runs)."""
         self._detection = Detection(
             index, key, self.capacities, config.detect_training_s, self.verdicts
         )
@@ -268,7 +264,7 @@ class Member:
         Exact re-sends of durable records are dropped; a bad batch changes nothing.
         """
         self.check_usable()
-        self._check_room()
+        self.keeping.check_room()
         if self.state == GroupState.RESYNC_REQUIRED:
             self._check_resync_start(records)
         view = intake.GroupView(
@@ -294,60 +290,6 @@ class Member:
         fut.add_done_callback(self._pending.discard)
         fut.add_done_callback(lambda _: self._durable_news.set())
         return fut
-
-    def _check_room(self) -> None:
-        """Refuse intake (RESOURCE_EXHAUSTED) while a hold, pin or lock keeps the journal full."""
-        who = self.applier.over_limit_blocker()
-        if not who:
-            if self._stopped_by:
-                log.warning("group %s: the journal has room again: intake resumes", self.key)
-            self._stopped_by = ""
-            return
-        exc = self._full_error(who)
-        if who == HOLD or who != self._stopped_by:  # pin and lock: once per stop
-            level = logging.ERROR if who == LOCK else logging.WARNING
-            log.log(level, "group %s: intake stops (RESOURCE_EXHAUSTED): %s", self.key, exc)
-        self._stopped_by = who
-        raise exc
-
-    def _full_error(self, who: str) -> StorageFullError:
-        """The RESOURCE_EXHAUSTED answer while ``who`` (hold, pin, lock) keeps the journal full."""
-        if who == HOLD:
-            holders = ", ".join(sorted(self.holds.items()))
-            exc = StorageFullError(self.journal.dir, f"journal over its size limit while the "
-                                   f"base is held at seq {self.applier.hold_seq} by a test or "
-                                   f"failover ({holders})")  # fmt: skip
-            exc.hint = "end the test (cdp failover stop-test) or raise --journal-limit"
-            return exc
-        onset = min(self.verdicts.standing(), key=lambda s: s.start_seq, default=None)
-        a = self.applier
-        cause = guard.stop_cause(who, a.journal_limit_bytes, a.retention_lock_s, onset)
-        exc = StorageFullError(self.journal.dir, cause)
-        exc.hint = (
-            "dismiss the suspicion if it is a false alarm, or raise the journal limit; "
-            if who == PIN else "raise the journal limit (the lock cannot be shortened); "
-        ) + "the source keeps the refused writes and catches up by itself"  # fmt: skip
-        return exc
-
-    def intake_refused_by(self) -> str:
-        """What keeps the journal full so that intake stops: hold, pin, lock ("" if none)."""
-        return self.applier.over_limit_blocker()
-
-    def clock_jump_s(self) -> float:
-        """Size of an unexplained jump of the target's clock (signed s; 0 when trusted)."""
-        return self.applier.clock.jump_ns / 1e9
-
-    def retention_notice(self) -> str:
-        """A timeline gap cause while a pin or lock stops intake ("" while it runs)."""
-        return guard.stop_notice(self.applier.over_limit_blocker())
-
-    def _onset(self) -> tuple[int, int]:
-        """(seq, trusted ns) where the earliest standing suspicion starts; (0, 0) if none."""
-        standing = self.verdicts.standing()
-        if not standing:
-            return 0, 0
-        first = min(standing, key=lambda s: s.start_seq)
-        return first.start_seq, first.start_ns
 
     async def hold_base(self, holder: str, seq: int) -> None:
         """Keep the base at or before ``seq`` for ``holder``; persisted.
@@ -446,15 +388,7 @@ class Member:
             source_identity=self.source_identity,
             standing_suspicions=len(standing := self.verdicts.standing()),
             suspicion_onset_ns=min((s.start_ns for s in standing), default=0),
-            guard=self._guard_status(), detector=self._detection.status(),
-        )  # fmt: skip
-
-    def _guard_status(self) -> GuardStatus:
-        """Intake refused to keep history (and why), the clock's jump, the lock in force."""
-        who = self.applier.over_limit_blocker()
-        return GuardStatus(
-            intake_refused_by=who, intake_refused_reason=str(self._full_error(who)) if who else "",
-            clock_jump_s=self.clock_jump_s(), retention_lock_s=self._lock.lock_s,
+            guard=self.keeping.guard_status(), detector=self._detection.status(),
         )  # fmt: skip
 
     def note_heartbeat(self, next_seq: int, now_ns: int) -> Ack:
@@ -543,6 +477,10 @@ class Member:
         """Every suspicion on the member's history, dismissed ones too, oldest first."""
         return self.verdicts.all()
 
+    def retention_notice(self) -> str:
+        """A timeline gap cause while a pin or lock stops intake ("" while it runs)."""
+        return self.keeping.notice()
+
     def holds_vm(self, vm_id: str) -> bool:
         """Whether one of the member's VMs is ``vm_id``."""
         return any(vm.vm_id == vm_id for vm in self.spec.vms)
@@ -580,21 +518,7 @@ class Member:
 
     def checkpoint_due(self, now_s: float) -> bool:
         """Whether the policy's checkpoint interval has passed at monotonic ``now_s``."""
-        return now_s - self._last_checkpoint_s >= self.policy.checkpoint_interval_s
-
-    def check_policy(self, p: GroupPolicy) -> None:
-        """Refuse (ConfigError naming the field) a policy that would shorten locked history."""
-        guard.check_policy(self._lock, self.group_id, p.retention_lock_s, p.history_window_s)
-
-    def set_policy(self, policy: GroupPolicy) -> None:
-        """Keep the group by a new policy from now on (a config reload; checked first)."""
-        self.check_policy(policy)
-        index = self.catalog.index
-        self._lock = guard.store_lock(index, self.group_id, self._lock, policy.retention_lock_s)
-        self.policy = policy
-        self.applier.set_retention(
-            policy.history_window_s, policy.journal_limit_bytes, self._lock.lock_s
-        )
+        return now_s - self._last_checkpoint_s >= self.keeping.policy.checkpoint_interval_s
 
     def scrub(self, report: ScrubReport, rate_bytes_s: int, stopping: Callable[[], bool]) -> int:
         """Check the base replica against its sums (in a thread); the damage found now.

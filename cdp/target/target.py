@@ -250,7 +250,7 @@ class Target:
 
     def _checkpoint_tick_s(self) -> float:
         """How often the checkpoint loop looks: the shortest interval of any policy."""
-        intervals = [m.policy.checkpoint_interval_s for m in self.groups.values()]
+        intervals = [m.keeping.policy.checkpoint_interval_s for m in self.groups.values()]
         return min([self.config.default_policy.checkpoint_interval_s, *intervals])
 
     def reconfigure(self, config: TargetConfig) -> None:
@@ -262,12 +262,12 @@ class Target:
         self.check_config(config)
         self.config = config
         for member in self.groups.values():
-            member.set_policy(config.policy_for(member.group_id))
+            member.keeping.set_policy(config.policy_for(member.group_id))
 
     def check_config(self, config: TargetConfig) -> None:
         """Refuse (ConfigError naming the field) a config that shortens a locked history."""
         for member in self.groups.values():
-            member.check_policy(config.policy_for(member.group_id))
+            member.keeping.check_policy(config.policy_for(member.group_id))
 
     def request_scrub(self) -> None:
         """Scrub every replica now (e.g. on SIGUSR1), not only on the schedule."""
@@ -470,7 +470,7 @@ class Target:
     def history(self, group_id: str) -> History[Member]:
         """The group's history: single-source, or across the members on several hosts."""
         members = self.members(group_id)
-        policy = members[0].policy
+        policy = members[0].keeping.policy
         window_s, limit = policy.history_window_s, policy.journal_limit_bytes
         if len(members) == 1 and not members[0].member_id:
             return SingleHistory(members[0], window_s, limit)

@@ -153,7 +153,7 @@ async def test_a_reload_cannot_shorten_the_lock(
                 reloader.reload()
             assert f"the running config stays: {field}: " in caplog.text, (window, lock)
             assert "retention lock" in caplog.text
-            assert member.policy.retention_lock_s == 3600.0
+            assert member.keeping.policy.retention_lock_s == 3600.0
             assert member.applier.retention_lock_s == 3600.0
             assert member.applier.history_window_s == 7200.0
         _config(cfg, r.data_dir, "45m", "30m")  # the file is fine; the stored lock is not
