@@ -29,6 +29,11 @@ STATES = (
 )  # fmt: skip
 """Every lifecycle state, in the order of the wire enum (1..7; 0 is "never set")."""
 
+FAILED_OVER_STATES = (FAILED_OVER_COMMITTED, REVERSE_PROTECTING, FAILING_BACK)
+"""States in which production runs from the recovered copy (or is on its way home): a
+change from one of them to protecting is a failback, after which the group's disks at the
+original site have changed outside the journal (see :attr:`Lifecycle.failed_back_ns`)."""
+
 MAX_NOTE_BYTES = 200
 """Longest note recorded with a lifecycle change."""
 
@@ -48,6 +53,9 @@ class Lifecycle:
     """Who set it and why (e.g. "failover run of plan dr-test")."""
     fenced_ns: int = 0
     """Target time the epoch was last raised, Unix ns (0: never)."""
+    failed_back_ns: int = 0
+    """Target time the group last returned to protecting after a failover (a failback),
+    Unix ns (0: never). Restore points older than it predate production's current disks."""
 
     def change(self, state: str, fence: bool, unfence: bool, note: str, now_ns: int) -> Lifecycle:
         """The lifecycle after an operator's change; bad input raises naming the field."""
@@ -64,6 +72,8 @@ class Lifecycle:
             return replace(out, epoch=self.previous_epoch, previous_epoch=None)
         if state == FAILED_OVER_COMMITTED:
             return replace(out, previous_epoch=None)  # a commit makes the fence final
+        if state == PROTECTING and self.state in FAILED_OVER_STATES:
+            return replace(out, failed_back_ns=now_ns)
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -71,6 +81,7 @@ class Lifecycle:
         return {
             "state": self.state, "epoch": self.epoch, "previous_epoch": self.previous_epoch,
             "changed_ns": self.changed_ns, "note": self.note, "fenced_ns": self.fenced_ns,
+            "failed_back_ns": self.failed_back_ns,
         }  # fmt: skip
 
     @classmethod
@@ -82,6 +93,7 @@ class Lifecycle:
             else int(data["previous_epoch"]),
             changed_ns=int(data.get("changed_ns", 0)), note=str(data.get("note", "")),
             fenced_ns=int(data.get("fenced_ns", 0)),
+            failed_back_ns=int(data.get("failed_back_ns", 0)),
         )  # fmt: skip
 
 
@@ -114,9 +126,12 @@ def fenced_reason(group_id: str, lifecycle: Lifecycle, epoch: int, when: str) ->
     """Why a session of ``epoch`` is refused ("" if it may write); ``when``: the fence time."""
     if epoch >= lifecycle.epoch:
         return ""
+    state = lifecycle.state
+    if lifecycle.failed_back_ns and state == PROTECTING:
+        state = "failed back since"
     return (
         f"group {group_id} was failed over at {when} (epoch {lifecycle.epoch}, "
-        f"{lifecycle.state}); this source is fenced by that failover: it sends epoch "
+        f"{state}); this source is fenced by that failover: it sends epoch "
         f"{epoch}, so it may never write the group again. Protect the group anew from the "
         f"site that runs it now, or start this source with epoch {lifecycle.epoch} once "
         "its VMs are the only copy"

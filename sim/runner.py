@@ -55,6 +55,9 @@ class SimConfig:
     seconds: float = 10.0
     buffer_bytes: int = DEFAULT_BUFFER_BYTES
     source_id: str = "sim-host-1"
+    epoch: int = 0
+    """The fencing epoch the source writes under (``cdp status`` shows the group's; after a
+    failback the original site's source rejoins with it)."""
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
     app_consistent_every_s: float = 0.0
     """Take an application-consistent point this often (0: never)."""
@@ -186,7 +189,7 @@ def _set_up(config: SimConfig) -> _Parts:
         vm.attach(ReplicationFilter(buffer, host.disk_numbers(), protection=protection))
     agent = GuestAgent(buffer, gates, [])
     client = ReplicationClient(config.target, config.tls)
-    shipper = Shipper(spec, buffer, client, ShipperConfig(config.source_id))
+    shipper = Shipper(spec, buffer, client, ShipperConfig(config.source_id, epoch=config.epoch))
     shipper.hold_writes, shipper.release_writes = _switch(seals, True), _switch(seals, False)
     shipper.on_resync_required = protection.rejoin
     shipper.idle_check = protection.journaling_all

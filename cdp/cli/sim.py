@@ -41,6 +41,12 @@ def add_parser(sub: Any) -> None:
                    "'groups'")  # fmt: skip
     bandwidth_flags.add_bandwidth_args(r)
     r.add_argument(
+        "--epoch", type=int, default=0, metavar="N",
+        help="the fencing epoch to write under (default 0). A group failed over has a "
+        "higher one (`cdp status`): after a failback the original site's source rejoins "
+        "with it, and the target asks it for a full resync (docs/FAILOVER.md, Failback)",
+    )  # fmt: skip
+    r.add_argument(
         "--power-file", default="", metavar="PATH",
         help="the protected VMs' power state: 'off' in PATH stops the guests' writes (the "
         "source drains and idles), 'on' or no file resumes them; polled every 50 ms "
@@ -139,8 +145,11 @@ def sim_config(args: argparse.Namespace, folder: str, default_vm: str) -> Any:
     disk_bytes = common.parse_size("--disk-size", args.disk_size)
     if disk_bytes < workload.block_bytes or disk_bytes % 512:
         raise InvalidInputError("--disk-size", "must be a multiple of 512 and hold one block")
+    epoch = getattr(args, "epoch", 0)
+    if epoch < 0:
+        raise InvalidInputError("--epoch", "cannot be negative")
     return SimConfig(
-        target=args.target, folder=folder, group=args.group,
+        target=args.target, folder=folder, group=args.group, epoch=epoch,
         vms=tuple(args.vm or [default_vm]), disks_per_vm=args.disks, disk_bytes=disk_bytes,
         workload=workload, seconds=args.seconds,
         app_consistent_every_s=args.app_consistent_every,

@@ -100,7 +100,24 @@ def render(groups: list[dict[str, Any]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(lines + _errors(groups) + _alerts(groups) + _guard_alerts(groups)
-                     + _detectors(groups))  # fmt: skip
+                     + _failed_back(groups) + _detectors(groups))  # fmt: skip
+
+
+def _failed_back(groups: list[dict[str, Any]]) -> list[str]:
+    """A line per member failed back and not yet protected again from the original site."""
+    out = []
+    for g in groups:
+        back = int(g.get("lifecycle_failed_back_unix_ns", 0))
+        if not back or g["lifecycle"] != "protecting":
+            continue
+        behind = int(g["durable_source_time_unix_ns"]) < back
+        if behind or g["state"] in ("resync_required", "resyncing"):
+            out.append(
+                f"failed back {_name(g)}: at {format_ns(back)}; not protected again yet: start "
+                f"the original site's source with epoch {g['epoch']} (`cdp sim run --epoch "
+                f"{g['epoch']}`), it resyncs in full; until then a failover is refused"
+            )
+    return out
 
 
 def _name(g: dict[str, Any]) -> str:

@@ -25,7 +25,17 @@ recovery datastore. :class:`Failback` brings them home in one resumable sequence
    site (its vCenter, its target, the plan's ``failback.site``), at the bookmark, then
    committed — the VMs come up at the original site from the synced disks;
 9. ``unregister-dr``: the recovered VMs are unregistered at the recovery site (their
-   ``<vm>-dr/`` folders are kept as the last copy; delete them once satisfied).
+   ``<vm>-dr/`` folders are kept as the last copy; delete them once satisfied);
+10. ``protect-again``: each group is marked protecting again at the recovery-site
+    target. The target records when it failed back and asks the returning source for a
+    full hash-compared resync (production's disks changed outside its journal); that
+    source is the original site's, started with the group's epoch (the summary says
+    which). Until it has resynced, a live failover to the older points is refused
+    (:func:`cdp.failover.fencing.guard_failed_back`).
+
+The recovery-site group's lifecycle follows the failback: reverse protecting from the
+first reverse sync, failing back from the first recovered VM's power-off, protecting
+again at the end.
 
 The log is ``<state_dir>/<plan>/failback/operation.json`` (the step log format of
 :mod:`cdp.failover.steplog`, read and written as the typed
@@ -47,6 +57,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cdp import lifecycle as lc
 from cdp import naming
 from cdp.errors import BookmarkExistsError, NotFoundError, PreconditionError
 from cdp.failover import steplog as sl
@@ -69,6 +80,7 @@ from cdp.failover.reverse import ReverseTransport, copy_sparse, reverse_sync
 from cdp.failover.survey import DEFAULT_RPO_PROBE_S
 from cdp.failover.vcenter import VCenter, VmFacts
 from cdp.group import DiskSpec, GroupSpec, VmSpec
+from cdp.restore.spec import format_ns
 
 LOG_NAME = "failback"
 """The failback log's folder under ``<state_dir>/<plan>/``."""
@@ -82,12 +94,13 @@ COMMIT_FAILOVER, SEED, PRE_SYNC, POWER_OFF_DR = (
     "pre-sync",
     "power-off-dr",
 )
-FINAL_SYNC, BOOKMARK, RETIRE, FAILOVER_BACK, UNREGISTER_DR = (
+FINAL_SYNC, BOOKMARK, RETIRE, FAILOVER_BACK, UNREGISTER_DR, PROTECT_AGAIN = (
     "final-sync",
     "bookmark",
     "retire-original",
     "failover-back",
     "unregister-dr",
+    "protect-again",
 )
 KINDS = (
     COMMIT_FAILOVER,
@@ -99,9 +112,10 @@ KINDS = (
     RETIRE,
     FAILOVER_BACK,
     UNREGISTER_DR,
+    PROTECT_AGAIN,
 )
 PER_VM = (SEED, POWER_OFF_DR, RETIRE, UNREGISTER_DR)
-PER_GROUP = (PRE_SYNC, FINAL_SYNC, BOOKMARK)
+PER_GROUP = (PRE_SYNC, FINAL_SYNC, BOOKMARK, PROTECT_AGAIN)
 
 
 def back_plan(plan: Plan) -> Plan:
@@ -375,7 +389,13 @@ class Failback:
         return {"disks": disks}
 
     async def _pre_sync(self, step: StepEntry) -> dict[str, Any]:
+        await self._mark(step.group, lc.REVERSE_PROTECTING, "reverse sync to the original site")
         return await self._sync(step.group)
+
+    async def _mark(self, group: str, state: str, what: str) -> None:
+        """Record the recovery-site group's lifecycle (the failback's phase)."""
+        note = f"failback of plan {self.plan.name}: {what}"
+        await self.orch.replication.set_lifecycle(group, state, note=note)
 
     async def _final_sync(self, step: StepEntry) -> dict[str, Any]:
         return await self._sync(step.group)
@@ -409,6 +429,7 @@ class Failback:
         return vc, vm, found
 
     async def _power_off_dr(self, step: StepEntry) -> dict[str, Any]:
+        await self._mark(step.group, lc.FAILING_BACK, "the recovered VMs are powered off")
         vc, _, found = await self._find_dr(step)
         if found is None:
             return {"found": False}
@@ -468,6 +489,11 @@ class Failback:
         await asyncio.to_thread(vc.unregister, found.ref)
         return {"found": True, "ref": found.ref, "kept": vm.folder}
 
+    async def _protect_again(self, step: StepEntry) -> dict[str, Any]:
+        await self._mark(step.group, lc.PROTECTING, "production runs at the original site")
+        facts = await self.orch.replication.group(step.group)
+        return {"epoch": facts.epoch, "failed_back": format_ns(facts.failed_back_ns)}
+
 
 # ---------------------------------------------------------------- steps and summary
 
@@ -505,6 +531,8 @@ def describe(step: StepEntry) -> str:
         RETIRE: f"unregister the stale original VM {vm} at the original site",
         FAILOVER_BACK: "fail over to the original site at the bookmark, and commit",
         UNREGISTER_DR: f"unregister recovered VM {vm} at the recovery site (files kept)",
+        PROTECT_AGAIN: f"mark group {group} protecting again at the recovery-site target "
+        "(its original-site source rejoins with the group's epoch and a full resync)",
     }.get(step.kind, step.id)
     return text
 
@@ -531,6 +559,7 @@ def summary(rec: FailbackOperation) -> dict[str, Any]:
             sync.setdefault(s.group, {})[s.kind] = s.result or {}
     done = next((s for s in rec.steps if s.kind == FAILOVER_BACK and s.done), None)
     back = (done.result or {}) if done else None
+    again = {s.group: s.result or {} for s in rec.steps if s.kind == PROTECT_AGAIN and s.done}
     return {
         "plan": rec.plan,
         "operation": OPERATION,
@@ -545,6 +574,7 @@ def summary(rec: FailbackOperation) -> dict[str, Any]:
         "bytes_sent": sum(r.get("bytes_sent", 0) for g in sync.values() for r in g.values()),
         "rto_back_s": back.get("rto_s") if back else None,
         "vms": back.get("vms", []) if back else [],
+        "protect_again": again,
         "seconds": round((rec.finished_unix or time.time()) - rec.started_unix, 3),
     }
 

@@ -3,7 +3,9 @@
 :func:`mark` records each group's lifecycle at the target (``SetLifecycle`` through the
 :class:`~cdp.failover.replication.Replication` seam); a live failover fences (raises the
 group's epoch, so the old source can never write the failed-over group again) and a
-rollback unfences. :func:`guard_split_brain` refuses an unplanned failover while a source
+rollback unfences. :func:`guard_committed` refuses a new live failover of a group failed
+over (or failing back), :func:`guard_failed_back` one to a point older than a failback;
+:func:`guard_split_brain` refuses an unplanned failover while a source
 of a group is connected, unless the operator fences the protected VMs first
 (``--fence-protected``, through the protected vCenter) or overrides
 (``--force-split-brain``). Never imports grpc or pyVmomi.
@@ -12,14 +14,15 @@ of a group is connected, unless the operator fences the protected VMs first
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from cdp import lifecycle as lc
 from cdp.errors import PreconditionError, RemoteError
 from cdp.failover.errors import OperationStateError
 from cdp.failover.plan import Plan
-from cdp.failover.replication import Replication
+from cdp.failover.replication import PointFacts, Replication
 from cdp.failover.vcenter import VCenter
+from cdp.restore.spec import format_ns
 
 SPLIT_BRAIN_FLAG = "--force-split-brain"
 """Run an unplanned failover although a source is connected (two copies may run)."""
@@ -63,14 +66,21 @@ async def mark_test(replication: Replication, plan: Plan, state: str, note: str)
 
 
 async def guard_committed(replication: Replication, plan: Plan) -> None:
-    """Refuse a new live failover of a group that is failed over and committed.
+    """Refuse a new live failover of a group failed over and committed, or failing back.
 
     Its copy at this target stops at that failover, and production runs elsewhere (the
-    recovered VMs, or the original site after a failback, where nothing else stops a
-    second, older copy: the old source is fenced, so no source is connected).
+    recovered VMs). A failback ends with the group protecting again (see
+    :func:`guard_failed_back` for what a run may do then).
     """
     for group in plan.groups:
         facts = await replication.group(group.name)
+        if facts.lifecycle in (lc.REVERSE_PROTECTING, lc.FAILING_BACK):
+            raise OperationStateError(
+                f"group {group.name} is {facts.lifecycle.replace('_', ' ')} (a failback is "
+                "under way): production is on its way to the original site",
+                hint=f"finish it: `cdp failover failback --plan {plan.source_path}` (it "
+                "resumes); `cdp failover status` shows where it stopped",
+            )
         if facts.lifecycle != lc.FAILED_OVER_COMMITTED:
             continue
         raise OperationStateError(
@@ -78,8 +88,45 @@ async def guard_committed(replication: Replication, plan: Plan) -> None:
             "copy at this target stops at that failover and production runs elsewhere; a "
             "new failover would start a second, older copy of the VMs",
             hint=f"after a commit the way back is `cdp failover failback --plan "
-            f"{plan.source_path}`; after a failback, protecting toward this site again is "
-            "not automated (docs/FAILOVER.md, Failback)",
+            f"{plan.source_path}`, which ends with the group protecting again",
+        )
+
+
+async def guard_failed_back(
+    replication: Replication, plan: Plan, points: Mapping[str, PointFacts | None],
+    force: bool, *, warn: Callable[[str], None],
+) -> None:  # fmt: skip
+    """Refuse a live failover to a point older than the group's failback.
+
+    After a failback production runs at the original site, from disks that changed at the
+    recovery site; this target's history stops at the failover until the original site's
+    source protects the group again (with the group's epoch, and a full resync). Until
+    then its newest point predates production, and no source is connected, so the
+    split-brain guard cannot see that production runs: a failover would start a second,
+    older copy of the VMs. ``--force-split-brain`` (``force``) goes ahead, e.g. when the
+    original site is lost before its source came back.
+    """
+    for group in plan.groups:
+        facts = await replication.group(group.name)
+        point = points.get(group.name)
+        if not facts.failed_back_ns or point is None or point.time_ns >= facts.failed_back_ns:
+            continue
+        text = (
+            f"group {group.name} failed back at {format_ns(facts.failed_back_ns)} and has "
+            f"not been protected from the original site since: its newest point here (seq "
+            f"{point.seq}, {format_ns(point.time_ns)}) predates production's disks, and a "
+            "failover now would start a second, older copy of the VMs"
+        )
+        if force:
+            warn(f"{SPLIT_BRAIN_FLAG}: {text}")
+            continue
+        raise OperationStateError(
+            text,
+            hint=f"protect it again: start the original site's source with epoch "
+            f"{facts.epoch} (`cdp sim run --epoch {facts.epoch}`; it resyncs in full), then "
+            "fail over; if the original site is lost, the data up to the failback is in the "
+            f"<vm>-dr folders at the recovery datastore; {SPLIT_BRAIN_FLAG} fails over to "
+            "this older point anyway",
         )
 
 

@@ -29,6 +29,7 @@ from cdp.failover import steps as st
 from cdp.failover.actions import Actions
 from cdp.failover.checks import MODE_CHECK, WARN, gate
 from cdp.failover.errors import OperationStateError
+from cdp.failover.failback_record import read_record
 from cdp.failover.plan import Plan
 from cdp.failover.progress import ProgressReporter
 from cdp.failover.records import Operation, StepEntry, Undo
@@ -141,11 +142,13 @@ class Orchestrator:
             last = self._last_finished()
             out: dict[str, Any] = {"plan": self.plan.name, "active": False, "last": last}
             live = self._last_finished(f"-{st.MODE_LIVE}-")  # a test (verify) since changes nothing
-            if live.endswith(f"-{st.MODE_LIVE}-{sl.COMMITTED}.json") and not self._failed_back(
-                live
-            ):
-                out["state"] = "failed over, committed"
-                out["next"] = f"cdp failover failback --plan {path}"
+            if live.endswith(f"-{st.MODE_LIVE}-{sl.COMMITTED}.json"):
+                back = self._failed_back(live)
+                if back is None:
+                    out["state"] = "failed over, committed"
+                    out["next"] = f"cdp failover failback --plan {path}"
+                else:
+                    out.update(_failed_back_state(back))
             return out
         pid, alive = self.log.holder()
         out = {"plan": self.plan.name, "active": True, **summary(op)}
@@ -155,11 +158,12 @@ class Orchestrator:
         out["next"] = next_command(op, path, alive)
         return out
 
-    def _failed_back(self, last: str) -> bool:
-        """Whether a failback finished after the committed failover ``last``."""
+    def _failed_back(self, last: str) -> str | None:
+        """The log of a failback finished after the committed failover ``last`` (or None)."""
         history = os.path.join(self.log.folder, "failback", "history")
         names = sorted(os.listdir(history)) if os.path.isdir(history) else []
-        return any(n.endswith("-failed-back.json") and n[:16] >= last[:16] for n in names)
+        done = [n for n in names if n.endswith("-failed-back.json") and n[:16] >= last[:16]]
+        return os.path.join(history, done[-1]) if done else None
 
     # ---------------------------------------------------------------- test / run
 
@@ -274,6 +278,10 @@ class Orchestrator:
             )
         if mode == st.MODE_LIVE:
             await fencing.guard_committed(self.replication, self.plan)
+            await fencing.guard_failed_back(
+                self.replication, self.plan, plan.points, self._split_brain[0],
+                warn=lambda text: self.report(Event("warn", text)),
+            )  # fmt: skip
         if mode == st.MODE_LIVE and not planned:
             await fencing.guard_split_brain(
                 self.replication,
@@ -633,3 +641,18 @@ class Orchestrator:
         names = sorted(os.listdir(history)) if os.path.isdir(history) else []
         names = [n for n in names if infix in n]
         return names[-1] if names else ""
+
+
+def _failed_back_state(path: str) -> dict[str, Any]:
+    """What ``status`` says once a failback finished (from its archived log ``path``)."""
+    rec = read_record(path)
+    epochs = {s.group: (s.result or {}).get("epoch") for s in rec.steps
+              if s.kind == "protect-again" and s.done}  # fmt: skip
+    how = "; ".join(f"group {g}: --epoch {e}" for g, e in sorted(epochs.items()))
+    return {
+        "state": "failed back: production runs at the original site",
+        "failed_back_log": path,
+        "next": "protect the groups again from the original site: start its source with "
+        f"the group's epoch ({how or 'see `cdp status`'}); the target asks it for a full "
+        "resync",
+    }

@@ -57,6 +57,7 @@ class TargetReplication:
             lifecycle=LIFECYCLE_NAMES.get(members[0].lifecycle, "unknown"),
             epoch=max(m.epoch for m in members),
             connected_sources=tuple(m.source_id for m in members if m.source_connected),
+            failed_back_ns=max(m.lifecycle_failed_back_unix_ns for m in members),
             vms=tuple(
                 ReplicaVm(
                     v.vm_id, tuple(ReplicaDisk(i, d.capacity_bytes) for i, d in enumerate(v.disks))

@@ -55,6 +55,9 @@ class GroupFacts:
     """The group's fencing epoch at the target."""
     connected_sources: tuple[str, ...] = ()
     """Source ids with a session open now (a source is connected and may be writing)."""
+    failed_back_ns: int = 0
+    """Target time the group last returned to protecting after a failover (a failback),
+    Unix ns; 0: never. A point older than it predates production's current disks."""
 
     def vm(self, name: str) -> ReplicaVm | None:
         """The VM of that name, or None."""

@@ -72,6 +72,7 @@ def status_to_pb(s: GroupStatus) -> pb.GroupStatus:
         detector_phase=s.detector.phase,
         detector_training_until_unix_ns=s.detector.training_until_ns,
         detector_watching_from_seq=s.detector.watching_from_seq,
+        lifecycle_failed_back_unix_ns=s.lifecycle.failed_back_ns,
     )  # fmt: skip
 
 
@@ -90,6 +91,7 @@ _STATUS_INTS = (
     "last_clean_time_unix_ns",
     "detector_training_until_unix_ns",
     "detector_watching_from_seq",
+    "lifecycle_failed_back_unix_ns",
 )
 """uint64 fields, which protobuf's JSON mapping renders as strings."""
 

@@ -353,9 +353,16 @@ class Member:
     def set_lifecycle(self, lifecycle: Lifecycle) -> str:
         """Take the group's new lifecycle; a raised epoch ends the current session.
 
+        A failback (back to protecting after a failover) requires a full resync, durably.
+
         Returns the id of the session it ended ("" if none).
         """
         ended = ""
+        if lifecycle.failed_back_ns != self.lifecycle.failed_back_ns:
+            self._require_resync(
+                f"the group failed back at {format_ns(lifecycle.failed_back_ns)}: production's "
+                "disks changed outside this journal, so every region is compared"
+            )
         if lifecycle.epoch > self.lifecycle.epoch and self.session_id:
             ended = self.session_id
             log.warning("group %s: epoch %d fences session %s of %s", self.key,

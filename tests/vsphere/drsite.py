@@ -243,10 +243,12 @@ class LiveSource:
     """A protected host (the simulator's VMs + filter + shipper) that writes on demand."""
 
     def __init__(
-        self, address: str, folder: Path, seed: int = 7, protection: ProtectionConfig | None = None
-    ) -> None:
+        self, address: str, folder: Path, seed: int = 7,
+        protection: ProtectionConfig | None = None, epoch: int = 0,
+    ) -> None:  # fmt: skip
         """With ``protection``, writes go through the source's dirty map and resync (as
-        ``cdp sim run``): a source restarted on the same disks rejoins the target."""
+        ``cdp sim run``): a source restarted on the same disks rejoins the target.
+        ``epoch``: the fencing epoch it writes under (``cdp sim run --epoch``)."""
         folder.mkdir(parents=True, exist_ok=True)
         self.host = SimHost("src-host", [SimVM(str(folder), vm, [DISK_BYTES]) for vm in VMS])
         self.buffer = SourceBuffer(64 * 2**20)
@@ -265,7 +267,8 @@ class LiveSource:
             )
         self.client = ReplicationClient(address)
         spec = self.host.group_spec(GROUP)
-        self.shipper = Shipper(spec, self.buffer, self.client, ShipperConfig("src-host"))
+        config = ShipperConfig("src-host", epoch=epoch)
+        self.shipper = Shipper(spec, self.buffer, self.client, config)
         self.shipper.hold_writes = lambda: [g.hold() for g in self.seal_gates] and None
         self.shipper.release_writes = lambda: [g.release() for g in self.seal_gates] and None
         if self.protection is not None:

@@ -40,7 +40,9 @@ from cdp.failover.plan import Credentials, parse_plan
 from cdp.failover.remote import TargetReplication
 from cdp.failover.vcenter import VCenter
 from cdp.rpc.client import ReplicationClient
+from cdp.source.protection import Mode, ProtectionConfig
 from cdp.tls import load_client_tls, load_server_tls
+from cdp.v1 import replication_pb2 as pb
 
 from .drsite import (
     DISK_BYTES,
@@ -48,6 +50,7 @@ from .drsite import (
     GROUP,
     VMS,
     DrSite,
+    LiveSource,
     failback_pki,
     failback_tls_dir,
     find_one,
@@ -255,6 +258,7 @@ async def test_failback_dry_run_changes_nothing(site: DrSite, protected: Vcsim, 
         "retire-original",
         "failover-back",
         "unregister-dr",
+        "protect-again",
     ]
     assert all(d["seed_present"] for d in plan["disks"])
     assert (vms(home.si), inventory(site.si), sorted(os.listdir(home.replicas))) == before
@@ -461,3 +465,79 @@ def test_plan_failback_errors_name_the_key(
                 data[k][kk] = vv
     with pytest.raises(ConfigError, match=re.escape(key)):
         parse_plan(data, str(tmp_path / "p.yaml"))
+
+
+async def image(client: ReplicationClient, vm: str, at: str = "latest") -> bytes:
+    """Disk 0 of ``vm`` at ``at`` in the recovery-site target's group, assembled."""
+    out = bytearray(DISK_BYTES)
+    async for msg in client.read_image(GROUP, vm, 0, at):
+        out[msg.offset_bytes : msg.offset_bytes + len(msg.data)] = msg.data
+    return bytes(out)
+
+
+async def test_after_failback_the_group_is_protected_again_from_the_original_site(
+    site: DrSite, protected: Vcsim, home: Home, tmp_path: Path
+) -> None:
+    """Issue 13's lifecycle to its end: ... failing back -> protecting again.
+
+    Failback marks the recovery-site group reverse protecting, failing back, then
+    protecting again; a live failover to its (pre-failover) points is refused until the
+    original site's source rejoins with the group's epoch, which the target asks for a
+    full resync: afterwards the recovery-site image is production's disk, with what the
+    DR guests wrote, byte for byte.
+    """
+    await fail_over_and_write(site, protected, home)
+    orch = orchestrator(site, protected, home)
+    seen: list[str] = []
+    real_mark = orch.replication.set_lifecycle
+
+    async def spy(group: str, state: str, **kw: Any) -> int:
+        seen.append(state)
+        return await real_mark(group, state, **kw)
+
+    orch.replication.set_lifecycle = spy  # type: ignore[method-assign]
+    result = await failback(orch, home).run()
+    orch.close()
+    assert list(dict.fromkeys(seen)) == ["reverse_protecting", "failing_back", "protecting"]
+    assert result["protect_again"][GROUP]["epoch"] == 1
+    (g,) = (await site.target.client.status(GROUP)).groups
+    assert (g.lifecycle, g.epoch) == (pb.LIFECYCLE_STATE_PROTECTING, 1)
+    assert g.lifecycle_failed_back_unix_ns > 0
+    status = site.orchestrator(orch.plan).status()
+    assert status["state"].startswith("failed back") and "--epoch 1" in status["next"], status
+
+    again = orchestrator(site, protected, home)  # production runs at home: no second copy
+    with pytest.raises(OperationStateError, match=r"failed back at .* predates production"):
+        await again.failover("live", overwrite_recovered=True)
+    again.close()
+
+    # The original site's source protects the group again: production's disks (the
+    # failed-back ones, hard-linked: the same files) under a source of epoch 1.
+    folder = tmp_path / "home-source"
+    for vm in VMS:
+        (folder / vm).mkdir(parents=True)
+        os.link(home.replicas / f"{vm}-dr" / f"{vm}_0-flat.vmdk", folder / vm / f"{vm}_0-flat.vmdk")
+    production = {vm: (folder / vm / f"{vm}_0-flat.vmdk").read_bytes() for vm in VMS}
+    source = LiveSource(site.target.address, folder, protection=ProtectionConfig(), epoch=1)
+    await source.start()
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                (g,) = (await site.target.client.status(GROUP)).groups
+                if (
+                    g.state == pb.GROUP_STATE_REPLICATING
+                    and source.protection is not None
+                    and (source.protection.mode is Mode.JOURNALING)
+                ):
+                    break
+                await asyncio.sleep(0.05)
+        await source.drained()
+        for vm in VMS:
+            assert await image(site.target.client, vm) == production[vm], vm
+        # The guard is lifted: what refuses a run now is the live source (split brain).
+        again = orchestrator(site, protected, home)
+        with pytest.raises(OperationStateError, match="a source is connected"):
+            await again.failover("live", overwrite_recovered=True)
+        again.close()
+    finally:
+        await source.stop()
