@@ -23,9 +23,12 @@ from collections.abc import Iterable
 from cdp import codec, fsutil
 from cdp.errors import ReplicaCorruptError
 
-REGION_BYTES = 2**20
-"""Bytes per checksummed region (1 MiB): a read verifies whole regions, an apply
-re-reads each region it touched, and the sums cost 8 bytes per MiB of disk."""
+REGION_BYTES = 64 * 2**10
+"""Bytes per checksummed region (64 KiB, the source's dirty-map region): a read verifies
+whole regions, an apply verifies each region it partly overwrites and re-reads each region
+it touched, and the sums cost 8 bytes per 64 KiB of disk (128 KiB per GiB). Sums files of
+an earlier layout (1 MiB regions) are converted at open, verified first
+(:func:`convert_layout`)."""
 SUMS_SUFFIX = ".sums"
 """Appended to the extent's path to name its sums file."""
 DAMAGED = 2**64 - 1
@@ -200,3 +203,60 @@ def compute_all(extent_fd: int, sums: ExtentSums) -> dict[int, int]:
             out[region] = region_sum(os.pread(extent_fd, hi - lo, lo).ljust(hi - lo, b"\0"))
         pos = max(hole, (regions_of(data, hole - data).stop) * REGION_BYTES)
     return out
+
+
+def stored_region_bytes(path: str, capacity_bytes: int) -> int:
+    """The region size a sums file of this capacity was written with (0: not a sums file)."""
+    with open(path, "rb") as f:
+        head = f.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        return 0
+    magic, region, capacity = _HEADER.unpack(head)
+    return region if magic == MAGIC and capacity == capacity_bytes and region > 0 else 0
+
+
+def convert_layout(extent_fd: int, sums: ExtentSums, old_region: int, pending: set[int]) -> int:
+    """Rewrite a sums file of region size ``old_region`` in this layout; return damage.
+
+    The count returned is of regions (new units) marked damaged. Each old region that
+    holds data is read once and checked against its old sum first (damage found before
+    the conversion is kept: every new region inside a bad old one is marked
+    :data:`DAMAGED`), then split into new sums. ``pending``: old regions an interrupted
+    apply round was writing, whose old sums are stale (recomputed, as at any open after
+    a crash).
+    """
+    count = (sums.capacity_bytes + old_region - 1) // old_region
+    with open(sums.path, "rb") as f:
+        f.seek(_HEADER.size)
+        raw = f.read(8 * count).ljust(8 * count, b"\0")
+    old = [v for (v,) in struct.iter_unpack("<Q", raw)]
+    holding = {i for i, v in enumerate(old) if v} | pending
+    pos = 0
+    while pos < sums.capacity_bytes:  # regions with data whose old sum says "zeros"
+        try:
+            start = os.lseek(extent_fd, pos, os.SEEK_DATA)
+        except OSError:
+            break
+        hole = min(os.lseek(extent_fd, start, os.SEEK_HOLE), sums.capacity_bytes)
+        holding.update(range(start // old_region, (max(hole, start + 1) - 1) // old_region + 1))
+        pos = hole
+    new: dict[int, int] = {}
+    damaged = 0
+    for i in sorted(holding):
+        lo = i * old_region
+        hi = min(lo + old_region, sums.capacity_bytes)
+        data = os.pread(extent_fd, hi - lo, lo).ljust(hi - lo, b"\0")
+        bad = i not in pending and (old[i] == DAMAGED or region_sum(data) != old[i])
+        for region in regions_of(lo, hi - lo):
+            a, b = sums.region_span(region)
+            new[region] = DAMAGED if bad else region_sum(data[a - lo : b - lo])
+            damaged += bad
+    fresh = ExtentSums(sums.path + ".convert", sums.capacity_bytes, (sums.vm_id, sums.disk))
+    fresh.create()
+    fresh.store(new)
+    fresh.sync()
+    fresh.close()
+    sums.close()
+    os.replace(fresh.path, sums.path)  # a crash leaves the old file or the new one whole
+    fsutil.fsync_dir(os.path.dirname(sums.path))
+    return damaged

@@ -36,8 +36,10 @@ from cdp.target.extent_sums import (
     REGION_BYTES,
     ExtentSums,
     compute_all,
+    convert_layout,
     region_sum,
     regions_of,
+    stored_region_bytes,
     sums_path,
 )
 from cdp.vmdk import format_descriptor
@@ -163,12 +165,31 @@ class ReplicaSet:
             sums.store(compute_all(fd, sums))
             sums.sync()
             return fd
+        region = stored_region_bytes(sums.path, sums.capacity_bytes)
+        if region and region != REGION_BYTES:
+            self._convert(fd, sums, region)
         problem = sums.open()
         if problem:
             self.problems.append(sums.damaged_file(problem))
             return fd
         self._recover_pending(fd, sums)
         return fd
+
+    def _convert(self, fd: int, sums: ExtentSums, old_region: int) -> None:
+        """A sums file of an earlier region size: verified, then rewritten in this one."""
+        note = sums.path + PENDING_SUFFIX
+        pending: set[int] = set()
+        if os.path.exists(note):  # region numbers of the old layout
+            with open(note, encoding="ascii") as f:
+                pending = {int(x) for x in f.read().split()}
+        damaged = convert_layout(fd, sums, old_region, pending)
+        sums.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(note)
+        level = logging.ERROR if damaged else logging.WARNING
+        log.log(level, "replica %s: region sums converted from %d to %d bytes per region "
+                "(verified first; %d regions found damaged)", sums.path, old_region,
+                REGION_BYTES, damaged)  # fmt: skip
 
     def _recover_pending(self, fd: int, sums: ExtentSums) -> None:
         """An apply round died: recompute the sums of the regions it was writing."""
@@ -255,7 +276,6 @@ class ReplicaSet:
                 _store_sums(fd, self._sums[disk], regions - self._still_damaged(disk, regions))
                 os.fdatasync(fd)
                 self._sums[disk].sync()
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
     def _still_damaged(self, disk: int, regions: set[int]) -> set[int]:
         """Damaged regions among ``regions`` that writes so far have not covered whole."""

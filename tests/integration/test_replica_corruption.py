@@ -29,9 +29,14 @@ from prometheus_client import CollectorRegistry
 from cdp import codec
 from cdp.errors import RemoteError
 from cdp.record import KIND_RESYNC_END, KIND_RESYNC_START, Record
+from cdp.target.extent_sums import REGION_BYTES
 from cdp.web import TargetCollector
 
 GROUP = "rc"
+DATA_REGIONS = 3 * MiB // REGION_BYTES
+"""Sum regions of the source's 3 MiB of data (the 4th MiB is zeros: no data, not read)."""
+FLIPPED = (MiB + 4096) // REGION_BYTES
+"""The sum region of the byte the scrub tests flip."""
 SPEC = small_group(GROUP, disks=1, size=4 * MiB)
 VM = f"{GROUP}-vm0"
 TABLE: list[tuple[str, str, str]] = []
@@ -185,11 +190,11 @@ async def test_scrub_finds_the_damaged_region_and_a_resync_repairs_it(tmp_path: 
     finally:
         await stop_target(r)
     code, clean = run_scrub(data_dir)
-    assert code == 0 and clean["damage"] == [] and clean["regions_checked"] == 3
+    assert code == 0 and clean["damage"] == [] and clean["regions_checked"] == DATA_REGIONS
     flip(extent(data_dir), MiB + 4096)
     code, found = run_scrub(data_dir)
     assert code == 1
-    assert [(d["vm_id"], d["disk"], d["region"]) for d in found["damage"]] == [(VM, 0, 1)]
+    assert [(d["vm_id"], d["disk"], d["region"]) for d in found["damage"]] == [(VM, 0, FLIPPED)]
 
     r = await start_target(data_dir)
     try:
@@ -201,7 +206,7 @@ async def test_scrub_finds_the_damaged_region_and_a_resync_repairs_it(tmp_path: 
         offsets = list(range(0, 4 * MiB, region))
         hashes = [codec.checksum(want[o : o + region]) for o in offsets]
         differing = await r.client.compare_regions(reply.session_id, 0, region, offsets, hashes)
-        assert differing == list(range(MiB, 2 * MiB, region))
+        assert differing == [FLIPPED * REGION_BYTES]  # the damaged sum region alone
         now = time.time_ns()
         start = marker(13, KIND_RESYNC_START, f"resync bytes={len(differing) * region}")
         recs = [start] + [
@@ -245,10 +250,10 @@ async def test_a_running_target_scrubs_on_request_and_asks_the_source_to_resync(
     try:
         await send_all(r, source_data())
         clean = await r.target.scrub_once()
-        assert clean.damage == [] and clean.regions_checked == 3
-        flip(extent(data_dir), MiB + 4096)  # region 1, behind the running target's back
+        assert clean.damage == [] and clean.regions_checked == DATA_REGIONS
+        flip(extent(data_dir), MiB + 4096)  # behind the running target's back
         report = await r.target.scrub_once()
-        assert [(d.vm_id, d.disk, d.region) for d in report.damage] == [(VM, 0, 1)]
+        assert [(d.vm_id, d.disk, d.region) for d in report.damage] == [(VM, 0, FLIPPED)]
         assert r.target.last_scrub is not None and r.target.last_scrub[1] is report
         registry = CollectorRegistry()
         registry.register(TargetCollector(r.target))
@@ -272,7 +277,8 @@ async def test_the_scrub_loop_runs_on_its_schedule(tmp_path: Path) -> None:
             if r.target.last_scrub is not None and r.target.last_scrub[1].regions_checked:
                 break
             await asyncio.sleep(0.02)
-        assert r.target.last_scrub is not None and r.target.last_scrub[1].regions_checked == 3
+        assert r.target.last_scrub is not None
+        assert r.target.last_scrub[1].regions_checked == DATA_REGIONS
     finally:
         await stop_target(r)
 
@@ -302,3 +308,44 @@ def test_sigusr1_starts_a_scrub_in_cdp_target_serve(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0
+
+
+def write_old_layout(data_dir: str, damage_at: int | None = None) -> None:
+    """Rewrite the sums file as a release with 1 MiB regions wrote it (from the intact
+    extent); then, optionally, damage the extent behind it."""
+    from cdp.target.extent_sums import MAGIC, region_sum
+
+    data = Path(extent(data_dir)).read_bytes()
+    sums = [region_sum(data[i : i + MiB]) for i in range(0, len(data), MiB)]
+    header = MAGIC + (MiB).to_bytes(8, "little") + len(data).to_bytes(8, "little")
+    Path(sums_file(data_dir)).write_bytes(header + b"".join(s.to_bytes(8, "little") for s in sums))
+    if damage_at is not None:
+        flip(extent(data_dir), damage_at)
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+async def test_sums_of_the_1_mib_layout_are_verified_then_converted(
+    tmp_path: Path, damaged: bool
+) -> None:
+    """An upgrade from 1 MiB to 64 KiB sum regions keeps what the old sums proved: each
+    old region is checked before it is split, and damage found then stays refused."""
+    data_dir = str(tmp_path / "target")
+    want = source_data()
+    r = await start_target(data_dir)
+    try:
+        await send_all(r, want)
+    finally:
+        await stop_target(r)
+    write_old_layout(data_dir, MiB + 12345 if damaged else None)
+    r = await start_target(data_dir)
+    try:
+        head = Path(sums_file(data_dir)).read_bytes()[:24]
+        assert int.from_bytes(head[8:16], "little") == REGION_BYTES == 64 * 1024
+        if not damaged:
+            assert await export(r) == want
+            return
+        with pytest.raises(RemoteError, match="DATA_LOSS") as err:
+            await export(r)
+        assert "region 16" in str(err.value) or "region 17" in str(err.value), err.value
+    finally:
+        await stop_target(r)
