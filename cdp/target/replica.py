@@ -47,6 +47,9 @@ from cdp.vmx import format_vmx
 
 log = logging.getLogger("cdp.target")
 
+MAX_IMAGED_REGIONS = 512
+"""Regions per apply round whose verified bytes are kept to sum them after the writes
+(32 MiB at 64 KiB); a round touching more re-reads the rest from the extent."""
 PENDING_SUFFIX = ".pending"
 """Appended to a sums file's path to name the note of regions an apply round touches."""
 
@@ -136,6 +139,10 @@ class ReplicaSet:
             raise
         self._touched: dict[int, set[int]] = {}
         self._writes: list[tuple[int, int, int]] = []
+        self._images: dict[tuple[int, int], bytearray] = {}
+        """(disk, region) -> the region's bytes as verified before the round, with the
+        round's writes patched in: its new sum without reading it again (at most
+        :data:`MAX_IMAGED_REGIONS` per round; the others are re-read)."""
         self._lock = threading.Lock()
         self.damaged: dict[int, set[int]] = {
             d: set(s.damaged_regions()) for d, s in enumerate(self._sums) if s.is_open
@@ -217,14 +224,18 @@ class ReplicaSet:
         region stays refused until writes cover it whole, which a resync does.
         """
         self.check()
+        self._images.clear()  # a round that failed before finish() leaves none behind
         touched = _touched_regions(writes)
         for disk, regions in sorted(touched.items()):
             whole = _whole_regions(writes, disk, self._sums[disk])
             for region in sorted(regions - whole - self.damaged.get(disk, set())):
                 try:
-                    self._sums[disk].read_verified(self._fds[disk], region)
+                    data = self._sums[disk].read_verified(self._fds[disk], region)
                 except ReplicaCorruptError as exc:
                     self.mark_damaged(disk, region, exc)
+                    continue
+                if len(self._images) < MAX_IMAGED_REGIONS:
+                    self._images[(disk, region)] = bytearray(data)
         for disk, regions in sorted(touched.items()):
             text = "\n".join(str(r) for r in sorted(regions))
             with _full_disk(self.root):
@@ -266,16 +277,28 @@ class ReplicaSet:
         with _full_disk(self.root):
             if os.pwrite(self._fds[disk], data, offset) != len(data):
                 raise OSError(errno.ENOSPC, "short write")
-        self._touched.setdefault(disk, set()).update(regions_of(offset, len(data)))
+        regions = regions_of(offset, len(data))
+        self._touched.setdefault(disk, set()).update(regions)
+        for region in regions:
+            image = self._images.get((disk, region))
+            if image is not None:  # the same bytes as the extent's region now
+                lo = region * REGION_BYTES
+                a, b = max(offset, lo), min(offset + len(data), lo + len(image))
+                image[a - lo : b - lo] = data[a - offset : b - offset]
 
     def sync(self) -> None:
         """Store the touched regions' new sums; make extents and sums durable."""
         with _full_disk(self.root):
             for disk, regions in sorted(self._touched.items()):
                 fd = self._fds[disk]
-                _store_sums(fd, self._sums[disk], regions - self._still_damaged(disk, regions))
+                regions = regions - self._still_damaged(disk, regions)
+                keys = [r for r in regions if (disk, r) in self._images]
+                images = {r: self._images.pop((disk, r)) for r in keys}
+                self._sums[disk].store({r: region_sum(b) for r, b in images.items()})
+                _store_sums(fd, self._sums[disk], regions - images.keys())
                 os.fdatasync(fd)
                 self._sums[disk].sync()
+            self._images.clear()
 
     def _still_damaged(self, disk: int, regions: set[int]) -> set[int]:
         """Damaged regions among ``regions`` that writes so far have not covered whole."""
@@ -305,6 +328,7 @@ class ReplicaSet:
                 os.unlink(self._sums[disk].path + PENDING_SUFFIX)
         self._touched.clear()
         self._writes = []
+        self._images.clear()
 
     def base(self, disk: int) -> VerifiedExtent:
         """A reader of one base extent that checks every region it reads."""
