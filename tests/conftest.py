@@ -11,11 +11,13 @@ import pytest
 
 from cdp import codec
 from cdp.group import DiskSpec, GroupSpec, VmSpec
+from cdp.journal.store.memory import MemoryIndex
 from cdp.journal.store.rocksdb import RocksIndex
 from cdp.record import Record
 from cdp.rpc.client import ReplicationClient
 from cdp.rpc.server import start_server
 from cdp.target.config import TargetConfig
+from cdp.target.member import Member
 from cdp.target.target import Target
 from cdp.tls import ClientTLS, ServerTLS
 
@@ -80,6 +82,26 @@ async def stop_target(r: Running) -> None:
     await r.client.close()
     await r.server.stop(grace=1.0)  # type: ignore[attr-defined]
     await r.target.__aexit__(None, None, None)
+
+
+LONE_SPEC = GroupSpec("g", (VmSpec("vm", (DiskSpec("d0", 1 << 20),)),))
+"""The group of the ``member`` fixture: one VM with one 1 MiB disk."""
+
+
+@pytest.fixture
+async def member(tmp_path: object) -> AsyncIterator[Member]:
+    """A started member of group "g" (:data:`LONE_SPEC`) on an in-memory index, with the
+    target's default policy (a module may override the fixture, e.g. for a 0 s window)."""
+    config = TargetConfig(str(tmp_path))
+    for d in (config.journal_dir, config.replica_dir):
+        os.makedirs(d)
+    m = Member("g", LONE_SPEC, config, MemoryIndex())
+    m.start()
+    try:
+        yield m
+    finally:
+        await m.stop()
+        m.close()
 
 
 @pytest.fixture

@@ -140,9 +140,10 @@ class ReplicaSet:
         self._touched: dict[int, set[int]] = {}
         self._writes: list[tuple[int, int, int]] = []
         self._images: dict[tuple[int, int], bytearray] = {}
-        """(disk, region) -> the region's bytes as verified before the round, with the
-        round's writes patched in: its new sum without reading it again (at most
-        :data:`MAX_IMAGED_REGIONS` per round; the others are re-read)."""
+        """(disk, region) -> the region's bytes as verified before the round (zeros for a
+        region the round writes whole), with the round's writes patched in: its new sum
+        without reading it again (at most :data:`MAX_IMAGED_REGIONS` per round; the others
+        are re-read)."""
         self._lock = threading.Lock()
         self.damaged: dict[int, set[int]] = {
             d: set(s.damaged_regions()) for d, s in enumerate(self._sums) if s.is_open
@@ -236,6 +237,10 @@ class ReplicaSet:
                     continue
                 if len(self._images) < MAX_IMAGED_REGIONS:
                     self._images[(disk, region)] = bytearray(data)
+            for region in sorted(whole - self.damaged.get(disk, set())):
+                if len(self._images) < MAX_IMAGED_REGIONS:  # every byte comes from a write
+                    lo, hi = self._sums[disk].region_span(region)
+                    self._images[(disk, region)] = bytearray(hi - lo)
         for disk, regions in sorted(touched.items()):
             text = "\n".join(str(r) for r in sorted(regions))
             with _full_disk(self.root):

@@ -13,43 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import start_target, stop_target
+from conftest import LONE_SPEC as SPEC
+from conftest import make_record, start_target, stop_target
 
-from cdp import codec, lifecycle
+from cdp import lifecycle
 from cdp.cli.status import fetch, render
-from cdp.group import DiskSpec, GroupSpec, VmSpec
-from cdp.journal.store.memory import MemoryIndex
 from cdp.record import Record
 from cdp.rpc.client import ReplicationClient
-from cdp.target.config import TargetConfig
 from cdp.target.member import Member
 from cdp.v1 import replication_pb2 as pb
 
-SPEC = GroupSpec("g", (VmSpec("vm", (DiskSpec("d0", 1 << 20),)),))
-
 
 def write(seq: int) -> Record:
-    data = b"w" * 4096
-    return Record(seq, 0, seq * 4096, len(data), 1_000 + seq, codec.checksum(data),
-                  codec.compress(data))  # fmt: skip
-
-
-@pytest.fixture
-async def member(tmp_path: Path) -> AsyncIterator[Member]:
-    config = TargetConfig(str(tmp_path))
-    for d in (config.journal_dir, config.replica_dir):
-        Path(d).mkdir(parents=True)
-    m = Member("g", SPEC, config, MemoryIndex())
-    m.start()
-    try:
-        yield m
-    finally:
-        await m.stop()
-        m.close()
+    return make_record(seq, 0, seq * 4096, b"w" * 4096)
 
 
 def committed() -> lifecycle.Lifecycle:
