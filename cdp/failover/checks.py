@@ -19,6 +19,7 @@ Decisions where the issue is silent:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from cdp.failover.errors import ReadinessError
@@ -30,6 +31,7 @@ from cdp.failover.replication import (
 )
 from cdp.failover.steps import MODE_LIVE, MODE_TEST, registration_name, vmx_path
 from cdp.failover.vcenter import SiteFacts
+from cdp.restore.spec import format_ns
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 MODE_CHECK = "check"
@@ -374,7 +376,20 @@ def _rpo_rows(plan: Plan, facts: Facts, mode: str) -> list[CheckRow]:
         if group.name not in facts.groups:
             continue
         rpo = facts.rpo_s.get(group.name)
-        if rpo is None:
+        g = facts.groups[group.name]
+        if g.failed_back_ns and rpo is not None and time.time_ns() - rpo * 1e9 < g.failed_back_ns:
+            rows.append(
+                CheckRow(
+                    f"RPO {group.name}",
+                    WARN if mode == MODE_TEST else FAIL,
+                    f"failed back at {format_ns(g.failed_back_ns)} and not protected from the "
+                    f"original site since: the newest point here ({rpo:.0f} s old) predates "
+                    "production, so a live failover is refused",
+                    f"start the original site's source with epoch {g.epoch} (`cdp sim run "
+                    f"--epoch {g.epoch}`); it resyncs in full",
+                )
+            )
+        elif rpo is None:
             rows.append(CheckRow(f"RPO {group.name}", WARN, "no write has reached the target yet"))
         elif rpo > plan.rpo_sla_s:
             status = FAIL if mode == MODE_CHECK else WARN

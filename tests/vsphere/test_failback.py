@@ -32,6 +32,7 @@ from pyVmomi import vim
 
 from cdp.errors import ConfigError, PreconditionError, RemoteError
 from cdp.failover import vsphere
+from cdp.failover.checks import FAIL, PASS
 from cdp.failover.errors import OperationStateError
 from cdp.failover.failback import Failback, back_plan
 from cdp.failover.faults import server_thumbprint
@@ -507,6 +508,8 @@ async def test_after_failback_the_group_is_protected_again_from_the_original_sit
     assert status["state"].startswith("failed back") and "--epoch 1" in status["next"], status
 
     again = orchestrator(site, protected, home)  # production runs at home: no second copy
+    (row,) = [r for r in (await again.check()).rows if r.name == f"RPO {GROUP}"]
+    assert row.status == FAIL and "failed back at" in row.detail and "--epoch 1" in row.hint
     with pytest.raises(OperationStateError, match=r"failed back at .* predates production"):
         await again.failover("live", overwrite_recovered=True)
     again.close()
@@ -536,6 +539,8 @@ async def test_after_failback_the_group_is_protected_again_from_the_original_sit
             assert await image(site.target.client, vm) == production[vm], vm
         # The guard is lifted: what refuses a run now is the live source (split brain).
         again = orchestrator(site, protected, home)
+        (row,) = [r for r in (await again.check()).rows if r.name == f"RPO {GROUP}"]
+        assert row.status == PASS, row
         with pytest.raises(OperationStateError, match="a source is connected"):
             await again.failover("live", overwrite_recovered=True)
         again.close()
