@@ -381,7 +381,7 @@ def _rpo_rows(plan: Plan, facts: Facts, mode: str) -> list[CheckRow]:
             rows.append(
                 CheckRow(
                     f"RPO {group.name}",
-                    WARN if mode == MODE_TEST else FAIL,
+                    FAIL if mode == MODE_CHECK else WARN,  # `run` refuses it (guard_failed_back)
                     f"failed back at {format_ns(g.failed_back_ns)} and not protected from the "
                     f"original site since: the newest point here ({rpo:.0f} s old) predates "
                     "production, so a live failover is refused",
