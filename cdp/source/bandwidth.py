@@ -12,13 +12,14 @@ flag, a file or the wall clock itself: the command line builds these from its fl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from cdp.waiting import wait_set
 
 PRIORITIES = ("high", "normal", "low")
 """A group's claim on a saturated cap, best first (the target's policy names the same)."""
@@ -202,8 +203,7 @@ async def _wait(changed: asyncio.Event, timeout_s: float) -> None:
     if not timeout_s:
         await changed.wait()
         return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(changed.wait(), min(timeout_s, 1.0))
+    await wait_set(changed, min(timeout_s, 1.0))
 
 
 @dataclass(frozen=True)

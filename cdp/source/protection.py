@@ -223,9 +223,8 @@ class Protection:
         self.hold()
         try:
             while len(self.dirty):
-                await asyncio.wait_for(
-                    self._pass(shipper, transport, COMPARE_BATCH), HELD_PASS_TIMEOUT_S
-                )
+                async with asyncio.timeout(HELD_PASS_TIMEOUT_S):  # (wait_for may lose a cancel)
+                    await self._pass(shipper, transport, COMPARE_BATCH)
             self.buffer.append_marker(KIND_RESYNC_END, "resync", time.time_ns())
             self.stats.resyncs += 1
             self.stats.last_resync_s = time.monotonic() - started

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from cdp.group import GroupSpec
 from cdp.record import Record
 from cdp.source.bandwidth import Throttle
 from cdp.source.buffer import SourceBuffer
+from cdp.waiting import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -305,8 +305,7 @@ class Shipper:
         batch = buf.take(send_seq, reply.max_records, max_bytes)
         while inflight and _small(batch, max_bytes) and (left := deadline - loop.time()) > 0:
             buf.changed.clear()  # set again by the next write or ack
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(buf.changed.wait(), left)
+            await wait_set(buf.changed, left)
             batch = buf.take(send_seq, reply.max_records, max_bytes)
         return batch
 

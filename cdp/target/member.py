@@ -52,6 +52,7 @@ from cdp.target.scrub import ScrubReport, scrub_live
 from cdp.target.seal import Seal, Sealed
 from cdp.target.verdicts import Verdicts
 from cdp.verdict import Suspicion
+from cdp.waiting import wait_set
 
 log = logging.getLogger("cdp.target")
 """The target's logger: to an operator a member's messages are the target's."""
@@ -547,8 +548,7 @@ class Member:
 
     async def wait_for_work(self, timeout_s: float) -> None:
         """Sleep up to ``timeout_s``, waking at once when a batch becomes durable."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._durable_news.wait(), timeout_s)
+        await wait_set(self._durable_news, timeout_s)
         self._durable_news.clear()
 
     @contextlib.asynccontextmanager

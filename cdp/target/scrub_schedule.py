@@ -10,7 +10,6 @@ the handshake asks for the resync that rewrites the damaged regions. The scrub i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from cdp.target.config import TargetConfig
 from cdp.target.scrub import ScrubReport
+from cdp.waiting import wait_set
 
 if TYPE_CHECKING:
     from cdp.target.member import Member
@@ -46,8 +46,7 @@ class ScrubSchedule:
         """Scrub every ``scrub_interval_s`` or on request, until the target stops."""
         while not self._stop.is_set():
             interval = self._config().scrub_interval_s or None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._now.wait(), interval)
+            await wait_set(self._now, interval)
             self._now.clear()
             if not self._stop.is_set():
                 await self.once()

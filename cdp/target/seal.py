@@ -14,7 +14,6 @@ source then writes on, and the failover's bookmark check refuses writes past the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cdp.errors import InvalidInputError, PreconditionError
+from cdp.waiting import wait_set
 
 DEFAULT_SEAL_TIMEOUT_S = 30.0
 """How long SealGroup waits for every member's seal when the request says 0, seconds."""
@@ -74,8 +74,7 @@ class Seal:
     async def wait_changed(self, timeout_s: float) -> None:
         """Wait until the seal changes or ``timeout_s`` passes."""
         self._changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), max(timeout_s, 0.0))
+        await wait_set(self._changed, timeout_s)
 
 
 class SealMember(Protocol):

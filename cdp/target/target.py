@@ -53,6 +53,7 @@ from cdp.target.plan_bookmark import PlanBookmark
 from cdp.target.retention_guard import check_retention_lock
 from cdp.target.scrub import ScrubReport
 from cdp.target.scrub_schedule import ScrubSchedule
+from cdp.waiting import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -294,8 +295,7 @@ class Target:
 
     async def _idle(self, seconds: float) -> None:
         """Sleep, but wake at once when the target stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+        await wait_set(self._stop, seconds)
 
     # -- the RPC-facing operations -------------------------------------------------------
 
