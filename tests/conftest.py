@@ -3,9 +3,11 @@ grpc.aio server on 127.0.0.1 port 0, and helpers to build batches by hand."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -88,20 +90,28 @@ LONE_SPEC = GroupSpec("g", (VmSpec("vm", (DiskSpec("d0", 1 << 20),)),))
 """The group of the ``member`` fixture: one VM with one 1 MiB disk."""
 
 
-@pytest.fixture
-async def member(tmp_path: object) -> AsyncIterator[Member]:
-    """A started member of group "g" (:data:`LONE_SPEC`) on an in-memory index, with the
-    target's default policy (a module may override the fixture, e.g. for a 0 s window)."""
-    config = TargetConfig(str(tmp_path))
-    for d in (config.journal_dir, config.replica_dir):
+@contextlib.asynccontextmanager
+async def lone_member(folder: str, **config: Any) -> AsyncIterator[Member]:
+    """A started member of group "g" (:data:`LONE_SPEC`) on an in-memory index, in
+    ``folder``, with the target's default policy changed by ``config``."""
+    target_config = TargetConfig(folder, **config)
+    for d in (target_config.journal_dir, target_config.replica_dir):
         os.makedirs(d)
-    m = Member("g", LONE_SPEC, config, MemoryIndex())
+    m = Member("g", LONE_SPEC, target_config, MemoryIndex())
     m.start()
     try:
         yield m
     finally:
         await m.stop()
         m.close()
+
+
+@pytest.fixture
+async def member(tmp_path: object) -> AsyncIterator[Member]:
+    """A :func:`lone_member` with the default policy (a module may override the fixture,
+    e.g. for a 0 s window)."""
+    async with lone_member(str(tmp_path)) as m:
+        yield m
 
 
 @pytest.fixture

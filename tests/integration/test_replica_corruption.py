@@ -70,6 +70,17 @@ async def send_all(r: Running, data: bytes) -> None:
     raise AssertionError("apply did not catch up")
 
 
+async def replicated(data_dir: str) -> bytes:
+    """A target in ``data_dir`` that applied :func:`source_data`, stopped; the data."""
+    want = source_data()
+    r = await start_target(data_dir)
+    try:
+        await send_all(r, want)
+    finally:
+        await stop_target(r)
+    return want
+
+
 async def export(r: Running) -> bytes:
     """The image at latest, as a client exports it (holes are zeros)."""
     out = bytearray(4 * MiB)
@@ -183,12 +194,7 @@ def run_scrub(data_dir: str) -> tuple[int, dict[str, object]]:
 
 async def test_scrub_finds_the_damaged_region_and_a_resync_repairs_it(tmp_path: Path) -> None:
     data_dir = str(tmp_path / "target")
-    want = source_data()
-    r = await start_target(data_dir)
-    try:
-        await send_all(r, want)
-    finally:
-        await stop_target(r)
+    want = await replicated(data_dir)
     code, clean = run_scrub(data_dir)
     assert code == 0 and clean["damage"] == [] and clean["regions_checked"] == DATA_REGIONS
     flip(extent(data_dir), MiB + 4096)
@@ -330,12 +336,7 @@ async def test_sums_of_the_1_mib_layout_are_verified_then_converted(
     """An upgrade from 1 MiB to 64 KiB sum regions keeps what the old sums proved: each
     old region is checked before it is split, and damage found then stays refused."""
     data_dir = str(tmp_path / "target")
-    want = source_data()
-    r = await start_target(data_dir)
-    try:
-        await send_all(r, want)
-    finally:
-        await stop_target(r)
+    want = await replicated(data_dir)
     write_old_layout(data_dir, MiB + 12345 if damaged else None)
     r = await start_target(data_dir)
     try:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import lone_member
 
 from cdp import codec
 from cdp.errors import SeqGapError
@@ -22,8 +23,6 @@ from cdp.status import GroupState
 from cdp.target.config import TargetConfig
 from cdp.target.member import Member
 from cdp.target.verdicts import Verdicts
-
-SPEC = GroupSpec("g", (VmSpec("vm", (DiskSpec("d0", 1 << 20),)),))
 
 
 def write(seq: int, fill: bytes = b"x") -> Record:
@@ -36,16 +35,8 @@ def write(seq: int, fill: bytes = b"x") -> Record:
 async def member(tmp_path: Path) -> AsyncIterator[Member]:
     # history window 0: every durable record is due for apply at once (expiry goes by the
     # target's receive time, so a one-hour window would keep these records for an hour)
-    config = TargetConfig(str(tmp_path), history_window_s=0.0)
-    for d in (config.journal_dir, config.replica_dir):
-        Path(d).mkdir(parents=True)
-    m = Member("g", SPEC, config, MemoryIndex())
-    m.start()
-    try:
+    async with lone_member(str(tmp_path), history_window_s=0.0) as m:
         yield m
-    finally:
-        await m.stop()
-        m.close()
 
 
 async def test_open_accept_ack_after_durability(member: Member) -> None:
