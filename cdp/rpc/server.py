@@ -35,6 +35,7 @@ from cdp.target.target import Target
 from cdp.tls import ServerTLS
 from cdp.v1 import replication_pb2 as pb
 from cdp.v1 import replication_pb2_grpc as pb_grpc
+from cdp.waiting import wait_set
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -531,8 +532,7 @@ class _Stream:
                 yield beat if beat.durable_seq == sent else (self._latest or beat)
                 self._acked(sent)
             if self._error is not None and self._outstanding == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._drained.wait(), DRAIN_GRACE_S)
+                await wait_set(self._drained, DRAIN_GRACE_S)
                 raise self._error
             if not self._reading and self._outstanding == 0:
                 return
